@@ -1,0 +1,1 @@
+"""The ``endofm`` command line: one entry point, one module per command group."""

@@ -1,0 +1,80 @@
+"""Configs: a typed dataclass schema (the defaults) ⊕ a YAML file ⊕ ``key=value`` overrides.
+
+Every command resolves its settings the same way::
+
+    cfg = load_config(PretrainConfig, "configs/pretrain/tiny.yaml", ["optim.epochs=3"])
+
+Unknown keys and wrongly typed values are errors (OmegaConf structured configs), so a typo
+in a YAML file or on the command line never passes silently. ``save_run_config`` writes the
+resolved config and the git commit into the run folder.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from endofm.utils.io import atomic_write_text
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+def load_config(schema: type[T], path: str | Path | None = None,
+                overrides: Sequence[str] = ()) -> T:
+    """Merge ``schema`` defaults, the YAML at ``path`` (if any) and ``key=value`` overrides.
+
+    Returns an OmegaConf object that behaves like an instance of ``schema`` (attribute access,
+    typed fields). A YAML file may contain a top-level ``defaults: <other.yaml>`` key naming a
+    base file (relative to itself) that is merged first.
+    """
+    cfg = OmegaConf.structured(schema)
+    try:
+        if path is not None:
+            cfg = OmegaConf.merge(cfg, _load_yaml_with_base(Path(path)))
+        if overrides:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as exc:
+        where = f" (config {path})" if path is not None else ""
+        raise ConfigError(f"invalid setting{where}: {exc}") from exc
+    return cfg  # type: ignore[return-value]
+
+
+def _load_yaml_with_base(path: Path) -> DictConfig:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    data = OmegaConf.load(path)
+    base = data.pop("defaults", None)
+    if base is None:
+        return data
+    return OmegaConf.merge(_load_yaml_with_base(path.parent / str(base)), data)
+
+
+def to_dict(cfg: Any) -> dict:
+    """A plain ``dict`` of a resolved config (for checkpoints and JSON)."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def git_commit() -> str | None:
+    """The current git commit of the source tree, or ``None`` outside a checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def save_run_config(cfg: Any, out_dir: str | Path) -> Path:
+    """Write ``config.yaml`` (resolved, with ``_git_commit``) into ``out_dir``."""
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    text += f"# git commit: {git_commit() or 'unknown'}\n"
+    return atomic_write_text(text, Path(out_dir) / "config.yaml")
