@@ -1,0 +1,23 @@
+"""Endo-FM backbone, its named configs, checkpoint layouts and the video classifier."""
+
+from endofm.models.checkpoint import (
+    CheckpointError,
+    LoadedCheckpoint,
+    load_checkpoint,
+    safe_load,
+)
+from endofm.models.classifier import VideoClassifier, load_classifier
+from endofm.models.registry import (
+    backbone_config,
+    create_model,
+    list_models,
+    model_config,
+    save_pretrained,
+)
+from endofm.models.vision_transformer import Attention, Block, VisionTransformer
+
+__all__ = [
+    "Attention", "Block", "CheckpointError", "LoadedCheckpoint", "VideoClassifier",
+    "VisionTransformer", "backbone_config", "create_model", "list_models", "load_checkpoint",
+    "load_classifier", "model_config", "safe_load", "save_pretrained",
+]

@@ -1,0 +1,296 @@
+"""Reading Endo-FM weights in every released layout, safely.
+
+Layouts (ENDOFM.md §3), recognised by telltale keys:
+
+============== ======================================================================
+``endofm_dir``  the project's own: a directory with ``model.safetensors`` + ``config.json``
+``released_pretrain``  a pre-training checkpoint: top-level ``teacher`` (preferred) / ``student``
+                with ``backbone.`` / ``head.`` keys, possibly DDP ``module.`` prefixes
+``svt_kinetics``  SVT Kinetics-400: ``backbone.`` / ``head.`` keys at the top level
+``timesformer``  TimeSformer supervised: ``model_state`` with a ``model.`` prefix
+``polypdiag``   a released PolypDiag fine-tune: ``backbone_state_dict`` (+ linear head)
+``plain``       a bare backbone state dict (optionally ``module.``-prefixed or under
+                ``state_dict``/``model``)
+============== ======================================================================
+
+Files are read with ``torch.load(weights_only=True)``; the only non-tensor classes allowed are
+those the released files contain (``argparse.Namespace`` and NumPy scalar/array types).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from endofm.utils.io import atomic_write, atomic_write_json
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+try:
+    from numpy._core.multiarray import scalar as _numpy_scalar
+except ImportError:  # NumPy < 2
+    from numpy.core.multiarray import scalar as _numpy_scalar
+
+# Classes the released checkpoints pickle besides tensors and plain containers.
+SAFE_GLOBALS: list[Any] = [
+    argparse.Namespace,
+    _numpy_scalar,
+    np.dtype,
+    np.ndarray,
+    np.dtypes.Float64DType,
+    np.dtypes.Float32DType,
+    np.dtypes.Int64DType,
+    np.dtypes.BoolDType,
+]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the requested model."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A checkpoint mapped to backbone keys.
+
+    ``state_dict`` holds only backbone tensors (released parameter names); ``head_state_dict``
+    the DINO head (pre-training layouts) or the linear head (PolypDiag); ``config`` what could be
+    inferred from the tensors; ``ignored`` the top-level entries and key groups left out.
+    """
+
+    path: Path
+    layout: str
+    state_dict: dict[str, Tensor]
+    config: dict[str, Any]
+    head_state_dict: dict[str, Tensor] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def safe_load(path: str | Path) -> Any:
+    """``torch.load`` with ``weights_only=True`` and the released files' allow-list.
+
+    Anything else pickled in the file (arbitrary classes, code) is refused with an error naming
+    the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory without {WEIGHTS_NAME}")
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+
+
+def _strip(sd: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+
+
+def _strip_module(sd: Mapping[str, Any]) -> dict[str, Any]:
+    if sd and all(k.startswith("module.") for k in sd):
+        return _strip(sd, "module.")
+    return dict(sd)
+
+
+def _tensors(sd: Mapping[str, Any]) -> dict[str, Tensor]:
+    return {k: v for k, v in sd.items() if isinstance(v, Tensor)}
+
+
+def _split_backbone_head(sd: Mapping[str, Any]) -> tuple[dict, dict]:
+    sd = _strip_module(sd)
+    return _tensors(_strip(sd, "backbone.")), _tensors(_strip(sd, "head."))
+
+
+def _map_layout(obj: Any, path: Path) -> tuple[str, dict, dict, list[str], dict]:
+    """Return (layout, backbone sd, head sd, ignored entries, extra) for a loaded object."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: expected a dict-like checkpoint, got {type(obj).__name__}")
+    keys = list(obj.keys())
+    if "teacher" in obj or "student" in obj:
+        which = "teacher" if "teacher" in obj else "student"
+        backbone, head = _split_backbone_head(obj[which])
+        ignored = [k for k in keys if k != which]
+        extra = {"epoch": obj.get("epoch"), "source": which}
+        if isinstance(obj.get("dino_loss"), Mapping) and "center" in obj["dino_loss"]:
+            extra["center"] = obj["dino_loss"]["center"]
+        return "released_pretrain", backbone, head, ignored, extra
+    if "backbone_state_dict" in obj:
+        backbone = _tensors(_strip_module(obj["backbone_state_dict"]))
+        head = _tensors(_strip_module(obj.get("state_dict", {})))
+        ignored = [k for k in keys if k not in ("backbone_state_dict", "state_dict")]
+        return "polypdiag", backbone, head, ignored, {"epoch": obj.get("epoch")}
+    if "model_state" in obj:
+        sd = _strip_module(obj["model_state"])
+        sd = _strip(sd, "model.") if any(k.startswith("model.") for k in sd) else sd
+        head = {k: v for k, v in sd.items() if k.startswith("head.")}
+        backbone = {k: v for k, v in _tensors(sd).items() if not k.startswith("head.")}
+        ignored = [k for k in keys if k != "model_state"] + sorted(head)
+        return "timesformer", backbone, _tensors(_strip(head, "head.")), ignored, {}
+    for container in ("state_dict", "model"):
+        if container in obj and isinstance(obj[container], Mapping):
+            layout, backbone, head, ignored, extra = _map_layout(obj[container], path)
+            return layout, backbone, head, ignored + [k for k in keys if k != container], extra
+    sd = _strip_module(obj)
+    if any(k.startswith("backbone.") for k in sd):
+        backbone, head = _split_backbone_head(sd)
+        ignored = [k for k in sd if not k.startswith(("backbone.", "head."))]
+        return "svt_kinetics", backbone, head, ignored, {}
+    if "pos_embed" in sd and "patch_embed.proj.weight" in sd:
+        return "plain", _tensors(sd), {}, [k for k in sd if not isinstance(sd[k], Tensor)], {}
+    raise CheckpointError(
+        f"{path}: unrecognised checkpoint layout (top-level keys: {keys[:12]}); expected an "
+        "Endo-FM/SVT pre-training checkpoint, a TimeSformer checkpoint, a PolypDiag fine-tune, "
+        "a backbone state dict or an endofm model directory")
+
+
+DEFAULT_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16}
+
+
+def guess_num_heads(embed_dim: int) -> int:
+    """The usual head count for a width (64-dim heads: 192→3, 384→6, 768→12, 1024→16)."""
+    return DEFAULT_HEADS.get(embed_dim, max(1, embed_dim // 64))
+
+
+def infer_config(sd: Mapping[str, Tensor], path: Path | str = "") -> dict[str, Any]:
+    """Backbone settings read off tensor shapes.
+
+    ``num_heads`` cannot be read from shapes and is left out: callers pass it, or
+    :func:`endofm.models.create_model` takes the named config's value when the widths agree and
+    :func:`guess_num_heads` otherwise.
+    """
+    for key in ("pos_embed", "patch_embed.proj.weight", "cls_token"):
+        if key not in sd:
+            raise CheckpointError(f"{path}: backbone weights lack '{key}'")
+    embed_dim, in_chans, patch, _ = sd["patch_embed.proj.weight"].shape
+    n_pos = sd["pos_embed"].shape[1] - 1
+    grid = math.isqrt(n_pos)
+    if grid * grid != n_pos:
+        raise CheckpointError(f"{path}: pos_embed has {n_pos} patch entries, not a square grid")
+    depth = 1 + max((int(k.split(".")[1]) for k in sd if k.startswith("blocks.")), default=-1)
+    if "time_embed" in sd:
+        num_frames = sd["time_embed"].shape[1]
+        attention = ("divided_space_time" if "blocks.0.temporal_fc.weight" in sd
+                     else "joint_space_time")
+    else:
+        num_frames, attention = 8, "space_only"
+    return {
+        "img_size": grid * patch, "patch_size": patch, "in_chans": in_chans,
+        "embed_dim": embed_dim, "depth": depth, "num_frames": num_frames, "attention_type": attention,
+    }
+
+
+def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
+    """Read ``path`` (file or endofm directory) and map it to backbone keys."""
+    path = Path(path)
+    if path.is_dir():
+        return _load_dir(path)
+    layout, backbone, head, ignored, extra = _map_layout(safe_load(path), path)
+    if not backbone:
+        raise CheckpointError(f"{path}: layout '{layout}' but no backbone weights found")
+    return LoadedCheckpoint(path, layout, backbone, infer_config(backbone, path), head,
+                            ignored, extra)
+
+
+def _load_dir(path: Path) -> LoadedCheckpoint:
+    weights, cfg_path = path / WEIGHTS_NAME, path / CONFIG_NAME
+    for f in (weights, cfg_path):
+        if not f.is_file():
+            raise FileNotFoundError(f"{path} is not an endofm model directory: {f.name} missing")
+    try:
+        meta = json.loads(cfg_path.read_text())
+        tensors = load_file(str(weights))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read endofm model directory {path}: {exc}") from exc
+    if meta.get("kind", "backbone") == "classifier":
+        backbone = _strip(tensors, "backbone.")
+        head = _strip(tensors, "head.")
+        config = meta["backbone"]
+    else:
+        backbone, head, config = tensors, {}, meta["backbone"] if "backbone" in meta else meta
+    return LoadedCheckpoint(path, "endofm_dir", backbone, dict(config), head, [],
+                            {"meta": meta})
+
+
+def resize_pos_embed(pos_embed: Tensor, grid: tuple[int, int], mode: str = "nearest") -> Tensor:
+    """Resize a spatial table ``[1, 1 + g*g, D]`` to ``grid`` (CLS entry kept).
+
+    ``nearest`` (default) gives exactly what the release's dynamic positional encoding computes
+    when the original model sees an input of that grid.
+    """
+    cls_pos, patch_pos = pos_embed[:, :1], pos_embed[:, 1:]
+    g = math.isqrt(patch_pos.shape[1])
+    patch_pos = patch_pos.transpose(1, 2).reshape(1, -1, g, g).float()
+    patch_pos = F.interpolate(patch_pos, size=grid, mode=mode)
+    patch_pos = patch_pos.flatten(2).transpose(1, 2).to(pos_embed.dtype)
+    return torch.cat([cls_pos, patch_pos], dim=1)
+
+
+def resize_time_embed(time_embed: Tensor, num_frames: int, mode: str = "nearest") -> Tensor:
+    """Resize a temporal table ``[1, T, D]`` to ``num_frames`` (nearest, as the release)."""
+    resized = F.interpolate(time_embed.transpose(1, 2).float(), size=num_frames, mode=mode)
+    return resized.transpose(1, 2).to(time_embed.dtype)
+
+
+def adapt_state_dict(sd: dict[str, Tensor], model: torch.nn.Module,
+                     source: str | Path = "") -> dict[str, Tensor]:
+    """Fit a backbone state dict to ``model``.
+
+    Positional tables for another image size or frame count are resized (with a warning);
+    any other missing, unexpected or mis-shaped key is an error naming the keys and shapes.
+    """
+    target = model.state_dict()
+    sd = dict(sd)
+    for key in ("pos_embed", "time_embed"):
+        if key not in sd or key not in target or sd[key].shape == target[key].shape:
+            continue
+        if sd[key].shape[-1] != target[key].shape[-1]:
+            continue  # a width mismatch is reported below with every other mismatch
+        old = tuple(sd[key].shape)
+        if key == "pos_embed":
+            g = model.img_size // model.patch_size
+            sd[key] = resize_pos_embed(sd[key], (g, g))
+        else:
+            sd[key] = resize_time_embed(sd[key], target[key].shape[1])
+        warnings.warn(f"{source}: resized {key} from {old} to {tuple(target[key].shape)} "
+                      "to fit the requested model", stacklevel=2)
+    missing = sorted(set(target) - set(sd))
+    unexpected = sorted(set(sd) - set(target))
+    mismatched = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}"
+                  for k in sorted(set(sd) & set(target)) if sd[k].shape != target[k].shape]
+    problems = []
+    if mismatched:
+        problems.append("shape mismatch: " + "; ".join(mismatched))
+    if missing:
+        problems.append(f"missing keys: {missing}")
+    if unexpected:
+        problems.append(f"unexpected keys: {unexpected}")
+    if problems:
+        raise CheckpointError(f"{source}: checkpoint does not fit the model: "
+                              + " | ".join(problems))
+    return sd
+
+
+def save_state_dir(tensors: Mapping[str, Tensor], meta: Mapping[str, Any],
+                   out_dir: str | Path) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` into ``out_dir`` (each atomically)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write(out_dir / WEIGHTS_NAME, lambda tmp: save_file(contiguous, tmp))
+    atomic_write_json(dict(meta), out_dir / CONFIG_NAME)
+    return out_dir

@@ -1,0 +1,99 @@
+"""Named model configs and ``create_model`` in the style of timm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from endofm.models.checkpoint import (
+    CheckpointError,
+    adapt_state_dict,
+    guess_num_heads,
+    load_checkpoint,
+    save_state_dir,
+)
+from endofm.models.vision_transformer import VisionTransformer
+
+_BASE = dict(img_size=224, patch_size=16, num_frames=8, mlp_ratio=4.0, qkv_bias=True,
+             drop_path_rate=0.1, attention_type="divided_space_time")
+
+MODEL_CONFIGS: dict[str, dict[str, Any]] = {
+    # The released Endo-FM backbone (ViT-B/16, 224 px, 8 frames).
+    "endofm_vit_base_patch16": {**_BASE, "embed_dim": 768, "depth": 12, "num_heads": 12},
+    "endofm_vit_small_patch16": {**_BASE, "embed_dim": 384, "depth": 12, "num_heads": 6},
+    "endofm_vit_tiny_patch16": {**_BASE, "embed_dim": 192, "depth": 12, "num_heads": 3},
+}
+
+OVERRIDABLE = ("img_size", "patch_size", "in_chans", "num_frames", "depth", "embed_dim",
+               "num_heads", "mlp_ratio", "qkv_bias", "drop_rate", "attn_drop_rate",
+               "drop_path_rate", "attention_type", "grad_checkpointing")
+# Settings a checkpoint determines (the rest are training-time choices).
+ARCH_KEYS = ("img_size", "patch_size", "in_chans", "num_frames", "depth", "embed_dim",
+             "num_heads", "attention_type")
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`."""
+    return sorted(MODEL_CONFIGS)
+
+
+def model_config(name: str, **overrides: Any) -> dict[str, Any]:
+    """The named config with ``overrides`` applied; unknown names or settings are errors."""
+    if name not in MODEL_CONFIGS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise ValueError(f"unknown setting(s) for {name}: {unknown}; "
+                         f"allowed: {', '.join(OVERRIDABLE)}")
+    return {**MODEL_CONFIGS[name], **overrides}
+
+
+def create_model(name: str = "endofm_vit_base_patch16", pretrained: str | Path | None = None,
+                 **overrides: Any) -> VisionTransformer:
+    """Build a named backbone, optionally with weights from ``pretrained``.
+
+    ``pretrained`` is any layout :func:`endofm.models.checkpoint.load_checkpoint` reads (a
+    released ``.pth``, SVT/TimeSformer checkpoints, a state dict, or an endofm directory).
+    Architecture settings not given in ``overrides`` are taken from the checkpoint; a
+    checkpoint made for another image size or frame count is adapted by resizing its
+    positional tables (with a warning). Head counts are not stored in released files: pass
+    ``num_heads`` for non-standard widths (default: the named config's when the widths agree,
+    else 64-dim heads). Returns the model in train mode on the CPU.
+    """
+    cfg = model_config(name, **overrides)
+    if pretrained is None:
+        return VisionTransformer(**cfg)
+    ckpt = load_checkpoint(pretrained)
+    named_width = cfg["embed_dim"]
+    for key in ARCH_KEYS:
+        if key not in overrides and key in ckpt.config:
+            cfg[key] = ckpt.config[key]
+    if "num_heads" not in overrides and "num_heads" not in ckpt.config:
+        if cfg["embed_dim"] != named_width:
+            cfg["num_heads"] = guess_num_heads(cfg["embed_dim"])
+    model = VisionTransformer(**cfg)
+    model.load_state_dict(adapt_state_dict(ckpt.state_dict, model, ckpt.path))
+    return model
+
+
+def backbone_config(model: VisionTransformer) -> dict[str, Any]:
+    """The architecture settings of ``model`` (what ``config.json`` records)."""
+    return {key: getattr(model, key) for key in ("img_size", "patch_size", "num_frames",
+                                                 "depth", "embed_dim", "num_heads",
+                                                 "attention_type")} | {
+        "in_chans": model.patch_embed.proj.in_channels,
+        "mlp_ratio": model.blocks[0].mlp.fc1.out_features / model.embed_dim,
+        "qkv_bias": model.blocks[0].attn.qkv.bias is not None,
+    }
+
+
+def save_pretrained(model: nn.Module, out_dir: str | Path) -> Path:
+    """Write a backbone as ``model.safetensors`` + ``config.json`` (loadable with
+    ``create_model(name, pretrained=out_dir)``)."""
+    if not isinstance(model, VisionTransformer):
+        raise CheckpointError(f"save_pretrained expects a VisionTransformer, got "
+                              f"{type(model).__name__}")
+    meta = {"kind": "backbone", "format": "endofm", "backbone": backbone_config(model)}
+    return save_state_dir(model.state_dict(), meta, out_dir)
