@@ -190,7 +190,8 @@ def infer_config(sd: Mapping[str, Tensor], path: Path | str = "") -> dict[str, A
         num_frames, attention = 8, "space_only"
     return {
         "img_size": grid * patch, "patch_size": patch, "in_chans": in_chans,
-        "embed_dim": embed_dim, "depth": depth, "num_frames": num_frames, "attention_type": attention,
+        "embed_dim": embed_dim, "depth": depth, "num_frames": num_frames,
+        "attention_type": attention,
     }
 
 

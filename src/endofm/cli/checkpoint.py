@@ -1,0 +1,67 @@
+"""``endofm info`` and ``endofm convert``: look inside checkpoints and convert them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from endofm.models import create_model, load_checkpoint, save_pretrained
+from endofm.models.checkpoint import guess_num_heads
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    info = sub.add_parser(
+        "info", help="show a checkpoint's layout, config and parameter count",
+        description="Detect the layout of an Endo-FM/SVT/TimeSformer/PolypDiag checkpoint or an "
+                    "endofm model directory and print what it contains.")
+    info.add_argument("checkpoint", type=Path, help="a .pth file or an endofm model directory")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(func=run_info)
+
+    convert = sub.add_parser(
+        "convert", help="convert a checkpoint's backbone to the endofm format",
+        description="Write the backbone of any supported checkpoint as model.safetensors + "
+                    "config.json, loadable with endofm.create_model(name, pretrained=DIR).")
+    convert.add_argument("checkpoint", type=Path)
+    convert.add_argument("--out", type=Path, required=True, help="output directory")
+    convert.add_argument("--num-heads", type=int, default=None,
+                         help="attention heads (not stored in released files; default: "
+                              "64-dim heads, i.e. 12 for ViT-B)")
+    convert.set_defaults(func=run_convert)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    ckpt = load_checkpoint(args.checkpoint)
+    report = {
+        "path": str(ckpt.path),
+        "layout": ckpt.layout,
+        "config": ckpt.config,
+        "backbone_parameters": sum(t.numel() for t in ckpt.state_dict.values()),
+        "backbone_tensors": len(ckpt.state_dict),
+        "head_tensors": sorted(ckpt.head_state_dict),
+        "ignored": ckpt.ignored,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{report['path']}\n  layout:      {report['layout']}")
+    print("  config:      " + ", ".join(f"{k}={v}" for k, v in ckpt.config.items()))
+    print(f"  parameters:  {report['backbone_parameters']:,} in "
+          f"{report['backbone_tensors']} backbone tensors")
+    head = report["head_tensors"]
+    shown = ", ".join(head[:4]) + (" …" if len(head) > 4 else "")
+    print(f"  head:        {len(head)} tensors ({shown})" if head else "  head:        none")
+    print(f"  ignored:     {', '.join(ckpt.ignored) if ckpt.ignored else 'nothing'}")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    ckpt = load_checkpoint(args.checkpoint)
+    heads = args.num_heads or ckpt.config.get("num_heads") or guess_num_heads(
+        ckpt.config["embed_dim"])
+    model = create_model("endofm_vit_base_patch16", pretrained=args.checkpoint, num_heads=heads)
+    out = save_pretrained(model, args.out)
+    print(f"wrote {out} (layout {ckpt.layout}, {sum(p.numel() for p in model.parameters()):,} "
+          "parameters)")
+    return 0
