@@ -1,0 +1,37 @@
+import json
+from pathlib import Path
+
+import torch
+
+import endofm
+from endofm.cli.main import main
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "endofm_reference_tiny"
+
+
+def test_info_json(capsys):
+    assert main(["info", str(ASSETS / "endo_fm_tiny.pth"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["layout"] == "released_pretrain"
+    assert report["config"]["embed_dim"] == 96 and report["config"]["depth"] == 2
+    assert report["backbone_parameters"] == 393_312
+    assert "student" in report["ignored"]
+
+
+def test_info_text_and_missing_file(capsys, tmp_path):
+    assert main(["info", str(ASSETS / "polypdiag_tiny.pth")]) == 0
+    assert "polypdiag" in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "missing.pth")]) == 1
+    assert "missing.pth" in capsys.readouterr().err
+
+
+def test_convert_then_load(tmp_path):
+    out = tmp_path / "converted"
+    assert main(["convert", str(ASSETS / "endo_fm_tiny.pth"), "--out", str(out),
+                 "--num-heads", "4"]) == 0
+    direct = endofm.create_model("endofm_vit_base_patch16", pretrained=ASSETS / "endo_fm_tiny.pth",
+                                 num_heads=4)
+    converted = endofm.create_model("endofm_vit_base_patch16", pretrained=out)
+    for (k, a), (_, b) in zip(direct.state_dict().items(), converted.state_dict().items(),
+                              strict=True):
+        assert torch.equal(a, b), k

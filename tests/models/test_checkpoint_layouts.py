@@ -1,0 +1,135 @@
+"""Every checkpoint layout of ENDOFM.md §3 loads to the same model; every error is explicit."""
+
+import argparse
+import pickle
+
+import pytest
+import torch
+
+import endofm
+from endofm.models import CheckpointError, load_checkpoint, safe_load
+
+
+def _layouts(sd):
+    head = {"mlp.0.weight": torch.zeros(4, 96)}
+    return {
+        "released_pretrain": {"teacher": {**{f"backbone.{k}": v for k, v in sd.items()},
+                                          **{f"head.{k}": v for k, v in head.items()}},
+                              "epoch": 3, "args": argparse.Namespace(arch="timesformer")},
+        "released_pretrain_ddp_student": {"student": {f"module.backbone.{k}": v
+                                                      for k, v in sd.items()}},
+        "svt_kinetics": {**{f"backbone.{k}": v for k, v in sd.items()},
+                         **{f"head.{k}": v for k, v in head.items()}},
+        "timesformer": {"model_state": {**{f"model.{k}": v for k, v in sd.items()},
+                                        "model.head.weight": torch.zeros(400, 96)}},
+        "plain": dict(sd),
+        "plain_ddp": {f"module.{k}": v for k, v in sd.items()},
+    }
+
+
+@pytest.mark.parametrize("name", list(_layouts({})))
+def test_each_layout_loads_to_reference_outputs(tmp_path, reference, teacher_backbone, name):
+    path = tmp_path / f"{name}.pth"
+    torch.save(_layouts(teacher_backbone)[name], path)
+    ckpt = load_checkpoint(path)
+    assert ckpt.layout == name.removesuffix("_ddp_student").removesuffix("_ddp")
+    model = endofm.create_model("endofm_vit_base_patch16", pretrained=path, num_heads=4).eval()
+    with torch.no_grad():
+        out = model(reference["inputs"][1])
+    torch.testing.assert_close(out, reference["outputs"]["cls_1"], atol=1e-4, rtol=0)
+
+
+def test_released_pretrain_reports_head_and_ignored(reference):
+    ckpt = load_checkpoint(reference["pretrain"])
+    assert ckpt.layout == "released_pretrain" and ckpt.extra["source"] == "teacher"
+    assert "last_layer.weight_v" in ckpt.head_state_dict
+    assert set(ckpt.ignored) == {"student", "epoch", "args", "dino_loss"}
+    assert ckpt.extra["center"].shape[0] == 1
+
+
+def test_own_directory_round_trip(tmp_path, reference):
+    model = endofm.create_model("endofm_vit_base_patch16", pretrained=reference["pretrain"],
+                                num_heads=4).eval()
+    endofm.save_pretrained(model, tmp_path / "m")
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {"model.safetensors", "config.json"}
+    again = endofm.create_model("endofm_vit_base_patch16", pretrained=tmp_path / "m").eval()
+    assert again.num_heads == 4
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_other_size_and_frames_are_adapted_with_warning(reference):
+    with pytest.warns(UserWarning, match="resized pos_embed"):
+        model = endofm.create_model("endofm_vit_base_patch16", pretrained=reference["pretrain"],
+                                    num_heads=4, img_size=32, num_frames=2)
+    assert model.pos_embed.shape == (1, 5, 96) and model.time_embed.shape == (1, 2, 96)
+    # nearest resizing = the release's dynamic encoding: same output as the original model
+    model.eval()
+    with torch.no_grad():
+        out = model(reference["inputs"][2])
+    torch.testing.assert_close(out, reference["outputs"]["cls_2"], atol=1e-4, rtol=0)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        load_checkpoint(tmp_path / "nope.pth")
+
+
+def test_shape_mismatch_names_keys_and_shapes(reference):
+    with pytest.raises(CheckpointError, match=r"blocks\.0\.attn\.qkv\.weight.*\(288, 96\)"):
+        endofm.create_model("endofm_vit_base_patch16", pretrained=reference["pretrain"],
+                            embed_dim=192, num_heads=3)
+
+
+def test_missing_and_unexpected_keys_are_listed(tmp_path, teacher_backbone):
+    sd = {k: v for k, v in teacher_backbone.items() if k != "norm.weight"}
+    sd["extra.weight"] = torch.zeros(1)
+    torch.save(sd, tmp_path / "broken.pth")
+    with pytest.raises(CheckpointError, match=r"missing keys: \['norm.weight'\].*extra.weight"):
+        endofm.create_model("endofm_vit_base_patch16", pretrained=tmp_path / "broken.pth",
+                            num_heads=4)
+
+
+def test_unknown_layout(tmp_path):
+    torch.save({"something": torch.zeros(2)}, tmp_path / "x.pth")
+    with pytest.raises(CheckpointError, match="unrecognised checkpoint layout.*something"):
+        load_checkpoint(tmp_path / "x.pth")
+
+
+def test_corrupt_file(tmp_path):
+    (tmp_path / "c.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint.*c.pth"):
+        load_checkpoint(tmp_path / "c.pth")
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_arbitrary_pickled_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"teacher": Evil()}, f)
+    with pytest.raises(CheckpointError, match="evil.pth"):
+        safe_load(path)
+
+
+def test_classifier_from_pretrain_checkpoint_is_refused(reference):
+    with pytest.raises(CheckpointError, match="not a classifier checkpoint"):
+        endofm.load_classifier(reference["pretrain"])
+
+
+def test_directory_without_weights(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        load_checkpoint(tmp_path / "d")
+
+
+def test_classifier_round_trip(tmp_path, reference):
+    clf = endofm.load_classifier(reference["polypdiag"], num_heads=4)
+    clf.save_pretrained(tmp_path / "clf")
+    again = endofm.load_classifier(tmp_path / "clf")
+    with torch.no_grad():
+        torch.testing.assert_close(again(reference["inputs"][0]),
+                                   reference["outputs"]["classifier_logits_0"], atol=1e-4, rtol=0)

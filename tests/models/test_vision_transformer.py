@@ -1,0 +1,118 @@
+"""Registry-wide and behavioural tests of the backbone on tiny configs."""
+
+import pytest
+import torch
+
+import endofm
+from endofm.models import list_models, model_config
+
+TINY = dict(img_size=32, embed_dim=48, depth=2, num_heads=4, num_frames=2)
+
+
+def tiny(**kw):
+    return endofm.create_model("endofm_vit_base_patch16", **{**TINY, **kw})
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_registry_models_build_and_train(name):
+    torch.manual_seed(0)
+    model = endofm.create_model(name, img_size=32, depth=2, num_frames=2)
+    x = torch.randn(2, 3, 2, 32, 32)
+    out = model(x)
+    assert out.shape == (2, model_config(name)["embed_dim"])
+    assert torch.isfinite(out).all()
+    out.pow(2).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing
+
+
+def test_unknown_model_and_override_errors():
+    with pytest.raises(ValueError, match="unknown model 'vit_huge'"):
+        endofm.create_model("vit_huge")
+    with pytest.raises(ValueError, match=r"unknown setting\(s\).*\['depht'\]"):
+        endofm.create_model("endofm_vit_tiny_patch16", depht=3)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 1, 32, 32), (2, 3, 3, 48, 32), (1, 3, 5, 16, 64),
+                                   (1, 3, 8, 64, 48)])
+def test_any_frames_and_non_square_sizes(shape):
+    model = tiny().eval()
+    with torch.no_grad():
+        tokens = model.forward_features(torch.randn(shape))
+    b, _, t, h, w = shape
+    assert tokens.shape == (b, 1 + (h // 16) * (w // 16) * t, 48)
+
+
+def test_size_not_multiple_of_patch_is_an_error():
+    with pytest.raises(ValueError, match="not a multiple of the patch size"):
+        tiny()(torch.randn(1, 3, 2, 40, 32))
+
+
+def test_bf16_autocast_close_to_fp32():
+    torch.manual_seed(0)
+    model = tiny(drop_path_rate=0.0).eval()
+    x = torch.randn(2, 3, 2, 32, 32)
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    cos = torch.nn.functional.cosine_similarity(ref, low.float(), dim=-1)
+    assert (cos >= 0.99).all()
+
+
+def test_grad_checkpointing_gives_same_gradients():
+    torch.manual_seed(0)
+    model = tiny(drop_path_rate=0.0)
+    x = torch.randn(2, 3, 2, 32, 32)
+    model(x).sum().backward()
+    ref = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model.set_grad_checkpointing(True)
+    model(x).sum().backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, ref[n], atol=1e-6, rtol=1e-5)
+
+
+def test_sdpa_equals_explicit_attention():
+    torch.manual_seed(0)
+    model = tiny().eval()
+    x = torch.randn(1, 3, 2, 32, 32)
+    with torch.no_grad():
+        fast = model(x)
+        model.set_explicit_attention(True)
+        slow = model(x)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+
+
+def test_temporal_fc_zero_init_except_first_block():
+    model = tiny(depth=3)
+    assert model.blocks[0].temporal_fc.weight.abs().sum() > 0
+    assert all(b.temporal_fc.weight.abs().sum() == 0 for b in model.blocks[1:])
+
+
+def test_intermediate_layers_and_attention_maps():
+    model = tiny(depth=3).eval()
+    x = torch.randn(2, 3, 2, 32, 48)
+    with torch.no_grad():
+        outs = model.get_intermediate_layers(x, n=[0, 2], reshape=True)
+        last = model.get_intermediate_layers(x, n=1, norm=True)[0]
+        attn = model.get_last_selfattention(x)
+        feats = model.forward_features(x)
+    assert [o.shape for o in outs] == [(2, 48, 2, 2, 3)] * 2
+    torch.testing.assert_close(last, feats)
+    assert attn.shape == (2, 2, 4, 7, 7)
+    torch.testing.assert_close(attn.sum(-1), torch.ones(2, 2, 4, 7))
+    with pytest.raises(ValueError, match="out of range"):
+        model.get_intermediate_layers(x, n=[5])
+
+
+@pytest.mark.parametrize("attention_type", ["space_only", "joint_space_time"])
+def test_attention_ablations(attention_type):
+    model = tiny(attention_type=attention_type).eval()
+    x = torch.randn(2, 3, 2, 32, 32)
+    with torch.no_grad():
+        assert model(x).shape == (2, 48)
+        attn = model.get_last_selfattention(x)
+    expected_len = 5 if attention_type == "space_only" else 9
+    assert attn.shape[-1] == expected_len
+    assert ("time_embed" in dict(model.named_parameters())) == (attention_type != "space_only")
