@@ -1,0 +1,67 @@
+"""Plain records returned by the dataset readers, and the error they raise on bad input.
+
+Readers take an optional ``errors`` list: without it the first problem raises
+:class:`DatasetError`; with it every problem is appended as ``{"path", "reason"}`` and the
+offending item is left out (so ``endofm data inspect`` can list them all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class DatasetError(ValueError):
+    """A dataset file that is missing, unreadable or inconsistent; ``path`` names it."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def report(errors: list[dict[str, str]] | None, path: str | Path, reason: str) -> None:
+    """Raise :class:`DatasetError`, or append ``{"path", "reason"}`` to ``errors`` if given."""
+    if errors is None:
+        raise DatasetError(path, reason)
+    errors.append({"path": str(path), "reason": reason})
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """A labelled video (PolypDiag: label 1 = abnormal, 0 = normal)."""
+
+    path: Path
+    label: int
+
+
+@dataclass(frozen=True)
+class CvcSequence:
+    """A CVC-12k sequence: frame and mask image paths in frame order (same length)."""
+
+    name: str
+    frames: list[Path]
+    masks: list[Path]
+
+
+Sequence = CvcSequence
+
+
+@dataclass(frozen=True)
+class KumcFrame:
+    """A KUMC frame: ``boxes`` float32 ``[n, 4]`` xyxy pixels, ``labels`` int64 ``[n]``
+    (1 = adenomatous, 2 = hyperplastic); ``n == 0`` for a frame without polyps."""
+
+    image: Path
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float32))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class KumcVideo:
+    """A KUMC video: its name (the folder under ``Image/``) and its frames in order."""
+
+    name: str
+    frames: list[KumcFrame]

@@ -1,0 +1,56 @@
+import math
+
+import numpy as np
+import pytest
+
+from endofm.tasks.segmentation.metrics import dice, hd95, iou, sequence_metrics, summarize
+
+
+def _square(shape, rows, cols):
+    m = np.zeros(shape, dtype=np.uint8)
+    m[rows[0]:rows[1], cols[0]:cols[1]] = 1
+    return m
+
+
+def test_dice_iou_hand_computed():
+    pred = _square((4, 4), (0, 2), (0, 2))  # 4 px
+    gt = _square((4, 4), (0, 2), (0, 3))  # 6 px, 4 shared
+    assert dice(pred, gt) == pytest.approx(0.8)
+    assert iou(pred, gt) == pytest.approx(4 / 6)
+
+
+def test_hd95_hand_computed():
+    a = np.zeros((5, 5), dtype=bool)
+    b = np.zeros((5, 5), dtype=bool)
+    a[0, 0], b[3, 4] = True, True
+    assert hd95(a, b) == pytest.approx(5.0)
+    # two 2x2 squares two columns apart: distances {1, 2} four times each → 95th pct = 2
+    assert hd95(_square((4, 6), (0, 2), (0, 2)), _square((4, 6), (0, 2), (2, 4))) == \
+        pytest.approx(2.0)
+    assert hd95(a, a) == 0.0
+
+
+def test_empty_masks():
+    empty = np.zeros((4, 4), dtype=np.uint8)
+    full = _square((4, 4), (1, 3), (1, 3))
+    assert dice(empty, empty) == 1.0 and iou(empty, empty) == 1.0 and hd95(empty, empty) == 0.0
+    for p, g in ((empty, full), (full, empty)):
+        assert dice(p, g) == 0.0 and iou(p, g) == 0.0
+        assert hd95(p, g) == pytest.approx(math.sqrt(18))
+
+
+def test_sequence_volume_vs_frame_dice():
+    sq = _square((4, 4), (0, 2), (0, 2))
+    gt = np.stack([sq, sq])
+    pred = np.stack([sq, np.zeros_like(sq)])
+    m = sequence_metrics(pred, gt)
+    assert m["dice"] == pytest.approx(2 * 4 / 12)
+    assert m["dice_frame"] == pytest.approx(0.5)
+    assert m["iou"] == pytest.approx(0.5)
+    assert m["hd95_frame"] == pytest.approx(math.sqrt(18) / 2)
+    assert summarize({"a": {"dice": 1.0}, "b": {"dice": 0.5}}) == {"dice": 0.75}
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="shape"):
+        dice(np.zeros((2, 2)), np.zeros((3, 3)))
