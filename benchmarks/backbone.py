@@ -6,13 +6,17 @@ released code's), plus the achieved GFLOP/s against a measured GEMM rate.
 
 FLOPs are counted with ``torch.utils.flop_counter`` on a meta-device copy (2 FLOP per
 multiply-add; 392 GFLOP for one 8x224x224 clip). Peak memory is the allocator's high-water
-mark on CUDA and the process's resident-set high-water mark above the pre-forward level on Linux
-CPUs (``n/a`` elsewhere).
+mark on CUDA; on Linux/glibc CPUs the resident-set high-water mark above the pre-forward level
+of one extra forward, run with large blocks forced onto mmap (``n/a`` elsewhere). Timings are
+medians over ``--repeats`` forwards after ``--warmup``; on a shared machine check the load.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +30,12 @@ from endofm.utils.device import autocast, resolve_device
 MODEL = "endofm_vit_base_patch16"
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
+_M_MMAP_THRESHOLD = -3
+
+
+def _load() -> str:
+    """The 1-minute load average (timings on a shared machine depend on it)."""
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
 
 
 def synchronize(device: torch.device) -> None:
@@ -52,22 +62,47 @@ def _rss_kib(field: str) -> int:
     return int(line.split()[1])
 
 
-def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float | None:
-    """Extra memory one call of ``fn`` needs at its peak, in MiB (``None`` if unmeasurable)."""
-    if device.type == "cuda":
-        synchronize(device)
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        fn()
-        synchronize(device)
-        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+def _libc() -> ctypes.CDLL | None:
+    """glibc, whose ``mallopt`` lets freed tensor memory leave the resident set; else None."""
+    name = ctypes.util.find_library("c")
     try:
-        _CLEAR_REFS.write_text("5")  # Linux: reset the resident-set high-water mark
+        libc = ctypes.CDLL(name or "libc.so.6")
+        return libc if hasattr(libc, "mallopt") and _STATUS.exists() else None
+    except OSError:
+        return None
+
+
+def _cpu_peak_mib(fn: Callable[[], object]) -> float | None:
+    """Resident-set high-water mark of one call of ``fn`` above the level before it (Linux).
+
+    For the call only, blocks of 1 MiB and more are served by mmap, so they leave the resident
+    set when freed and the high-water mark measures this call; afterwards glibc's largest
+    default threshold (32 MiB) is restored so that timings are not burdened with page faults.
+    """
+    libc = _libc()
+    if libc is None or not libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20):
+        return None
+    try:
+        _CLEAR_REFS.write_text("5")  # reset the resident-set high-water mark
         base = _rss_kib("VmRSS")
         fn()
         return (_rss_kib("VmHWM") - base) / 1024
     except OSError:
         return None
+    finally:
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+
+
+def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float | None:
+    """Extra memory one call of ``fn`` needs at its peak, in MiB (``None`` if unmeasurable)."""
+    if device.type != "cuda":
+        return _cpu_peak_mib(fn)
+    synchronize(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - base) / 2**20
 
 
 def gemm_rate(device: torch.device, dtype: torch.dtype, n: int, repeats: int) -> float:
@@ -123,15 +158,17 @@ def main() -> None:
     peaks = {p: gemm_rate(device, dtype, args.gemm_size, max(args.repeats, 3))
              for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"batch {args.batch}")
+          f"batch {args.batch}, load average {_load()}")
     print(f"GEMM {args.gemm_size}^3: fp32 {peaks['fp32']:.0f} GFLOP/s, "
           f"bf16 {peaks['bf16']:.0f} GFLOP/s")
     model = endofm.create_model(MODEL, img_size=args.img_size).to(device).eval()
     header = (f"{'clip':>10} {'prec':>5} {'attention':>9} {'ms':>9} {'GFLOP/s':>8} "
               f"{'%GEMM':>6} {'peak MiB':>9}")
     print(header + "\n" + "-" * len(header))
+    flops_per_clip: dict[int, int] = {}
     for frames in args.frames:
-        flops = args.batch * forward_flops(frames, args.img_size)
+        flops_per_clip[frames] = forward_flops(frames, args.img_size)
+        flops = args.batch * flops_per_clip[frames]
         x = torch.randn(args.batch, 3, frames, args.img_size, args.img_size, device=device)
         for precision in ("fp32", "bf16"):
             for explicit in (False, True):
@@ -142,8 +179,9 @@ def main() -> None:
                       f"{'explicit' if explicit else 'sdpa':>9} {seconds * 1e3:>9.0f} "
                       f"{rate:>8.0f} {100 * rate / peaks[precision]:>5.0f}% "
                       f"{'n/a' if peak is None else f'{peak:.0f}':>9}")
-    print(f"forward FLOPs per {args.frames[0]}x{args.img_size} clip: "
-          f"{forward_flops(args.frames[0], args.img_size) / 1e9:.1f} G")
+    print("GFLOP per forward: " + ", ".join(f"{t}x{args.img_size} {f / 1e9:.1f}"
+                                             for t, f in flops_per_clip.items()))
+    print(f"load average at the end: {_load()}")
 
 
 if __name__ == "__main__":

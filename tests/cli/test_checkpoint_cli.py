@@ -16,6 +16,7 @@ def test_info_json(capsys):
     assert report["config"]["embed_dim"] == 96 and report["config"]["depth"] == 2
     assert report["backbone_parameters"] == 393_312
     assert "student" in report["ignored"]
+    assert report["num_heads_stored"] is False and report["num_heads"] == 1
 
 
 def test_info_text_and_missing_file(capsys, tmp_path):
@@ -25,13 +26,17 @@ def test_info_text_and_missing_file(capsys, tmp_path):
     assert "missing.pth" in capsys.readouterr().err
 
 
-def test_convert_then_load(tmp_path):
+def test_convert_then_load(tmp_path, capsys):
     out = tmp_path / "converted"
     assert main(["convert", str(ASSETS / "endo_fm_tiny.pth"), "--out", str(out),
                  "--num-heads", "4"]) == 0
+    assert "num_heads 4" in capsys.readouterr().out
     direct = endofm.create_model("endofm_vit_base_patch16", pretrained=ASSETS / "endo_fm_tiny.pth",
                                  num_heads=4)
     converted = endofm.create_model("endofm_vit_base_patch16", pretrained=out)
+    assert main(["info", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["layout"] == "endofm_dir" and report["num_heads"] == 4
     for (k, a), (_, b) in zip(direct.state_dict().items(), converted.state_dict().items(),
                               strict=True):
         assert torch.equal(a, b), k

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from endofm.cli.data_pretrain import add_commands
+from endofm.cli.main import main
 from endofm.data import read_manifest
 from endofm.data.video import write_video
 
@@ -65,3 +66,15 @@ def test_preview_views_writes_pngs(videos, tmp_path, capsys):
 def test_preview_views_bad_setting(videos, tmp_path):
     with pytest.raises(ValueError, match="global_sise"):
         run(["preview-views", str(videos), "--out", str(tmp_path), "--set", "global_sise=32"])
+
+
+def test_through_the_endofm_entry_point(videos, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["data", "prepare-pretrain", str(videos), "--out", str(out),
+                 "--clip-seconds", "2", "--transcode", "--short-side", "24"]) == 0
+    assert len(read_manifest(out / "manifest.csv")) == 2
+    assert main(["data", "preview-views", str(out / "manifest.csv"), "--out", str(tmp_path / "p"),
+                 "--num-clips", "1", "--set", "global_size=32", "local_size=16"]) == 0
+    assert len(list((tmp_path / "p").glob("*.png"))) == 1
+    assert main(["data", "prepare-pretrain", str(videos), "--out", str(out)]) == 1
+    assert "no usable clips" in capsys.readouterr().err

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from endofm.models import safe_load
+
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "endofm_reference_tiny"
 
 
@@ -27,6 +29,6 @@ def reference():
 @pytest.fixture(scope="session")
 def teacher_backbone(reference):
     """The fixture's teacher backbone state dict (released key names)."""
-    raw = torch.load(reference["pretrain"], weights_only=False)
+    raw = safe_load(reference["pretrain"])
     return {k.removeprefix("backbone."): v for k, v in raw["teacher"].items()
             if k.startswith("backbone.")}

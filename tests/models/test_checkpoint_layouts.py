@@ -59,9 +59,12 @@ def test_own_directory_round_trip(tmp_path, reference):
 
 
 def test_other_size_and_frames_are_adapted_with_warning(reference):
-    with pytest.warns(UserWarning, match="resized pos_embed"):
+    with pytest.warns(UserWarning) as record:
         model = endofm.create_model("endofm_vit_base_patch16", pretrained=reference["pretrain"],
                                     num_heads=4, img_size=32, num_frames=2)
+    messages = " ".join(str(w.message) for w in record)
+    assert "resized pos_embed from (1, 17, 96) to (1, 5, 96)" in messages
+    assert "resized time_embed from (1, 4, 96) to (1, 2, 96)" in messages
     assert model.pos_embed.shape == (1, 5, 96) and model.time_embed.shape == (1, 2, 96)
     # nearest resizing = the release's dynamic encoding: same output as the original model
     model.eval()
@@ -107,11 +110,15 @@ class Evil:
         return (print, ("pwned",))
 
 
-def test_arbitrary_pickled_code_is_refused(tmp_path):
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_arbitrary_pickled_code_is_refused(tmp_path, writer):
     path = tmp_path / "evil.pth"
-    with open(path, "wb") as f:
-        pickle.dump({"teacher": Evil()}, f)
-    with pytest.raises(CheckpointError, match="evil.pth"):
+    if writer == "torch.save":
+        torch.save({"teacher": Evil()}, path)
+    else:
+        with open(path, "wb") as f:
+            pickle.dump({"teacher": Evil()}, f, protocol=2)
+    with pytest.raises(CheckpointError, match=r"evil.pth.*pickles 'print'.*allow-list"):
         safe_load(path)
 
 
@@ -133,3 +140,49 @@ def test_classifier_round_trip(tmp_path, reference):
     with torch.no_grad():
         torch.testing.assert_close(again(reference["inputs"][0]),
                                    reference["outputs"]["classifier_logits_0"], atol=1e-4, rtol=0)
+
+
+def test_load_classifier_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="clf.pth"):
+        endofm.load_classifier(tmp_path / "clf.pth")
+
+
+def test_classifier_directory_gives_backbone_to_create_model(tmp_path, reference):
+    clf = endofm.load_classifier(reference["polypdiag"], num_heads=4)
+    clf.save_pretrained(tmp_path / "clf")
+    backbone = endofm.create_model("endofm_vit_base_patch16", pretrained=tmp_path / "clf").eval()
+    x = reference["inputs"][0]
+    with torch.no_grad():
+        torch.testing.assert_close(backbone(x), clf.backbone(x))
+
+
+@pytest.mark.parametrize("attention_type", ["divided_space_time", "space_only",
+                                            "joint_space_time"])
+def test_attention_type_survives_plain_state_dict(tmp_path, attention_type):
+    model = endofm.create_model("endofm_vit_tiny_patch16", img_size=32, depth=2, num_frames=2,
+                                attention_type=attention_type)
+    torch.save(model.state_dict(), tmp_path / "sd.pth")
+    ckpt = load_checkpoint(tmp_path / "sd.pth")
+    assert ckpt.config["attention_type"] == attention_type
+    again = endofm.create_model("endofm_vit_tiny_patch16", pretrained=tmp_path / "sd.pth")
+    assert again.attention_type == attention_type and again.num_heads == 3
+
+
+def test_classification_head_inside_backbone_is_ignored(tmp_path, reference, teacher_backbone):
+    sd = {**teacher_backbone, "head.weight": torch.zeros(400, 96), "head.bias": torch.zeros(400)}
+    torch.save({"teacher": {f"backbone.{k}": v for k, v in sd.items()}}, tmp_path / "h.pth")
+    ckpt = load_checkpoint(tmp_path / "h.pth")
+    assert {"backbone head.weight", "backbone head.bias"} <= set(ckpt.ignored)
+    model = endofm.create_model("endofm_vit_base_patch16", pretrained=tmp_path / "h.pth",
+                                num_heads=4).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(reference["inputs"][0]), reference["outputs"]["cls_0"],
+                                   atol=1e-4, rtol=0)
+
+
+def test_directory_with_foreign_config(tmp_path):
+    model = endofm.create_model("endofm_vit_tiny_patch16", img_size=32, depth=1, num_frames=2)
+    endofm.save_pretrained(model, tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text('{"hidden_size": 768}')
+    with pytest.raises(CheckpointError, match=r"config.json: no 'backbone' config"):
+        load_checkpoint(tmp_path / "m")

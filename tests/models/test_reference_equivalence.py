@@ -1,11 +1,16 @@
 """The backbone and loaders reproduce the original Endo-FM model's outputs (fixture)."""
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
 import endofm
 
 TOL = 1e-4
+META = Path(__file__).resolve().parents[1] / "assets" / "endofm_reference_tiny" / "meta.json"
+CASES = json.loads(META.read_text())["cases"]
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +25,10 @@ def test_config_inferred_from_checkpoint(model, reference):
         cfg["img_size"], cfg["embed_dim"], cfg["depth"], cfg["num_frames"])
 
 
-@pytest.mark.parametrize("case", range(5))
+@pytest.mark.parametrize("case", range(len(CASES)))
 def test_cls_matches_reference_for_every_case(model, reference, case):
     x = reference["inputs"][case]
+    assert list(x.shape) == CASES[case]
     with torch.no_grad():
         out = model(x)
     expected = reference["outputs"][f"cls_{case}"]

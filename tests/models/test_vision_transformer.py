@@ -116,3 +116,16 @@ def test_attention_ablations(attention_type):
     expected_len = 5 if attention_type == "space_only" else 9
     assert attn.shape[-1] == expected_len
     assert ("time_embed" in dict(model.named_parameters())) == (attention_type != "space_only")
+
+
+def test_drop_path_is_linear_over_depth():
+    model = tiny(depth=3, drop_path_rate=0.2)
+    assert isinstance(model.blocks[0].drop_path, torch.nn.Identity)
+    assert [b.drop_path.drop_prob for b in model.blocks[1:]] == pytest.approx([0.1, 0.2])
+
+
+def test_builds_on_meta_device():
+    with torch.device("meta"):
+        model = tiny()
+        out = model(torch.empty(1, 3, 2, 32, 32))
+    assert out.shape == (1, 48) and out.device.type == "meta"

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "convert", help="convert a checkpoint's backbone to the endofm format",
         description="Write the backbone of any supported checkpoint as model.safetensors + "
                     "config.json, loadable with endofm.create_model(name, pretrained=DIR).")
-    convert.add_argument("checkpoint", type=Path)
+    convert.add_argument("checkpoint", type=Path,
+                         help="a .pth file or an endofm model directory")
     convert.add_argument("--out", type=Path, required=True, help="output directory")
     convert.add_argument("--num-heads", type=int, default=None,
                          help="attention heads (not stored in released files; default: "
@@ -37,6 +38,8 @@ def run_info(args: argparse.Namespace) -> int:
         "path": str(ckpt.path),
         "layout": ckpt.layout,
         "config": ckpt.config,
+        "num_heads_stored": "num_heads" in ckpt.config,
+        "num_heads": _num_heads(ckpt.config, None),
         "backbone_parameters": sum(t.numel() for t in ckpt.state_dict.values()),
         "backbone_tensors": len(ckpt.state_dict),
         "head_tensors": sorted(ckpt.head_state_dict),
@@ -47,6 +50,9 @@ def run_info(args: argparse.Namespace) -> int:
         return 0
     print(f"{report['path']}\n  layout:      {report['layout']}")
     print("  config:      " + ", ".join(f"{k}={v}" for k, v in ckpt.config.items()))
+    if not report["num_heads_stored"]:
+        print(f"  num_heads:   not stored; {report['num_heads']} assumed (64-dim heads), "
+              "override with `endofm convert --num-heads`")
     print(f"  parameters:  {report['backbone_parameters']:,} in "
           f"{report['backbone_tensors']} backbone tensors")
     head = report["head_tensors"]
@@ -58,10 +64,14 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
-    heads = args.num_heads or ckpt.config.get("num_heads") or guess_num_heads(
-        ckpt.config["embed_dim"])
+    heads = _num_heads(ckpt.config, args.num_heads)
     model = create_model("endofm_vit_base_patch16", pretrained=args.checkpoint, num_heads=heads)
     out = save_pretrained(model, args.out)
-    print(f"wrote {out} (layout {ckpt.layout}, {sum(p.numel() for p in model.parameters()):,} "
-          "parameters)")
+    print(f"wrote {out} (layout {ckpt.layout}, num_heads {heads}, "
+          f"{sum(p.numel() for p in model.parameters()):,} parameters)")
     return 0
+
+
+def _num_heads(config: dict, requested: int | None) -> int:
+    """The head count: requested, else recorded in the checkpoint, else 64-dim heads."""
+    return requested or config.get("num_heads") or guess_num_heads(config["embed_dim"])

@@ -13,6 +13,10 @@ Counts (every format reports all keys; 0 or ``{}`` where the format has no such 
 - ``num_boxes``: KUMC boxes in valid annotations;
 - ``errors``: ``{"path", "reason"}`` for every unreadable or inconsistent item. A broken video
   is not counted in ``num_videos``/``num_frames``.
+
+Extra keys: PolypDiag ``splits`` (per split file: ``num_videos``, ``label_counts``) and
+``unlisted_videos`` (files under ``videos/`` in no split); KUMC ``negative_frames`` (frames
+whose valid annotation has no box).
 """
 
 from __future__ import annotations
@@ -104,6 +108,8 @@ def inspect_videos(root: Path) -> dict[str, Any]:
     """A folder of videos / frame folders, scanned recursively; other files are errors."""
     out = _summary("videos", root)
     videos = scan_videos(root)
+    if not videos:
+        raise ValueError(f"{root}: no video files or frame folders — not a videos dataset")
     out["errors"] += [{"path": str(p), "reason": "not a video file or frame folder"}
                       for p in unsupported_files(root, videos)]
     for video in videos:
@@ -138,6 +144,9 @@ def inspect_polypdiag(root: Path) -> dict[str, Any]:
     good = [n for n in frames.values() if n is not None]
     out.update(num_videos=len(good), num_frames=sum(good),
                label_counts=dict(sorted(labels.items())))
+    listed = {path.resolve() for path in frames}
+    out["unlisted_videos"] = sum(1 for p in scan_videos(root / "videos")
+                                 if p.resolve() not in listed)
     return out
 
 
@@ -154,6 +163,10 @@ def inspect_cvc(root: Path) -> dict[str, Any]:
             out["errors"].append({"path": str(frame), "reason": f"unreadable frame ({exc})"})
     for index, size in sorted(sizes.items()):
         out["num_masks"] += _check_mask(truth / f"{index}.tif", size, out["errors"])
+    frame_names = {frame.name for frame in original.iterdir()}
+    out["errors"] += [{"path": str(mask), "reason": "mask without a frame in Original/"}
+                      for mask in sorted(truth.glob("*"), key=natural_key)
+                      if mask.is_file() and mask.name not in frame_names]
     sequences = set()
     for name in ("train.txt", "test.txt"):
         if (root / name).is_file():

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
+import av
 import numpy as np
 from PIL import Image
 
@@ -36,6 +37,8 @@ from endofm.data.video import VideoWriter
 from endofm.utils.io import atomic_write_text
 
 _PARTS = {"videos": 0, "polypdiag": 1, "cvc": 2, "kumc": 3}
+# A fast H.264 preset that keeps B-frames (as real recordings have): ~3x faster than "medium".
+ENCODER_OPTIONS = {"preset": "veryfast"} if "libx264" in av.codecs_available else {}
 PRETRAIN_SOURCES = ("colonoscopic", "ldpolyp")
 
 
@@ -82,7 +85,7 @@ def _write_clip(path: Path, labels: list[int], num_frames: int, size: int, fps: 
     """Render and encode one video of ``num_frames`` square frames with polyps ``labels``."""
     scene = random_scene(rng, labels, size)
     camera = random_camera(rng, num_frames, size)
-    with VideoWriter(path, fps, size, size) as writer:
+    with VideoWriter(path, fps, size, size, options=ENCODER_OPTIONS) as writer:
         for i in range(num_frames):
             writer.write(render_frame(scene, camera, i, size, size)[0])
 
@@ -203,7 +206,8 @@ def synth_kumc(out: Path, seed: int, scale: SynthScale) -> Path:
 
 def synthesize(out_dir: str | Path, seed: int = 0, scale: str = "small") -> dict[str, Path]:
     """Write the sample data under ``out_dir``; returns ``{"root", "videos", "polypdiag",
-    "cvc", "kumc"}`` paths. ``scale`` is ``"small"`` (tests, a few seconds), ``"demo"`` or ``"tiny"``."""
+    "cvc", "kumc"}`` paths. ``scale``: ``"small"`` (the tests' data, a few seconds), ``"demo"``
+    or ``"tiny"`` (see :class:`SynthScale`)."""
     if scale not in SCALES:
         raise ValueError(f"unknown synth scale {scale!r}; choose one of {sorted(SCALES)}")
     sizes = SCALES[scale]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-TEXTURE_SIZE = 256
+TEXTURE_SIZE = 256  # a power of two: world coordinates wrap with a bit mask
 ADENOMATOUS, HYPERPLASTIC = 1, 2
 CLASS_NAMES = {ADENOMATOUS: "adenomatous", HYPERPLASTIC: "hyperplastic"}
 
@@ -57,17 +57,21 @@ class Camera:
 
 
 def smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """Smooth random field float32 ``[size, size]`` in [0, 1]: ``cells``² values upsampled."""
-    coarse = rng.random((cells, cells), dtype=np.float32)
-    image = Image.fromarray(coarse, mode="F").resize((size, size), Image.Resampling.BICUBIC)
-    field = np.asarray(image, dtype=np.float32)
+    """Smooth periodic random field float32 ``[size, size]`` in [0, 1]: ``cells``² random
+    values upsampled bicubically with wrap-around padding, so tiling it shows no seams."""
+    coarse = np.pad(rng.random((cells, cells), dtype=np.float32), 2, mode="wrap")
+    step = size / cells
+    padded = round(step * (cells + 4))
+    image = Image.fromarray(coarse, mode="F").resize((padded, padded), Image.Resampling.BICUBIC)
+    offset = round(2 * step)
+    field = np.asarray(image, dtype=np.float32)[offset:offset + size, offset:offset + size]
     return (field - field.min()) / max(float(np.ptp(field)), 1e-6)
 
 
 def mucosa_texture(rng: np.random.Generator) -> np.ndarray:
     """Pinkish-red mucosa with vessels, float32 ``[S, S, 3]`` in [0, 1]."""
-    base = 0.6 * smooth_noise(rng, TEXTURE_SIZE, 6) + 0.4 * smooth_noise(rng, TEXTURE_SIZE, 24)
-    ridge = smooth_noise(rng, TEXTURE_SIZE, 12)
+    base = 0.6 * smooth_noise(rng, TEXTURE_SIZE, 8) + 0.4 * smooth_noise(rng, TEXTURE_SIZE, 32)
+    ridge = smooth_noise(rng, TEXTURE_SIZE, 16)
     vessels = np.clip(1.0 - np.abs(ridge - 0.5) / 0.03, 0.0, 1.0)
     tint = rng.uniform(-0.05, 0.05, size=3).astype(np.float32)
     colour = np.array([0.86, 0.48, 0.42], dtype=np.float32) + tint
@@ -92,7 +96,7 @@ def random_scene(rng: np.random.Generator, labels: list[int], frame_size: int) -
     polyps = [random_polyp(rng, label, frame_size) for label in labels]
     lumen = tuple(float(v) for v in rng.uniform(-0.3, 0.3, size=2) * frame_size)
     speculars = rng.uniform(-0.6, 0.6, size=(5, 2)).astype(np.float32) * frame_size
-    return Scene(texture=mucosa_texture(rng), detail=smooth_noise(rng, TEXTURE_SIZE, 48),
+    return Scene(texture=mucosa_texture(rng), detail=smooth_noise(rng, TEXTURE_SIZE, 64),
                  lumen=(lumen[0], lumen[1]), polyps=tuple(polyps), speculars=speculars)
 
 
@@ -108,7 +112,7 @@ def random_camera(rng: np.random.Generator, num_frames: int, frame_size: int) ->
                                   + np.sin(2 * np.pi * freq[1] * t + phase[1]))
 
     return Camera(tx=wave(0.12 * frame_size), ty=wave(0.12 * frame_size),
-                  zoom=1.025 + wave(0.175) * 0.5 + 0.5 * 0.175 * np.sin(np.pi * t),
+                  zoom=1.025 + wave(0.175),
                   angle=wave(0.35))
 
 
@@ -130,9 +134,9 @@ def _to_world(px: np.ndarray, py: np.ndarray, camera: Camera, i: int
 
 def _sample(field: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
     """Nearest sample of a wrapped world ``field`` ``[S, S, ...]`` at world points ``[H, W]``."""
-    size = field.shape[0]
-    ix = np.floor(wx).astype(np.int64) % size
-    iy = np.floor(wy).astype(np.int64) % size
+    wrap = field.shape[0] - 1  # the texture size is a power of two
+    ix = np.floor(wx).astype(np.int32) & wrap
+    iy = np.floor(wy).astype(np.int32) & wrap
     return field[iy, ix]
 
 
@@ -181,6 +185,7 @@ def render_frame(scene: Scene, camera: Camera, i: int, height: int, width: int,
     colour = _sample(scene.texture, wx, wy)
     masks: list[np.ndarray] = []
     labels: list[int] = []
+    on_polyp = np.zeros(wx.shape, dtype=bool)
     highlight_points = [scene.speculars]
     for polyp in scene.polyps if show_polyps else ():
         inside, rho, u, v = polyp_geometry(polyp, wx, wy)
@@ -190,10 +195,11 @@ def render_frame(scene: Scene, camera: Camera, i: int, height: int, width: int,
         colour = np.where(inside[..., None], _polyp_colour(polyp, rho, u, v, detail), colour)
         masks.append(inside)
         labels.append(polyp.label)
+        on_polyp |= inside
         highlight_points.append(np.array([[polyp.x - 0.35 * polyp.radius_x,
                                            polyp.y - 0.35 * polyp.radius_y]], dtype=np.float32))
     lumen_dist = np.hypot(wx - scene.lumen[0], wy - scene.lumen[1]) / (0.35 * min(height, width))
-    light = np.clip(lumen_dist, 0.12, 1.0) ** 0.8
+    light = np.clip(lumen_dist, np.where(on_polyp, 0.6, 0.12), 1.0) ** 0.8
     vignette = 1.0 - 0.45 * (np.hypot(px, py) / (0.5 * np.hypot(height, width))) ** 2
     colour = colour * (light * vignette)[..., None]
     spec = _speculars(np.concatenate(highlight_points), wx, wy)[..., None]

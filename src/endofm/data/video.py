@@ -237,7 +237,9 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | Path, fps: float, height: int, width: int,
-                 codec: str | None = None, gop_size: int | None = None) -> None:
+                 codec: str | None = None, gop_size: int | None = None,
+                 options: dict[str, str] | None = None) -> None:
+        """``options`` are encoder options, e.g. ``{"preset": "ultrafast"}`` for libx264."""
         if height % 2 or width % 2:
             raise ValueError(f"video size must be even, got {height}x{width}")
         self.path = Path(path)
@@ -249,10 +251,15 @@ class VideoWriter:
         self._stream.pix_fmt = "yuv420p"
         if gop_size is not None:
             self._stream.codec_context.gop_size = gop_size
+        if options:
+            self._stream.options = dict(options)
+        self._next_pts = 0
 
     def write(self, frame: np.ndarray) -> None:
         """Append one uint8 ``[H, W, 3]`` RGB frame."""
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        video_frame.pts = self._next_pts  # explicit timestamps make the encoding reproducible
+        self._next_pts += 1
         self._container.mux(self._stream.encode(video_frame))
 
     def close(self) -> None:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,7 +95,12 @@ def safe_load(path: str | Path) -> Any:
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        reason = (f"it pickles '{found.group(1)}', which is not on the allow-list of plain "
+                  "data types; refusing to run code from a checkpoint" if found else str(exc))
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from exc
+    except Exception as exc:  # torch raises RuntimeError, EOFError, ... on damaged files
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
 
 
@@ -201,6 +208,9 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     if path.is_dir():
         return _load_dir(path)
     layout, backbone, head, ignored, extra = _map_layout(safe_load(path), path)
+    # a classification head inside the backbone (TimeSformer's ``head``) is not backbone
+    ignored += [f"backbone {k}" for k in backbone if k.startswith("head.")]
+    backbone = {k: v for k, v in backbone.items() if not k.startswith("head.")}
     if not backbone:
         raise CheckpointError(f"{path}: layout '{layout}' but no backbone weights found")
     return LoadedCheckpoint(path, layout, backbone, infer_config(backbone, path), head,
@@ -217,13 +227,13 @@ def _load_dir(path: Path) -> LoadedCheckpoint:
         tensors = load_file(str(weights))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read endofm model directory {path}: {exc}") from exc
-    if meta.get("kind", "backbone") == "classifier":
-        backbone = _strip(tensors, "backbone.")
-        head = _strip(tensors, "head.")
-        config = meta["backbone"]
+    if not isinstance(meta, dict) or not isinstance(meta.get("backbone"), dict):
+        raise CheckpointError(f"{cfg_path}: no 'backbone' config object; not written by endofm?")
+    if meta.get("kind") == "classifier":
+        backbone, head = _strip(tensors, "backbone."), _strip(tensors, "head.")
     else:
-        backbone, head, config = tensors, {}, meta["backbone"] if "backbone" in meta else meta
-    return LoadedCheckpoint(path, "endofm_dir", backbone, dict(config), head, [],
+        backbone, head = tensors, {}
+    return LoadedCheckpoint(path, "endofm_dir", backbone, dict(meta["backbone"]), head, [],
                             {"meta": meta})
 
 

@@ -308,7 +308,10 @@ class VisionTransformer(nn.Module):
     @torch.no_grad()
     def get_last_selfattention(self, x: Tensor) -> Tensor:
         """Spatial attention of the last block, ``[B, T, heads, 1+N, 1+N]`` (query/key index 0
-        is the CLS token; keys 1.. are the frame's patches in (h, w) order)."""
+        is the CLS token; keys 1.. are the frame's patches in (h, w) order).
+
+        ``joint_space_time`` gives ``[B, 1, heads, 1+N*T, 1+N*T]`` (one map over all tokens).
+        """
         b = x.shape[0]
         x, t, _, _ = self.embed(x)
         for blk in list(self.blocks)[:-1]:

@@ -33,16 +33,22 @@ def test_hybrid_shapes_and_gradients():
     out = model(x)
     assert out.shape == (2, 2, 3, 32, 48)
     out.square().mean().backward()
-    for part in (model.stem, model.proj, model.blocks, model.decoder, model.head):
+    for part in (model.stem, model.proj, model.backbone.blocks, model.decoder, model.head):
         assert _grad_norm(part) > 0
-    assert model.pos_embed.grad is not None and model.time_embed.grad is not None
+    for p in (model.pos_embed, model.backbone.time_embed, model.backbone.cls_token):
+        assert p.grad is not None
 
 
-def test_hybrid_reuses_the_backbone_blocks():
-    backbone = _backbone()
-    model = HybridSegmenter(backbone, img_size=32, **TINY_STEM)
-    assert model.blocks is backbone.blocks
-    assert torch.equal(model.cls_token, backbone.cls_token + backbone.pos_embed[:, :1])
+def test_hybrid_grad_checkpointing_gives_the_same_gradients():
+    model = HybridSegmenter(_backbone(), img_size=32, **TINY_STEM)
+    x = torch.randn(1, 3, 2, 32, 32)
+    grads = []
+    for enable in (False, True):
+        model.zero_grad()
+        model.backbone.set_grad_checkpointing(enable)
+        model(x).sum().backward()
+        grads.append(model.backbone.blocks[0].attn.qkv.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1])
 
 
 def test_vit_variant_shapes_and_gradients():
@@ -76,8 +82,7 @@ def test_build_from_released_checkpoint(variant):
     ref = safe_load(ASSET)["teacher"]
     qkv = "blocks.1.attn.qkv.weight"
     own = dict(model.named_parameters())
-    name = qkv if variant == "hybrid" else f"backbone.{qkv}"
-    torch.testing.assert_close(own[name], ref[f"backbone.{qkv}"])
+    torch.testing.assert_close(own[f"backbone.{qkv}"], ref[f"backbone.{qkv}"])
     assert model(torch.randn(1, 3, 2, 32, 32)).shape == (1, 2, 2, 32, 32)
     with pytest.raises(ValueError, match="variant"):
         build_segmenter(SegmentationModelConfig(variant="unet"), backbone, 32)

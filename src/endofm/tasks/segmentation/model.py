@@ -108,9 +108,12 @@ class CascadedDecoder(nn.Module):
 
 
 class HybridSegmenter(nn.Module):
-    """TransUNet-style segmenter; ``backbone`` is an Endo-FM ``VisionTransformer`` whose
-    ``cls_token``, ``time_embed``, ``blocks`` and ``norm`` are reused (its patch embedding is
-    replaced by the CNN stem, its spatial table by a new learned position table)."""
+    """TransUNet-style segmenter on an Endo-FM ``VisionTransformer`` (kept as ``backbone``).
+
+    The backbone's ``cls_token`` (with its CLS position entry), ``time_embed``, ``blocks`` and
+    ``norm`` are used; its patch embedding and spatial table are replaced by the CNN stem and a
+    new learned position table, so those backbone parameters get no gradient.
+    """
 
     def __init__(self, backbone: nn.Module, num_classes: int = 2, img_size: int = 224,
                  stem_width: int = 64, stem_layers: Sequence[int] = (3, 4, 9),
@@ -122,18 +125,12 @@ class HybridSegmenter(nn.Module):
             raise ValueError("the hybrid segmenter needs a backbone with temporal attention "
                              "(attention_type 'divided_space_time' or 'joint_space_time')")
         dim = backbone.embed_dim
-        self.grad_checkpointing = bool(getattr(backbone, "grad_checkpointing", False))
+        self.backbone = backbone
         self.stem = ResNetV2Stem(stem_width, stem_layers, stem_channels, gn_groups)
         self.proj = nn.Conv2d(self.stem.out_channels, dim, 1)
         grid = img_size // STEM_STRIDE
         self.pos_embed = nn.Parameter(torch.zeros(1, dim, grid, grid))
         trunc_normal_(self.pos_embed, std=0.02)
-        with torch.no_grad():
-            cls = backbone.cls_token + backbone.pos_embed[:, :1]
-        self.cls_token = nn.Parameter(cls.detach().clone())
-        self.time_embed = nn.Parameter(backbone.time_embed.detach().clone())
-        self.blocks = backbone.blocks
-        self.norm = backbone.norm
         self.decoder = CascadedDecoder(dim, self.stem.skip_channels, decoder_hidden,
                                        decoder_channels)
         self.head = nn.Conv2d(decoder_channels[-1], num_classes, 3, padding=1)
@@ -145,10 +142,11 @@ class HybridSegmenter(nn.Module):
         x = _clips(feat, batch)
         t = x.shape[2]
         pos = F.interpolate(self.pos_embed, size=(h, w), mode="nearest")
-        time = F.interpolate(self.time_embed.transpose(1, 2), size=t, mode="nearest")
+        time = F.interpolate(self.backbone.time_embed.transpose(1, 2), size=t, mode="nearest")
         x = x + pos.unsqueeze(2) + time.view(1, d, t, 1, 1)
         x = x.permute(0, 3, 4, 2, 1).reshape(batch, h * w * t, d)
-        return torch.cat([self.cls_token.expand(batch, -1, -1), x], dim=1)
+        cls = self.backbone.cls_token + self.backbone.pos_embed[:, :1]
+        return torch.cat([cls.expand(batch, -1, -1), x], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Clips ``[B, 3, T, H, W]`` → logits ``[B, num_classes, T, H, W]``."""
@@ -159,12 +157,13 @@ class HybridSegmenter(nn.Module):
         feat = self.proj(feat)
         h, w = feat.shape[-2:]
         tokens = self._tokens(feat, b)
-        for blk in self.blocks:
-            if self.grad_checkpointing and torch.is_grad_enabled():
+        use_ckpt = bool(getattr(self.backbone, "grad_checkpointing", False))
+        for blk in self.backbone.blocks:
+            if use_ckpt and torch.is_grad_enabled():
                 tokens = checkpoint(blk, tokens, t, use_reentrant=False)
             else:
                 tokens = blk(tokens, t)
-        tokens = self.norm(tokens)[:, 1:]
+        tokens = self.backbone.norm(tokens)[:, 1:]
         feat = tokens.reshape(b, h, w, t, -1).permute(0, 3, 4, 1, 2).reshape(b * t, -1, h, w)
         return _clips(self.head(self.decoder(feat, skips)), b)
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
+from omegaconf import OmegaConf
+from safetensors.torch import load_file
 from torch import nn
 
+from endofm.config import to_dict
 from endofm.data import CvcSequence, read_cvc
+from endofm.models import backbone_config, create_model
+from endofm.models.checkpoint import save_state_dir
+from endofm.tasks.base import Task
 from endofm.tasks.segmentation.data import SegmentationWindows
 from endofm.tasks.segmentation.evaluation import evaluate_sequences
 from endofm.tasks.segmentation.loss import CEDiceLoss
@@ -17,6 +26,8 @@ from endofm.tasks.segmentation.model import (
     build_backbone,
     build_segmenter,
 )
+
+KIND = "segmenter"
 
 
 @dataclass
@@ -62,34 +73,69 @@ def read_sequences(root: str | Path, split: str, data: SegmentationDataConfig
     return sequences
 
 
-class SegmentationTask:
-    """Builds the model, datasets and loss from ``SegmentationSettings`` and evaluates."""
+class SegmentationTask(Task):
+    """CVC-12k video polyp segmentation; the kept model is selected on sequence Dice."""
 
     name = "segmentation"
+    settings_class = SegmentationSettings
     selection_metric = "dice"
 
-    def __init__(self, cfg: SegmentationSettings) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: Any) -> None:
+        super().__init__(cfg)
         self.criterion = CEDiceLoss(cfg.loss.ce_weight, cfg.loss.dice_weight)
 
-    def build_model(self) -> nn.Module:
-        data = self.cfg.data
-        backbone = build_backbone(self.cfg.model, data.img_size, data.num_frames)
-        return build_segmenter(self.cfg.model, backbone, data.img_size)
+    def build_model(self, pretrained: str | Path | None = None) -> nn.Module:
+        """The ``model.variant`` segmenter; ``pretrained`` (if given) replaces
+        ``model.pretrained`` as the backbone checkpoint."""
+        data, model_cfg = self.cfg.data, self.cfg.model
+        if pretrained is not None:
+            model_cfg = OmegaConf.merge(model_cfg, {"pretrained": str(pretrained)})
+        backbone = build_backbone(model_cfg, data.img_size, data.num_frames)
+        return build_segmenter(model_cfg, backbone, data.img_size)
 
-    def build_train_dataset(self, root: str | Path) -> SegmentationWindows:
+    def read_items(self, root: str | Path, split: str) -> list[CvcSequence]:
+        return read_sequences(root, split, self.cfg.data)
+
+    def train_dataset(self, items: Sequence) -> SegmentationWindows:
         data = self.cfg.data
-        return SegmentationWindows(read_sequences(root, "train", data), data.num_frames,
-                                   data.train_stride, data.img_size, augment=True,
-                                   margin=data.crop_margin, rotation=data.rotation)
+        return SegmentationWindows(items, data.num_frames, data.train_stride, data.img_size,
+                                   augment=True, margin=data.crop_margin, rotation=data.rotation)
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """``batch``: clips ``[B, 3, T, S, S]`` and masks ``[B, T, S, S]`` on the model's device."""
         clips, masks = batch
         return self.criterion(model(clips), masks)
 
-    def evaluate(self, model: nn.Module, sequences: list, device: torch.device,
-                 precision: str = "fp32", out_dir: Path | None = None) -> dict:
+    def evaluate(self, model: nn.Module, items: Sequence, device: torch.device,
+                 precision: str = "fp32", out_dir: Path | None = None) -> dict[str, Any]:
         data = self.cfg.data
-        return evaluate_sequences(model, sequences, data.img_size, data.num_frames,
+        return evaluate_sequences(model, items, data.img_size, data.num_frames,
                                   data.eval_stride, device, precision, out_dir)
+
+    def save_model(self, model: nn.Module, out_dir: Path) -> Path:
+        """``model.safetensors`` + ``config.json`` (model settings, backbone architecture,
+        input size and window length)."""
+        model = getattr(model, "module", model)
+        meta = {"kind": KIND, "format": "endofm", "model": to_dict(self.cfg.model),
+                "backbone": backbone_config(model.backbone),
+                "img_size": self.cfg.data.img_size, "num_frames": self.cfg.data.num_frames}
+        return save_state_dir(model.state_dict(), meta, out_dir)
+
+    def load_model(self, path: str | Path) -> nn.Module:
+        """Load a directory written by ``save_model``. Its input size and window length
+        replace ``data.img_size``/``data.num_frames`` so evaluation matches training."""
+        path = Path(path)
+        config, weights = path / "config.json", path / "model.safetensors"
+        if not config.is_file() or not weights.is_file():
+            raise FileNotFoundError(f"{path}: not a segmentation checkpoint directory "
+                                    "(needs config.json and model.safetensors)")
+        meta = json.loads(config.read_text())
+        if meta.get("kind") != KIND:
+            raise ValueError(f"{config}: kind {meta.get('kind')!r} is not a {KIND!r} checkpoint")
+        model_cfg = OmegaConf.merge(OmegaConf.structured(SegmentationModelConfig),
+                                    {**meta["model"], "pretrained": None})
+        backbone = create_model(model_cfg.backbone, drop_path_rate=0.0, **meta["backbone"])
+        model = build_segmenter(model_cfg, backbone, meta["img_size"])
+        model.load_state_dict(load_file(weights))
+        self.cfg.data.img_size, self.cfg.data.num_frames = meta["img_size"], meta["num_frames"]
+        return model.eval()

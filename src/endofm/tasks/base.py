@@ -1,0 +1,146 @@
+"""The downstream task interface and the settings every task shares.
+
+A task (classification, segmentation, detection) is a thin class on top of the engine
+(``endofm.tasks.engine``): it reads its items (videos, sequences) for a split, wraps training
+items in a torch ``Dataset``, computes the loss of a batch, evaluates a model on items, and saves
+and loads its fine-tuned model. The engine owns everything else: devices, precision,
+distributed training, the optimiser and schedule, selection protocol, checkpoints and resume.
+
+A task's config is its own dataclass (``settings_class``: ``model``/``data``/… sections) merged
+with :class:`EngineConfig`'s ``optim``/``train``/``protocol`` sections into one flat schema
+(:func:`task_config_schema`), so a YAML file or override reads ``data.img_size=64`` or
+``optim.lr=0.01`` alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and per-iteration schedule (linear warm-up, then cosine to ``min_lr``)."""
+
+    name: str = "sgd"  # sgd | adamw
+    lr: float = 1e-3
+    scale_lr_with_batch: bool = True  # lr × global batch / 256, as the release
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    backbone_lr_mult: float = 1.0  # lr multiplier for parameters under ``backbone.``
+    warmup_epochs: float = 0.0
+    min_lr: float = 0.0
+    clip_grad: float = 0.0  # 0 = no clipping
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 4  # per process
+    accum_steps: int = 1  # gradient accumulation
+    num_workers: int = 0
+    device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    grad_checkpointing: bool = False
+    freeze_backbone: bool = False  # linear probe: only the head trains
+    seed: int = 0
+    eval_every: int = 1  # epochs between selection evaluations
+    log_every: int = 10  # iterations between JSONL log rows
+
+
+@dataclass
+class ProtocolConfig:
+    """How the reported weights are chosen.
+
+    ``val`` (default): a validation part is carved from the training items (by item, so no
+    video or sequence is in both) and the epoch with the best validation score is kept;
+    ``fixed``: the last epoch is kept, nothing is carved out; ``test``: the release's
+    behaviour — the epoch with the best *test* score is kept (optimistic; reported as such).
+    The test split is evaluated once, at the end, with the kept weights.
+    """
+
+    selection: str = "val"  # val | fixed | test
+    val_fraction: float = 0.2
+    val_seed: int = 0
+
+
+@dataclass
+class EngineConfig:
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+
+
+class Task(ABC):
+    """One downstream task. ``cfg`` is the merged config (task sections + engine sections)."""
+
+    name: ClassVar[str]
+    settings_class: ClassVar[type]
+    selection_metric: ClassVar[str]
+    test_split: ClassVar[str] = "test"
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+
+    @abstractmethod
+    def build_model(self, pretrained: str | Path | None) -> nn.Module:
+        """The model to fine-tune; its backbone parameters are named ``backbone.*``."""
+
+    @abstractmethod
+    def read_items(self, root: str | Path, split: str) -> list:
+        """The items (videos, sequences) of ``split`` (``"train"`` or ``test_split``)."""
+
+    @abstractmethod
+    def train_dataset(self, items: Sequence) -> Dataset:
+        """A dataset of training samples drawn from ``items``."""
+
+    def collate(self, batch: list) -> Any:
+        """Combine samples into a batch (default: torch's)."""
+        return torch.utils.data.default_collate(batch)
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Any) -> Tensor:
+        """The scalar training loss of ``batch`` (already on the model's device)."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, items: Sequence, device: torch.device,
+                 precision: str, out_dir: Path | None = None) -> dict[str, Any]:
+        """Metrics of ``model`` on ``items``; with ``out_dir``, also write the artefacts
+        (predictions, plots). Returns plain JSON-able values."""
+
+    @abstractmethod
+    def save_model(self, model: nn.Module, out_dir: Path) -> Path:
+        """Write the fine-tuned model in the project's format."""
+
+    @abstractmethod
+    def load_model(self, path: str | Path) -> nn.Module:
+        """Load a fine-tuned model (the project's format and, where one exists, the release's).
+        A missing or unloadable checkpoint is an error."""
+
+
+def task_config_schema(task_cls: type[Task]) -> type:
+    """A dataclass with the task's sections followed by ``optim``, ``train``, ``protocol``."""
+    sections = [*dataclasses.fields(task_cls.settings_class), *dataclasses.fields(EngineConfig)]
+    # resolved types (the annotations are strings under ``from __future__ import annotations``)
+    fields = [(f.name, type(f.default_factory()), field(default_factory=f.default_factory))
+              for f in sections]
+    return dataclasses.make_dataclass(f"{task_cls.__name__}Config", fields)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor in a (nested) batch to ``device``."""
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch

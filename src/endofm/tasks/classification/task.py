@@ -1,0 +1,123 @@
+"""The ``classification`` task (PolypDiag): backbone CLS → linear head, full fine-tuning or a
+linear probe, test-time averaging over clips × crops."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from endofm.data import VideoItem, read_polypdiag
+from endofm.models import VideoClassifier, create_model, load_classifier
+from endofm.tasks.base import Task
+from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips, test_views
+from endofm.tasks.classification.metrics import classification_metrics, plot_confusion_and_roc
+from endofm.utils.device import autocast
+from endofm.utils.io import atomic_write
+
+
+@dataclass
+class ClassificationModelConfig:
+    """The backbone (a registry name + architecture overrides) and the head."""
+
+    name: str = "endofm_vit_base_patch16"
+    img_size: int = 224
+    num_frames: int = 8
+    embed_dim: int | None = None
+    depth: int | None = None
+    num_heads: int | None = None
+    drop_path_rate: float = 0.1
+    num_classes: int = 2
+    head_dropout: float = 0.0
+    positive_class: int = 1  # the class F1/precision/recall/AUROC refer to (1 = abnormal)
+
+
+@dataclass
+class ClassificationSettings:
+    model: ClassificationModelConfig = field(default_factory=ClassificationModelConfig)
+    data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
+
+
+class ClassificationTask(Task):
+    name = "classification"
+    settings_class = ClassificationSettings
+    selection_metric = "f1"
+    test_split = "val"  # PolypDiag's held-out split is splits/val.txt
+
+    def build_model(self, pretrained: str | Path | None) -> nn.Module:
+        m = self.cfg.model
+        overrides = {k: getattr(m, k) for k in ("embed_dim", "depth", "num_heads")
+                     if getattr(m, k) is not None}
+        backbone = create_model(m.name, pretrained=pretrained, img_size=m.img_size,
+                                num_frames=m.num_frames, drop_path_rate=m.drop_path_rate,
+                                **overrides)
+        return VideoClassifier(backbone, m.num_classes, m.head_dropout)
+
+    def read_items(self, root: str | Path, split: str) -> list[VideoItem]:
+        items = read_polypdiag(root, split)
+        bad = [it for it in items if not 0 <= it.label < self.cfg.model.num_classes]
+        if bad:
+            raise ValueError(f"{bad[0].path}: label {bad[0].label} outside "
+                             f"[0, {self.cfg.model.num_classes})")
+        return items
+
+    def train_dataset(self, items: Sequence[VideoItem]) -> Dataset:
+        return TrainClips(items, self.cfg.data)
+
+    def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
+        clips, labels = batch
+        return F.cross_entropy(model(clips), labels)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, item: VideoItem, device: torch.device,
+                precision: str) -> np.ndarray:
+        """Class probabilities of one video, averaged over its test views. ``[C]``."""
+        views = test_views(item, self.cfg.data).to(device)
+        with autocast(device, precision):
+            logits = model(views).float()
+        return logits.softmax(-1).mean(0).cpu().numpy()
+
+    def evaluate(self, model: nn.Module, items: Sequence[VideoItem], device: torch.device,
+                 precision: str, out_dir: Path | None = None) -> dict[str, Any]:
+        was_training = model.training
+        model.eval()
+        probs = np.stack([self.predict(model, it, device, precision) for it in items])
+        model.train(was_training)
+        labels = np.array([it.label for it in items])
+        positive = self.cfg.model.positive_class
+        metrics = classification_metrics(labels, probs, positive)
+        if out_dir is not None:
+            write_predictions(items, probs, Path(out_dir) / "predictions.csv")
+            plot_confusion_and_roc(labels, probs, Path(out_dir) / "confusion_roc.png", positive)
+        return metrics
+
+    def save_model(self, model: nn.Module, out_dir: Path) -> Path:
+        model = getattr(model, "module", model)
+        return model.save_pretrained(out_dir)
+
+    def load_model(self, path: str | Path) -> nn.Module:
+        return load_classifier(path, num_heads=self.cfg.model.num_heads)
+
+
+def write_predictions(items: Sequence[VideoItem], probs: np.ndarray, path: Path) -> Path:
+    """Per-video CSV: path, label, prediction, one probability column per class."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            out = csv.writer(f)
+            out.writerow(["video", "label", "prediction",
+                          *[f"prob_{c}" for c in range(probs.shape[1])]])
+            for item, p in zip(items, probs, strict=True):
+                out.writerow([str(item.path), item.label, int(p.argmax()),
+                              *[f"{v:.6f}" for v in p]])
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, write)

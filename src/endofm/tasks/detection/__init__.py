@@ -1,0 +1,9 @@
+"""KUMC video polyp detection on the Endo-FM backbone (issue 7)."""
+
+from endofm.tasks.detection.metrics import METRIC_KEYS, FrameDetections, detection_metrics
+from endofm.tasks.detection.model import ClipDetector, DetectionModelConfig, build_detector
+from endofm.tasks.detection.task import DetectionDataConfig, DetectionSettings, DetectionTask
+
+__all__ = ["METRIC_KEYS", "ClipDetector", "DetectionDataConfig", "DetectionModelConfig",
+           "DetectionSettings", "DetectionTask", "FrameDetections", "build_detector",
+           "detection_metrics"]

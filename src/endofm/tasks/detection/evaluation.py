@@ -1,0 +1,121 @@
+"""Run a detector over KUMC clips; write metrics.json, COCO predictions and contact sheets."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from torch import nn
+from torch.utils.data import DataLoader
+
+from endofm.tasks.detection.data import KumcClips, collate, read_rgb
+from endofm.tasks.detection.metrics import (
+    FrameDetections,
+    coco_ground_truth,
+    coco_predictions,
+    detection_metrics,
+)
+from endofm.utils.device import autocast
+from endofm.utils.io import atomic_write, atomic_write_json
+
+CLASS_NAMES = {1: "adenomatous", 2: "hyperplastic"}
+COLOURS = {1: "tab:red", 2: "tab:cyan"}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset: KumcClips, device: torch.device, precision: str = "fp32",
+            batch_size: int = 4, num_workers: int = 0) -> list[FrameDetections]:
+    """One :class:`FrameDetections` per dataset item, in dataset order."""
+    was_training = model.training
+    model.eval()
+    frames: list[FrameDetections] = []
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
+                        collate_fn=collate)
+    for clips, targets, _ in loader:
+        with autocast(device, precision):
+            outputs = model([c.to(device) for c in clips])
+        for clip, target, out in zip(clips, targets, outputs, strict=True):
+            frames.append(FrameDetections(
+                target["boxes"].numpy(), target["labels"].numpy(),
+                out["boxes"].float().cpu().numpy(), out["scores"].float().cpu().numpy(),
+                out["labels"].cpu().numpy(), width=clip.shape[-1], height=clip.shape[-2]))
+    model.train(was_training)
+    return frames
+
+
+def _draw(ax: Axes, dataset: KumcClips, i: int, det: FrameDetections,
+          threshold: float) -> None:
+    frame = dataset.frame(i)
+    ax.imshow(read_rgb(frame.image))
+    for box in det.gt_boxes:
+        ax.add_patch(Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False,
+                               edgecolor="lime", linestyle="--", linewidth=1))
+    for box, score, label in zip(det.boxes, det.scores, det.labels, strict=True):
+        if score < threshold:
+            continue
+        colour = COLOURS.get(int(label), "yellow")
+        ax.add_patch(Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False,
+                               edgecolor=colour, linewidth=1.5))
+        ax.text(box[0], box[1], f"{CLASS_NAMES.get(int(label), label)} {score:.2f}",
+                color="black", fontsize=6, backgroundcolor=colour, va="bottom")
+    ax.set_title(frame.image.name, fontsize=7)
+    ax.axis("off")
+
+
+def save_contact_sheets(dataset: KumcClips, frames: list[FrameDetections], out_dir: Path,
+                        threshold: float = 0.5, columns: int = 6) -> list[Path]:
+    """``out_dir/<video>.png`` per video: every frame with ground truth (green, dashed) and
+    predictions scoring >= ``threshold`` (class colour, class name and score)."""
+    by_video: dict[int, list[int]] = {}
+    for i, (v, _) in enumerate(dataset.index):
+        by_video.setdefault(v, []).append(i)
+    paths = []
+    for v, items in by_video.items():
+        rows = math.ceil(len(items) / columns)
+        cols = min(columns, len(items))
+        fig = Figure(figsize=(2 * cols, 2 * rows))
+        axes = fig.subplots(rows, cols, squeeze=False)
+        for ax in axes.flat[len(items):]:
+            ax.axis("off")
+        for ax, i in zip(axes.flat, items, strict=False):
+            _draw(ax, dataset, i, frames[i], threshold)
+        fig.tight_layout()
+        path = out_dir / f"{dataset.videos[v].name}.png"
+        atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, dpi=100, format="png"))
+        paths.append(path)
+    return paths
+
+
+def coco_prediction_file(dataset: KumcClips, frames: list[FrameDetections],
+                         num_classes: int) -> dict:
+    """COCO JSON: ``images`` (with ``file_name``), ground-truth ``annotations``,
+    ``categories`` and the model's ``predictions`` (result records, image ids shared)."""
+    coco = coco_ground_truth(frames, num_classes)
+    for image in coco["images"]:
+        image["file_name"] = str(dataset.frame(image["id"]).image)
+    coco["categories"] = [{"id": c, "name": CLASS_NAMES.get(c, str(c))}
+                          for c in range(1, num_classes + 1)]
+    coco["predictions"] = coco_predictions(frames)
+    return coco
+
+
+def evaluate_clips(model: nn.Module, dataset: KumcClips, device: torch.device,
+                   precision: str = "fp32", num_classes: int = 2, threshold: float = 0.5,
+                   out_dir: Path | None = None, batch_size: int = 4) -> dict:
+    """Metrics (:data:`endofm.tasks.detection.metrics.METRIC_KEYS` plus ``num_frames``,
+    ``num_videos``); with ``out_dir`` also ``metrics.json``, ``predictions.json`` and
+    ``sheets/<video>.png``."""
+    frames = predict(model, dataset, device, precision, batch_size)
+    result: dict = detection_metrics(frames, num_classes, threshold)
+    result |= {"num_frames": len(frames), "num_videos": len(dataset.videos)}
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        atomic_write_json(coco_prediction_file(dataset, frames, num_classes),
+                          out_dir / "predictions.json")
+        save_contact_sheets(dataset, frames, out_dir / "sheets", threshold)
+        atomic_write_json(result, out_dir / "metrics.json")
+    return result

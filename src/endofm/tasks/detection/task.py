@@ -1,0 +1,121 @@
+"""The ``detection`` task: KUMC clips around each annotated frame, a torchvision head on the
+Endo-FM pyramid, frame-level + localisation + COCO metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from safetensors.torch import load_file
+from torch import nn
+
+from endofm.config import to_dict
+from endofm.data import KumcVideo, read_kumc
+from endofm.models import backbone_config, create_model
+from endofm.models.checkpoint import save_state_dir
+from endofm.tasks.base import Task
+from endofm.tasks.detection.data import KumcClips, collate
+from endofm.tasks.detection.evaluation import evaluate_clips
+from endofm.tasks.detection.model import (
+    ClipDetector,
+    DetectionModelConfig,
+    build_backbone,
+)
+
+KIND = "detector"
+
+
+@dataclass
+class DetectionDataConfig:
+    """Clip length/stride around the target frame, training flips, evaluation batch size."""
+
+    num_frames: int = 3
+    frame_stride: int = 1
+    flip: bool = True
+    eval_batch_size: int = 4
+
+
+@dataclass
+class DetectionSettings:
+    """The detection-specific part of the task config."""
+
+    model: DetectionModelConfig = field(default_factory=DetectionModelConfig)
+    data: DetectionDataConfig = field(default_factory=DetectionDataConfig)
+    score_threshold: float = 0.5
+
+
+class DetectionTask(Task):
+    """KUMC detection on the engine (``endofm finetune|evaluate detection``)."""
+
+    name = "detection"
+    settings_class = DetectionSettings
+    selection_metric = "ap50"
+    test_split = "test"
+
+    def build_model(self, pretrained: str | Path | None = None) -> ClipDetector:
+        """The detector; ``pretrained`` (if given) replaces ``model.pretrained`` as the
+        backbone checkpoint."""
+        model_cfg = self.cfg.model
+        if pretrained is not None:
+            model_cfg = OmegaConf.merge(model_cfg, {"pretrained": str(pretrained)})
+        num_frames = self.cfg.data.num_frames
+        return ClipDetector(model_cfg, build_backbone(model_cfg, model_cfg.min_size, num_frames),
+                             num_frames)
+
+    def read_items(self, root: str | Path, split: str) -> list[KumcVideo]:
+        videos = read_kumc(root, split)
+        if not videos:
+            raise ValueError(f"{root}: the KUMC {split!r} split has no videos")
+        return videos
+
+    def train_dataset(self, items: Sequence) -> KumcClips:
+        data = self.cfg.data
+        return KumcClips(list(items), data.num_frames, data.frame_stride, augment=data.flip)
+
+    def collate(self, batch: list) -> Any:
+        return collate(batch)
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """The sum of the head's losses; ``batch`` from :func:`collate`, on the model's device."""
+        clips, targets, _ = batch
+        return sum(model(clips, targets).values())
+
+    def evaluate(self, model: nn.Module, items: Sequence, device: torch.device,
+                 precision: str = "fp32", out_dir: Path | None = None) -> dict[str, Any]:
+        data = self.cfg.data
+        dataset = KumcClips(list(items), data.num_frames, data.frame_stride)
+        return evaluate_clips(model, dataset, device, precision, self.cfg.model.num_classes,
+                              self.cfg.score_threshold, out_dir, data.eval_batch_size)
+
+    def save_model(self, model: nn.Module, out_dir: Path) -> Path:
+        """``model.safetensors`` + ``config.json`` (model settings, backbone architecture,
+        clip length and stride)."""
+        model = getattr(model, "module", model)
+        meta = {"kind": KIND, "format": "endofm", "model": to_dict(self.cfg.model),
+                "backbone": backbone_config(model.backbone), "data": to_dict(self.cfg.data)}
+        return save_state_dir(model.state_dict(), meta, out_dir)
+
+    def load_model(self, path: str | Path) -> ClipDetector:
+        """Load a directory written by :meth:`save_model`; its model and clip settings replace
+        ``model``/``data`` so evaluation matches training."""
+        path = Path(path)
+        config, weights = path / "config.json", path / "model.safetensors"
+        if not config.is_file() or not weights.is_file():
+            raise FileNotFoundError(f"{path}: not a detection checkpoint directory "
+                                    "(needs config.json and model.safetensors)")
+        meta = json.loads(config.read_text())
+        if meta.get("kind") != KIND:
+            raise ValueError(f"{config}: kind {meta.get('kind')!r} is not a {KIND!r} checkpoint")
+        model_cfg = OmegaConf.merge(OmegaConf.structured(DetectionModelConfig),
+                                    {**meta["model"], "pretrained": None})
+        data_cfg = OmegaConf.merge(OmegaConf.structured(DetectionDataConfig), meta["data"])
+        backbone = create_model(model_cfg.backbone, drop_path_rate=0.0, **meta["backbone"])
+        model = ClipDetector(model_cfg, backbone, data_cfg.num_frames)
+        model.load_state_dict(load_file(weights))
+        self.cfg.model, self.cfg.data = model_cfg, data_cfg
+        return model.eval()

@@ -1,0 +1,316 @@
+"""One fine-tuning / evaluation loop for every downstream task.
+
+``fit`` trains a :class:`~endofm.tasks.base.Task` with the selection protocol of its config,
+checkpoints ``last`` (full training state, every epoch, atomically) and ``best`` (the task's model
+format), resumes exactly from ``last`` when the output folder has one, and evaluates the test
+split once with the kept weights. ``evaluate`` runs a saved model on a split. Distributed runs
+(``torchrun``) shard the training data; evaluation runs on rank 0.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from tqdm import tqdm
+
+from endofm.config import save_run_config, to_dict
+from endofm.models.checkpoint import safe_load
+from endofm.tasks.base import Task, to_device
+from endofm.utils.device import autocast, make_grad_scaler
+from endofm.utils.distributed import DistInfo, barrier, init_distributed
+from endofm.utils.io import atomic_torch_save, atomic_write_json
+from endofm.utils.logging import MetricLogger, plot_curves, read_jsonl
+from endofm.utils.seed import get_rng_state, seed_everything, set_rng_state
+
+LAST = "last.pth"
+
+
+def carve_validation(items: Sequence, fraction: float, seed: int) -> tuple[list, list]:
+    """Split ``items`` into (train, val) by item with a seeded shuffle; val gets at least one
+    item and train keeps at least one."""
+    if len(items) < 2:
+        raise ValueError(f"cannot carve a validation split from {len(items)} training item(s); "
+                         "use protocol.selection=fixed")
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    n_val = min(len(items) - 1, max(1, round(fraction * len(items))))
+    val = sorted(order[:n_val])
+    train = sorted(order[n_val:])
+    return [items[i] for i in train], [items[i] for i in val]
+
+
+def split_items(task: Task, root: str | Path) -> tuple[list, list | None, list]:
+    """(train, selection, test) items under the config's protocol."""
+    protocol = task.cfg.protocol
+    train = task.read_items(root, "train")
+    test = task.read_items(root, task.test_split)
+    if protocol.selection == "val":
+        train, val = carve_validation(train, protocol.val_fraction, protocol.val_seed)
+        return train, val, test
+    if protocol.selection == "fixed":
+        return train, None, test
+    if protocol.selection == "test":
+        warnings.warn("protocol.selection=test keeps the epoch with the best TEST score, as the "
+                      "release did: the reported test metrics are optimistic", stacklevel=2)
+        return train, test, test
+    raise ValueError(f"protocol.selection must be val, fixed or test, got "
+                     f"{protocol.selection!r}")
+
+
+def param_groups(model: nn.Module, weight_decay: float, backbone_lr_mult: float) -> list[dict]:
+    """AdamW/SGD groups: no decay on biases, norms and positional/CLS tables; the backbone's
+    learning rate scaled by ``backbone_lr_mult``."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        no_decay = p.ndim <= 1 or name.split(".")[-1] in ("pos_embed", "cls_token", "time_embed")
+        is_backbone = name.startswith("backbone.")
+        groups.setdefault((no_decay, is_backbone), []).append(p)
+    return [{"params": ps, "weight_decay": 0.0 if nd else weight_decay,
+             "lr_mult": backbone_lr_mult if bb else 1.0}
+            for (nd, bb), ps in sorted(groups.items())]
+
+
+def build_optimizer(model: nn.Module, optim: Any) -> torch.optim.Optimizer:
+    groups = param_groups(model, optim.weight_decay, optim.backbone_lr_mult)
+    if not groups:
+        raise ValueError("the model has no trainable parameters")
+    if optim.name == "sgd":
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum)
+    if optim.name == "adamw":
+        return torch.optim.AdamW(groups, lr=optim.lr)
+    raise ValueError(f"optim.name must be sgd or adamw, got {optim.name!r}")
+
+
+def lr_at(step: int, total: int, warmup: int, base_lr: float, min_lr: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from ``base_lr`` to ``min_lr``."""
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_lr + 0.5 * (base_lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class Trainer:
+    """The state of one fine-tuning run; ``run()`` trains, selects and tests."""
+
+    def __init__(self, task: Task, root: str | Path, output: str | Path,
+                 pretrained: str | Path | None, dist: DistInfo) -> None:
+        cfg = task.cfg
+        self.task, self.cfg, self.dist = task, cfg, dist
+        self.output = Path(output)
+        self.device = dist.device
+        seed_everything(cfg.train.seed + dist.rank)
+        self.train_items, self.val_items, self.test_items = split_items(task, root)
+        model = task.build_model(pretrained)
+        if cfg.train.freeze_backbone:
+            for p in model.backbone.parameters():
+                p.requires_grad_(False)
+        if cfg.train.grad_checkpointing and hasattr(model, "backbone"):
+            model.backbone.set_grad_checkpointing(True)
+        self.model = model.to(self.device)
+        self.ddp = (DistributedDataParallel(self.model, find_unused_parameters=True)
+                    if dist.world_size > 1 else self.model)
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.scaler = make_grad_scaler(self.device, cfg.train.precision)
+        dataset = task.train_dataset(self.train_items)
+        self.sampler = (DistributedSampler(dataset, seed=cfg.train.seed)
+                        if dist.world_size > 1 else None)
+        self.dataset = dataset
+        self.steps_per_epoch = math.ceil(
+            len(dataset) / (cfg.train.batch_size * dist.world_size) / cfg.train.accum_steps)
+        global_batch = cfg.train.batch_size * cfg.train.accum_steps * dist.world_size
+        scale = global_batch / 256 if cfg.optim.scale_lr_with_batch else 1.0
+        self.base_lr, self.min_lr = cfg.optim.lr * scale, cfg.optim.min_lr * scale
+        self.epoch, self.step, self.best_score, self.best_epoch = 0, 0, -math.inf, -1
+        self.logger = MetricLogger(self.output)
+
+    # -- data -------------------------------------------------------------------------------
+    def loader(self, epoch: int) -> DataLoader:
+        """The epoch's loader; shuffling is seeded by (seed, epoch) so a resume replays it."""
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+            sampler = self.sampler
+        else:
+            gen = torch.Generator().manual_seed(self.cfg.train.seed * 1000 + epoch)
+            sampler = RandomSampler(self.dataset, generator=gen)
+        return DataLoader(self.dataset, batch_size=self.cfg.train.batch_size, sampler=sampler,
+                          num_workers=self.cfg.train.num_workers, collate_fn=self.task.collate,
+                          drop_last=False, persistent_workers=False)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "epoch": self.epoch, "step": self.step,
+                "best_score": self.best_score, "best_epoch": self.best_epoch,
+                "rng": get_rng_state(), "config": to_dict(self.cfg)}
+
+    def resume(self) -> bool:
+        path = self.output / LAST
+        if not path.is_file():
+            return False
+        state = safe_load(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
+        set_rng_state(state["rng"])
+        return True
+
+    # -- training ---------------------------------------------------------------------------
+    def set_lr(self) -> float:
+        total = self.cfg.train.epochs * self.steps_per_epoch
+        warmup = round(self.cfg.optim.warmup_epochs * self.steps_per_epoch)
+        lr = lr_at(self.step, total, warmup, self.base_lr, self.min_lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["lr_mult"]
+        return lr
+
+    def optimizer_step(self) -> None:
+        if self.cfg.optim.clip_grad > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+
+    def train_epoch(self) -> float:
+        train = self.cfg.train
+        self.ddp.train()
+        losses: list[float] = []
+        bar = tqdm(self.loader(self.epoch), desc=f"epoch {self.epoch + 1}/{train.epochs}",
+                   disable=not self.dist.is_main, leave=False)
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(bar):
+            if i % train.accum_steps == 0:
+                lr = self.set_lr()
+            with autocast(self.device, train.precision):
+                loss = self.task.loss(self.ddp, to_device(batch, self.device))
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"non-finite loss {loss.item()} at epoch {self.epoch + 1}, "
+                                   f"iteration {i}")
+            self.scaler.scale(loss / train.accum_steps).backward()
+            last = i + 1 == len(bar)
+            if (i + 1) % train.accum_steps == 0 or last:
+                self.optimizer_step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+            if self.step % train.log_every == 0:
+                self.logger.log({"train/loss": loss.item(), "lr": lr}, self.step)
+        return float(np.mean(losses)) if losses else float("nan")
+
+    def select(self, metrics: dict[str, Any]) -> bool:
+        score = float(metrics[self.task.selection_metric])
+        if score > self.best_score:
+            self.best_score, self.best_epoch = score, self.epoch
+            return True
+        return False
+
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        resumed = self.resume()
+        if self.dist.is_main:
+            save_run_config(cfg, self.output)
+            if resumed:
+                print(f"resumed from {self.output / LAST} at epoch {self.epoch}")
+        while self.epoch < cfg.train.epochs:
+            loss = self.train_epoch()
+            record: dict[str, Any] = {"epoch": self.epoch + 1, "train/loss_epoch": loss}
+            is_eval_epoch = ((self.epoch + 1) % cfg.train.eval_every == 0
+                             or self.epoch + 1 == cfg.train.epochs)
+            if self.dist.is_main and self.val_items is not None and is_eval_epoch:
+                metrics = self.task.evaluate(self.model, self.val_items, self.device,
+                                             cfg.train.precision)
+                record |= {f"select/{k}": v for k, v in metrics.items()
+                           if isinstance(v, (int, float))}
+                if self.select(metrics):
+                    self.task.save_model(self.model, self.output / "best")
+            self.epoch += 1
+            if self.dist.is_main:
+                self.logger.log(record, self.step)
+                atomic_torch_save(self.state(), self.output / LAST)
+                key = f"select/{self.task.selection_metric}"
+                score = f", {key} {record[key]:.4f}" if key in record else ""
+                print(f"epoch {self.epoch}/{cfg.train.epochs}: loss {loss:.4f}{score}")
+            barrier()
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        """Evaluate the kept weights on the test split once; write metrics.json and plots."""
+        if not self.dist.is_main:
+            barrier()
+            return {}
+        if self.val_items is None:
+            self.task.save_model(self.model, self.output / "best")
+            kept = self.model
+        else:
+            kept = self.task.load_model(self.output / "best").to(self.device)
+        metrics = self.task.evaluate(kept, self.test_items, self.device,
+                                     self.cfg.train.precision, self.output / "test")
+        result = {**metrics, "split": self.task.test_split,
+                  "selection": self.cfg.protocol.selection,
+                  "selected_epoch": (self.best_epoch + 1 if self.val_items is not None
+                                     else self.cfg.train.epochs),
+                  "selection_score": (self.best_score if self.val_items is not None else None),
+                  "num_train_items": len(self.train_items),
+                  "num_selection_items": len(self.val_items or []),
+                  "num_test_items": len(self.test_items)}
+        atomic_write_json(result, self.output / "metrics.json")
+        self.logger.close()
+        rows = read_jsonl(self.output / "metrics.jsonl")
+        plot_curves(rows, ["train/loss"], self.output / "loss.png", title=self.task.name)
+        barrier()
+        return result
+
+
+def fit(task: Task, root: str | Path, output: str | Path,
+        pretrained: str | Path | None = None) -> dict[str, Any]:
+    """Fine-tune ``task`` on ``root`` into ``output``; returns the test metrics (rank 0)."""
+    dist = init_distributed(task.cfg.train.device)
+    return Trainer(task, root, output, pretrained, dist).run()
+
+
+def fit_seeds(task_cls: type[Task], cfg: Any, root: str | Path, output: str | Path,
+              pretrained: str | Path | None, seeds: int) -> dict[str, Any]:
+    """Run ``seeds`` fine-tunes (seed, seed+1, …) into ``output/seed_k`` and write
+    ``output/metrics.json`` with each metric's mean and standard deviation."""
+    output = Path(output)
+    runs = []
+    for k in range(seeds):
+        run_cfg = cfg.copy()
+        run_cfg.train.seed = cfg.train.seed + k
+        runs.append(fit(task_cls(run_cfg), root, output / f"seed_{k}", pretrained))
+    keys = [k for k, v in runs[0].items() if isinstance(v, float) and not isinstance(v, bool)]
+    summary: dict[str, Any] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+    summary |= {f"{k}_std": float(np.std([r[k] for r in runs])) for k in keys}
+    summary["seeds"] = seeds
+    summary["runs"] = [str(output / f"seed_{k}") for k in range(seeds)]
+    atomic_write_json(summary, output / "metrics.json")
+    return summary
+
+
+def evaluate(task: Task, checkpoint: str | Path, root: str | Path, output: str | Path,
+             split: str | None = None) -> dict[str, Any]:
+    """Evaluate a saved model on ``split`` (default: the task's test split) into ``output``."""
+    dist = init_distributed(task.cfg.train.device)
+    model = task.load_model(checkpoint).to(dist.device)
+    split = split or task.test_split
+    items = task.read_items(root, split)
+    output = Path(output)
+    metrics = task.evaluate(model, items, dist.device, task.cfg.train.precision, output)
+    result = {**metrics, "split": split, "checkpoint": str(checkpoint),
+              "num_items": len(items)}
+    atomic_write_json(result, output / "metrics.json")
+    return result
