@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     esub = evaluate_p.add_subparsers(dest="task", metavar="TASK", required=True)
     for name in TASKS:
         f = fsub.add_parser(name, help=f"fine-tune {name}")
-        f.add_argument("--config", type=Path, help="YAML config (e.g. configs/%s/tiny.yaml)"
-                       % name)
+        f.add_argument("--config", type=Path,
+                       help=f"YAML config (e.g. configs/{name}/tiny.yaml)")
         f.add_argument("--data", type=Path, required=True, help="dataset root")
         f.add_argument("--output", type=Path, required=True, help="run folder")
         f.add_argument("--pretrained", type=Path, default=None,

@@ -3,11 +3,13 @@
 
 from endofm.tasks.base import Task
 from endofm.tasks.classification import ClassificationTask
+from endofm.tasks.detection.task import DetectionTask
 from endofm.tasks.segmentation.task import SegmentationTask
 
 TASKS: dict[str, type[Task]] = {
     "classification": ClassificationTask,
     "segmentation": SegmentationTask,
+    "detection": DetectionTask,
 }
 
 __all__ = ["TASKS", "Task"]
