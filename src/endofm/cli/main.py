@@ -15,6 +15,7 @@ from endofm import __version__
 COMMAND_MODULES = (
     "endofm.cli.checkpoint",
     "endofm.cli.data",
+    "endofm.cli.pretrain",
     "endofm.cli.tasks",
 )
 

@@ -7,7 +7,6 @@ from endofm.tasks.detection.model import (
     DetectionModelConfig,
     SimplePyramid,
     build_detector,
-    param_groups,
 )
 
 TINY = {"backbone": "endofm_vit_tiny_patch16", "embed_dim": 96, "depth": 2, "num_heads": 4,
@@ -56,30 +55,25 @@ def test_heads_train_and_predict(head):
 @pytest.mark.parametrize("frozen", [False, True])
 def test_gradients_reach_backbone_only_when_trainable(frozen):
     torch.manual_seed(0)
-    model = build_detector(tiny(freeze_backbone=frozen), num_frames=3)
+    model = build_detector(tiny(), num_frames=3)
+    model.backbone.requires_grad_(not frozen)  # as the engine's train.freeze_backbone
     clips, targets = sample()
     sum(model(clips, targets).values()).backward()
-    vit_grads = [p.grad for p in model.vit.parameters()]
+    vit_grads = [p.grad for p in model.backbone.parameters()]
     if frozen:
         assert all(g is None for g in vit_grads)
-        assert not model.vit.training
     else:
         assert any(g is not None and g.abs().sum() > 0 for g in vit_grads)
     assert model.detector.backbone.pyramid.necks[0][0][0].weight.grad.abs().sum() > 0
 
 
-def test_param_groups_scale_backbone_lr():
+def test_backbone_weights_stored_once():
     model = build_detector(tiny(), num_frames=3)
-    groups = param_groups(model, lr=1e-3, weight_decay=0.05, backbone_lr_mult=0.1)
-    vit = {id(p) for p in model.vit.parameters()}
-    for g in groups:
-        in_vit = {id(p) in vit for p in g["params"]}
-        assert len(in_vit) == 1
-        assert g["lr"] == pytest.approx(1e-4 if in_vit.pop() else 1e-3)
-    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
-    frozen = build_detector(tiny(freeze_backbone=True), num_frames=3)
-    counted = sum(len(g["params"]) for g in param_groups(frozen, 1e-3, 0.05, 0.1))
-    assert counted == len(list(frozen.parameters())) - len(list(frozen.vit.parameters()))
+    keys = list(model.state_dict())
+    assert any(k.startswith("backbone.blocks.") for k in keys)
+    assert not any(".vit." in k for k in keys)
+    assert {id(p) for _, p in model.named_parameters()} >= {
+        id(p) for p in model.detector.backbone.vit.parameters()}
 
 
 def test_bad_clip_and_head_are_errors():

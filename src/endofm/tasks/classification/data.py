@@ -35,6 +35,7 @@ class ClassificationDataConfig:
     test_short_side: int = 256
     test_clips: int = 1  # temporal clips per video at test time (averaged)
     test_crops: int = 1  # spatial crops per clip at test time (averaged)
+    clips_per_video: int = 1  # random training clips drawn from each video per epoch
     flip: bool = True
     mean: list[float] = field(default_factory=lambda: list(KINETICS_MEAN))
     std: list[float] = field(default_factory=lambda: list(KINETICS_STD))
@@ -50,16 +51,16 @@ def random_crop(clip: Tensor, size: int, gen: torch.Generator | None = None) -> 
 
 
 class TrainClips(Dataset):
-    """One random clip per video per epoch: ``(clip [3, T, S, S] float, label)``."""
+    """``clips_per_video`` random clips per video per epoch: ``(clip [3, T, S, S], label)``."""
 
     def __init__(self, items: Sequence[VideoItem], cfg: ClassificationDataConfig) -> None:
         self.items, self.cfg = list(items), cfg
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.items) * self.cfg.clips_per_video
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        cfg, item = self.cfg, self.items[i]
+        cfg, item = self.cfg, self.items[i % len(self.items)]
         video = open_video(item.path, cfg.folder_fps)
         idx = train_clip(video.num_frames, video.fps, cfg.num_frames, cfg.sampling_rate,
                          cfg.target_fps)

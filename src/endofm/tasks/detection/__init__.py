@@ -2,8 +2,14 @@
 
 from endofm.tasks.detection.metrics import METRIC_KEYS, FrameDetections, detection_metrics
 from endofm.tasks.detection.model import ClipDetector, DetectionModelConfig, build_detector
-from endofm.tasks.detection.task import DetectionDataConfig, DetectionSettings, DetectionTask
+from endofm.tasks.detection.task import (
+    DetectionDataConfig,
+    DetectionEvalConfig,
+    DetectionSettings,
+    DetectionTask,
+)
 
-__all__ = ["METRIC_KEYS", "ClipDetector", "DetectionDataConfig", "DetectionModelConfig",
+__all__ = ["METRIC_KEYS", "ClipDetector", "DetectionDataConfig", "DetectionEvalConfig",
+           "DetectionModelConfig",
            "DetectionSettings", "DetectionTask", "FrameDetections", "build_detector",
            "detection_metrics"]

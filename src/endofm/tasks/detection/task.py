@@ -32,12 +32,19 @@ KIND = "detector"
 
 @dataclass
 class DetectionDataConfig:
-    """Clip length/stride around the target frame, training flips, evaluation batch size."""
+    """Clip length/stride around the target frame and training flips."""
 
     num_frames: int = 3
     frame_stride: int = 1
     flip: bool = True
-    eval_batch_size: int = 4
+
+
+@dataclass
+class DetectionEvalConfig:
+    """Score threshold of the frame-level and localisation F1s; evaluation batch size."""
+
+    score_threshold: float = 0.5
+    batch_size: int = 4
 
 
 @dataclass
@@ -46,7 +53,7 @@ class DetectionSettings:
 
     model: DetectionModelConfig = field(default_factory=DetectionModelConfig)
     data: DetectionDataConfig = field(default_factory=DetectionDataConfig)
-    score_threshold: float = 0.5
+    eval: DetectionEvalConfig = field(default_factory=DetectionEvalConfig)
 
 
 class DetectionTask(Task):
@@ -90,7 +97,7 @@ class DetectionTask(Task):
         data = self.cfg.data
         dataset = KumcClips(list(items), data.num_frames, data.frame_stride)
         return evaluate_clips(model, dataset, device, precision, self.cfg.model.num_classes,
-                              self.cfg.score_threshold, out_dir, data.eval_batch_size)
+                              self.cfg.eval.score_threshold, out_dir, self.cfg.eval.batch_size)
 
     def save_model(self, model: nn.Module, out_dir: Path) -> Path:
         """``model.safetensors`` + ``config.json`` (model settings, backbone architecture,

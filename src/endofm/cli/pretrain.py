@@ -1,0 +1,35 @@
+"""``endofm pretrain``: self-supervised pre-training on folders of videos or a manifest."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from endofm.config import load_config
+from endofm.ssl import PretrainConfig, pretrain
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pretrain", help="self-supervised pre-training (L_cv + L_dm)",
+        description="Pre-train Endo-FM on unlabelled videos. Settings: the release's defaults, "
+                    "then --config, then key=value overrides (e.g. optim.epochs=5 "
+                    "model.pretrained=endo_fm.pth). Re-running on the same --output resumes "
+                    "from its newest checkpoint.")
+    p.add_argument("--config", type=Path, help="YAML config (configs/pretrain/*.yaml)")
+    p.add_argument("--data", type=Path, required=True,
+                   help="a folder of videos / frame folders, or a manifest (.csv/.jsonl)")
+    p.add_argument("--output", type=Path, required=True, help="run folder")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(PretrainConfig, args.config, args.overrides)
+    report = pretrain(cfg, args.data, args.output)
+    if report:
+        loss = f", final loss {report['final_loss']:.4f}" if "final_loss" in report else ""
+        print(f"pre-trained {report['epochs']} epochs ({report['steps']} steps) on "
+              f"{report['num_clips']} clips{loss}; {report['num_skipped']} skipped")
+        print(f"checkpoints in {args.output}; backbone in {args.output / 'backbone'}")
+    return 0

@@ -1,0 +1,96 @@
+"""The pre-training config schema; defaults are the release's recipe (ENDOFM.md §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from endofm.data.views import PretrainViewsConfig
+
+
+@dataclass
+class SSLModelConfig:
+    name: str = "endofm_vit_base_patch16"
+    pretrained: str | None = None  # Endo-FM / SVT Kinetics-400 / any create_model checkpoint
+    img_size: int = 224
+    num_frames: int = 8
+    embed_dim: int | None = None
+    depth: int | None = None
+    num_heads: int | None = None
+    drop_path_rate: float = 0.1
+    grad_checkpointing: bool = False
+    compile: bool = False  # torch.compile the student
+
+
+@dataclass
+class HeadConfig:
+    out_dim: int = 65536
+    hidden_dim: int = 2048
+    bottleneck_dim: int = 256
+    num_layers: int = 3
+    norm_last_layer: bool = True
+
+
+@dataclass
+class SSLLossConfig:
+    teacher_temp: float = 0.04
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: int = 0
+    student_temp: float = 0.1
+    center_momentum: float = 0.9
+    combine: str = "release"  # release: mean over all 18 pairs; sum: L_cv + L_dm
+
+
+@dataclass
+class SSLOptimConfig:
+    epochs: int = 30
+    batch_size: int = 3  # per process
+    lr: float = 5e-4  # × global batch / 256
+    min_lr: float = 1e-6
+    warmup_epochs: float = 10
+    weight_decay: float = 0.04
+    weight_decay_end: float = 0.4
+    momentum_teacher: float = 0.996
+    clip_grad: float = 3.0
+    freeze_last_layer: int = 1  # epochs
+
+
+@dataclass
+class SSLDataConfig:
+    on_error: str = "skip"  # skip (counted, reported) | raise
+    num_workers: int = 4
+    folder_fps: float = 30.0
+    source_weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    device: str = "auto"
+    precision: str = "fp16"  # fp32 | bf16 | fp16 (the release: fp16 with a grad scaler)
+    seed: int = 0
+    save_every_steps: int = 0  # 0: only at epoch ends
+    keep_last: int = 3
+    log_every: int = 10
+    progress: bool = True
+
+
+@dataclass
+class MonitorConfig:
+    """Optional k-NN probe on a labelled PolypDiag-layout folder every ``every_epochs``."""
+
+    data: str | None = None
+    every_epochs: int = 1
+    k: int = 5
+    num_frames: int = 8
+    sampling_rate: int = 32
+
+
+@dataclass
+class PretrainConfig:
+    model: SSLModelConfig = field(default_factory=SSLModelConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    loss: SSLLossConfig = field(default_factory=SSLLossConfig)
+    optim: SSLOptimConfig = field(default_factory=SSLOptimConfig)
+    views: PretrainViewsConfig = field(default_factory=PretrainViewsConfig)
+    data: SSLDataConfig = field(default_factory=SSLDataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)

@@ -1,0 +1,280 @@
+"""``endofm pretrain``: the Endo-FM self-supervised training loop.
+
+One process per device (``torchrun`` for several). Checkpoints keep the released layout
+(``teacher``/``student`` with ``backbone.``/``head.`` keys) plus the full resume state, are
+written atomically every ``run.save_every_steps`` steps and at each epoch end (the last
+``run.keep_last`` kept), and a run restarted on the same output folder continues exactly where
+the newest checkpoint left it (mid-epoch included).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from endofm.config import save_run_config, to_dict
+from endofm.data import PretrainClipDataset, PretrainViews, resolve_items
+from endofm.models import create_model, load_checkpoint, save_pretrained
+from endofm.models.checkpoint import safe_load
+from endofm.ssl.data import ReportingClips, Skip, collate, epoch_order
+from endofm.ssl.head import DINOHead
+from endofm.ssl.loss import STLoss
+from endofm.ssl.meta_arch import Encoder, SSLMetaArch, forward_views
+from endofm.ssl.monitor import knn_probe
+from endofm.ssl.schedules import cosine_schedule, teacher_temp_schedule
+from endofm.utils.device import autocast, make_grad_scaler
+from endofm.utils.distributed import DistInfo, barrier, init_distributed
+from endofm.utils.io import atomic_torch_save, atomic_write_json
+from endofm.utils.logging import MetricLogger, plot_curves, read_jsonl
+from endofm.utils.seed import get_rng_state, seed_everything, set_rng_state
+
+CKPT_PATTERN = re.compile(r"checkpoint-(\d+)\.pth$")
+
+
+def build_encoder(cfg: Any) -> Encoder:
+    """Backbone (optionally initialised from ``model.pretrained``) + DINO head; head weights
+    are taken from the checkpoint too when it has a head of the same shapes."""
+    m = cfg.model
+    overrides = {k: getattr(m, k) for k in ("embed_dim", "depth", "num_heads")
+                 if getattr(m, k) is not None}
+    backbone = create_model(m.name, pretrained=m.pretrained, img_size=m.img_size,
+                            num_frames=m.num_frames, drop_path_rate=m.drop_path_rate,
+                            grad_checkpointing=m.grad_checkpointing, **overrides)
+    h = cfg.head
+    head = DINOHead(backbone.embed_dim, h.out_dim, h.hidden_dim, h.bottleneck_dim, h.num_layers,
+                    h.norm_last_layer)
+    if m.pretrained is not None:
+        saved = load_checkpoint(m.pretrained).head_state_dict
+        own = head.state_dict()
+        if saved and all(k in saved and saved[k].shape == v.shape for k, v in own.items()):
+            head.load_state_dict({k: saved[k] for k in own})
+    return Encoder(backbone, head)
+
+
+def param_groups(model: nn.Module) -> list[dict]:
+    """No weight decay on biases, norms, positional tables and the CLS token."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        skip = p.ndim <= 1 or name.split(".")[-1] in ("pos_embed", "time_embed", "cls_token")
+        (no_decay if skip else decay).append(p)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0, "fixed_wd": True}]
+
+
+def checkpoints(output: Path) -> list[Path]:
+    """Step checkpoints in ``output``, oldest first."""
+    found = [(int(m.group(1)), p) for p in output.glob("checkpoint-*.pth")
+             if (m := CKPT_PATTERN.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+class PretrainTrainer:
+    def __init__(self, cfg: Any, data: str | Path, output: str | Path, dist: DistInfo) -> None:
+        self.cfg, self.dist, self.output = cfg, dist, Path(output)
+        self.device = dist.device
+        seed_everything(cfg.run.seed + dist.rank)
+        self.skipped: list[dict[str, str]] = []
+        items = resolve_items(data, self.skipped)
+        clips = PretrainClipDataset(items, PretrainViews(cfg.views), on_error=cfg.data.on_error,
+                                    folder_fps=cfg.data.folder_fps)
+        self.skipped += clips.skipped
+        self.weights = (clips.sample_weights(dict(cfg.data.source_weights))
+                        if cfg.data.source_weights else None)
+        self.dataset = ReportingClips(clips, cfg.data.on_error)
+        self.meta = SSLMetaArch(build_encoder(cfg)).to(self.device)
+        self.student = self.meta.student
+        if cfg.model.compile:
+            self.student.compile()
+        self.ddp_student = (DistributedDataParallel(self.student)
+                            if dist.world_size > 1 else self.student)
+        self.criterion = STLoss(cfg.head.out_dim, cfg.loss.student_temp,
+                                cfg.loss.center_momentum, cfg.loss.combine).to(self.device)
+        self.optimizer = torch.optim.AdamW(param_groups(self.student))
+        self.scaler = make_grad_scaler(self.device, cfg.run.precision)
+        self.iters_per_epoch = math.ceil(len(self.dataset) / dist.world_size
+                                         / cfg.optim.batch_size)
+        self._build_schedules()
+        self.epoch, self.iteration, self.step = 0, 0, 0
+        self.logger = MetricLogger(self.output)
+
+    def _build_schedules(self) -> None:
+        o, n = self.cfg.optim, self.iters_per_epoch
+        scale = o.batch_size * self.dist.world_size / 256
+        self.lr = cosine_schedule(o.lr * scale, o.min_lr, o.epochs, n, o.warmup_epochs)
+        self.wd = cosine_schedule(o.weight_decay, o.weight_decay_end, o.epochs, n)
+        self.momentum = cosine_schedule(o.momentum_teacher, 1.0, o.epochs, n)
+        loss = self.cfg.loss
+        self.teacher_temp = teacher_temp_schedule(loss.warmup_teacher_temp, loss.teacher_temp,
+                                                  loss.warmup_teacher_temp_epochs, o.epochs, n)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "teacher": self.meta.teacher.state_dict(),
+            "student": self.student.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "dino_loss": {"center": self.criterion.center.detach().cpu()},
+            "epoch": self.epoch, "iteration": self.iteration, "step": self.step,
+            "rng": get_rng_state(), "config": to_dict(self.cfg),
+            "skipped": list(self.skipped),
+        }
+
+    def save(self) -> None:
+        if not self.dist.is_main:
+            return
+        atomic_torch_save(self.state(), self.output / f"checkpoint-{self.step:07d}.pth")
+        for old in checkpoints(self.output)[: -max(1, self.cfg.run.keep_last)]:
+            old.unlink()
+
+    def resume(self) -> Path | None:
+        found = checkpoints(self.output)
+        if not found:
+            return None
+        state = safe_load(found[-1])
+        self.meta.teacher.load_state_dict(state["teacher"])
+        self.student.load_state_dict(state["student"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.criterion.center.copy_(state["dino_loss"]["center"])
+        self.epoch, self.iteration, self.step = state["epoch"], state["iteration"], state["step"]
+        self.skipped = [s for s in state["skipped"] if s not in self.skipped] + self.skipped
+        set_rng_state(state["rng"])
+        return found[-1]
+
+    # -- training ---------------------------------------------------------------------------
+    def loader(self) -> DataLoader:
+        """The rest of the current epoch (from ``self.iteration``), in the epoch's fixed order."""
+        cfg = self.cfg
+        order = epoch_order(len(self.dataset), self.epoch, cfg.run.seed, self.dist.rank,
+                            self.dist.world_size, self.weights)
+        order = order[self.iteration * cfg.optim.batch_size:]
+        return DataLoader(self.dataset, batch_size=cfg.optim.batch_size, sampler=order,
+                          num_workers=cfg.data.num_workers, collate_fn=collate)
+
+    def set_schedules(self) -> int:
+        it = min(self.step, len(self.lr) - 1)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr[it]
+            if not group.get("fixed_wd"):
+                group["weight_decay"] = self.wd[it]
+        return it
+
+    def train_step(self, views: list[torch.Tensor]) -> dict[str, float]:
+        cfg = self.cfg
+        it = self.set_schedules()
+        views = [v.to(self.device, non_blocking=True) for v in views]
+        with autocast(self.device, cfg.run.precision):
+            with torch.no_grad():
+                teacher = forward_views(self.meta.teacher, views[: self.meta.num_global])
+            student = forward_views(self.ddp_student, views)
+        terms = self.criterion(student, teacher, float(self.teacher_temp[it]))
+        if not torch.isfinite(terms["loss"]):
+            raise RuntimeError(f"non-finite loss at step {self.step}: {terms['loss'].item()}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(terms["loss"]).backward()
+        if cfg.optim.clip_grad > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.student.parameters(), cfg.optim.clip_grad)
+        if self.epoch < cfg.optim.freeze_last_layer:
+            for p in self.student.head.last_layer.parameters():
+                p.grad = None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.meta.update_teacher(float(self.momentum[it]))
+        return {k: v.item() for k, v in terms.items()} | {"lr": float(self.lr[it]),
+                                                          "teacher_momentum": float(
+                                                              self.momentum[it])}
+
+    def train_epoch(self) -> None:
+        cfg = self.cfg
+        self.meta.train()
+        bar = tqdm(self.loader(), desc=f"epoch {self.epoch + 1}/{cfg.optim.epochs}",
+                   initial=self.iteration, total=self.iters_per_epoch,
+                   disable=not (self.dist.is_main and cfg.run.progress))
+        tic, clips = time.perf_counter(), 0
+        for views, skips in bar:
+            self.record_skips(skips)
+            if views is not None:
+                logs = self.train_step(views)
+                clips += views[0].shape[0] * self.dist.world_size
+                rate = clips / max(time.perf_counter() - tic, 1e-9)
+                bar.set_postfix(loss=f"{logs['loss']:.3f}", l_cv=f"{logs['l_cv']:.3f}",
+                                l_dm=f"{logs['l_dm']:.3f}", lr=f"{logs['lr']:.1e}",
+                                clips_s=f"{rate:.2f}")
+                if self.step % cfg.run.log_every == 0:
+                    self.logger.log(logs | {"epoch": self.epoch, "clips_per_s": rate}, self.step)
+            self.iteration += 1
+            self.step += 1
+            if cfg.run.save_every_steps and self.step % cfg.run.save_every_steps == 0:
+                self.save()
+        self.epoch, self.iteration = self.epoch + 1, 0
+
+    def record_skips(self, skips: list[Skip]) -> None:
+        for s in skips:
+            entry = {"path": s.path, "reason": s.reason}
+            if entry not in self.skipped:
+                self.skipped.append(entry)
+                if self.dist.is_main:
+                    tqdm.write(f"skipped {s.path}: {s.reason}")
+
+    def monitor(self) -> None:
+        mon = self.cfg.monitor
+        if mon.data is None or not self.dist.is_main or self.epoch % mon.every_epochs:
+            return
+        views = self.cfg.views
+        metrics = knn_probe(self.meta.teacher.backbone, mon.data, views.global_size,
+                            mon.num_frames, mon.sampling_rate, mon.k, self.device,
+                            self.cfg.run.precision)
+        self.logger.log(metrics | {"epoch": self.epoch}, self.step)
+        tqdm.write(f"epoch {self.epoch}: " + ", ".join(f"{k} {v:.3f}"
+                                                       for k, v in metrics.items()))
+
+    def run(self) -> dict[str, Any]:
+        resumed = self.resume()
+        if self.dist.is_main:
+            save_run_config(self.cfg, self.output)
+            if resumed is not None:
+                print(f"resumed from {resumed} (epoch {self.epoch + 1}, step {self.step})")
+            if self.skipped:
+                print(f"{len(self.skipped)} file(s) skipped; see {self.output / 'skipped.json'}")
+        while self.epoch < self.cfg.optim.epochs:
+            self.train_epoch()
+            self.save()
+            self.monitor()
+            barrier()
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        report = {"epochs": self.epoch, "steps": self.step, "num_clips": len(self.dataset),
+                  "num_skipped": len(self.skipped), "skipped": self.skipped}
+        if self.dist.is_main:
+            self.logger.close()
+            atomic_write_json(self.skipped, self.output / "skipped.json")
+            save_pretrained(self.meta.teacher.backbone, self.output / "backbone")
+            rows = read_jsonl(self.output / "metrics.jsonl") if (
+                self.output / "metrics.jsonl").exists() else []
+            if rows:
+                plot_curves(rows, ["loss", "l_cv", "l_dm"], self.output / "loss_curves.png",
+                            title="pre-training")
+                report["final_loss"] = float(np.mean([r["loss"] for r in rows[-3:]]))
+            for s in self.skipped:
+                print(f"skipped {s['path']}: {s['reason']}")
+        return report
+
+
+def pretrain(cfg: Any, data: str | Path, output: str | Path) -> dict[str, Any]:
+    """Run (or resume) pre-training; returns a report (rank 0)."""
+    dist = init_distributed(cfg.run.device)
+    return PretrainTrainer(cfg, data, output, dist).run()

@@ -1,0 +1,185 @@
+"""The shared engine on a toy task: protocols, resume exactness, accumulation, schedules."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from endofm.config import load_config
+from endofm.tasks.base import Task, task_config_schema
+from endofm.tasks.engine import (
+    Trainer,
+    carve_validation,
+    evaluate,
+    fit,
+    lr_at,
+    param_groups,
+)
+
+
+@dataclass
+class ToyData:
+    n: int = 12
+
+
+@dataclass
+class ToySettings:
+    data: ToyData = field(default_factory=ToyData)
+
+
+class ToyModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Linear(4, 4)
+        self.linear = nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.linear(torch.relu(self.backbone(x))).squeeze(-1)
+
+
+class ToyTask(Task):
+    """Regression on fixed random data; "items" are sample indices. The score of an
+    evaluation is scripted by ``scores`` (one per call) when given."""
+
+    name = "toy"
+    settings_class = ToySettings
+    selection_metric = "score"
+    scores: list[float] = []
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(cfg.data.n, 4, generator=g)
+        self.y = self.x.sum(1)
+        self.calls = 0
+
+    def build_model(self, pretrained):
+        torch.manual_seed(1)
+        return ToyModel()
+
+    def read_items(self, root, split):
+        return list(range(self.cfg.data.n)) if split == "train" else [0, 1, 2]
+
+    def train_dataset(self, items):
+        return TensorDataset(self.x[items], self.y[items])
+
+    def loss(self, model, batch):
+        x, y = batch
+        return ((model(x) - y) ** 2).mean()
+
+    def evaluate(self, model, items, device, precision, out_dir=None):
+        self.calls += 1
+        if self.scores:
+            return {"score": self.scores[self.calls - 1]}
+        with torch.no_grad():
+            return {"score": -float(self.loss(model, (self.x[items], self.y[items])))}
+
+    def save_model(self, model, out_dir: Path):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), out_dir / "model.pt")
+        return out_dir
+
+    def load_model(self, path):
+        path = Path(path)
+        if not (path / "model.pt").is_file():
+            raise FileNotFoundError(f"no model in {path}")
+        model = ToyModel()
+        model.load_state_dict(torch.load(path / "model.pt", weights_only=True))
+        return model
+
+
+def cfg(*overrides):
+    base = ["train.epochs=4", "train.batch_size=4", "train.device=cpu", "optim.lr=0.05",
+            "optim.scale_lr_with_batch=false", "train.log_every=1"]
+    return load_config(task_config_schema(ToyTask), None, [*base, *overrides])
+
+
+def weights(out):
+    return torch.load(Path(out) / "last.pth", weights_only=False)["model"]
+
+
+def test_schema_merges_task_and_engine_sections():
+    c = cfg("data.n=8", "protocol.selection=fixed")
+    assert (c.data.n, c.protocol.selection, c.optim.name) == (8, "fixed", "sgd")
+
+
+def test_carve_validation_is_disjoint_and_seeded():
+    train, val = carve_validation(list(range(10)), 0.3, seed=3)
+    assert len(val) == 3 and not set(train) & set(val) and len(train) + len(val) == 10
+    assert carve_validation(list(range(10)), 0.3, seed=3) == (train, val)
+    with pytest.raises(ValueError, match="selection=fixed"):
+        carve_validation([1], 0.2, 0)
+
+
+def test_lr_schedule_warmup_and_cosine():
+    assert lr_at(0, 10, 2, 1.0, 0.0) == pytest.approx(0.5)
+    assert lr_at(2, 10, 2, 1.0, 0.0) == pytest.approx(1.0)
+    assert lr_at(10, 10, 2, 1.0, 0.1) == pytest.approx(0.1)
+
+
+def test_param_groups_no_decay_and_backbone_multiplier():
+    groups = param_groups(ToyModel(), 0.05, 0.1)
+    by = {(g["weight_decay"], g["lr_mult"]): sum(p.numel() for p in g["params"]) for g in groups}
+    assert by == {(0.05, 0.1): 16, (0.0, 0.1): 4, (0.05, 1.0): 4, (0.0, 1.0): 1}
+
+
+@pytest.mark.parametrize("selection,expected_epoch", [("val", 2), ("test", 2), ("fixed", 4)])
+def test_protocol_selects_expected_epoch(tmp_path, selection, expected_epoch):
+    task = ToyTask(cfg(f"protocol.selection={selection}"))
+    task.scores = [0.1, 0.9, 0.5, 0.3, 0.42]  # 4 selection evaluations, then the test one
+    if selection == "fixed":
+        task.scores = [0.42]
+    result = fit(task, "root", tmp_path)
+    assert result["selected_epoch"] == expected_epoch
+    assert result["score"] == 0.42  # test evaluated once, at the end
+    assert task.calls == (1 if selection == "fixed" else 5)
+    assert result["num_selection_items"] == {"val": 2, "test": 3, "fixed": 0}[selection]
+
+
+def test_resume_after_a_kill_continues_exactly(tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    fit(ToyTask(cfg()), "root", straight)
+    split = tmp_path / "split"
+    original = Trainer.train_epoch
+
+    def killed_in_third_epoch(self):
+        if self.epoch == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", killed_in_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(ToyTask(cfg()), "root", split)
+    assert torch.load(split / "last.pth", weights_only=True)["epoch"] == 2
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    fit(ToyTask(cfg()), "root", split)  # the same command again: resumes from last.pth
+    for k, v in weights(straight).items():
+        assert torch.equal(v, weights(split)[k]), k
+
+
+def test_gradient_accumulation_matches_bigger_batch(tmp_path):
+    fit(ToyTask(cfg("train.batch_size=4", "train.epochs=1", "protocol.selection=fixed",
+                    "data.n=8")), "root", tmp_path / "big")
+    fit(ToyTask(cfg("train.batch_size=2", "train.accum_steps=2", "train.epochs=1",
+                    "protocol.selection=fixed", "data.n=8")), "root", tmp_path / "acc")
+    a, b = weights(tmp_path / "big"), weights(tmp_path / "acc")
+    # the same samples in the same order; only the batching differs
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=1e-5)
+
+
+def test_training_writes_logs_and_reduces_loss(tmp_path):
+    task = ToyTask(cfg("train.epochs=6", "protocol.selection=fixed"))
+    before = task.evaluate(task.build_model(None), [0, 1, 2], None, "fp32")["score"]
+    result = fit(ToyTask(cfg("train.epochs=6", "protocol.selection=fixed")), "root", tmp_path)
+    assert result["score"] > before
+    for name in ("metrics.json", "metrics.jsonl", "config.yaml", "loss.png", "last.pth"):
+        assert (tmp_path / name).is_file(), name
+
+
+def test_evaluate_missing_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model"):
+        evaluate(ToyTask(cfg()), tmp_path / "nothing", "root", tmp_path / "out")
