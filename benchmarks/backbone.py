@@ -75,14 +75,16 @@ def _libc() -> ctypes.CDLL | None:
 def _cpu_peak_mib(fn: Callable[[], object]) -> float | None:
     """Resident-set high-water mark of one call of ``fn`` above the level before it (Linux).
 
-    For the call only, blocks of 1 MiB and more are served by mmap, so they leave the resident
-    set when freed and the high-water mark measures this call; afterwards glibc's largest
-    default threshold (32 MiB) is restored so that timings are not burdened with page faults.
+    Free heap memory is first returned to the system (``malloc_trim``) and, for the call only,
+    blocks of 1 MiB and more are served by mmap, so that every byte the call touches counts;
+    afterwards glibc's largest default threshold (32 MiB) is restored so that timings are not
+    burdened with page faults.
     """
     libc = _libc()
     if libc is None or not libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20):
         return None
     try:
+        libc.malloc_trim(0)
         _CLEAR_REFS.write_text("5")  # reset the resident-set high-water mark
         base = _rss_kib("VmRSS")
         fn()

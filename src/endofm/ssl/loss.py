@@ -53,7 +53,10 @@ class STLoss(nn.Module):
 
     def forward(self, student: list[Tensor], teacher: list[Tensor],
                 teacher_temp: float) -> dict[str, Tensor]:
-        """Loss terms (``loss``, ``l_cv``, ``l_dm``); the centre is updated afterwards."""
+        """Loss terms (``loss``, ``l_cv``, ``l_dm``) and diagnostics: ``teacher_entropy`` (the
+        part of the cross-entropy the student cannot lower; centring raises it early on) and
+        ``kl = loss − teacher_entropy`` (how far the student is from the teacher). The centre
+        is updated afterwards."""
         targets = self.teacher_targets([t.detach().float() for t in teacher], teacher_temp)
         logp = [F.log_softmax(s.float() / self.student_temp, dim=-1) for s in student]
         cv, dm = view_pairs(len(teacher), len(student))
@@ -62,12 +65,18 @@ class STLoss(nn.Module):
         zero = logp[0].new_zeros(())
         l_cv = torch.stack(cv_terms).mean() if cv_terms else zero
         l_dm = torch.stack(dm_terms).mean() if dm_terms else zero
+        entropy = {t: self.cross_entropy(targets[t], targets[t].clamp_min(1e-12).log())
+                   for t in range(len(targets))}
         if self.combine == "release":
             loss = torch.stack(cv_terms + dm_terms).mean()
+            h = torch.stack([entropy[t] for t, _ in cv + dm]).mean()
         else:
             loss = l_cv + l_dm
+            h = sum((torch.stack([entropy[t] for t, _ in pairs]).mean()
+                     for pairs in (cv, dm) if pairs), zero)
         self.update_center(teacher)
-        return {"loss": loss, "l_cv": l_cv.detach(), "l_dm": l_dm.detach()}
+        return {"loss": loss, "l_cv": l_cv.detach(), "l_dm": l_dm.detach(),
+                "teacher_entropy": h.detach(), "kl": (loss - h).detach()}
 
     @torch.no_grad()
     def update_center(self, teacher: list[Tensor]) -> None:

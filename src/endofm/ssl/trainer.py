@@ -83,7 +83,7 @@ class PretrainTrainer:
     def __init__(self, cfg: Any, data: str | Path, output: str | Path, dist: DistInfo) -> None:
         self.cfg, self.dist, self.output = cfg, dist, Path(output)
         self.device = dist.device
-        seed_everything(cfg.run.seed + dist.rank)
+        seed_everything(cfg.run.seed)  # identical initial weights on every process
         self.skipped: list[dict[str, str]] = []
         items = resolve_items(data, self.skipped)
         clips = PretrainClipDataset(items, PretrainViews(cfg.views), on_error=cfg.data.on_error,
@@ -93,6 +93,7 @@ class PretrainTrainer:
                         if cfg.data.source_weights else None)
         self.dataset = ReportingClips(clips, cfg.data.on_error)
         self.meta = SSLMetaArch(build_encoder(cfg)).to(self.device)
+        seed_everything(cfg.run.seed + dist.rank)  # different augmentations per process
         self.student = self.meta.student
         if cfg.model.compile:
             self.student.compile()
@@ -160,15 +161,17 @@ class PretrainTrainer:
         order = epoch_order(len(self.dataset), self.epoch, cfg.run.seed, self.dist.rank,
                             self.dist.world_size, self.weights)
         order = order[self.iteration * cfg.optim.batch_size:]
+        # its own generator: creating the loader mid-epoch must not consume the global RNG
+        gen = torch.Generator().manual_seed(cfg.run.seed * 100_003 + self.epoch)
         return DataLoader(self.dataset, batch_size=cfg.optim.batch_size, sampler=order,
-                          num_workers=cfg.data.num_workers, collate_fn=collate)
+                          num_workers=cfg.data.num_workers, collate_fn=collate, generator=gen)
 
     def set_schedules(self) -> int:
         it = min(self.step, len(self.lr) - 1)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr[it]
+            group["lr"] = float(self.lr[it])
             if not group.get("fixed_wd"):
-                group["weight_decay"] = self.wd[it]
+                group["weight_decay"] = float(self.wd[it])
         return it
 
     def train_step(self, views: list[torch.Tensor]) -> dict[str, float]:
@@ -266,7 +269,8 @@ class PretrainTrainer:
             rows = read_jsonl(self.output / "metrics.jsonl") if (
                 self.output / "metrics.jsonl").exists() else []
             if rows:
-                plot_curves(rows, ["loss", "l_cv", "l_dm"], self.output / "loss_curves.png",
+                plot_curves(rows, ["loss", "l_cv", "l_dm", "kl", "teacher_entropy"],
+                            self.output / "loss_curves.png",
                             title="pre-training")
                 report["final_loss"] = float(np.mean([r["loss"] for r in rows[-3:]]))
             for s in self.skipped:

@@ -104,9 +104,13 @@ def _head(cfg: DetectionModelConfig, backbone: ClipBackbone, mean: list[float],
     ratios = ((0.5, 1.0, 2.0),) * len(STRIDES)
     if cfg.head == "fcos":
         anchors = AnchorGenerator(tuple((s,) for s in STRIDES), ((1.0,),) * len(STRIDES))
-        return FCOS(backbone, cfg.num_classes, anchor_generator=anchors,
+        fcos = FCOS(backbone, cfg.num_classes, anchor_generator=anchors,
                     score_thresh=cfg.score_thresh, detections_per_img=cfg.detections_per_img,
                     **common)
+        # the distances pass a ReLU: start them positive (one anchor size) so that no side's
+        # output starts, and stays, at zero gradient
+        nn.init.constant_(fcos.head.regression_head.bbox_reg.bias, 1.0)
+        return fcos
     if cfg.head == "retinanet":
         sizes = tuple((4 * s, round(4 * s * 2 ** (1 / 3)), round(4 * s * 2 ** (2 / 3)))
                       for s in STRIDES)

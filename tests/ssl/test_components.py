@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+
+import endofm
+from endofm.ssl import DINOHead, Encoder, SSLMetaArch, forward_views
+from endofm.ssl.data import epoch_order
+from endofm.ssl.schedules import cosine_schedule, teacher_temp_schedule
+
+
+def tiny_encoder():
+    torch.manual_seed(0)
+    backbone = endofm.create_model("endofm_vit_tiny_patch16", img_size=32, num_frames=2,
+                                   embed_dim=48, depth=1, num_heads=4, drop_path_rate=0.1)
+    return Encoder(backbone, DINOHead(48, 32, 64, 16))
+
+
+def test_head_keys_match_release_and_last_norm_frozen():
+    head = DINOHead(96, 512, 256, 64)
+    keys = set(head.state_dict())
+    assert {"mlp.0.weight", "mlp.2.weight", "mlp.4.weight", "last_layer.weight_g",
+            "last_layer.weight_v"} <= keys
+    assert not head.last_layer.weight_g.requires_grad
+    assert head(torch.randn(3, 96)).shape == (3, 512)
+
+
+def test_teacher_is_frozen_copy_without_drop_path():
+    meta = SSLMetaArch(tiny_encoder())
+    assert all(not p.requires_grad for p in meta.teacher.parameters())
+    meta.train()
+    assert not meta.teacher.training and meta.student.training
+    assert all(getattr(m, "drop_prob", 0.0) == 0.0 for m in meta.teacher.modules())
+    for a, b in zip(meta.teacher.parameters(), meta.student.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_ema_update():
+    meta = SSLMetaArch(tiny_encoder())
+    t0 = [p.clone() for p in meta.teacher.parameters()]
+    with torch.no_grad():
+        for p in meta.student.parameters():
+            p.add_(1.0)
+    meta.update_teacher(0.9)
+    for before, t, s in zip(t0, meta.teacher.parameters(), meta.student.parameters(),
+                            strict=True):
+        torch.testing.assert_close(t, 0.9 * before + 0.1 * s)
+
+
+def test_views_batched_by_shape_equal_separate_forwards():
+    enc = tiny_encoder().eval()
+    views = [torch.randn(2, 3, 2, 32, 32), torch.randn(2, 3, 4, 32, 32),
+             torch.randn(2, 3, 2, 16, 16), torch.randn(2, 3, 2, 16, 16)]
+    with torch.no_grad():
+        batched = forward_views(enc, views)
+        separate = [enc(v) for v in views]
+    for a, b in zip(batched, separate, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_schedules():
+    lr = cosine_schedule(1.0, 0.0, epochs=4, iters_per_epoch=5, warmup_epochs=1)
+    assert len(lr) == 20
+    np.testing.assert_allclose(lr[:5], [0, 0.2, 0.4, 0.6, 0.8])
+    assert lr[5] == pytest.approx(1.0) and lr[-1] < 0.02
+    m = cosine_schedule(0.996, 1.0, 2, 3)
+    assert m[0] == pytest.approx(0.996) and np.all(np.diff(m) >= 0)
+    tt = teacher_temp_schedule(0.02, 0.04, 1, 3, 2)
+    np.testing.assert_allclose(tt, [0.02, 0.04, 0.04, 0.04, 0.04, 0.04])
+
+
+def test_epoch_order_is_seeded_and_sharded():
+    a = epoch_order(10, 1, 0, 0, 1)
+    assert sorted(a) == list(range(10)) and a == epoch_order(10, 1, 0, 0, 1)
+    assert a != epoch_order(10, 2, 0, 0, 1)
+    r0, r1 = epoch_order(5, 0, 0, 0, 2), epoch_order(5, 0, 0, 1, 2)
+    assert len(r0) == len(r1) == 3 and set(r0) | set(r1) == set(range(5))
+    weighted = epoch_order(6, 0, 0, 0, 1, torch.tensor([0, 0, 0, 0, 0, 1.0], dtype=torch.float64))
+    assert weighted == [5] * 6
