@@ -11,12 +11,12 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    """``"auto"`` picks CUDA when available, else CPU; anything else goes to ``torch.device``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} was requested but CUDA is not available on this machine")
+        raise RuntimeError(f"device={name!r} was requested but CUDA is not available here")
     return device
 
 

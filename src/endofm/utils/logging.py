@@ -10,7 +10,7 @@ from endofm.utils.distributed import is_main_process
 
 
 class MetricLogger:
-    """Append one JSON object per ``log`` call to ``metrics.jsonl`` and mirror scalars to TensorBoard.
+    """Append one JSON object per ``log`` call to ``metrics.jsonl``; mirror scalars to TensorBoard.
 
     On non-main processes every call is a no-op, so callers need not check the rank.
     """
@@ -28,7 +28,7 @@ class MetricLogger:
             self._tb = SummaryWriter(log_dir=str(Path(out_dir) / "tensorboard"))
 
     def log(self, record: Mapping[str, object], step: int) -> None:
-        """Write ``record`` (plus ``step``); numeric values also go to TensorBoard under their key."""
+        """Write ``record`` (plus ``step``); numbers also go to TensorBoard under their key."""
         if not self.enabled:
             return
         row = {"step": step, **record}
