@@ -183,3 +183,9 @@ def test_training_writes_logs_and_reduces_loss(tmp_path):
 def test_evaluate_missing_checkpoint_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model"):
         evaluate(ToyTask(cfg()), tmp_path / "nothing", "root", tmp_path / "out")
+
+
+def test_ties_go_to_the_later_epoch(tmp_path):
+    task = ToyTask(cfg())
+    task.scores = [0.5, 0.5, 0.2, 0.1, 0.3]
+    assert fit(task, "root", tmp_path)["selected_epoch"] == 2

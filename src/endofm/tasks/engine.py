@@ -212,8 +212,10 @@ class Trainer:
         return float(np.mean(losses)) if losses else float("nan")
 
     def select(self, metrics: dict[str, Any]) -> bool:
+        """Keep this epoch if it scores at least as well as the best so far (ties go to the
+        later, longer-trained epoch)."""
         score = float(metrics[self.task.selection_metric])
-        if score > self.best_score:
+        if score >= self.best_score:
             self.best_score, self.best_epoch = score, self.epoch
             return True
         return False
