@@ -13,3 +13,17 @@ from endofm.data.synth import synthesize
 def sample_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``synthesize(..., seed=0)``: ``{"root", "videos", "polypdiag", "cvc", "kumc"}`` paths."""
     return synthesize(tmp_path_factory.mktemp("sample_data"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(sample_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The teacher backbone of ``endofm pretrain`` with configs/pretrain/tiny.yaml on the sample
+    videos (an endofm model directory)."""
+    from endofm.config import load_config
+    from endofm.ssl import PretrainConfig, pretrain
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "pretrain" / "tiny.yaml"
+    out = tmp_path_factory.mktemp("tiny_pretrain")
+    pretrain(load_config(PretrainConfig, config, ["run.progress=false", "run.device=cpu"]),
+             sample_data["videos"], out)
+    return out / "backbone"

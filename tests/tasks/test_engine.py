@@ -1,5 +1,6 @@
 """The shared engine on a toy task: protocols, resume exactness, accumulation, schedules."""
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,3 +190,15 @@ def test_ties_go_to_the_later_epoch(tmp_path):
     task = ToyTask(cfg())
     task.scores = [0.5, 0.5, 0.2, 0.1, 0.3]
     assert fit(task, "root", tmp_path)["selected_epoch"] == 2
+
+
+def test_seeds_report_mean_and_std(tmp_path):
+    from endofm.tasks.engine import fit_seeds
+
+    summary = fit_seeds(ToyTask, cfg("protocol.selection=fixed", "train.epochs=2"), "root",
+                        tmp_path, None, seeds=2)
+    runs = [json.loads((tmp_path / f"seed_{k}" / "metrics.json").read_text()) for k in (0, 1)]
+    assert runs[0]["score"] != runs[1]["score"]
+    assert summary["score"] == pytest.approx((runs[0]["score"] + runs[1]["score"]) / 2)
+    assert summary["score_std"] == pytest.approx(abs(runs[0]["score"] - runs[1]["score"]) / 2)
+    assert json.loads((tmp_path / "metrics.json").read_text())["seeds"] == 2
