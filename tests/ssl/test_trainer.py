@@ -70,7 +70,7 @@ def test_broken_files_reported_and_checkpoint_loads(sample_data, tmp_path, capsy
     assert len(checkpoints(out)) == 1
     ckpt = checkpoints(out)[-1]
     model = endofm.create_model("endofm_vit_tiny_patch16", pretrained=ckpt)
-    assert model.embed_dim == 96 and model.depth == 1
+    assert (model.embed_dim, model.depth, model.num_heads) == (96, 1, 4)  # heads recorded
     teacher = state(out)["teacher"]
     assert torch.equal(model.state_dict()["pos_embed"], teacher["backbone.pos_embed"])
     assert (out / "backbone" / "model.safetensors").is_file()

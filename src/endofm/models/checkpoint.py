@@ -207,14 +207,27 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     path = Path(path)
     if path.is_dir():
         return _load_dir(path)
-    layout, backbone, head, ignored, extra = _map_layout(safe_load(path), path)
+    obj = safe_load(path)
+    layout, backbone, head, ignored, extra = _map_layout(obj, path)
     # a classification head inside the backbone (TimeSformer's ``head``) is not backbone
     ignored += [f"backbone {k}" for k in backbone if k.startswith("head.")]
     backbone = {k: v for k, v in backbone.items() if not k.startswith("head.")}
     if not backbone:
         raise CheckpointError(f"{path}: layout '{layout}' but no backbone weights found")
-    return LoadedCheckpoint(path, layout, backbone, infer_config(backbone, path), head,
-                            ignored, extra)
+    config = infer_config(backbone, path)
+    heads = _recorded_num_heads(obj)
+    if heads is not None:
+        config["num_heads"] = heads
+    return LoadedCheckpoint(path, layout, backbone, config, head, ignored, extra)
+
+
+def _recorded_num_heads(obj: Any) -> int | None:
+    """The head count an ``endofm pretrain`` checkpoint records in its ``config`` (released
+    files record none)."""
+    config = obj.get("config") if isinstance(obj, Mapping) else None
+    model = config.get("model") if isinstance(config, Mapping) else None
+    heads = model.get("num_heads") if isinstance(model, Mapping) else None
+    return int(heads) if isinstance(heads, int) else None
 
 
 def _load_dir(path: Path) -> LoadedCheckpoint:
