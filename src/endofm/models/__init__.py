@@ -9,6 +9,7 @@ from endofm.models.checkpoint import (
 from endofm.models.classifier import VideoClassifier, load_classifier
 from endofm.models.registry import (
     backbone_config,
+    create_backbone,
     create_model,
     list_models,
     model_config,
@@ -18,6 +19,6 @@ from endofm.models.vision_transformer import Attention, Block, VisionTransformer
 
 __all__ = [
     "Attention", "Block", "CheckpointError", "LoadedCheckpoint", "VideoClassifier",
-    "VisionTransformer", "backbone_config", "create_model", "list_models", "load_checkpoint",
-    "load_classifier", "model_config", "safe_load", "save_pretrained",
+    "VisionTransformer", "backbone_config", "create_backbone", "create_model", "list_models",
+    "load_checkpoint", "load_classifier", "model_config", "safe_load", "save_pretrained",
 ]

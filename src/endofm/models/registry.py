@@ -78,6 +78,16 @@ def create_model(name: str = "endofm_vit_base_patch16", pretrained: str | Path |
     return model
 
 
+def create_backbone(name: str, pretrained: str | Path | None, img_size: int, num_frames: int,
+                    drop_path_rate: float, **arch: Any) -> VisionTransformer:
+    """:func:`create_model` for task configs: ``arch`` settings (``embed_dim``, ``depth``,
+    ``num_heads``, …) that are ``None`` or 0, and an empty ``pretrained``, mean "not set" — taken
+    from the checkpoint or the named config."""
+    given = {k: v for k, v in arch.items() if v}
+    return create_model(name, pretrained=pretrained or None, img_size=img_size,
+                        num_frames=num_frames, drop_path_rate=drop_path_rate, **given)
+
+
 def backbone_config(model: VisionTransformer) -> dict[str, Any]:
     """The architecture settings of ``model`` (what ``config.json`` records)."""
     return {key: getattr(model, key) for key in ("img_size", "patch_size", "num_frames",

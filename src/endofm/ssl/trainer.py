@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from endofm.config import save_run_config, to_dict
 from endofm.data import PretrainClipDataset, PretrainViews, resolve_items
-from endofm.models import create_model, load_checkpoint, save_pretrained
+from endofm.models import create_backbone, load_checkpoint, save_pretrained
 from endofm.models.checkpoint import safe_load
 from endofm.ssl.data import ReportingClips, Skip, collate, epoch_order
 from endofm.ssl.head import DINOHead
@@ -45,11 +45,9 @@ def build_encoder(cfg: Any) -> Encoder:
     """Backbone (optionally initialised from ``model.pretrained``) + DINO head; head weights
     are taken from the checkpoint too when it has a head of the same shapes."""
     m = cfg.model
-    overrides = {k: getattr(m, k) for k in ("embed_dim", "depth", "num_heads")
-                 if getattr(m, k) is not None}
-    backbone = create_model(m.name, pretrained=m.pretrained, img_size=m.img_size,
-                            num_frames=m.num_frames, drop_path_rate=m.drop_path_rate,
-                            grad_checkpointing=m.grad_checkpointing, **overrides)
+    backbone = create_backbone(m.name, m.pretrained, m.img_size, m.num_frames, m.drop_path_rate,
+                               embed_dim=m.embed_dim, depth=m.depth, num_heads=m.num_heads,
+                               grad_checkpointing=m.grad_checkpointing)
     h = cfg.head
     head = DINOHead(backbone.embed_dim, h.out_dim, h.hidden_dim, h.bottleneck_dim, h.num_layers,
                     h.norm_last_layer)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from endofm.data import VideoItem, read_polypdiag
-from endofm.models import VideoClassifier, create_model, load_classifier
+from endofm.models import VideoClassifier, create_backbone, load_classifier
 from endofm.tasks.base import Task
 from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips, test_views
 from endofm.tasks.classification.metrics import classification_metrics, plot_confusion_and_roc
@@ -54,11 +54,9 @@ class ClassificationTask(Task):
 
     def build_model(self, pretrained: str | Path | None) -> nn.Module:
         m = self.cfg.model
-        overrides = {k: getattr(m, k) for k in ("embed_dim", "depth", "num_heads")
-                     if getattr(m, k) is not None}
-        backbone = create_model(m.name, pretrained=pretrained, img_size=m.img_size,
-                                num_frames=m.num_frames, drop_path_rate=m.drop_path_rate,
-                                **overrides)
+        backbone = create_backbone(m.name, pretrained, m.img_size, m.num_frames,
+                                   m.drop_path_rate, embed_dim=m.embed_dim, depth=m.depth,
+                                   num_heads=m.num_heads)
         return VideoClassifier(backbone, m.num_classes, m.head_dropout)
 
     def read_items(self, root: str | Path, split: str) -> list[VideoItem]:

@@ -18,7 +18,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign
 
 from endofm.data.transforms import KINETICS_MEAN, KINETICS_STD
-from endofm.models import create_model
+from endofm.models import create_backbone
 
 STRIDES = (8, 16, 32, 64)
 HEADS = ("fcos", "retinanet", "faster_rcnn")
@@ -165,9 +165,9 @@ class ClipDetector(nn.Module):
 
 def build_backbone(cfg: DetectionModelConfig, img_size: int, num_frames: int) -> nn.Module:
     """The Endo-FM backbone (weights from ``cfg.pretrained`` when set)."""
-    overrides = {k: v for k in ("embed_dim", "depth", "num_heads") if (v := getattr(cfg, k))}
-    return create_model(cfg.backbone, pretrained=cfg.pretrained or None, img_size=img_size,
-                        num_frames=num_frames, drop_path_rate=cfg.drop_path_rate, **overrides)
+    return create_backbone(cfg.backbone, cfg.pretrained, img_size, num_frames,
+                           cfg.drop_path_rate, embed_dim=cfg.embed_dim, depth=cfg.depth,
+                           num_heads=cfg.num_heads)
 
 
 def build_detector(cfg: DetectionModelConfig, num_frames: int) -> ClipDetector:

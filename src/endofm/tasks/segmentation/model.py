@@ -23,7 +23,7 @@ from timm.models.resnetv2 import Bottleneck, ResNetStage
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from endofm.models import create_model
+from endofm.models import create_backbone
 
 STEM_STRIDE = 16
 
@@ -228,10 +228,9 @@ class SegmentationModelConfig:
 
 def build_backbone(cfg: SegmentationModelConfig, img_size: int, num_frames: int) -> nn.Module:
     """The Endo-FM backbone for ``cfg``, its tables sized for ``img_size``/``num_frames``."""
-    overrides = {k: v for k in ("embed_dim", "depth", "num_heads")
-                 if (v := getattr(cfg, k))}
-    return create_model(cfg.backbone, pretrained=cfg.pretrained or None, img_size=img_size,
-                        num_frames=num_frames, drop_path_rate=cfg.drop_path_rate, **overrides)
+    return create_backbone(cfg.backbone, cfg.pretrained, img_size, num_frames,
+                           cfg.drop_path_rate, embed_dim=cfg.embed_dim, depth=cfg.depth,
+                           num_heads=cfg.num_heads)
 
 
 def build_segmenter(cfg: SegmentationModelConfig, backbone: nn.Module, img_size: int
