@@ -19,7 +19,7 @@ import torch
 from backbone import _load, peak_memory_mib, timed
 
 import endofm
-from endofm.ssl import DINOHead, Encoder, SSLMetaArch, STLoss, forward_views
+from endofm.ssl import DINOHead, Encoder, SSLMetaArch, STLoss
 from endofm.utils.device import autocast, make_grad_scaler, resolve_device
 
 GLOBAL = [(8, 224), (16, 224)]
@@ -39,9 +39,7 @@ def make_step(device: torch.device, precision: str, explicit: bool, checkpointin
 
     def step() -> None:
         with autocast(device, precision):
-            with torch.no_grad():
-                teacher = forward_views(meta.teacher, views[:2])
-            student = forward_views(meta.student, views)
+            student, teacher = meta(views)
         loss = criterion(student, teacher, 0.04)["loss"]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()

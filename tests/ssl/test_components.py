@@ -76,3 +76,27 @@ def test_epoch_order_is_seeded_and_sharded():
     assert len(r0) == len(r1) == 3 and set(r0) | set(r1) == set(range(5))
     weighted = epoch_order(6, 0, 0, 0, 1, torch.tensor([0, 0, 0, 0, 0, 1.0], dtype=torch.float64))
     assert weighted == [5] * 6
+
+
+def test_meta_arch_forward_student_all_views_teacher_globals():
+    meta = SSLMetaArch(tiny_encoder()).eval()
+    views = [torch.randn(2, 3, 2, 32, 32), torch.randn(2, 3, 4, 32, 32),
+             torch.randn(2, 3, 2, 16, 16)]
+    student, teacher = meta(views)
+    assert len(student) == 3 and len(teacher) == 2
+    assert not teacher[0].requires_grad and student[0].requires_grad
+    torch.testing.assert_close(teacher[1], student[1])  # identical weights at start
+
+
+def test_no_weight_decay_rule():
+    from endofm.models.vision_transformer import skips_weight_decay
+    from endofm.ssl.trainer import param_groups
+
+    enc = tiny_encoder()
+    groups = param_groups(enc)
+    no_decay = {id(p) for p in groups[1]["params"]}
+    named = dict(enc.named_parameters())
+    for name in ("backbone.pos_embed", "backbone.time_embed", "backbone.cls_token",
+                 "backbone.norm.weight", "head.mlp.0.bias"):
+        assert id(named[name]) in no_decay and skips_weight_decay(name, named[name])
+    assert id(named["backbone.blocks.0.attn.qkv.weight"]) not in no_decay

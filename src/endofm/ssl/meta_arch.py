@@ -58,11 +58,15 @@ class SSLMetaArch(nn.Module):
         self.teacher.eval()
         return self
 
-    def forward(self, views: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
-        """(student outputs for all views, teacher outputs for the global views)."""
+    def forward(self, views: list[Tensor], student: nn.Module | None = None
+                ) -> tuple[list[Tensor], list[Tensor]]:
+        """(student outputs for all views, teacher outputs for the global views).
+
+        ``student`` runs the student instead of ``self.student`` (its DDP wrapper in distributed
+        runs)."""
         with torch.no_grad():
             teacher = forward_views(self.teacher, views[: self.num_global])
-        return forward_views(self.student, views), teacher
+        return forward_views(student or self.student, views), teacher
 
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:

@@ -26,10 +26,11 @@ from endofm.config import save_run_config, to_dict
 from endofm.data import PretrainClipDataset, PretrainViews, resolve_items
 from endofm.models import create_backbone, load_checkpoint, save_pretrained
 from endofm.models.checkpoint import safe_load
+from endofm.models.vision_transformer import skips_weight_decay
 from endofm.ssl.data import ReportingClips, Skip, collate, epoch_order
 from endofm.ssl.head import DINOHead
 from endofm.ssl.loss import STLoss
-from endofm.ssl.meta_arch import Encoder, SSLMetaArch, forward_views
+from endofm.ssl.meta_arch import Encoder, SSLMetaArch
 from endofm.ssl.monitor import knn_probe
 from endofm.ssl.schedules import cosine_schedule, teacher_temp_schedule
 from endofm.utils.device import autocast, make_grad_scaler
@@ -65,8 +66,7 @@ def param_groups(model: nn.Module) -> list[dict]:
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        skip = p.ndim <= 1 or name.split(".")[-1] in ("pos_embed", "time_embed", "cls_token")
-        (no_decay if skip else decay).append(p)
+        (no_decay if skips_weight_decay(name, p) else decay).append(p)
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0, "fixed_wd": True}]
 
 
@@ -177,9 +177,7 @@ class PretrainTrainer:
         it = self.set_schedules()
         views = [v.to(self.device, non_blocking=True) for v in views]
         with autocast(self.device, cfg.run.precision):
-            with torch.no_grad():
-                teacher = forward_views(self.meta.teacher, views[: self.meta.num_global])
-            student = forward_views(self.ddp_student, views)
+            student, teacher = self.meta(views, self.ddp_student)
         terms = self.criterion(student, teacher, float(self.teacher_temp[it]))
         if not torch.isfinite(terms["loss"]):
             raise RuntimeError(f"non-finite loss at step {self.step}: {terms['loss'].item()}")

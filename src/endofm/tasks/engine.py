@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from endofm.config import save_run_config, to_dict
 from endofm.models.checkpoint import safe_load
+from endofm.models.vision_transformer import skips_weight_decay
 from endofm.tasks.base import Task, to_device
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
@@ -74,7 +75,7 @@ def param_groups(model: nn.Module, weight_decay: float, backbone_lr_mult: float)
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        no_decay = p.ndim <= 1 or name.split(".")[-1] in ("pos_embed", "cls_token", "time_embed")
+        no_decay = skips_weight_decay(name, p)
         is_backbone = name.startswith("backbone.")
         groups.setdefault((no_decay, is_backbone), []).append(p)
     return [{"params": ps, "weight_decay": 0.0 if nd else weight_decay,
