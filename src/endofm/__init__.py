@@ -1,14 +1,27 @@
-"""endofm: Endo-FM, a foundation model for endoscopy video analysis."""
+"""endofm: Endo-FM, a foundation model for endoscopy video analysis.
+
+The model API (``create_model``, ``load_checkpoint``, …) is imported on first use, so that
+importing ``endofm`` (and starting the ``endofm`` command) does not load torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from endofm.models import (  # noqa: E402
-    create_model,
-    list_models,
-    load_checkpoint,
-    load_classifier,
-    save_pretrained,
-)
+_LAZY = {name: "endofm.models" for name in (
+    "create_model", "list_models", "load_checkpoint", "load_classifier", "save_pretrained")}
 
-__all__ = ["__version__", "create_model", "list_models", "load_checkpoint", "load_classifier",
-           "save_pretrained"]
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'endofm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -34,28 +35,72 @@ def load_config(schema: type[T], path: str | Path | None = None,
 
     Returns an OmegaConf object that behaves like an instance of ``schema`` (attribute access,
     typed fields). A YAML file may contain a top-level ``defaults: <other.yaml>`` key naming a
-    base file (relative to itself) that is merged first.
+    base file (relative to itself) that is merged first. Errors are :class:`ConfigError`s in one
+    line that blame the file (with the line for invalid YAML) or the command-line override.
     """
     cfg = OmegaConf.structured(schema)
-    try:
-        if path is not None:
-            cfg = OmegaConf.merge(cfg, _load_yaml_with_base(Path(path)))
-        if overrides:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as exc:
-        where = f" (config {path})" if path is not None else ""
-        raise ConfigError(f"invalid setting{where}: {exc}") from exc
+    if path is not None:
+        cfg = merge_checked(cfg, _load_yaml_with_base(Path(path)), f"config {path}")
+    for override in overrides:
+        cfg = merge_checked(cfg, parse_override(override),
+                            f"command-line override '{override}'")
     return cfg  # type: ignore[return-value]
+
+
+def parse_override(override: str) -> DictConfig:
+    """One ``key=value`` command-line setting as a config (``value`` parsed as YAML)."""
+    key, sep, _ = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(
+            f"command-line override '{override}': settings take the form key=value "
+            f"(e.g. optim.lr=0.01); '{override}' has no '='")
+    try:
+        return OmegaConf.from_dotlist([override])
+    except (OmegaConfBaseException, ValueError) as exc:
+        raise ConfigError(f"command-line override '{override}': {_first_line(exc)}") from exc
+
+
+def merge_checked(cfg: DictConfig, other: Any, source: str) -> DictConfig:
+    """``OmegaConf.merge(cfg, other)``; a mismatch is a :class:`ConfigError` naming ``source``
+    and the offending key."""
+    try:
+        return OmegaConf.merge(cfg, other)  # type: ignore[return-value]
+    except (OmegaConfBaseException, TypeError, ValueError) as exc:
+        key = getattr(exc, "full_key", None)
+        where = f" (key {key})" if key else ""
+        raise ConfigError(f"invalid setting in {source}{where}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _load_yaml_with_base(path: Path) -> DictConfig:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    data = OmegaConf.load(path)
+    data = load_yaml(path)
     base = data.pop("defaults", None)
     if base is None:
         return data
     return OmegaConf.merge(_load_yaml_with_base(path.parent / str(base)), data)
+
+
+def load_yaml(path: Path) -> DictConfig:
+    """A YAML mapping; invalid YAML is one :class:`ConfigError` line naming the file and line."""
+    try:
+        data = OmegaConf.load(path)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or _first_line(exc)
+        raise ConfigError(f"invalid YAML in {path}{line}: {problem}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"invalid YAML in {path}: not a UTF-8 text file") from exc
+    if not isinstance(data, DictConfig):
+        raise ConfigError(f"{path}: a config file must be a mapping of settings, "
+                          f"not a {type(data).__name__}")
+    return data
 
 
 def to_dict(cfg: Any) -> dict:

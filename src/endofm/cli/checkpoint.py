@@ -6,9 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from endofm.models import create_model, load_checkpoint, save_pretrained
-from endofm.models.checkpoint import guess_num_heads
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     info = sub.add_parser(
@@ -27,19 +24,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="a .pth file or an endofm model directory")
     convert.add_argument("--out", type=Path, required=True, help="output directory")
     convert.add_argument("--num-heads", type=int, default=None,
-                         help="attention heads (not stored in released files; default: "
-                              "64-dim heads, i.e. 12 for ViT-B)")
+                         help="attention heads (not stored in released files; default: the "
+                              "named config's for the file's width, e.g. 12 for 768; required "
+                              "for other widths)")
     convert.set_defaults(func=run_convert)
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from endofm.models import load_checkpoint
+
     ckpt = load_checkpoint(args.checkpoint)
+    heads, heads_source = _num_heads(ckpt.config)
     report = {
         "path": str(ckpt.path),
         "layout": ckpt.layout,
         "config": ckpt.config,
         "num_heads_stored": "num_heads" in ckpt.config,
-        "num_heads": _num_heads(ckpt.config, None),
+        "num_heads": heads,
+        "num_heads_source": heads_source,
         "backbone_parameters": sum(t.numel() for t in ckpt.state_dict.values()),
         "backbone_tensors": len(ckpt.state_dict),
         "head_tensors": sorted(ckpt.head_state_dict),
@@ -51,8 +53,7 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"{report['path']}\n  layout:      {report['layout']}")
     print("  config:      " + ", ".join(f"{k}={v}" for k, v in ckpt.config.items()))
     if not report["num_heads_stored"]:
-        print(f"  num_heads:   not stored; {report['num_heads']} assumed (64-dim heads), "
-              "override with `endofm convert --num-heads`")
+        print(f"  num_heads:   not stored; {heads_source}")
     print(f"  parameters:  {report['backbone_parameters']:,} in "
           f"{report['backbone_tensors']} backbone tensors")
     head = report["head_tensors"]
@@ -63,8 +64,12 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    from endofm.models import create_model, load_checkpoint, save_pretrained
+
+    from endofm.models.registry import resolve_num_heads
+
     ckpt = load_checkpoint(args.checkpoint)
-    heads = _num_heads(ckpt.config, args.num_heads)
+    heads = resolve_num_heads(ckpt.config, args.num_heads, ckpt.path)
     model = create_model("endofm_vit_base_patch16", pretrained=args.checkpoint, num_heads=heads)
     out = save_pretrained(model, args.out)
     print(f"wrote {out} (layout {ckpt.layout}, num_heads {heads}, "
@@ -72,6 +77,16 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _num_heads(config: dict, requested: int | None) -> int:
-    """The head count: requested, else recorded in the checkpoint, else 64-dim heads."""
-    return requested or config.get("num_heads") or guess_num_heads(config["embed_dim"])
+def _num_heads(config: dict) -> tuple[int | None, str]:
+    """The head count a checkpoint implies (``None`` when it cannot be known) and where it comes
+    from, in words."""
+    from endofm.models.registry import NAMED_HEADS
+
+    if config.get("num_heads"):
+        return int(config["num_heads"]), "stored in the file"
+    width = config["embed_dim"]
+    if width in NAMED_HEADS:
+        return NAMED_HEADS[width], (f"{NAMED_HEADS[width]} from the named config of width "
+                                    f"{width}")
+    return None, (f"unknown: width {width} is not a named config's; give it with "
+                  "`endofm convert --num-heads N` (or model.num_heads=N)")

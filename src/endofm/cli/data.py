@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from endofm.cli import data_pretrain
-from endofm.data.inspect import FORMATS, inspect_dataset
-from endofm.data.synth import SCALES, synthesize
 
 MAX_ERRORS_SHOWN = 20
+# The choices of ``endofm.data.inspect.FORMATS`` and ``endofm.data.synth.SCALES``, spelled out
+# so that building the parser does not import the data modules (tests check they agree).
+FORMATS = ("videos", "polypdiag", "cvc", "kumc")
+SCALES = ("demo", "small", "tiny")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "DIR/polypdiag, DIR/cvc and DIR/kumc in the public download layouts.")
     synth.add_argument("--out", type=Path, required=True, help="output directory")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    synth.add_argument("--scale", choices=sorted(SCALES), default="small",
+    synth.add_argument("--scale", choices=SCALES, default="small",
                        help="dataset size (default small)")
     synth.set_defaults(func=run_synth)
 
@@ -46,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from endofm.data.synth import synthesize
+
     paths = synthesize(args.out, seed=args.seed, scale=args.scale)
     for name, path in paths.items():
         print(f"{name:10s} {path}")
@@ -73,6 +77,8 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from endofm.data.inspect import inspect_dataset
+
     summary = inspect_dataset(args.root, args.fmt)
     print(json.dumps(summary) if args.json else format_summary(summary))
     return 0

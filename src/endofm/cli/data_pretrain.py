@@ -11,11 +11,6 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from endofm.config import load_config
-from endofm.data.prepare import prepare_pretrain
-from endofm.data.preview import preview_views
-from endofm.data.views import PretrainViewsConfig
-
 
 def add_commands(data_sub: argparse._SubParsersAction) -> None:
     """Add ``prepare-pretrain`` and ``preview-views`` to the ``data`` sub-commands."""
@@ -54,6 +49,8 @@ def add_commands(data_sub: argparse._SubParsersAction) -> None:
 
 
 def run_prepare_pretrain(args: argparse.Namespace) -> int:
+    from endofm.data.prepare import prepare_pretrain
+
     report = prepare_pretrain(args.sources, args.out, clip_seconds=args.clip_seconds,
                               transcode=args.transcode, short_side=args.short_side,
                               folder_fps=args.folder_fps, progress=not args.json)
@@ -70,6 +67,10 @@ def run_prepare_pretrain(args: argparse.Namespace) -> int:
 
 
 def run_preview_views(args: argparse.Namespace) -> int:
+    from endofm.config import load_config
+    from endofm.data.preview import preview_views
+    from endofm.data.views import PretrainViewsConfig
+
     cfg = load_config(PretrainViewsConfig, args.config, args.overrides)
     paths = preview_views(args.source, args.out, num_clips=args.num_clips, seed=args.seed,
                           cfg=cfg, folder_fps=args.folder_fps)

@@ -1,6 +1,11 @@
 """``endofm`` entry point. Each command group lives in its own module with a ``register``
 function that adds its sub-commands; a command's handler is stored as ``func`` and returns an
-exit status."""
+exit status.
+
+Start-up stays fast (``endofm --help`` imports neither torch nor timm): a command module imports
+only ``argparse``-level things at the top and the heavy modules inside its handlers. Failures are
+reported by :func:`endofm.cli.errors.run_handler` (one line, exit status 1; Ctrl-C 130).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from endofm import __version__
+from endofm.cli.errors import debug_requested, run_handler
+from endofm.utils.progress import set_quiet
 
 # Modules that contribute sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
@@ -27,23 +34,42 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"endofm {__version__}")
+    add_common_options(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command in _subcommands(parser):
+        add_common_options(command, argparse.SUPPRESS)
     return parser
 
 
+def add_common_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """``--quiet`` and ``--debug``, accepted before or after the command name."""
+    parser.add_argument("--quiet", action="store_true", default=default,
+                        help="no progress bars or progress lines")
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="print the traceback of an error (also ENDOFM_DEBUG=1)")
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every (nested) sub-command parser below ``parser``."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += [child, *_subcommands(child)]
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"endofm {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    set_quiet(args.quiet)
+    return run_handler(args.func, args, args.debug or debug_requested(argv))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from endofm.config import load_config
-from endofm.ssl import PretrainConfig, pretrain
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from endofm.config import load_config
+    from endofm.ssl import PretrainConfig, pretrain
+
     cfg = load_config(PretrainConfig, args.config, args.overrides)
     report = pretrain(cfg, args.data, args.output)
     if report:

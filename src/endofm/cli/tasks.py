@@ -6,10 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from endofm.config import load_config
-from endofm.tasks import TASKS
-from endofm.tasks.base import task_config_schema
-from endofm.tasks.engine import evaluate, fit, fit_seeds
+# The names of ``endofm.tasks.TASKS``, spelled out so that building the parser does not import
+# torch (a test checks they agree).
+TASK_NAMES = ("classification", "segmentation", "detection")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "where the task has one) and write metrics.json with predictions and plots.")
     fsub = finetune.add_subparsers(dest="task", metavar="TASK", required=True)
     esub = evaluate_p.add_subparsers(dest="task", metavar="TASK", required=True)
-    for name in TASKS:
+    for name in TASK_NAMES:
         f = fsub.add_parser(name, help=f"fine-tune {name}")
         f.add_argument("--config", type=Path,
                        help=f"YAML config (e.g. configs/{name}/tiny.yaml)")
@@ -47,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace):
+    from endofm.config import load_config
+    from endofm.tasks import TASKS
+    from endofm.tasks.base import task_config_schema
+
     task_cls = TASKS[args.task]
     return task_cls, load_config(task_config_schema(task_cls), args.config, args.overrides)
 
@@ -57,6 +60,8 @@ def _summary(metrics: dict) -> str:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
+    from endofm.tasks.engine import fit, fit_seeds
+
     task_cls, cfg = _config(args)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
@@ -73,6 +78,8 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from endofm.tasks.engine import evaluate
+
     task_cls, cfg = _config(args)
     if not args.checkpoint.exists():
         raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")

@@ -16,11 +16,10 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from endofm.data.manifest import ClipItem, scan_videos, unsupported_files, write_manifest
 from endofm.data.video import VideoError, VideoSource, VideoWriter, open_video
 from endofm.utils.io import atomic_write_json
+from endofm.utils.progress import progress as progress_bar
 
 
 @dataclass
@@ -123,7 +122,8 @@ def prepare_pretrain(sources: list[str | Path], out_dir: str | Path, clip_second
         report.skipped += [{"path": str(p), "reason": "not a video file or frame folder"}
                            for p in unsupported_files(root, videos)]
         before = len(items)
-        for path in tqdm(videos, desc=f"prepare {name}", unit="video", disable=not progress):
+        for path in progress_bar(videos, desc=f"prepare {name}", unit="video",
+                                 enabled=progress):
             clips = _prepare_video(path, name, root, out_dir, clip_seconds, transcode,
                                    short_side, folder_fps, report.skipped)
             report.num_videos += bool(clips)

@@ -33,10 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
-from endofm.utils.io import atomic_write, atomic_write_json
+from endofm.utils.io import atomic_write_bytes, atomic_write_json
+from endofm.utils.text import short_list
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -85,23 +87,54 @@ def safe_load(path: str | Path) -> Any:
     """``torch.load`` with ``weights_only=True`` and the released files' allow-list.
 
     Anything else pickled in the file (arbitrary classes, code) is refused with an error naming
-    the file.
+    the file; so are empty files and files that are not PyTorch checkpoints at all.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory without {WEIGHTS_NAME}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is empty (0 bytes); "
+                              "an interrupted copy or download?")
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        reason = (f"it pickles '{found.group(1)}', which is not on the allow-list of plain "
-                  "data types; refusing to run code from a checkpoint" if found else str(exc))
-        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from exc
-    except Exception as exc:  # torch raises RuntimeError, EOFError, ... on damaged files
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        raise CheckpointError(f"cannot read checkpoint {path}: {_refusal(exc)}") from exc
+    except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError... on damaged files
+        raise CheckpointError(f"cannot read checkpoint {path}: {_damage(path, exc)}") from exc
+
+
+def _refusal(exc: pickle.UnpicklingError) -> str:
+    """Why the weights-only unpickler refused a file, without torch's advice to load it
+    unsafely."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if found:
+        return (f"it pickles '{found.group(1)}', which is not on the allow-list of plain data "
+                "types; refusing to run code from a checkpoint")
+    return ("it is not made of tensors and plain data (the safe unpickler stopped at: "
+            f"{_last_reason(exc)}); refusing to run code from a checkpoint")
+
+
+def _last_reason(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if "weights_only" not in line and "http" not in line
+              and "Please file an issue" not in line]
+    return (useful or lines or [type(exc).__name__])[-1][:200]
+
+
+def _damage(path: Path, exc: BaseException) -> str:
+    """A readable reason for a file torch could not read."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic != b"PK" and magic[:1] != b"\x80":
+        return ("not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle; "
+                f"the file starts with {magic!r})")
+    reason = str(exc).strip()
+    if isinstance(exc, EOFError) or not reason or "central directory" in reason:
+        return "the file ends too early (truncated: an interrupted copy or download?)"
+    return f"damaged or truncated file ({type(exc).__name__}: {reason.splitlines()[0][:200]})"
 
 
 def _strip(sd: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -165,20 +198,12 @@ def _map_layout(obj: Any, path: Path) -> tuple[str, dict, dict, list[str], dict]
         "a backbone state dict or an endofm model directory")
 
 
-DEFAULT_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16}
-
-
-def guess_num_heads(embed_dim: int) -> int:
-    """The usual head count for a width (64-dim heads: 192→3, 384→6, 768→12, 1024→16)."""
-    return DEFAULT_HEADS.get(embed_dim, max(1, embed_dim // 64))
-
-
 def infer_config(sd: Mapping[str, Tensor], path: Path | str = "") -> dict[str, Any]:
     """Backbone settings read off tensor shapes.
 
     ``num_heads`` cannot be read from shapes and is left out: callers pass it, or
-    :func:`endofm.models.create_model` takes the named config's value when the widths agree and
-    :func:`guess_num_heads` otherwise.
+    :func:`endofm.models.registry.resolve_num_heads` takes a named config's value for that
+    width (and refuses to guess for other widths).
     """
     for key in ("pos_embed", "patch_embed.proj.weight", "cls_token"):
         if key not in sd:
@@ -292,21 +317,39 @@ def adapt_state_dict(sd: dict[str, Tensor], model: torch.nn.Module,
             sd[key] = resize_time_embed(sd[key], target[key].shape[1])
         warnings.warn(f"{source}: resized {key} from {old} to {tuple(target[key].shape)} "
                       "to fit the requested model", stacklevel=2)
+    problems = key_problems(sd, target)
+    if problems:
+        raise CheckpointError(f"{source}: checkpoint does not fit the model: {problems}")
+    return sd
+
+
+def key_problems(sd: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> str:
+    """A short description of how ``sd`` differs from ``target`` (missing, unexpected and
+    mis-shaped keys, at most :data:`~endofm.utils.text.MAX_LISTED` of each); empty when it
+    fits."""
     missing = sorted(set(target) - set(sd))
     unexpected = sorted(set(sd) - set(target))
-    mismatched = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}"
+    mismatched = [f"{k} {tuple(sd[k].shape)} vs {tuple(target[k].shape)}"
                   for k in sorted(set(sd) & set(target)) if sd[k].shape != target[k].shape]
     problems = []
     if mismatched:
-        problems.append("shape mismatch: " + "; ".join(mismatched))
+        problems.append(f"{len(mismatched)} shape mismatch(es) (checkpoint vs model): "
+                        + short_list(mismatched, sep="; "))
     if missing:
-        problems.append(f"missing keys: {missing}")
+        problems.append(f"{len(missing)} missing key(s): {short_list(missing)}")
     if unexpected:
-        problems.append(f"unexpected keys: {unexpected}")
+        problems.append(f"{len(unexpected)} unexpected key(s): {short_list(unexpected)}")
+    return " | ".join(problems)
+
+
+def load_state_checked(module: torch.nn.Module, sd: Mapping[str, Tensor],
+                       source: str | Path, hint: str = "") -> None:
+    """``module.load_state_dict(sd)`` (strict) with a short :class:`CheckpointError` naming
+    ``source`` (followed by ``hint``) instead of torch's key-by-key dump."""
+    problems = key_problems(sd, module.state_dict())
     if problems:
-        raise CheckpointError(f"{source}: checkpoint does not fit the model: "
-                              + " | ".join(problems))
-    return sd
+        raise CheckpointError(f"{source} holds a different model{hint}: {problems}")
+    module.load_state_dict(sd)
 
 
 def save_state_dir(tensors: Mapping[str, Tensor], meta: Mapping[str, Any],
@@ -315,6 +358,6 @@ def save_state_dir(tensors: Mapping[str, Tensor], meta: Mapping[str, Any],
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    atomic_write(out_dir / WEIGHTS_NAME, lambda tmp: save_file(contiguous, tmp))
+    atomic_write_bytes(safetensors_bytes(contiguous), out_dir / WEIGHTS_NAME)
     atomic_write_json(dict(meta), out_dir / CONFIG_NAME)
     return out_dir

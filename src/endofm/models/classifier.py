@@ -10,11 +10,10 @@ from torch import Tensor, nn
 from endofm.models.checkpoint import (
     CheckpointError,
     adapt_state_dict,
-    guess_num_heads,
     load_checkpoint,
     save_state_dir,
 )
-from endofm.models.registry import backbone_config
+from endofm.models.registry import backbone_config, resolve_num_heads
 from endofm.models.vision_transformer import VisionTransformer
 
 
@@ -50,8 +49,9 @@ def load_classifier(path: str | Path, num_heads: int | None = None) -> VideoClas
     """Load a fine-tuned classifier: the released PolypDiag layout (``state_dict`` with
     ``module.linear.*`` + ``backbone_state_dict``) or an endofm classifier directory.
 
-    Released files do not record the head count: ``num_heads`` defaults to 64-dim heads
-    (12 for ViT-B). Returns the model in eval mode. A file without a classification head is an
+    Released files do not record the head count: it is the named config's for the file's width
+    (12 for ViT-B) and must be given as ``num_heads`` for other widths. Returns the model in
+    eval mode. A file without a classification head is an
     error, never a silently untrained head.
     """
     ckpt = load_checkpoint(path)
@@ -61,10 +61,8 @@ def load_classifier(path: str | Path, num_heads: int | None = None) -> VideoClas
             f"{path}: not a classifier checkpoint (layout '{ckpt.layout}', head keys "
             f"{sorted(ckpt.head_state_dict)}); expected a PolypDiag fine-tune with "
             "'module.linear.weight'/'module.linear.bias' or an endofm classifier directory")
-    config = {"num_heads": guess_num_heads(ckpt.config["embed_dim"]), **ckpt.config,
-              "drop_path_rate": 0.0}
-    if num_heads is not None:
-        config["num_heads"] = num_heads
+    config = {**ckpt.config, "drop_path_rate": 0.0,
+              "num_heads": resolve_num_heads(ckpt.config, num_heads, path)}
     backbone = VisionTransformer(**config)
     backbone.load_state_dict(adapt_state_dict(ckpt.state_dict, backbone, path))
     model = VideoClassifier(backbone, num_classes=head["weight"].shape[0])

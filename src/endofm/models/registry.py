@@ -10,7 +10,6 @@ from torch import nn
 from endofm.models.checkpoint import (
     CheckpointError,
     adapt_state_dict,
-    guess_num_heads,
     load_checkpoint,
     save_state_dir,
 )
@@ -25,6 +24,9 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
     "endofm_vit_small_patch16": {**_BASE, "embed_dim": 384, "depth": 12, "num_heads": 6},
     "endofm_vit_tiny_patch16": {**_BASE, "embed_dim": 192, "depth": 12, "num_heads": 3},
 }
+
+# Head count by width, for files that do not store it (released checkpoints).
+NAMED_HEADS = {cfg["embed_dim"]: cfg["num_heads"] for cfg in MODEL_CONFIGS.values()}
 
 OVERRIDABLE = ("img_size", "patch_size", "in_chans", "num_frames", "depth", "embed_dim",
                "num_heads", "mlp_ratio", "qkv_bias", "drop_rate", "attn_drop_rate",
@@ -58,9 +60,9 @@ def create_model(name: str = "endofm_vit_base_patch16", pretrained: str | Path |
     released ``.pth``, SVT/TimeSformer checkpoints, a state dict, or an endofm directory).
     Architecture settings not given in ``overrides`` are taken from the checkpoint; a
     checkpoint made for another image size or frame count is adapted by resizing its
-    positional tables (with a warning). Head counts are not stored in released files: pass
-    ``num_heads`` for non-standard widths (default: the named config's when the widths agree,
-    else 64-dim heads). Returns the model in train mode on the CPU.
+    positional tables (with a warning). Head counts are not stored in released files: they are
+    taken from the named config of the file's width (:func:`resolve_num_heads`); for any other
+    width ``num_heads`` must be passed. Returns the model in train mode on the CPU.
     """
     cfg = model_config(name, **overrides)
     if pretrained is None:
@@ -72,10 +74,29 @@ def create_model(name: str = "endofm_vit_base_patch16", pretrained: str | Path |
             cfg[key] = ckpt.config[key]
     if "num_heads" not in overrides and "num_heads" not in ckpt.config:
         if cfg["embed_dim"] != named_width:
-            cfg["num_heads"] = guess_num_heads(cfg["embed_dim"])
+            cfg["num_heads"] = resolve_num_heads(ckpt.config, source=ckpt.path)
     model = VisionTransformer(**cfg)
     model.load_state_dict(adapt_state_dict(ckpt.state_dict, model, ckpt.path))
     return model
+
+
+def resolve_num_heads(config: dict[str, Any], requested: int | None = None,
+                      source: str | Path = "") -> int:
+    """The head count of a checkpoint's backbone: ``requested``, else the one the file records,
+    else the named config's for that width (768→12, 384→6, 192→3). Never a guess: for any
+    other width a :class:`CheckpointError` asks for ``num_heads``."""
+    if requested:
+        return int(requested)
+    if config.get("num_heads"):
+        return int(config["num_heads"])
+    width = config["embed_dim"]
+    if width in NAMED_HEADS:
+        return NAMED_HEADS[width]
+    named = ", ".join(f"{w} ({h} heads)" for w, h in sorted(NAMED_HEADS.items()))
+    raise CheckpointError(
+        f"{source}: num_heads required: the file does not store the head count and its width "
+        f"{width} is not a named config's ({named}); pass it (--num-heads N, "
+        "model.num_heads=N, or num_heads=N)")
 
 
 def create_backbone(name: str, pretrained: str | Path | None, img_size: int, num_frames: int,

@@ -20,12 +20,11 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from endofm.config import save_run_config, to_dict
 from endofm.data import PretrainClipDataset, PretrainViews, resolve_items
 from endofm.models import create_backbone, load_checkpoint, save_pretrained
-from endofm.models.checkpoint import safe_load
+from endofm.models.checkpoint import load_state_checked, safe_load
 from endofm.models.vision_transformer import skips_weight_decay
 from endofm.ssl.data import ReportingClips, Skip, collate, epoch_order
 from endofm.ssl.head import DINOHead
@@ -37,6 +36,7 @@ from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
 from endofm.utils.io import atomic_torch_save, atomic_write_json
 from endofm.utils.logging import MetricLogger, plot_curves, read_jsonl
+from endofm.utils.progress import note, progress
 from endofm.utils.seed import get_rng_state, seed_everything, set_rng_state
 
 CKPT_PATTERN = re.compile(r"checkpoint-(\d+)\.pth$")
@@ -142,8 +142,9 @@ class PretrainTrainer:
         if not found:
             return None
         state = safe_load(found[-1])
-        self.meta.teacher.load_state_dict(state["teacher"])
-        self.student.load_state_dict(state["student"])
+        hint = " (choose another --output, or add --restart to start this run over)"
+        load_state_checked(self.meta.teacher, state["teacher"], found[-1], hint)
+        load_state_checked(self.student, state["student"], found[-1], hint)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.criterion.center.copy_(state["dino_loss"]["center"])
@@ -199,9 +200,9 @@ class PretrainTrainer:
     def train_epoch(self) -> None:
         cfg = self.cfg
         self.meta.train()
-        bar = tqdm(self.loader(), desc=f"epoch {self.epoch + 1}/{cfg.optim.epochs}",
-                   initial=self.iteration, total=self.iters_per_epoch,
-                   disable=not (self.dist.is_main and cfg.run.progress))
+        bar = progress(self.loader(), desc=f"epoch {self.epoch + 1}/{cfg.optim.epochs}",
+                       initial=self.iteration, total=self.iters_per_epoch, unit="step",
+                       enabled=self.dist.is_main and cfg.run.progress)
         tic, clips = time.perf_counter(), 0
         for views, skips in bar:
             self.record_skips(skips)
@@ -226,7 +227,7 @@ class PretrainTrainer:
             if entry not in self.skipped:
                 self.skipped.append(entry)
                 if self.dist.is_main:
-                    tqdm.write(f"skipped {s.path}: {s.reason}")
+                    note(f"skipped {s.path}: {s.reason}")
 
     def monitor(self) -> None:
         mon = self.cfg.monitor
@@ -237,7 +238,7 @@ class PretrainTrainer:
                             mon.num_frames, mon.sampling_rate, mon.k, self.device,
                             self.cfg.run.precision)
         self.logger.log(metrics | {"epoch": self.epoch}, self.step)
-        tqdm.write(f"epoch {self.epoch}: " + ", ".join(f"{k} {v:.3f}"
+        note(f"epoch {self.epoch}: " + ", ".join(f"{k} {v:.3f}"
                                                        for k, v in metrics.items()))
 
     def run(self) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 1  # epochs between selection evaluations
     log_every: int = 10  # iterations between JSONL log rows
+    progress: bool = True  # progress bar / lines (``--quiet`` turns them off everywhere)
 
 
 @dataclass

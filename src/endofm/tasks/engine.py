@@ -21,19 +21,20 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
-from tqdm import tqdm
 
 from endofm.config import save_run_config, to_dict
-from endofm.models.checkpoint import safe_load
+from endofm.models.checkpoint import load_state_checked, safe_load
 from endofm.models.vision_transformer import skips_weight_decay
 from endofm.tasks.base import Task, to_device
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
 from endofm.utils.io import atomic_torch_save, atomic_write_json
 from endofm.utils.logging import MetricLogger, plot_curves, read_jsonl
+from endofm.utils.progress import progress
 from endofm.utils.seed import get_rng_state, seed_everything, set_rng_state
 
 LAST = "last.pth"
+RESUME_HINT = " (choose another --output, or add --restart to start this run over)"
 
 
 def carve_validation(items: Sequence, fraction: float, seed: int) -> tuple[list, list]:
@@ -161,7 +162,7 @@ class Trainer:
         if not path.is_file():
             return False
         state = safe_load(path)
-        self.model.load_state_dict(state["model"])
+        load_state_checked(self.model, state["model"], path, RESUME_HINT)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = state["epoch"], state["step"]
@@ -191,8 +192,8 @@ class Trainer:
         train = self.cfg.train
         self.ddp.train()
         losses: list[float] = []
-        bar = tqdm(self.loader(self.epoch), desc=f"epoch {self.epoch + 1}/{train.epochs}",
-                   disable=not self.dist.is_main, leave=False)
+        bar = progress(self.loader(self.epoch), desc=f"epoch {self.epoch + 1}/{train.epochs}",
+                       unit="batch", enabled=self.dist.is_main and train.progress)
         self.optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(bar):
             if i % train.accum_steps == 0:
