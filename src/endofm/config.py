@@ -12,15 +12,13 @@ resolved config and the git commit into the run folder.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-
-from endofm.utils.io import atomic_write_text
 
 T = TypeVar("T")
 
@@ -30,21 +28,38 @@ class ConfigError(ValueError):
 
 
 def load_config(schema: type[T], path: str | Path | None = None,
-                overrides: Sequence[str] = ()) -> T:
+                overrides: Sequence[str] = (), base: Mapping[str, Any] | None = None,
+                base_source: str = "base settings") -> T:
     """Merge ``schema`` defaults, the YAML at ``path`` (if any) and ``key=value`` overrides.
 
     Returns an OmegaConf object that behaves like an instance of ``schema`` (attribute access,
     typed fields). A YAML file may contain a top-level ``defaults: <other.yaml>`` key naming a
-    base file (relative to itself) that is merged first. Errors are :class:`ConfigError`s in one
-    line that blame the file (with the line for invalid YAML) or the command-line override.
+    base file (relative to itself) that is merged first. ``base`` (e.g. the settings a model was
+    trained with, from ``base_source``) is merged before the file. Errors are
+    :class:`ConfigError`s in one line that blame the file (with the line for invalid YAML), the
+    command-line override or ``base_source``.
     """
     cfg = OmegaConf.structured(schema)
+    if base is not None:
+        cfg = merge_checked(cfg, OmegaConf.create(dict(base)), base_source)
     if path is not None:
         cfg = merge_checked(cfg, _load_yaml_with_base(Path(path)), f"config {path}")
     for override in overrides:
         cfg = merge_checked(cfg, parse_override(override),
                             f"command-line override '{override}'")
     return cfg  # type: ignore[return-value]
+
+
+def explicit_settings(path: str | Path | None, overrides: Sequence[str]) -> dict[str, Any]:
+    """The settings a config file and overrides set, as ``{"dotted.key": value}``."""
+    from endofm.utils.run_record import flatten
+
+    given: dict[str, Any] = {}
+    if path is not None:
+        given |= flatten(OmegaConf.to_container(_load_yaml_with_base(Path(path)), resolve=True))
+    for override in overrides:
+        given |= flatten(OmegaConf.to_container(parse_override(override), resolve=True))
+    return given
 
 
 def parse_override(override: str) -> DictConfig:
@@ -119,7 +134,8 @@ def git_commit() -> str | None:
 
 
 def save_run_config(cfg: Any, out_dir: str | Path) -> Path:
-    """Write ``config.yaml`` (resolved, with ``_git_commit``) into ``out_dir``."""
-    text = OmegaConf.to_yaml(cfg, resolve=True)
-    text += f"# git commit: {git_commit() or 'unknown'}\n"
-    return atomic_write_text(text, Path(out_dir) / "config.yaml")
+    """Write ``config.yaml`` (resolved, with the git commit) into ``out_dir``; training loops use
+    :func:`endofm.utils.run_record.start_run`, which also records the inputs."""
+    from endofm.utils.run_record import save_record
+
+    return save_record(to_dict(cfg), out_dir)

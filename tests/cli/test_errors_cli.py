@@ -24,7 +24,8 @@ from endofm.data.synth import synthesize
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "endofm_reference_tiny"
 TINY_CKPT = ASSETS / "endo_fm_tiny.pth"
-CLASSIFICATION_TINY = Path(__file__).resolve().parents[2] / "configs" / "classification" / "tiny.yaml"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CLASSIFICATION_TINY = CONFIGS / "classification" / "tiny.yaml"
 SRC = Path(endofm.__file__).resolve().parents[1]
 
 

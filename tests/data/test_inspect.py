@@ -167,3 +167,14 @@ def test_not_a_dataset(tmp_path: Path) -> None:
         inspect_dataset(tmp_path, "cvc")
     with pytest.raises(FileNotFoundError):
         inspect_dataset(tmp_path / "missing")
+
+
+def test_inspect_reports_labels_the_readers_reject(tmp_path: Path) -> None:
+    _video(tmp_path / "videos" / "a.mp4")
+    _video(tmp_path / "videos" / "b.mp4")
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "train.txt").write_text("a.mp4,1\nb.mp4,2\n")
+    summary = inspect_dataset(tmp_path)
+    assert summary["label_counts"] == {"1": 1}
+    assert [(Path(e["path"]).name, e["reason"].split(" in ")[0]) for e in summary["errors"]] == [
+        ("train.txt:2", "label 2 outside [0, 2)")]

@@ -167,3 +167,17 @@ def test_kumc_bad_annotation(tmp_path: Path, xml: str | None, reason: str) -> No
 def test_kumc_missing_split(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="test2019"):
         read_kumc(tmp_path, "test")
+
+
+def test_polypdiag_label_out_of_range(tmp_path: Path) -> None:
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        _touch(tmp_path / "videos" / name)
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "train.txt").write_text("a.mp4,1\nb.mp4,2\nc.mp4,-1\n")
+    with pytest.raises(DatasetError, match=r"train.txt:2: label 2 outside \[0, 2\)"):
+        read_polypdiag(tmp_path, "train")
+    errors: list[dict[str, str]] = []
+    assert [i.label for i in read_polypdiag(tmp_path, "train", errors=errors)] == [1]
+    assert [e["path"].rsplit(":", 1)[1] for e in errors] == ["2", "3"]
+    labels = [i.label for i in read_polypdiag(tmp_path, "train", errors=[], num_classes=3)]
+    assert labels == [1, 2]

@@ -105,6 +105,35 @@ def test_corrupt_file(tmp_path):
         load_checkpoint(tmp_path / "c.pth")
 
 
+def test_unreadable_files_say_why(tmp_path):
+    (tmp_path / "text.pth").write_text("hello\n")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    torch.save({"w": torch.zeros(1000)}, tmp_path / "whole.pth")
+    data = (tmp_path / "whole.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
+    expected = {"text.pth": "not a PyTorch checkpoint", "empty.pth": "the file is empty",
+                "cut.pth": "truncated"}
+    for name, reason in expected.items():
+        with pytest.raises(CheckpointError) as err:
+            safe_load(tmp_path / name)
+        assert str(err.value).startswith(f"cannot read checkpoint {tmp_path / name}: ")
+        assert reason in str(err.value), str(err.value)
+
+
+def test_refusal_never_suggests_weights_only_false(tmp_path):
+    import os
+
+    class System:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    torch.save({"x": System()}, tmp_path / "s.pth")
+    with pytest.raises(CheckpointError) as err:
+        safe_load(tmp_path / "s.pth")
+    assert "refusing to run code" in str(err.value) and "system" in str(err.value)
+    assert "weights_only" not in str(err.value)
+
+
 class Evil:
     def __reduce__(self):
         return (print, ("pwned",))

@@ -37,3 +37,42 @@ def test_save_run_config(tmp_path):
     path = save_run_config(load_config(Schema), tmp_path)
     text = path.read_text()
     assert "lr: 0.1" in text and "# git commit:" in text
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\noptim:\n  lr: 0.1\n   epochs: [1, 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Schema, bad)
+    assert str(err.value).startswith(f"invalid YAML in {bad}, line 4")
+    assert "\n" not in str(err.value)
+
+
+def test_override_errors_blame_the_command_line(tmp_path):
+    (tmp_path / "ok.yaml").write_text("optim:\n  lr: 0.5\n")
+    with pytest.raises(ConfigError, match=r"command-line override 'optim\.lr': .*no '='"):
+        load_config(Schema, tmp_path / "ok.yaml", ["optim.epochs=2", "optim.lr"])
+    with pytest.raises(ConfigError) as err:
+        load_config(Schema, tmp_path / "ok.yaml", ["optim.epochs=many"])
+    message = str(err.value)
+    assert "command-line override 'optim.epochs=many'" in message and "ok.yaml" not in message
+    (tmp_path / "typo.yaml").write_text("optim:\n  lrr: 0.5\n")
+    with pytest.raises(ConfigError, match=r"in config .*typo\.yaml \(key optim\.lrr\)"):
+        load_config(Schema, tmp_path / "typo.yaml", ["optim.epochs=2"])
+
+
+def test_base_settings_sit_between_defaults_and_file(tmp_path):
+    (tmp_path / "exp.yaml").write_text("optim:\n  epochs: 9\n")
+    cfg = load_config(Schema, tmp_path / "exp.yaml", base={"name": "trained",
+                                                            "optim": {"lr": 0.7, "epochs": 5}})
+    assert (cfg.name, cfg.optim.lr, cfg.optim.epochs) == ("trained", 0.7, 9)
+    with pytest.raises(ConfigError, match="from the run"):
+        load_config(Schema, base={"nope": 1}, base_source="from the run")
+
+
+def test_explicit_settings_lists_only_what_was_given(tmp_path):
+    from endofm.config import explicit_settings
+
+    (tmp_path / "exp.yaml").write_text("optim:\n  epochs: 9\n")
+    assert explicit_settings(tmp_path / "exp.yaml", ["name=x"]) == {"optim.epochs": 9,
+                                                                    "name": "x"}

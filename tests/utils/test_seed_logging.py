@@ -1,6 +1,7 @@
 import random
 
 import numpy as np
+import pytest
 import torch
 
 from endofm.utils.logging import MetricLogger, plot_curves, read_jsonl
@@ -28,3 +29,43 @@ def test_metric_logger_writes_jsonl_tensorboard_and_plot(tmp_path):
     assert any((tmp_path / "tensorboard").iterdir())
     png = plot_curves(rows, ["loss"], tmp_path / "loss.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rewind_drops_rows_after_the_checkpoint_and_a_torn_line(tmp_path):
+    logger = MetricLogger(tmp_path, tensorboard=False)
+    for step in range(6):
+        logger.log({"loss": float(step)}, step=step)
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 6, "lo')  # killed in the middle of a write
+    resumed = MetricLogger(tmp_path, tensorboard=False)
+    with pytest.warns(UserWarning, match=r"metrics\.jsonl: dropped a torn last line"):
+        resumed.rewind(4)
+    resumed.log({"loss": 40.0}, step=4)
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [(r["step"], r["loss"]) for r in rows] == [(0, 0.0), (1, 1.0), (2, 2.0), (3, 3.0),
+                                                      (4, 40.0)]
+
+
+def test_a_damaged_middle_line_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0}\nnot json\n{"step": 2}\n')
+    with pytest.raises(ValueError, match=r"metrics\.jsonl, line 2"):
+        read_jsonl(path)
+
+
+def test_rewind_purges_tensorboard_events(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    first = MetricLogger(tmp_path)
+    for step in range(6):
+        first.log({"loss": float(step)}, step=step)
+    first.close()
+    resumed = MetricLogger(tmp_path)
+    resumed.rewind(3)
+    for step in (3, 4):
+        resumed.log({"loss": 10.0 * step}, step=step)
+    resumed.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss")] == [
+        (0, 0.0), (1, 1.0), (2, 2.0), (3, 30.0), (4, 40.0)]

@@ -65,7 +65,6 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     from endofm.models import create_model, load_checkpoint, save_pretrained
-
     from endofm.models.registry import resolve_num_heads
 
     ckpt = load_checkpoint(args.checkpoint)

@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True,
                    help="a folder of videos / frame folders, or a manifest (.csv/.jsonl)")
     p.add_argument("--output", type=Path, required=True, help="run folder")
+    p.add_argument("--restart", action="store_true",
+                   help="start over in --output (deletes its checkpoints and logs) instead of "
+                        "resuming; needed to re-run a folder with other settings")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(func=run)
 
@@ -26,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from endofm.ssl import PretrainConfig, pretrain
 
     cfg = load_config(PretrainConfig, args.config, args.overrides)
-    report = pretrain(cfg, args.data, args.output)
+    report = pretrain(cfg, args.data, args.output, args.restart)
     if report:
         loss = f", final loss {report['final_loss']:.4f}" if "final_loss" in report else ""
         print(f"pre-trained {report['epochs']} epochs ({report['steps']} steps) on "

@@ -32,13 +32,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="backbone checkpoint (any layout endofm.create_model reads)")
         f.add_argument("--seeds", type=int, default=1,
                        help="run N seeds and report mean ± std (default 1)")
+        f.add_argument("--restart", action="store_true",
+                       help="start over in --output (deletes its checkpoints and logs) instead "
+                            "of resuming; needed to re-run a folder with other settings")
         f.add_argument("overrides", nargs="*", metavar="key=value")
         f.set_defaults(func=run_finetune)
         e = esub.add_parser(name, help=f"evaluate {name}")
         e.add_argument("--checkpoint", type=Path, required=True)
         e.add_argument("--data", type=Path, required=True, help="dataset root")
         e.add_argument("--output", type=Path, required=True)
-        e.add_argument("--config", type=Path, help="YAML config (data settings)")
+        e.add_argument("--config", type=Path,
+                       help="YAML config (default: the settings the model was trained with, "
+                            "from config.yaml beside it)")
+        e.add_argument("--override-settings", action="store_true",
+                       help="let --config / overrides contradict the training settings")
         e.add_argument("--split", default=None, help="split to evaluate (default: the task's "
                        "test split)")
         e.add_argument("overrides", nargs="*", metavar="key=value")
@@ -52,6 +59,36 @@ def _config(args: argparse.Namespace):
 
     task_cls = TASKS[args.task]
     return task_cls, load_config(task_config_schema(task_cls), args.config, args.overrides)
+
+
+def _evaluate_config(args: argparse.Namespace):
+    """(task class, settings, record): the settings the model was trained with (its
+    ``config.yaml``), then ``--config`` and overrides, which may not contradict them without
+    ``--override-settings``."""
+    from endofm.config import ConfigError, explicit_settings, load_config
+    from endofm.tasks import TASKS
+    from endofm.tasks.base import task_config_schema
+    from endofm.utils.progress import note
+    from endofm.utils.run_record import find_record, settings_conflicts, trained_settings
+    from endofm.utils.text import short_list
+
+    task_cls = TASKS[args.task]
+    record = find_record(args.checkpoint)
+    trained = trained_settings(record) if record else None
+    if trained is not None:
+        conflicts = settings_conflicts(trained, explicit_settings(args.config, args.overrides))
+        if conflicts and not args.override_settings:
+            raise ConfigError(
+                f"{record}: the model was trained with other settings than given "
+                f"({short_list(conflicts)}); drop them to use the training settings, or add "
+                "--override-settings")
+        note(f"settings: as trained ({record})")
+    elif args.config is None:
+        note(f"settings: no config.yaml beside {args.checkpoint}; using the task's defaults "
+             "(give --config with the settings the model was trained with)")
+    cfg = load_config(task_config_schema(task_cls), args.config, args.overrides, base=trained,
+                      base_source=f"training settings {record}")
+    return task_cls, cfg, record
 
 
 def _summary(metrics: dict) -> str:
@@ -68,9 +105,10 @@ def run_finetune(args: argparse.Namespace) -> int:
     if args.pretrained is not None and not args.pretrained.exists():
         raise FileNotFoundError(f"pretrained checkpoint not found: {args.pretrained}")
     if args.seeds == 1:
-        metrics = fit(task_cls(cfg), args.data, args.output, args.pretrained)
+        metrics = fit(task_cls(cfg), args.data, args.output, args.pretrained, args.restart)
     else:
-        metrics = fit_seeds(task_cls, cfg, args.data, args.output, args.pretrained, args.seeds)
+        metrics = fit_seeds(task_cls, cfg, args.data, args.output, args.pretrained, args.seeds,
+                            args.restart)
     if metrics:
         print(f"{args.task}: {_summary(metrics)}")
         print(f"wrote {args.output / 'metrics.json'}")
@@ -80,9 +118,11 @@ def run_finetune(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from endofm.tasks.engine import evaluate
 
-    task_cls, cfg = _config(args)
     if not args.checkpoint.exists():
         raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")
-    metrics = evaluate(task_cls(cfg), args.checkpoint, args.data, args.output, args.split)
+    task_cls, cfg, record = _evaluate_config(args)
+    extra = {"settings_from": str(record) if record else None}
+    metrics = evaluate(task_cls(cfg), args.checkpoint, args.data, args.output, args.split,
+                       extra)
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}, indent=2))
     return 0

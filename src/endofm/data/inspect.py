@@ -33,6 +33,7 @@ from endofm.data.datasets.kumc import CLASSES, IMAGE_SUFFIXES, natural_key, read
 from endofm.data.datasets.polypdiag import read_polypdiag
 from endofm.data.manifest import scan_videos, unsupported_files
 from endofm.data.video import FrameFolder, VideoError, open_video
+from endofm.utils.progress import progress
 
 FORMATS = ("videos", "polypdiag", "cvc", "kumc")
 KUMC_SPLITS = ("train", "val", "test")
@@ -112,7 +113,7 @@ def inspect_videos(root: Path) -> dict[str, Any]:
         raise ValueError(f"{root}: no video files or frame folders — not a videos dataset")
     out["errors"] += [{"path": str(p), "reason": "not a video file or frame folder"}
                       for p in unsupported_files(root, videos)]
-    for video in videos:
+    for video in progress(videos, desc="inspect", unit="video"):
         frames = _probe(video, out["errors"])
         if frames is not None:
             out["num_videos"] += 1
@@ -132,7 +133,7 @@ def inspect_polypdiag(root: Path) -> dict[str, Any]:
     for listing in split_files:
         items = read_polypdiag(root, str(listing), errors=out["errors"])
         readable = []
-        for item in items:
+        for item in progress(items, desc=f"inspect {listing.name}", unit="video"):
             if item.path not in frames:
                 frames[item.path] = _probe(item.path, out["errors"])
             if frames[item.path] is not None:
@@ -156,7 +157,8 @@ def inspect_cvc(root: Path) -> dict[str, Any]:
     out = _summary("cvc", root)
     original, truth = image_dirs(root)
     sizes: dict[int, tuple[int, int]] = {}
-    for frame in sorted(original.iterdir(), key=natural_key):
+    frames = sorted(original.iterdir(), key=natural_key)
+    for frame in progress(frames, desc="inspect frames", unit="frame"):
         try:
             sizes[int(frame.stem)] = image_size(frame)
         except (OSError, ValueError) as exc:
@@ -207,8 +209,8 @@ def inspect_kumc(root: Path) -> dict[str, Any]:
         base = root / f"{split}2019"
         if not (base / "Image").is_dir():
             continue
-        for folder in sorted((p for p in (base / "Image").iterdir() if p.is_dir()),
-                             key=natural_key):
+        folders = sorted((p for p in (base / "Image").iterdir() if p.is_dir()), key=natural_key)
+        for folder in progress(folders, desc=f"inspect {split}2019", unit="video"):
             readable = 0
             for image in sorted(folder.iterdir(), key=natural_key):
                 if image.suffix.lower() not in IMAGE_SUFFIXES:

@@ -35,6 +35,7 @@ from endofm.data.synth_render import (
 )
 from endofm.data.video import VideoWriter
 from endofm.utils.io import atomic_write_text
+from endofm.utils.progress import progress
 
 _PARTS = {"videos": 0, "polypdiag": 1, "cvc": 2, "kumc": 3}
 # A fast H.264 preset that keeps B-frames (as real recordings have): ~3x faster than "medium".
@@ -213,10 +214,12 @@ def synthesize(out_dir: str | Path, seed: int = 0, scale: str = "small") -> dict
     sizes = SCALES[scale]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return {
-        "root": out,
-        "videos": synth_pretrain_videos(out, seed, sizes),
-        "polypdiag": synth_polypdiag(out, seed, sizes),
-        "cvc": synth_cvc(out, seed, sizes),
-        "kumc": synth_kumc(out, seed, sizes),
-    }
+    parts = {"videos": synth_pretrain_videos, "polypdiag": synth_polypdiag, "cvc": synth_cvc,
+             "kumc": synth_kumc}
+    paths = {"root": out}
+    with progress(total=len(parts), desc="synth", unit="part") as bar:
+        for name, make in parts.items():
+            bar.set_postfix(part=name)
+            paths[name] = make(out, seed, sizes)
+            bar.update()
+    return paths

@@ -247,12 +247,19 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
 
 
 def _recorded_num_heads(obj: Any) -> int | None:
-    """The head count an ``endofm pretrain`` checkpoint records in its ``config`` (released
-    files record none)."""
-    config = obj.get("config") if isinstance(obj, Mapping) else None
-    model = config.get("model") if isinstance(config, Mapping) else None
-    heads = model.get("num_heads") if isinstance(model, Mapping) else None
-    return int(heads) if isinstance(heads, int) else None
+    """The head count a checkpoint written by endofm's training loops records (in ``arch``, or
+    in its ``config``'s ``model`` section); released files record none."""
+    if not isinstance(obj, Mapping):
+        return None
+    for section in (obj.get("arch"), _get(_get(obj, "config"), "model")):
+        heads = _get(section, "num_heads")
+        if isinstance(heads, int) and heads > 0:
+            return heads
+    return None
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, Mapping) else None
 
 
 def _load_dir(path: Path) -> LoadedCheckpoint:

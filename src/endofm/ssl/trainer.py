@@ -21,9 +21,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from endofm.config import save_run_config, to_dict
+from endofm.config import to_dict
 from endofm.data import PretrainClipDataset, PretrainViews, resolve_items
-from endofm.models import create_backbone, load_checkpoint, save_pretrained
+from endofm.models import backbone_config, create_backbone, load_checkpoint, save_pretrained
 from endofm.models.checkpoint import load_state_checked, safe_load
 from endofm.models.vision_transformer import skips_weight_decay
 from endofm.ssl.data import ReportingClips, Skip, collate, epoch_order
@@ -37,6 +37,7 @@ from endofm.utils.distributed import DistInfo, barrier, init_distributed
 from endofm.utils.io import atomic_torch_save, atomic_write_json
 from endofm.utils.logging import MetricLogger, plot_curves, read_jsonl
 from endofm.utils.progress import note, progress
+from endofm.utils.run_record import describe_init, run_inputs, start_run
 from endofm.utils.seed import get_rng_state, seed_everything, set_rng_state
 
 CKPT_PATTERN = re.compile(r"checkpoint-(\d+)\.pth$")
@@ -78,8 +79,10 @@ def checkpoints(output: Path) -> list[Path]:
 
 
 class PretrainTrainer:
-    def __init__(self, cfg: Any, data: str | Path, output: str | Path, dist: DistInfo) -> None:
+    def __init__(self, cfg: Any, data: str | Path, output: str | Path, dist: DistInfo,
+                 restart: bool = False) -> None:
         self.cfg, self.dist, self.output = cfg, dist, Path(output)
+        self.inputs, self.restart = run_inputs(data, cfg.model.pretrained), restart
         self.device = dist.device
         seed_everything(cfg.run.seed)  # identical initial weights on every process
         self.skipped: list[dict[str, str]] = []
@@ -91,6 +94,8 @@ class PretrainTrainer:
                         if cfg.data.source_weights else None)
         self.dataset = ReportingClips(clips, cfg.data.on_error)
         self.meta = SSLMetaArch(build_encoder(cfg)).to(self.device)
+        if cfg.model.pretrained and dist.is_main:
+            note(describe_init(self.meta.student, cfg.model.pretrained))
         seed_everything(cfg.run.seed + dist.rank)  # different augmentations per process
         self.student = self.meta.student
         if cfg.model.compile:
@@ -127,6 +132,7 @@ class PretrainTrainer:
             "dino_loss": {"center": self.criterion.center.detach().cpu()},
             "epoch": self.epoch, "iteration": self.iteration, "step": self.step,
             "rng": get_rng_state(), "config": to_dict(self.cfg),
+            "arch": backbone_config(self.student.backbone),
             "skipped": list(self.skipped),
         }
 
@@ -242,9 +248,13 @@ class PretrainTrainer:
                                                        for k, v in metrics.items()))
 
     def run(self) -> dict[str, Any]:
-        resumed = self.resume()
         if self.dist.is_main:
-            save_run_config(self.cfg, self.output)
+            start_run(self.cfg, self.output, self.inputs, self.restart,
+                      state_files=["checkpoint-*.pth"])
+        barrier()
+        resumed = self.resume()
+        self.logger.rewind(self.step)  # rows logged before the checkpoint's step stay
+        if self.dist.is_main:
             if resumed is not None:
                 print(f"resumed from {resumed} (epoch {self.epoch + 1}, step {self.step})")
             if self.skipped:
@@ -275,7 +285,9 @@ class PretrainTrainer:
         return report
 
 
-def pretrain(cfg: Any, data: str | Path, output: str | Path) -> dict[str, Any]:
-    """Run (or resume) pre-training; returns a report (rank 0)."""
+def pretrain(cfg: Any, data: str | Path, output: str | Path, restart: bool = False
+             ) -> dict[str, Any]:
+    """Run (or resume) pre-training; returns a report (rank 0). An ``output`` holding a run
+    with other settings is refused unless ``restart``."""
     dist = init_distributed(cfg.run.device)
-    return PretrainTrainer(cfg, data, output, dist).run()
+    return PretrainTrainer(cfg, data, output, dist, restart).run()

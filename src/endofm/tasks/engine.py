@@ -22,15 +22,17 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from endofm.config import save_run_config, to_dict
+from endofm.config import to_dict
 from endofm.models.checkpoint import load_state_checked, safe_load
+from endofm.models.registry import backbone_config
 from endofm.models.vision_transformer import skips_weight_decay
 from endofm.tasks.base import Task, to_device
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
-from endofm.utils.io import atomic_torch_save, atomic_write_json
+from endofm.utils.io import atomic_torch_save, atomic_write_json, atomic_write_text
 from endofm.utils.logging import MetricLogger, plot_curves, read_jsonl
-from endofm.utils.progress import progress
+from endofm.utils.progress import note, progress
+from endofm.utils.run_record import CONFIG_NAME, describe_init, run_inputs, start_run
 from endofm.utils.seed import get_rng_state, seed_everything, set_rng_state
 
 LAST = "last.pth"
@@ -107,14 +109,17 @@ class Trainer:
     """The state of one fine-tuning run; ``run()`` trains, selects and tests."""
 
     def __init__(self, task: Task, root: str | Path, output: str | Path,
-                 pretrained: str | Path | None, dist: DistInfo) -> None:
+                 pretrained: str | Path | None, dist: DistInfo, restart: bool = False) -> None:
         cfg = task.cfg
         self.task, self.cfg, self.dist = task, cfg, dist
         self.output = Path(output)
+        self.inputs, self.restart = run_inputs(root, pretrained), restart
         self.device = dist.device
         seed_everything(cfg.train.seed + dist.rank)
         self.train_items, self.val_items, self.test_items = split_items(task, root)
         model = task.build_model(pretrained)
+        if pretrained and dist.is_main:
+            note(describe_init(model, pretrained))
         if cfg.train.freeze_backbone:
             for p in model.backbone.parameters():
                 p.requires_grad_(False)
@@ -155,7 +160,8 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "epoch": self.epoch, "step": self.step,
                 "best_score": self.best_score, "best_epoch": self.best_epoch,
-                "rng": get_rng_state(), "config": to_dict(self.cfg)}
+                "rng": get_rng_state(), "config": to_dict(self.cfg),
+                "arch": backbone_config(self.model.backbone)}
 
     def resume(self) -> bool:
         path = self.output / LAST
@@ -224,11 +230,13 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
-        resumed = self.resume()
         if self.dist.is_main:
-            save_run_config(cfg, self.output)
-            if resumed:
-                print(f"resumed from {self.output / LAST} at epoch {self.epoch}")
+            start_run(cfg, self.output, self.inputs, self.restart, state_files=[LAST])
+        barrier()
+        resumed = self.resume()
+        self.logger.rewind(self.step + 1)  # rows up to the checkpoint's step stay
+        if self.dist.is_main and resumed:
+            print(f"resumed from {self.output / LAST} at epoch {self.epoch}")
         while self.epoch < cfg.train.epochs:
             loss = self.train_epoch()
             record: dict[str, Any] = {"epoch": self.epoch + 1, "train/loss_epoch": loss}
@@ -240,7 +248,7 @@ class Trainer:
                 record |= {f"select/{k}": v for k, v in metrics.items()
                            if isinstance(v, (int, float))}
                 if self.select(metrics):
-                    self.task.save_model(self.model, self.output / "best")
+                    self.save_best()
             self.epoch += 1
             if self.dist.is_main:
                 self.logger.log(record, self.step)
@@ -251,13 +259,21 @@ class Trainer:
             barrier()
         return self.finish()
 
+    def save_best(self) -> None:
+        """The kept weights in the task's format, with the run's settings beside them (so
+        ``endofm evaluate`` needs no ``--config``)."""
+        best = self.output / "best"
+        self.task.save_model(self.model, best)
+        atomic_write_text((self.output / CONFIG_NAME).read_text(encoding="utf-8"),
+                          best / CONFIG_NAME)
+
     def finish(self) -> dict[str, Any]:
         """Evaluate the kept weights on the test split once; write metrics.json and plots."""
         if not self.dist.is_main:
             barrier()
             return {}
         if self.val_items is None:
-            self.task.save_model(self.model, self.output / "best")
+            self.save_best()
             kept = self.model
         else:
             kept = self.task.load_model(self.output / "best").to(self.device)
@@ -270,7 +286,9 @@ class Trainer:
                   "selection_score": (self.best_score if self.val_items is not None else None),
                   "num_train_items": len(self.train_items),
                   "num_selection_items": len(self.val_items or []),
-                  "num_test_items": len(self.test_items)}
+                  "num_test_items": len(self.test_items),
+                  "checkpoint": str(self.output / "best"),
+                  "data_settings": to_dict(self.cfg.data)}
         atomic_write_json(result, self.output / "metrics.json")
         self.logger.close()
         rows = read_jsonl(self.output / "metrics.jsonl")
@@ -280,14 +298,16 @@ class Trainer:
 
 
 def fit(task: Task, root: str | Path, output: str | Path,
-        pretrained: str | Path | None = None) -> dict[str, Any]:
-    """Fine-tune ``task`` on ``root`` into ``output``; returns the test metrics (rank 0)."""
+        pretrained: str | Path | None = None, restart: bool = False) -> dict[str, Any]:
+    """Fine-tune ``task`` on ``root`` into ``output``; returns the test metrics (rank 0).
+    An ``output`` holding a run with other settings is refused unless ``restart``."""
     dist = init_distributed(task.cfg.train.device)
-    return Trainer(task, root, output, pretrained, dist).run()
+    return Trainer(task, root, output, pretrained, dist, restart).run()
 
 
 def fit_seeds(task_cls: type[Task], cfg: Any, root: str | Path, output: str | Path,
-              pretrained: str | Path | None, seeds: int) -> dict[str, Any]:
+              pretrained: str | Path | None, seeds: int, restart: bool = False
+              ) -> dict[str, Any]:
     """Run ``seeds`` fine-tunes (seed, seed+1, …) into ``output/seed_k`` and write
     ``output/metrics.json`` with each metric's mean and standard deviation."""
     output = Path(output)
@@ -295,7 +315,7 @@ def fit_seeds(task_cls: type[Task], cfg: Any, root: str | Path, output: str | Pa
     for k in range(seeds):
         run_cfg = cfg.copy()
         run_cfg.train.seed = cfg.train.seed + k
-        runs.append(fit(task_cls(run_cfg), root, output / f"seed_{k}", pretrained))
+        runs.append(fit(task_cls(run_cfg), root, output / f"seed_{k}", pretrained, restart))
     keys = [k for k, v in runs[0].items() if isinstance(v, float) and not isinstance(v, bool)]
     summary: dict[str, Any] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
     summary |= {f"{k}_std": float(np.std([r[k] for r in runs])) for k in keys}
@@ -306,8 +326,9 @@ def fit_seeds(task_cls: type[Task], cfg: Any, root: str | Path, output: str | Pa
 
 
 def evaluate(task: Task, checkpoint: str | Path, root: str | Path, output: str | Path,
-             split: str | None = None) -> dict[str, Any]:
-    """Evaluate a saved model on ``split`` (default: the task's test split) into ``output``."""
+             split: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate a saved model on ``split`` (default: the task's test split) into ``output``;
+    ``metrics.json`` records the checkpoint, the data settings and ``extra``."""
     dist = init_distributed(task.cfg.train.device)
     model = task.load_model(checkpoint).to(dist.device)
     split = split or task.test_split
@@ -315,6 +336,6 @@ def evaluate(task: Task, checkpoint: str | Path, root: str | Path, output: str |
     output = Path(output)
     metrics = task.evaluate(model, items, dist.device, task.cfg.train.precision, output)
     result = {**metrics, "split": split, "checkpoint": str(checkpoint),
-              "num_items": len(items)}
+              "num_items": len(items), "data_settings": to_dict(task.cfg.data), **(extra or {})}
     atomic_write_json(result, output / "metrics.json")
     return result

@@ -3,29 +3,46 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from endofm.utils.distributed import is_main_process
+from endofm.utils.io import atomic_write_text
 
 
 class MetricLogger:
     """Append one JSON object per ``log`` call to ``metrics.jsonl``; mirror scalars to TensorBoard.
 
-    On non-main processes every call is a no-op, so callers need not check the rank.
+    On non-main processes every call is a no-op, so callers need not check the rank. A resumed
+    run calls :meth:`rewind` with its next step first, so the rows (and TensorBoard events)
+    written between the checkpoint and the crash are not kept twice.
     """
 
     def __init__(self, out_dir: str | Path, tensorboard: bool = True) -> None:
         self.enabled = is_main_process()
         self.path = Path(out_dir) / "metrics.jsonl"
+        self.tb_dir = Path(out_dir) / "tensorboard"
+        self.tensorboard = tensorboard
         self._tb = None
+        self._purge_step: int | None = None
+        if self.enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def rewind(self, next_step: int) -> None:
+        """Forget everything logged at ``next_step`` or later: drop those rows of
+        ``metrics.jsonl`` (and a torn last line, with a warning) and purge those TensorBoard
+        events when the writer opens."""
         if not self.enabled:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(log_dir=str(Path(out_dir) / "tensorboard"))
+        self._purge_step = next_step
+        if not self.path.is_file():
+            return
+        rows = read_jsonl(self.path)
+        kept = [row for row in rows if row.get("step", 0) < next_step]
+        text = "".join(json.dumps(row) + "\n" for row in kept)
+        if len(kept) != len(rows) or self.path.read_text(encoding="utf-8") != text:
+            atomic_write_text(text, self.path)
 
     def log(self, record: Mapping[str, object], step: int) -> None:
         """Write ``record`` (plus ``step``); numbers also go to TensorBoard under their key."""
@@ -34,10 +51,18 @@ class MetricLogger:
         row = {"step": step, **record}
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
-        if self._tb is not None:
+        writer = self._writer()
+        if writer is not None:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self._tb.add_scalar(key, value, step)
+                    writer.add_scalar(key, value, step)
+
+    def _writer(self):  # -> SummaryWriter | None
+        if self._tb is None and self.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(log_dir=str(self.tb_dir), purge_step=self._purge_step)
+        return self._tb
 
     def close(self) -> None:
         if self._tb is not None:
@@ -47,9 +72,26 @@ class MetricLogger:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a JSONL metrics file back as a list of dicts."""
+    """Read a JSONL metrics file back as a list of dicts.
+
+    A torn last line (a crash in the middle of a write) is dropped with a warning naming the
+    file; any other unreadable line is a ``ValueError`` naming the file and line.
+    """
+    path = Path(path)
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = f.read().split("\n")
+    rows = []
+    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+    for number, line in numbered:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if number == numbered[-1][0]:
+                warnings.warn(f"{path}: dropped a torn last line (line {number}: "
+                              f"{line[:60]!r}), left by an interrupted run", stacklevel=2)
+                break
+            raise ValueError(f"{path}, line {number}: not a JSON object ({exc.msg})") from exc
+    return rows
 
 
 def plot_curves(

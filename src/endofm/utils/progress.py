@@ -69,8 +69,10 @@ class Progress:
             for item in self.iterable:
                 yield item
                 self.update()
-        finally:
-            self.close()
+        except BaseException:  # left early (break, an error, Ctrl-C): no final line
+            self.close(finished=False)
+            raise
+        self.close()
 
     def __len__(self) -> int:
         return self.total or 0
@@ -78,8 +80,8 @@ class Progress:
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        self.close(finished=exc_type is None)
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -94,11 +96,12 @@ class Progress:
         if self._bar is not None:
             self._bar.set_postfix(values, refresh=False)
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
+        """Remove the bar, or print the final line (not when the task failed)."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif self.enabled and self.n > self._initial:
+        elif self.enabled and finished and self.n > self._initial:
             self._print_line(done=True)
         self.enabled = False
 

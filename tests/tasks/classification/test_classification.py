@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from endofm.cli.main import main
 
@@ -12,11 +13,18 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets" / "endofm_reference_tiny
 TINY = "configs/classification/tiny.yaml"
 
 
-def test_finetune_from_tiny_pretrain_then_evaluate(sample_data, tiny_pretrained, tmp_path):
+def test_finetune_from_tiny_pretrain_then_evaluate(sample_data, tiny_pretrained, tmp_path,
+                                                  capsys):
     out = tmp_path / "run"
     assert main(["finetune", "classification", "--config", TINY, "--data",
                  str(sample_data["polypdiag"]), "--output", str(out),
                  "--pretrained", str(tiny_pretrained)]) == 0
+    assert ("(layout endofm_dir): 47 tensors loaded into the backbone, 2 newly initialised "
+            "(linear.weight, linear.bias)") in capsys.readouterr().err
+    record = yaml.safe_load((out / "config.yaml").read_text())
+    weights = tiny_pretrained / "model.safetensors"
+    assert record["inputs"]["pretrained"]["size"] == weights.stat().st_size
+    assert record["inputs"]["data"] == str(sample_data["polypdiag"].resolve())
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("f1", "precision", "recall", "accuracy", "auroc"):
         assert 0.0 <= metrics[key] <= 1.0
@@ -32,6 +40,28 @@ def test_finetune_from_tiny_pretrain_then_evaluate(sample_data, tiny_pretrained,
                  "--output", str(ev)]) == 0
     again = json.loads((ev / "metrics.json").read_text())
     assert again["f1"] == pytest.approx(metrics["f1"])
+    # without --config: the settings the model was trained with (64 px, 4 frames, 3 clips)
+    plain = tmp_path / "eval_plain"
+    evaluate = ["evaluate", "classification", "--checkpoint", str(out / "best"), "--data",
+                str(sample_data["polypdiag"])]
+    assert main([*evaluate, "--output", str(plain)]) == 0
+    reproduced = json.loads((plain / "metrics.json").read_text())
+    for key in ("f1", "accuracy", "auroc"):
+        assert reproduced[key] == pytest.approx(metrics[key], abs=1e-6), key
+    assert reproduced["data_settings"] == metrics["data_settings"]
+    assert reproduced["data_settings"]["crop_size"] == 64
+    assert reproduced["settings_from"] == str(out / "best" / "config.yaml")
+    # a contradicting setting is refused, naming it, unless --override-settings
+    capsys.readouterr()
+    assert main([*evaluate, "--output", str(tmp_path / "e3"), "data.crop_size=32"]) == 1
+    err = capsys.readouterr().err
+    assert "data.crop_size: trained with 64, given 32" in err and "--override-settings" in err
+    # re-running the finished fine-tune with a changed setting is refused, not "resumed"
+    assert main(["finetune", "classification", "--config", TINY, "--data",
+                 str(sample_data["polypdiag"]), "--output", str(out),
+                 "--pretrained", str(tiny_pretrained), "optim.lr=0.5"]) == 1
+    assert "optim.lr: 0.001 → 0.5" in capsys.readouterr().err
+    assert yaml.safe_load((out / "config.yaml").read_text())["optim"]["lr"] == 0.001
 
 
 def test_evaluate_released_polypdiag_layout(sample_data, tmp_path):

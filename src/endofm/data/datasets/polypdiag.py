@@ -36,12 +36,13 @@ def resolve_video(root: Path, name: str) -> Path:
     return under_videos
 
 
-def read_polypdiag(root: str | Path, split: str,
-                   errors: list[dict[str, str]] | None = None) -> list[VideoItem]:
+def read_polypdiag(root: str | Path, split: str, errors: list[dict[str, str]] | None = None,
+                   num_classes: int = 2) -> list[VideoItem]:
     """Videos and labels of ``split`` (``"train"``/``"val"`` or a split file path).
 
     Separators: a comma, or whitespace (the last field is the label). Blank lines are
-    ignored. A malformed line or a listed video that does not exist is an error (see
+    ignored. A malformed line, a label outside ``[0, num_classes)`` (PolypDiag: 0 normal,
+    1 abnormal) or a listed video that does not exist is an error (see
     :func:`endofm.data.datasets.records.report`).
     """
     root = Path(root)
@@ -55,6 +56,10 @@ def read_polypdiag(root: str | Path, split: str,
         name, label = parse_line(line.strip())
         if not name or not label.lstrip("-").isdigit():
             report(errors, f"{listing}:{number}", f"malformed line {line!r} (want path,label)")
+            continue
+        if not 0 <= int(label) < num_classes:
+            report(errors, f"{listing}:{number}",
+                   f"label {label} outside [0, {num_classes}) in line {line!r}")
             continue
         video = resolve_video(root, name)
         if not video.is_file():

@@ -22,6 +22,7 @@ from endofm.tasks.classification.data import ClassificationDataConfig, TrainClip
 from endofm.tasks.classification.metrics import classification_metrics, plot_confusion_and_roc
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write
+from endofm.utils.progress import progress
 
 
 @dataclass
@@ -60,12 +61,7 @@ class ClassificationTask(Task):
         return VideoClassifier(backbone, m.num_classes, m.head_dropout)
 
     def read_items(self, root: str | Path, split: str) -> list[VideoItem]:
-        items = read_polypdiag(root, split)
-        bad = [it for it in items if not 0 <= it.label < self.cfg.model.num_classes]
-        if bad:
-            raise ValueError(f"{bad[0].path}: label {bad[0].label} outside "
-                             f"[0, {self.cfg.model.num_classes})")
-        return items
+        return read_polypdiag(root, split, num_classes=self.cfg.model.num_classes)
 
     def train_dataset(self, items: Sequence[VideoItem]) -> Dataset:
         return TrainClips(items, self.cfg.data)
@@ -87,7 +83,8 @@ class ClassificationTask(Task):
                  precision: str, out_dir: Path | None = None) -> dict[str, Any]:
         was_training = model.training
         model.eval()
-        probs = np.stack([self.predict(model, it, device, precision) for it in items])
+        probs = np.stack([self.predict(model, it, device, precision)
+                          for it in progress(items, desc="evaluate", unit="video")])
         model.train(was_training)
         labels = np.array([it.label for it in items])
         positive = self.cfg.model.positive_class

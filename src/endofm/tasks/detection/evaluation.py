@@ -21,6 +21,7 @@ from endofm.tasks.detection.metrics import (
 )
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write, atomic_write_json
+from endofm.utils.progress import progress
 
 CLASS_NAMES = {1: "adenomatous", 2: "hyperplastic"}
 COLOURS = {1: "tab:red", 2: "tab:cyan"}
@@ -35,7 +36,7 @@ def predict(model: nn.Module, dataset: KumcClips, device: torch.device, precisio
     frames: list[FrameDetections] = []
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                         collate_fn=collate)
-    for clips, targets, _ in loader:
+    for clips, targets, _ in progress(loader, desc="evaluate", unit="batch"):
         with autocast(device, precision):
             outputs = model([c.to(device) for c in clips])
         for clip, target, out in zip(clips, targets, outputs, strict=True):

@@ -18,6 +18,7 @@ from endofm.tasks.segmentation.metrics import sequence_metrics, summarize
 from endofm.tasks.segmentation.stitching import stitch, window_indices, window_starts
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write_json
+from endofm.utils.progress import progress
 
 SHEET_FRAMES = 16
 SHEET_TILE = 160
@@ -93,8 +94,9 @@ def evaluate_sequences(model: nn.Module, sequences: SequenceABC, size: int, num_
     model.eval()
     per_sequence: dict[str, dict[str, float]] = {}
     total_frames = 0
-    for seq, (name, frames, masks) in zip(sequences, SegmentationSequences(sequences, size),
-                                          strict=True):
+    pairs = zip(sequences, SegmentationSequences(sequences, size), strict=True)
+    for seq, (name, frames, masks) in progress(pairs, total=len(sequences), desc="evaluate",
+                                               unit="sequence"):
         probs = predict_sequence(model, frames, num_frames, stride, tuple(masks.shape[1:]),
                                  device, precision)
         pred = probs.argmax(dim=1).numpy().astype(np.uint8)

@@ -1,0 +1,172 @@
+"""What made a run's weights, and the guard that keeps a run folder consistent.
+
+Both training loops (pre-training and fine-tuning) call :func:`start_run` once, on the main
+process, before resuming::
+
+    start_run(cfg, output, run_inputs(data, pretrained), restart, state_files=["last.pth"])
+
+It writes ``config.yaml``: the resolved settings, an ``inputs`` section (the resolved ``--data``
+path and the ``--pretrained`` file's path, size and SHA-256 of its first MiB) and the git
+commit. A re-run into a folder whose ``config.yaml`` records other settings is refused with a
+:class:`RunMismatchError` naming the differing keys, unless ``restart`` is set, which deletes
+the folder's training state (checkpoints, ``metrics.jsonl``, TensorBoard events) so the run
+starts over. Settings that do not change the weights made so far may differ (devices, worker
+counts, progress, logging and saving intervals, and the number of epochs, to extend a run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from endofm.utils.io import atomic_write_text
+from endofm.utils.text import short_list
+
+CONFIG_NAME = "config.yaml"
+FINGERPRINT_BYTES = 1 << 20
+# Settings (last key component) that may change between a run and its resumption: where and how
+# it runs, how often it logs and saves, and how long it goes on (``epochs``: extending a run).
+MAY_DIFFER = frozenset({"device", "num_workers", "progress", "log_every", "save_every_steps",
+                        "keep_last", "epochs"})
+LOG_FILES = ("metrics.jsonl", "tensorboard")
+# Sections that only shape training, not the model or its inputs.
+TRAINING_SECTIONS = frozenset({"optim", "train", "protocol", "run", "inputs"})
+GIT_LINE = "# git commit:"
+
+
+class RunMismatchError(ValueError):
+    """A run folder holds a run made with other settings or inputs."""
+
+
+def fingerprint(path: str | Path) -> dict[str, Any]:
+    """``{"path", "size", "sha256_first_mib"}`` of a weights file (for a model folder, of its
+    ``model.safetensors``)."""
+    path = Path(path).resolve()
+    weights = path / "model.safetensors" if path.is_dir() else path
+    digest = hashlib.sha256()
+    with open(weights, "rb") as f:
+        digest.update(f.read(FINGERPRINT_BYTES))
+    return {"path": str(path), "size": weights.stat().st_size,
+            "sha256_first_mib": digest.hexdigest()}
+
+
+def run_inputs(data: str | Path, pretrained: str | Path | None) -> dict[str, Any]:
+    """The ``inputs`` section: the resolved data path and the pretrained weights' fingerprint."""
+    return {"data": str(Path(data).resolve()),
+            "pretrained": fingerprint(pretrained) if pretrained else None}
+
+
+def start_run(cfg: Any, output: str | Path, inputs: Mapping[str, Any], restart: bool = False,
+              state_files: Sequence[str] = ()) -> Path:
+    """Check ``output`` against this run's settings and write ``config.yaml`` (see the module
+    docstring). ``state_files`` are glob patterns of the loop's checkpoints."""
+    output = Path(output)
+    record = {**OmegaConf.to_container(cfg, resolve=True), "inputs": dict(inputs)}
+    path = output / CONFIG_NAME
+    if restart:
+        clear_run(output, state_files)
+    elif path.is_file():
+        differing = differing_keys(read_record(path), record)
+        if differing:
+            raise RunMismatchError(
+                f"{output} holds a run made with other settings ({short_list(differing)}); "
+                "use the same settings to resume it, another --output, or --restart to start "
+                "it over")
+    return save_record(record, output)
+
+
+def save_record(record: Mapping[str, Any], output: str | Path) -> Path:
+    """Write ``record`` as ``config.yaml`` with the git commit."""
+    from endofm.config import git_commit
+
+    text = OmegaConf.to_yaml(OmegaConf.create(dict(record)))
+    return atomic_write_text(text + f"{GIT_LINE} {git_commit() or 'unknown'}\n",
+                             Path(output) / CONFIG_NAME)
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """A run's ``config.yaml`` as a plain dict."""
+    from endofm.config import load_yaml
+
+    return OmegaConf.to_container(load_yaml(Path(path)), resolve=True)  # type: ignore[return-value]
+
+
+def differing_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Dotted keys whose values differ (``key: old → new``), ignoring :data:`MAY_DIFFER` and
+    keys the old record lacks (settings added to endofm since)."""
+    before, after = flatten(old), flatten(new)
+    return [f"{key}: {before[key]!r} → {after.get(key)!r}" for key in sorted(before.keys()
+            | after.keys())
+            if key in before and before[key] != after.get(key)
+            and key.rsplit(".", 1)[-1] not in MAY_DIFFER]
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists are values)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = value
+    return flat
+
+
+def clear_run(output: Path, state_files: Sequence[str]) -> None:
+    """Delete a run folder's training state (``--restart``)."""
+    for pattern in (*state_files, *LOG_FILES):
+        for found in output.glob(pattern):
+            if found.is_dir():
+                shutil.rmtree(found)
+            else:
+                found.unlink()
+
+
+def find_record(checkpoint: str | Path) -> Path | None:
+    """The ``config.yaml`` endofm wrote beside a model: in a model folder, else in the folder
+    holding the checkpoint (a run folder). ``None`` when there is none."""
+    checkpoint = Path(checkpoint)
+    folders = ([checkpoint] if checkpoint.is_dir() else []) + [checkpoint.parent]
+    for folder in folders:
+        path = folder / CONFIG_NAME
+        if path.is_file() and GIT_LINE in path.read_text(encoding="utf-8", errors="replace"):
+            return path
+    return None
+
+
+def trained_settings(record: str | Path) -> dict[str, Any]:
+    """The settings of a run record, without its ``inputs``."""
+    return {k: v for k, v in read_record(record).items() if k != "inputs"}
+
+
+def settings_conflicts(trained: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
+    """Given settings (``{"dotted.key": value}``) that contradict the ones a model was trained
+    with; the training-only sections (optimiser, schedule, selection) and :data:`MAY_DIFFER`
+    are not compared."""
+    flat = flatten(trained)
+    return [f"{key}: trained with {flat[key]!r}, given {value!r}"
+            for key, value in sorted(given.items())
+            if key in flat and flat[key] != value
+            and key.split(".", 1)[0] not in TRAINING_SECTIONS
+            and key.rsplit(".", 1)[-1] not in MAY_DIFFER]
+
+
+def describe_init(model: Any, pretrained: str | Path) -> str:
+    """One line on what ``pretrained`` initialised in ``model`` (whose backbone parameters are
+    ``backbone.*``): the checkpoint's layout, the tensors loaded and the model tensors left
+    newly initialised."""
+    from endofm.models import load_checkpoint
+
+    ckpt = load_checkpoint(pretrained)
+    keys = list(model.state_dict())
+    loaded = {f"backbone.{k}" for k in ckpt.state_dict} & set(keys)
+    fresh = [k for k in keys if k not in loaded]
+    return (f"pretrained weights {ckpt.path} (layout {ckpt.layout}): {len(loaded)} tensors "
+            f"loaded into the backbone, {len(fresh)} newly initialised"
+            + (f" ({short_list(fresh, 4)})" if fresh else ""))

@@ -1,0 +1,47 @@
+"""``endofm --help`` must not pay for torch: the parser is built from light modules only."""
+
+import subprocess
+import sys
+
+from endofm.cli import data as data_cli
+from endofm.cli import tasks as tasks_cli
+from endofm.data.inspect import FORMATS
+from endofm.data.synth import SCALES
+from endofm.tasks import TASKS
+
+PROBE = """
+import sys
+from endofm.cli.main import build_parser
+parser = build_parser()
+for argv in (["finetune", "classification", "--help"], ["data", "synth", "--help"]):
+    try:
+        parser.parse_args(argv)
+    except SystemExit:
+        pass
+heavy = sorted(m for m in ("torch", "timm", "torchvision", "av", "numpy", "matplotlib")
+               if m in sys.modules)
+print("heavy:", heavy)
+"""
+
+
+def test_parser_imports_no_heavy_module():
+    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "heavy: []"
+
+
+def test_spelled_out_choices_match_the_library():
+    assert tasks_cli.TASK_NAMES == tuple(TASKS)
+    assert data_cli.FORMATS == FORMATS
+    assert data_cli.SCALES == tuple(sorted(SCALES))
+
+
+def test_common_options_before_or_after_the_command():
+    from endofm.cli.main import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["--quiet", "info", "x.pth"]).quiet is True
+    args = parser.parse_args(["info", "x.pth", "--quiet", "--debug"])
+    assert (args.quiet, args.debug) == (True, True)
+    assert parser.parse_args(["info", "x.pth"]).quiet is False

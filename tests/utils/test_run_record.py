@@ -1,0 +1,87 @@
+import hashlib
+from dataclasses import dataclass, field
+
+import pytest
+
+from endofm.config import load_config
+from endofm.utils.run_record import (
+    RunMismatchError,
+    differing_keys,
+    find_record,
+    fingerprint,
+    read_record,
+    run_inputs,
+    settings_conflicts,
+    start_run,
+)
+
+
+@dataclass
+class Data:
+    img_size: int = 64
+    num_workers: int = 0
+
+
+@dataclass
+class Optim:
+    lr: float = 0.1
+
+
+@dataclass
+class Schema:
+    data: Data = field(default_factory=Data)
+    optim: Optim = field(default_factory=Optim)
+
+
+def test_fingerprint_hashes_the_first_mib(tmp_path):
+    blob = bytes(range(256)) * 8192 + b"tail"  # 2 MiB + 4 bytes
+    (tmp_path / "w.pth").write_bytes(blob)
+    print_ = fingerprint(tmp_path / "w.pth")
+    assert print_["size"] == len(blob)
+    assert print_["sha256_first_mib"] == hashlib.sha256(blob[: 1 << 20]).hexdigest()
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"abc")
+    assert fingerprint(tmp_path / "model")["size"] == 3
+
+
+def test_record_then_refuse_other_settings_unless_restart(tmp_path):
+    (tmp_path / "w.pth").write_bytes(b"weights")
+    inputs = run_inputs(tmp_path, tmp_path / "w.pth")
+    start_run(load_config(Schema), tmp_path / "run", inputs, state_files=["last.pth"])
+    record = read_record(tmp_path / "run" / "config.yaml")
+    assert record["inputs"]["pretrained"]["size"] == 7
+    assert record["inputs"]["data"] == str(tmp_path.resolve())
+    # same settings (a worker count may change): resumes
+    start_run(load_config(Schema, None, ["data.num_workers=4"]), tmp_path / "run", inputs)
+    (tmp_path / "run" / "last.pth").write_bytes(b"state")
+    (tmp_path / "run" / "metrics.jsonl").write_text('{"step": 1}\n')
+    changed = load_config(Schema, None, ["optim.lr=0.5", "data.img_size=32"])
+    with pytest.raises(RunMismatchError) as err:
+        start_run(changed, tmp_path / "run", inputs, state_files=["last.pth"])
+    message = str(err.value)
+    assert "data.img_size: 64 → 32" in message and "optim.lr: 0.1 → 0.5" in message
+    assert "--restart" in message and "num_workers" not in message
+    other_data = run_inputs(tmp_path / "elsewhere", None)
+    with pytest.raises(RunMismatchError, match="inputs.data"):
+        start_run(load_config(Schema), tmp_path / "run", other_data)
+    start_run(changed, tmp_path / "run", inputs, restart=True, state_files=["last.pth"])
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.yaml"]
+    assert read_record(tmp_path / "run" / "config.yaml")["optim"]["lr"] == 0.5
+
+
+def test_differing_keys_ignores_settings_added_since():
+    assert differing_keys({"a": {"b": 1}}, {"a": {"b": 1, "c": 2}}) == []
+    assert differing_keys({"a": {"b": 1}}, {"a": {"b": 2}}) == ["a.b: 1 → 2"]
+
+
+def test_find_record_and_conflicts(tmp_path):
+    start_run(load_config(Schema), tmp_path / "run", run_inputs(tmp_path, None))
+    (tmp_path / "run" / "last.pth").write_bytes(b"")
+    assert find_record(tmp_path / "run" / "last.pth") == tmp_path / "run" / "config.yaml"
+    (tmp_path / "alien").mkdir()
+    (tmp_path / "alien" / "config.yaml").write_text("something: else\n")
+    assert find_record(tmp_path / "alien" / "w.pth") is None
+    trained = {"data": {"img_size": 64}, "optim": {"lr": 0.1}}
+    assert settings_conflicts(trained, {"data.img_size": 64, "optim.lr": 9.0}) == []
+    assert settings_conflicts(trained, {"data.img_size": 224}) == [
+        "data.img_size: trained with 64, given 224"]
