@@ -30,7 +30,7 @@ from endofm.data.synth_render import (
 from endofm.data.video import VideoWriter
 from endofm.utils.io import atomic_write_text
 
-TASKS = ("motion",)
+TASKS = ("motion", "polyp")
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,13 @@ def random_look(rng: np.random.Generator) -> Style:
                  lumen_size=float(rng.uniform(0.25, 0.5)))
 
 
-def write_motion_video(path: Path, advancing: bool, size: ProbeTaskSize,
-                       rng: np.random.Generator) -> None:
-    """One video of the ``motion`` task."""
-    polyps = [int(rng.choice([ADENOMATOUS, HYPERPLASTIC]))] if rng.random() < 0.5 else []
+def write_task_video(path: Path, task: str, label: int, size: ProbeTaskSize,
+                     rng: np.random.Generator) -> None:
+    """One video: ``motion`` (label 1 = advancing; a polyp in half the videos) or ``polyp``
+    (label 1 = a polyp; the camera advances or withdraws at random)."""
+    has_polyp = bool(label) if task == "polyp" else rng.random() < 0.5
+    advancing = bool(label) if task == "motion" else rng.random() < 0.5
+    polyps = [int(rng.choice([ADENOMATOUS, HYPERPLASTIC]))] if has_polyp else []
     scene = random_scene(rng, polyps, size.size, random_look(rng))
     camera = motion_camera(rng, size.frames, size.size, advancing)
     with VideoWriter(path, size.fps, size.size, size.size, options=ENCODER_OPTIONS) as writer:
@@ -94,7 +97,7 @@ def synthesize_probe_task(out_dir: str | Path, seed: int = 0, task: str = "motio
             rng = np.random.default_rng(np.random.SeedSequence([seed, 7, index]))
             label = k % 2
             name = f"{part}_{k:03d}.mp4"
-            write_motion_video(folder / name, bool(label), size, rng)
+            write_task_video(folder / name, task, label, size, rng)
             lines.append(f"{name},{label}\n")
             index += 1
         if part != "pretrain":
