@@ -4,9 +4,12 @@ import subprocess
 import sys
 
 from endofm.cli import data as data_cli
+from endofm.cli import probe as probe_cli
 from endofm.cli import tasks as tasks_cli
 from endofm.data.inspect import FORMATS
 from endofm.data.synth import SCALES
+from endofm.data.synth_render import STYLES
+from endofm.eval import probe
 from endofm.tasks import TASKS
 
 PROBE = """
@@ -35,6 +38,9 @@ def test_spelled_out_choices_match_the_library():
     assert tasks_cli.TASK_NAMES == tuple(TASKS)
     assert data_cli.FORMATS == FORMATS
     assert data_cli.SCALES == tuple(sorted(SCALES))
+    assert data_cli.STYLES == tuple(sorted(STYLES))
+    assert probe_cli.FORMATS == tuple(sorted(probe.FORMATS))
+    assert probe_cli.METHODS == probe.METHODS
 
 
 def test_common_options_before_or_after_the_command():

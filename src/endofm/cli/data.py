@@ -11,10 +11,12 @@ from typing import Any
 from endofm.cli import data_pretrain
 
 MAX_ERRORS_SHOWN = 20
-# The choices of ``endofm.data.inspect.FORMATS`` and ``endofm.data.synth.SCALES``, spelled out
-# so that building the parser does not import the data modules (tests check they agree).
+# The choices of ``endofm.data.inspect.FORMATS``, ``endofm.data.synth.SCALES`` and
+# ``endofm.data.synth_render.STYLES``, spelled out so that building the parser does not import
+# the data modules (tests check they agree).
 FORMATS = ("videos", "polypdiag", "cvc", "kumc")
 SCALES = ("demo", "small", "tiny")
+STYLES = ("nbi", "white_light")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--scale", choices=SCALES, default="small",
                        help="dataset size (default small)")
+    synth.add_argument("--style", choices=STYLES, default="white_light",
+                       help="visual style: colours, lighting, polyp look (default white_light)")
     synth.set_defaults(func=run_synth)
 
     inspect = data_sub.add_parser(
@@ -50,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_synth(args: argparse.Namespace) -> int:
     from endofm.data.synth import synthesize
 
-    paths = synthesize(args.out, seed=args.seed, scale=args.scale)
+    paths = synthesize(args.out, seed=args.seed, scale=args.scale, style=args.style)
     for name, path in paths.items():
         print(f"{name:10s} {path}")
     return 0
