@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "endofm.cli.data",
     "endofm.cli.pretrain",
     "endofm.cli.tasks",
+    "endofm.cli.extract",
 )
 
 
