@@ -41,3 +41,28 @@ def videos(tmp_path: Path) -> Path:
     write_video(root / "a.mp4", moving_frames(50), fps=30)
     write_video(root / "sub" / "b.mkv", moving_frames(23, seed=1), fps=10)
     return root
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.fixture(scope="session")
+def task_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Untrained tiny fine-tuned model directories for every task, written by each task's
+    own ``save_model`` (predict only needs their format, not their accuracy)."""
+    from endofm.config import load_config
+    from endofm.models import VideoClassifier
+    from endofm.tasks import TASKS
+    from endofm.tasks.base import task_config_schema
+
+    root = tmp_path_factory.mktemp("task_models")
+    torch.manual_seed(0)
+    clf = VideoClassifier(create_model("endofm_vit_tiny_patch16", **TINY))
+    dirs = {"classification": clf.save_pretrained(root / "classification")}
+    for task in ("segmentation", "detection"):
+        cls = TASKS[task]
+        obj = cls(load_config(task_config_schema(cls), CONFIGS / task / "tiny.yaml"))
+        if task == "segmentation":
+            obj.cfg.data.img_size = 32
+        dirs[task] = obj.save_model(obj.build_model(None), root / task)
+    return dirs

@@ -15,8 +15,9 @@ def add_window_args(p: argparse.ArgumentParser) -> None:
                    help="step between window starts, in frames or seconds (2s); default T*R")
 
 
-def add_runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=int, default=8, help="windows per forward (default 8)")
+def add_runtime_args(p: argparse.ArgumentParser, batch_size: int = 8) -> None:
+    p.add_argument("--batch-size", type=int, default=batch_size,
+                   help=f"windows per forward (default {batch_size})")
     p.add_argument("--workers", type=int, default=2,
                    help="DataLoader decoding workers (default 2; 0 decodes in this process)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "endofm.cli.pretrain",
     "endofm.cli.tasks",
     "endofm.cli.extract",
+    "endofm.cli.predict",
 )
 
 

@@ -3,8 +3,15 @@
 
 from endofm.inference.backbone import FEATURES, FeatureExtractor, load_backbone
 from endofm.inference.encoder import VideoEncoder
+from endofm.inference.predict import (
+    ClassificationPrediction,
+    DetectionPrediction,
+    SegmentationPrediction,
+    predict_video,
+)
 from endofm.inference.task_models import TaskModel, load_task_model
 from endofm.inference.windows import Window, WindowPlan, WindowSpec
 
-__all__ = ["FEATURES", "FeatureExtractor", "TaskModel", "VideoEncoder", "Window", "WindowPlan",
-           "WindowSpec", "load_backbone", "load_task_model"]
+__all__ = ["FEATURES", "ClassificationPrediction", "DetectionPrediction", "FeatureExtractor",
+           "SegmentationPrediction", "TaskModel", "VideoEncoder", "Window", "WindowPlan",
+           "WindowSpec", "load_backbone", "load_task_model", "predict_video"]

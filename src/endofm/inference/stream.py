@@ -27,12 +27,14 @@ from endofm.inference.windows import Window, WindowPlan
 class FrameSize:
     """Spatial preprocessing: the short side resized to ``short_side`` (default ``size``;
     downscaled while decoding), then a centre ``size x size`` crop, or with ``crop=False`` the
-    largest centred region whose sides are multiples of ``multiple`` (the patch size)."""
+    largest centred region whose sides are multiples of ``multiple`` (the patch size).
+    ``upscale=False`` keeps smaller videos at their own size."""
 
     size: int = 224
     crop: bool = True
     short_side: int | None = None
     multiple: int = 16
+    upscale: bool = True
 
     def __post_init__(self) -> None:
         if self.size < self.multiple or self.size % self.multiple:
@@ -44,7 +46,7 @@ class FrameSize:
         """Decode ``frames`` of ``source`` → uint8 ``[T, 3, H, W]``."""
         side = self.short_side or self.size
         clip = to_clip(source.read(frames, short_side=side))
-        if min(clip.shape[-2:]) != side:  # a video smaller than ``side`` is upscaled
+        if self.upscale and min(clip.shape[-2:]) != side:  # a smaller video is upscaled
             clip = short_side_resize(clip, side)
         if self.crop:
             return center_crop(clip, self.size)
