@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "endofm.cli.tasks",
     "endofm.cli.extract",
     "endofm.cli.predict",
+    "endofm.cli.attention",
 )
 
 
