@@ -37,9 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="frames or seconds between window starts (default: adjacent)")
         t.add_argument("--size", type=int, default=None,
                        help="short side frames are decoded at (default: the task's)")
-        if task != "segmentation":
+        if task == "classification":
             t.add_argument("--threshold", type=float, default=0.5,
-                           help="decision / box score threshold (default 0.5)")
+                           help="decision threshold on the smoothed abnormal probability "
+                                "(default 0.5)")
+        if task == "detection":
+            t.add_argument("--threshold", type=float, default=None,
+                           help="box score threshold (default: the model's operating "
+                                "threshold, else 0.5)")
         if task == "classification":
             t.add_argument("--smooth", type=int, default=3,
                            help="windows in the moving average before the max (default 3)")

@@ -234,10 +234,14 @@ class SegmentationPredictor(Predictor):
 
 
 class DetectionPredictor(Predictor):
-    def __init__(self, task_model: TaskModel, *args: object, threshold: float = 0.5,
+    """``threshold`` ``None``: the model's operating threshold (chosen on validation when it
+    was fine-tuned), else the release's 0.5."""
+
+    def __init__(self, task_model: TaskModel, *args: object, threshold: float | None = None,
                  **kwargs: object) -> None:
         super().__init__(task_model, *args, **kwargs)
-        self.threshold = threshold
+        chosen = getattr(task_model.model, "operating_threshold", None)
+        self.threshold = threshold if threshold is not None else (chosen or 0.5)
 
     def job(self, path: str | Path, key: str | None = None) -> VideoJob:
         job = open_job(path, WindowSpec(self.task_model.num_frames), key,
