@@ -14,6 +14,10 @@ __version__ = "0.1.0"
 _LAZY = {name: "endofm.models" for name in (
     "create_model", "list_models", "load_checkpoint", "load_classifier", "save_pretrained")}
 
+# Inference (``endofm.inference``) pulls in decoding and plotting: also imported on first use.
+_LAZY |= {name: "endofm.inference" for name in ("VideoEncoder", "load_task_model",
+                                                 "predict_video")}
+
 __all__ = ["__version__", *_LAZY]
 
 
