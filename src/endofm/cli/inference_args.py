@@ -24,4 +24,3 @@ def add_runtime_args(p: argparse.ArgumentParser, batch_size: int = 8) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="auto (default): bf16 where the device has native bf16, else fp32")
     p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
