@@ -128,7 +128,7 @@ def test_released_polypdiag_file_predicts(videos, tmp_path):
     ckpt = Path(__file__).resolve().parents[1] / "assets" / "endofm_reference_tiny" / \
         "polypdiag_tiny.pth"
     assert run_predict("classification", ckpt, videos / "a.mp4", tmp_path,
-                       "--frame-step", "2") == 0
+                       "--frame-step", "2", "--num-heads", "4") == 0
     with open(tmp_path / "a" / "timeline.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 7  # its 4 frames x step 2: 50 frames / 8 per window

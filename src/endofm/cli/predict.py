@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         t.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                        help="video files, folders (recursive), frame folders or manifests")
         t.add_argument("--checkpoint", required=True, type=Path)
+        t.add_argument("--num-heads", type=int, default=None,
+                       help="attention heads, for released files of a width no named config has")
         t.add_argument("--output", required=True, type=Path)
         t.add_argument("--frame-step", default=None, metavar="R",
                        help="frames (or seconds, 0.5s) between a window's frames "
@@ -57,7 +59,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
     from endofm.inference.predict_run import run_predict
     from endofm.inference.task_models import load_task_model
 
-    task_model = load_task_model(args.checkpoint, args.task)
+    task_model = load_task_model(args.checkpoint, args.task, args.num_heads)
     options = {"frame_step": args.frame_step, "stride": args.stride,
                "batch_size": args.batch_size, "num_workers": args.workers,
                "device": args.device, "precision": args.precision, "size": args.size}

@@ -54,7 +54,8 @@ def infer_task(path: str | Path) -> str:
     return KIND_TO_TASK[kind]
 
 
-def load_task_model(path: str | Path, task: str | None = None) -> TaskModel:
+def load_task_model(path: str | Path, task: str | None = None,
+                    num_heads: int | None = None) -> TaskModel:
     """Load a fine-tuned model; ``task``, when given, must match what the checkpoint holds."""
     from endofm.config import load_config
     from endofm.tasks import TASKS
@@ -64,6 +65,8 @@ def load_task_model(path: str | Path, task: str | None = None) -> TaskModel:
     if task is not None and task != found:
         raise ValueError(f"{path} is a {found} model, not a {task} model")
     task_obj = TASKS[found](load_config(task_config_schema(TASKS[found])))
+    if num_heads:  # released files do not store the head count
+        task_obj.cfg.model.num_heads = num_heads
     model = task_obj.load_model(path).eval()
     cfg = task_obj.cfg
     backbone = model.backbone
