@@ -2,6 +2,7 @@
 ``optim.clip_mode=per_param``, ``optim.decay_embeddings=true``."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -103,3 +104,28 @@ def test_release_weight_decay_rule_decays_embeddings():
         if decay_embeddings:
             assert decayed == want
         assert "backbone.norm.weight" in exempt and "head.mlp.0.bias" in exempt
+
+
+def test_release_recipe_runs_at_tiny_size(sample_data, tmp_path):
+    """configs/pretrain/endofm_vitb_release.yaml with tiny.yaml's model, head and view sizes
+    (the release's switches, drop path and schedules kept) trains."""
+    from omegaconf import OmegaConf
+
+    from endofm.config import load_config
+    from endofm.ssl import PretrainConfig, pretrain
+
+    configs = Path(__file__).resolve().parents[2] / "configs" / "pretrain"
+    tiny = OmegaConf.load(configs / "tiny.yaml")
+    sizes = [f"model.{k}={tiny.model[k]}" for k in ("name", "img_size", "num_frames",
+                                                    "embed_dim", "depth", "num_heads")]
+    sizes += [f"head.{k}={v}" for k, v in tiny.head.items()]
+    sizes += [f"views.{k}={OmegaConf.to_container(v) if OmegaConf.is_list(v) else v}"
+              .replace(" ", "") for k, v in tiny.views.items()]
+    cfg = load_config(PretrainConfig, configs / "endofm_vitb_release.yaml", [
+        *sizes, "optim.epochs=1", "data.num_workers=0", "run.precision=fp32",
+        "run.device=cpu", "run.progress=false"])
+    assert (cfg.optim.clip_mode, cfg.optim.decay_embeddings, cfg.ssl.teacher) == (
+        "per_param", True, "release")
+    assert cfg.model.drop_path_rate == 0.1 and cfg.optim.clip_grad == 3.0
+    report = pretrain(cfg, sample_data["videos"], tmp_path)
+    assert report["epochs"] == 1 and math.isfinite(report["final_loss"])
