@@ -81,3 +81,30 @@ def test_release_protocol_rejects_several_views(monkeypatch):
     with pytest.raises(ValueError, match="test_protocol"):
         classification_data.test_views(VideoItem(path="v.mp4", label=0),
                    ClassificationDataConfig(test_protocol="uniform"))
+
+
+def test_release_recipe_at_tiny_size(sample_data, tmp_path):
+    """configs/classification/polypdiag_release.yaml with tiny.yaml's model and clip sizes (the
+    release's test protocol and selection kept) fine-tunes and tests."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from endofm.config import load_config
+    from endofm.tasks import TASKS
+    from endofm.tasks.base import task_config_schema
+    from endofm.tasks.engine import fit
+
+    configs = Path(__file__).parents[3] / "configs" / "classification"
+    tiny = OmegaConf.load(configs / "tiny.yaml")
+    sizes = [f"model.{k}={v}" for k, v in tiny.model.items() if k != "drop_path_rate"]
+    sizes += [f"data.{k}={v}".replace(" ", "") for k, v in tiny.data.items()
+              if k not in ("test_clips", "clips_per_video")]
+    task_cls = TASKS["classification"]
+    cfg = load_config(task_config_schema(task_cls), configs / "polypdiag_release.yaml",
+                      [*sizes, "train.epochs=1", "train.device=cpu", "train.num_workers=0"])
+    assert (cfg.data.test_protocol, cfg.data.test_clips, cfg.data.test_crops) == (
+        "release", 1, 1)
+    assert cfg.protocol.selection == "test"
+    result = fit(task_cls(cfg), sample_data["polypdiag"], tmp_path / "run")
+    assert 0.0 <= result["f1"] <= 1.0
