@@ -15,6 +15,8 @@ from endofm.config import load_config
 from endofm.data.video import write_video
 from endofm.ssl import PretrainConfig, pretrain
 
+pytestmark = pytest.mark.slow
+
 TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny.yaml"
 FAST = ["model.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
         "optim.batch_size=2", "optim.epochs=1", "run.progress=false", "run.device=cpu",

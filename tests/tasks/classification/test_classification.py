@@ -17,6 +17,7 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets" / "endofm_reference_tiny
 TINY = str(Path(__file__).resolve().parents[3] / "configs" / "classification" / "tiny.yaml")
 
 
+@pytest.mark.slow
 def test_finetune_from_tiny_pretrain_then_evaluate(sample_data, tiny_pretrained, tmp_path):
     out = tmp_path / "run"
     assert main(["finetune", "classification", "--config", TINY, "--data",

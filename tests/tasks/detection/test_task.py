@@ -42,6 +42,7 @@ def test_save_load_round_trip(tmp_path):
         task.load_model(tmp_path / "missing")
 
 
+@pytest.mark.slow
 def test_tiny_finetune_detects_polyps(sample_data, tmp_path):
     torch.manual_seed(0)
     task = tiny_task()

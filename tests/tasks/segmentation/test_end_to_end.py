@@ -11,6 +11,8 @@ from endofm.tasks import TASKS
 from endofm.tasks.base import task_config_schema
 from endofm.tasks.engine import evaluate, fit
 
+pytestmark = pytest.mark.slow
+
 TINY = Path(__file__).resolve().parents[3] / "configs" / "segmentation" / "tiny.yaml"
 
 
