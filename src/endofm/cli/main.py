@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "endofm.cli.checkpoint",
     "endofm.cli.data",
     "endofm.cli.pretrain",
+    "endofm.cli.probe",
     "endofm.cli.tasks",
 )
 
