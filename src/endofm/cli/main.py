@@ -18,6 +18,9 @@ COMMAND_MODULES = (
     "endofm.cli.pretrain",
     "endofm.cli.probe",
     "endofm.cli.tasks",
+    "endofm.cli.extract",
+    "endofm.cli.predict",
+    "endofm.cli.attention",
 )
 
 
