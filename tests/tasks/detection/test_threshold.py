@@ -2,6 +2,7 @@
 reused (not re-chosen) by later evaluations, which also report the release's 0.5."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +13,11 @@ from endofm.tasks import TASKS
 from endofm.tasks.base import task_config_schema
 from endofm.tasks.detection.metrics import FrameDetections, center_metrics, choose_threshold
 
+TINY = Path(__file__).resolve().parents[3] / "configs" / "detection" / "tiny.yaml"
+
 
 def tiny_task(*overrides: str):
-    cfg = load_config(task_config_schema(TASKS["detection"]), "configs/detection/tiny.yaml",
-                      list(overrides))
+    cfg = load_config(task_config_schema(TASKS["detection"]), TINY, list(overrides))
     return TASKS["detection"](cfg)
 
 
