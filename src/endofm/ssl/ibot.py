@@ -4,6 +4,8 @@ against centred, sharpened teacher targets. The loss owns its own centre."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -21,8 +23,9 @@ def masked_token_weights(masks: Tensor) -> Tensor:
 
 class IBOTPatchLoss(nn.Module):
     """``forward(student, teacher, masks, teacher_temp)`` with the patch-head outputs ``[M, K]``
-    of the ``M`` masked tokens of ``masks`` ``[C, L]`` (``C`` crops, ``L`` tokens each; row
-    order of ``masks[masks]``).
+    of the ``M`` masked tokens of ``masks``, a list of bool ``[C_v, L_v]`` (``C_v`` crops of
+    ``L_v`` tokens; rows in the order of ``masks[v][masks[v]]``, list after list); ``C`` is
+    the total number of crops.
 
     The loss is ``Σ_masked w · H(target, p_student) / C``: each masked crop contributes its
     mean cross-entropy, averaged over *all* ``C`` crops (unmasked crops add 0), as DINOv2.
@@ -47,15 +50,15 @@ class IBOTPatchLoss(nn.Module):
             return sinkhorn_knopp(teacher, teacher_temp, self.sk_iterations)
         return F.softmax((teacher - self.center) / teacher_temp, dim=-1)
 
-    def forward(self, student: Tensor, teacher: Tensor, masks: Tensor,
+    def forward(self, student: Tensor, teacher: Tensor, masks: Sequence[Tensor],
                 teacher_temp: float) -> dict[str, Tensor]:
         """``loss`` and ``kl`` (the loss minus the teacher targets' own entropy, i.e. the part the
         student can lower; 0 when the student's distribution equals the targets). The running
         centre is updated afterwards."""
         targets = self.teacher_targets(teacher.detach(), teacher_temp)
-        weights = masked_token_weights(masks).to(student.device)
+        weights = torch.cat([masked_token_weights(m) for m in masks]).to(student.device)
         logp = F.log_softmax(student.float() / self.student_temp, dim=-1)
-        crops = masks.shape[0]
+        crops = sum(m.shape[0] for m in masks)
         loss = (weights * torch.sum(-targets * logp, dim=-1)).sum() / crops
         entropy = (weights * torch.sum(-targets * targets.clamp_min(1e-12).log(), dim=-1)).sum()
         if self.centering == "running":
