@@ -13,7 +13,7 @@ from endofm.ssl.ibot import IBOTPatchLoss
 from endofm.ssl.koleo import koleo_loss
 from endofm.ssl.loss import STLoss
 from endofm.ssl.masking import BlockMaskConfig, view_masks
-from endofm.ssl.meta_arch import SSLOutputs
+from endofm.ssl.meta_arch import SSLMetaArch, SSLOutputs
 
 
 def mask_config(loss_cfg: Any) -> BlockMaskConfig:
@@ -81,3 +81,18 @@ class SSLObjective(nn.Module):
         if cls_per_view[0].shape[0] < 2:
             return cls_per_view[0].new_zeros((), dtype=torch.float32)
         return torch.stack([koleo_loss(c) for c in cls_per_view]).sum()
+
+
+def ssl_forward(objective: SSLObjective, meta: SSLMetaArch, views: list[Tensor],
+                      gen: torch.Generator, student: nn.Module | None = None
+                      ) -> tuple[SSLOutputs, list[Tensor]]:
+    """The forward ``objective`` needs on a batch of ``views``: the plain one of the release's
+    recipe, or (with iBOT / KoLeo on) the masked one with block masks for the global views
+    drawn from ``gen``. Returns the outputs and the masks (empty for the plain forward)."""
+    if not objective.extended:
+        student_out, teacher_out = meta(views, student)
+        return SSLOutputs(student_out, teacher_out, [], None, None), []
+    g = meta.num_global
+    masks = objective.draw_masks(views[:g], meta.student.backbone.patch_size, gen)
+    masks = [m.to(views[0].device) for m in masks]
+    return meta.forward_masked(views, masks, student, objective.mask_input), masks

@@ -31,7 +31,7 @@ from endofm.ssl.data import ReportingClips, Skip, collate, epoch_order
 from endofm.ssl.head import DINOHead
 from endofm.ssl.meta_arch import Encoder, SSLMetaArch, SSLOutputs
 from endofm.ssl.monitor import knn_probe
-from endofm.ssl.objective import SSLObjective
+from endofm.ssl.objective import SSLObjective, ssl_forward
 from endofm.ssl.schedules import cosine_schedule, teacher_temp_schedule
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
@@ -186,16 +186,9 @@ class PretrainTrainer:
     def forward(self, views: list[torch.Tensor]) -> tuple[SSLOutputs, list[torch.Tensor]]:
         """Student/teacher outputs for a batch of views, and the global views' masks (drawn
         from a generator seeded by run seed, step and rank, so a resumed run redraws them)."""
-        if not self.objective.extended:
-            student, teacher = self.meta(views, self.ddp_student)
-            return SSLOutputs(student, teacher, [], None, None), []
         gen = torch.Generator().manual_seed(
             (self.cfg.run.seed * 1_000_003 + self.step) * 1009 + self.dist.rank)
-        g = self.meta.num_global
-        masks = self.objective.draw_masks(views[:g], self.student.backbone.patch_size, gen)
-        masks = [m.to(self.device) for m in masks]
-        return self.meta.forward_masked(views, masks, self.ddp_student,
-                                        self.objective.mask_input), masks
+        return ssl_forward(self.objective, self.meta, views, gen, self.ddp_student)
 
     def train_step(self, views: list[torch.Tensor]) -> dict[str, float]:
         cfg = self.cfg
