@@ -16,7 +16,11 @@ COMMAND_MODULES = (
     "endofm.cli.checkpoint",
     "endofm.cli.data",
     "endofm.cli.pretrain",
+    "endofm.cli.probe",
     "endofm.cli.tasks",
+    "endofm.cli.extract",
+    "endofm.cli.predict",
+    "endofm.cli.attention",
 )
 
 

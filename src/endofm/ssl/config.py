@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from endofm.data.views import PretrainViewsConfig
+from endofm.ssl.diagnostics import CollapseConfig
 
 
 @dataclass
@@ -105,3 +106,4 @@ class PretrainConfig:
     data: SSLDataConfig = field(default_factory=SSLDataConfig)
     run: RunConfig = field(default_factory=RunConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    collapse: CollapseConfig = field(default_factory=CollapseConfig)

@@ -28,6 +28,7 @@ from endofm.models import create_backbone, load_checkpoint, save_pretrained
 from endofm.models.checkpoint import safe_load
 from endofm.models.vision_transformer import skips_weight_decay
 from endofm.ssl.data import ReportingClips, Skip, collate, epoch_order
+from endofm.ssl.diagnostics import CollapseMonitor, plot_pretrain_curves
 from endofm.ssl.head import DINOHead
 from endofm.ssl.meta_arch import Encoder, SSLMetaArch, SSLOutputs
 from endofm.ssl.monitor import knn_probe
@@ -36,7 +37,7 @@ from endofm.ssl.schedules import cosine_schedule, teacher_temp_schedule
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
 from endofm.utils.io import atomic_torch_save, atomic_write_json
-from endofm.utils.logging import MetricLogger, plot_curves, read_jsonl
+from endofm.utils.logging import MetricLogger, read_jsonl
 from endofm.utils.seed import get_rng_state, seed_everything, set_rng_state
 
 CKPT_PATTERN = re.compile(r"checkpoint-(\d+)\.pth$")
@@ -113,6 +114,7 @@ class PretrainTrainer:
         self._build_schedules()
         self.epoch, self.iteration, self.step = 0, 0, 0
         self.logger = MetricLogger(self.output)
+        self.collapse = CollapseMonitor(self.meta.teacher.backbone, cfg.head.out_dim, cfg.collapse)
 
     def _build_schedules(self) -> None:
         o, n = self.cfg.optim, self.iters_per_epoch
@@ -194,8 +196,9 @@ class PretrainTrainer:
         cfg = self.cfg
         it = self.set_schedules()
         views = [v.to(self.device, non_blocking=True) for v in views]
-        with autocast(self.device, cfg.run.precision):
+        with autocast(self.device, cfg.run.precision), self.collapse.watch():
             outputs, masks = self.forward(views)
+        self.collapse.observe(outputs.teacher, self.criterion.center)
         terms = self.objective(outputs, masks, float(self.teacher_temp[it]))
         if not torch.isfinite(terms["loss"]):
             raise RuntimeError(f"non-finite loss at step {self.step}: {terms['loss'].item()}")
@@ -213,7 +216,8 @@ class PretrainTrainer:
         self.meta.update_teacher(float(self.momentum[it]))
         return {k: v.item() for k, v in terms.items()} | {"lr": float(self.lr[it]),
                                                           "teacher_momentum": float(
-                                                              self.momentum[it])}
+                                                              self.momentum[it])
+                                                          } | self.collapse.stats(terms)
 
     def train_epoch(self) -> None:
         cfg = self.cfg
@@ -233,11 +237,16 @@ class PretrainTrainer:
                                 clips_s=f"{rate:.2f}")
                 if self.step % cfg.run.log_every == 0:
                     self.logger.log(logs | {"epoch": self.epoch, "clips_per_s": rate}, self.step)
+                    self.warn(self.collapse.check(logs, self.step))
             self.iteration += 1
             self.step += 1
             if cfg.run.save_every_steps and self.step % cfg.run.save_every_steps == 0:
                 self.save()
         self.epoch, self.iteration = self.epoch + 1, 0
+
+    def warn(self, message: str | None) -> None:
+        if message and self.dist.is_main:
+            tqdm.write(f"WARNING: {message}")
 
     def record_skips(self, skips: list[Skip]) -> None:
         for s in skips:
@@ -284,10 +293,12 @@ class PretrainTrainer:
             rows = read_jsonl(self.output / "metrics.jsonl") if (
                 self.output / "metrics.jsonl").exists() else []
             if rows:
-                plot_curves(rows, ["loss", "l_cv", "l_dm", "kl", "teacher_entropy"],
-                            self.output / "loss_curves.png",
-                            title="pre-training")
-                report["final_loss"] = float(np.mean([r["loss"] for r in rows[-3:]]))
+                plot_pretrain_curves(rows, self.output / "loss_curves.png")
+                steps = [r for r in rows if "loss" in r][-3:]
+                report["final_loss"] = float(np.mean([r["loss"] for r in steps]))
+                report["final_entropy_ratio"] = float(np.mean([r["entropy_ratio"]
+                                                               for r in steps]))
+            report["collapse_warning"] = self.collapse.warned
             for s in self.skipped:
                 print(f"skipped {s['path']}: {s['reason']}")
         return report
