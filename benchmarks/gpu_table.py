@@ -6,7 +6,7 @@
   (Sinkhorn-Knopp, iBOT, KoLeo); and EndoFM-LV's 32-frame recipe in bf16 with activation
   checkpointing (long clips);
 - ``endofm extract`` windows/s (8-frame windows at 224 px, fp16, batch 32) on synthetic
-  one-minute videos, decoding included.
+  30-second videos, decoding included.
 
 ``--dry-run`` runs every row on the CPU at tiny sizes (a 2-block, 96-wide model on 64 px clips,
 batch 2, short videos) to check that the script works; its figures mean nothing.
@@ -40,7 +40,7 @@ def sizes(dry_run: bool) -> dict:
                                num_heads=4, img_size=64), batch=2, warmup=1, repeats=1,
                     seconds=3.0, video_size=72, windows_batch=4)
     return dict(model=dict(name="endofm_vit_base_patch16"), batch=8, warmup=2, repeats=5,
-                seconds=60.0, video_size=256, windows_batch=32)
+                seconds=30.0, video_size=256, windows_batch=32)
 
 
 def forward_row(precision: str, device: torch.device, s: dict) -> tuple[str, ...]:
