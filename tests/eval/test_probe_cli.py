@@ -1,6 +1,7 @@
 """``endofm probe`` on the sample data: metrics.json keys, cached features reused."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import endofm.eval.probe as probe_module
 from endofm.cli.main import main
 from endofm.tasks.classification.metrics import classification_metrics
 
-TINY = "configs/probe/tiny.yaml"
+TINY = str(Path(__file__).resolve().parents[2] / "configs" / "probe" / "tiny.yaml")
 
 
 def test_probe_writes_finetuning_keys_and_reuses_cached_features(sample_data, tmp_path,

@@ -1,7 +1,10 @@
 """Registry-wide and behavioural tests of the backbone on tiny configs."""
 
+from functools import partial
+
 import pytest
 import torch
+from timm.models.vision_transformer import Block as TimmBlock
 
 import endofm
 from endofm.models import list_models, model_config
@@ -106,16 +109,53 @@ def test_intermediate_layers_and_attention_maps():
         model.get_intermediate_layers(x, n=[5])
 
 
+def timm_reference(model, x: torch.Tensor) -> torch.Tensor:
+    """The clip embedding ``[B, D]`` of a ``space_only`` or ``joint_space_time`` model computed
+    with timm's ViT blocks (loaded with the model's weights) on tokens built by hand: every
+    frame patch-embedded, CLS prepended, the spatial table added per frame and the temporal
+    table per location; ``space_only`` runs each frame alone and averages the frames before
+    the final norm, ``joint_space_time`` attends over all frames' tokens at once."""
+    blocks = []
+    for blk in model.blocks:
+        ref = TimmBlock(model.embed_dim, model.num_heads, qkv_bias=True,
+                        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6))
+        ref.load_state_dict(blk.state_dict())
+        blocks.append(ref.eval())
+    b, _, t = x.shape[:3]
+    cls = model.cls_token.expand(b, -1, -1) + model.pos_embed[:, :1]
+    frames = [model.patch_embed.proj(x[:, :, k]).flatten(2).transpose(1, 2)
+              + model.pos_embed[:, 1:] for k in range(t)]  # T x [B, N, D]
+    if model.attention_type == "space_only":
+        outs = []
+        for patches in frames:
+            tokens = torch.cat([cls, patches], dim=1)
+            for blk in blocks:
+                tokens = blk(tokens)
+            outs.append(tokens)
+        return model.norm(torch.stack(outs).mean(0))[:, 0]
+    patches = torch.cat([f + model.time_embed[:, k:k + 1] for k, f in enumerate(frames)], dim=1)
+    tokens = torch.cat([cls, patches], dim=1)
+    for blk in blocks:
+        tokens = blk(tokens)
+    return model.norm(tokens)[:, 0]
+
+
 @pytest.mark.parametrize("attention_type", ["space_only", "joint_space_time"])
 def test_attention_ablations(attention_type):
-    model = tiny(attention_type=attention_type).eval()
-    x = torch.randn(2, 3, 2, 32, 32)
-    with torch.no_grad():
-        assert model(x).shape == (2, 48)
-        attn = model.get_last_selfattention(x)
-    expected_len = 5 if attention_type == "space_only" else 9
-    assert attn.shape[-1] == expected_len
+    torch.manual_seed(0)
+    model = tiny(attention_type=attention_type, num_frames=3).eval()
     assert ("time_embed" in dict(model.named_parameters())) == (attention_type != "space_only")
+    with torch.no_grad():
+        for p in model.parameters():  # no zero tables, no identical norms
+            p.add_(torch.randn_like(p), alpha=0.2)
+        x = torch.randn(2, 3, 3, 32, 32)
+        out = model(x)
+        torch.testing.assert_close(out, timm_reference(model, x), atol=1e-5, rtol=1e-5)
+        shuffled = model(x[:, :, [2, 0, 1]])
+        attn = model.get_last_selfattention(x)
+    # frames averaged without a temporal table: the order of the frames cannot matter
+    assert torch.allclose(out, shuffled, atol=1e-5) == (attention_type == "space_only")
+    assert attn.shape[-1] == (5 if attention_type == "space_only" else 13)
 
 
 def test_drop_path_is_linear_over_depth():

@@ -19,6 +19,8 @@ from endofm.ssl import PretrainConfig, pretrain
 from endofm.ssl.trainer import PretrainTrainer, checkpoints
 from endofm.utils.distributed import init_distributed
 
+pytestmark = pytest.mark.slow
+
 TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny.yaml"
 FAST = ["model.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
         "optim.batch_size=2", "optim.epochs=2", "run.progress=false", "run.device=cpu"]

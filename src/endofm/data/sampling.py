@@ -56,6 +56,17 @@ def eval_window_starts(video_frames: int, length: int, num_clips: int) -> np.nda
     return np.linspace(0, delta, num_clips).round().astype(np.int64)
 
 
+def release_test_clip(video_frames: int, fps: float, num_frames: int, sampling_rate: int,
+                      target_fps: float = 30.0) -> np.ndarray:
+    """The release's PolypDiag test clip as its code runs (ENDOFM.md §5): one window starting at
+    frame 0, ``num_frames`` indices ``linspace(0, window - 1)`` with the window unrounded
+    (``num_frames * sampling_rate / target_fps * fps``) in float32, truncated, then clamped to
+    the last frame (so a video shorter than the window repeats its last frame). int64 [T]."""
+    window = num_frames * sampling_rate / target_fps * fps
+    index = torch.linspace(0, window - 1, num_frames)
+    return index.clamp(0, video_frames - 1).long().numpy()
+
+
 def train_clip(video_frames: int, fps: float, num_frames: int, sampling_rate: int,
                target_fps: float = 30.0, generator: torch.Generator | None = None) -> np.ndarray:
     """A random training clip: ``num_frames`` indices evenly over a random window. int64 [T]."""

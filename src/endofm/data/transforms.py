@@ -80,6 +80,18 @@ def uniform_crop_boxes(height: int, width: int, size: int, num_crops: int) -> li
             for o in offsets]
 
 
+def release_crop_box(height: int, width: int, size: int) -> Box:
+    """The release's test crop (``uniform_crop`` with spatial index 0): the left crop of a
+    landscape frame, the top crop of a portrait one, centred (rounded up) along the other
+    side; a square frame counts as landscape."""
+    top, left = -(-(height - size) // 2), -(-(width - size) // 2)
+    if height > width:
+        top = 0
+    else:
+        left = 0
+    return top, left, size, size
+
+
 def crop(clip: torch.Tensor, box: Box) -> torch.Tensor:
     """Crop ``box`` from every frame of ``[T,3,H,W]``."""
     return F.crop(clip, *box)

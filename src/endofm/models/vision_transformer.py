@@ -22,10 +22,13 @@ ATTENTION_TYPES = ("divided_space_time", "space_only", "joint_space_time")
 NO_DECAY_PARAMS = ("pos_embed", "cls_token", "time_embed")
 
 
-def skips_weight_decay(name: str, param: Tensor) -> bool:
-    """The release's rule: no weight decay on biases, norms (1-D tensors) and the positional
-    tables and CLS token."""
-    return param.ndim <= 1 or name.split(".")[-1] in NO_DECAY_PARAMS
+def skips_weight_decay(name: str, param: Tensor, decay_embeddings: bool = False) -> bool:
+    """No weight decay on biases and norms (1-D tensors) and, unless ``decay_embeddings``, on
+    the positional tables and the CLS token (timm / DINOv2). ``decay_embeddings=True`` is the
+    release's rule (``get_params_groups``: every tensor but biases and 1-D tensors is decayed)."""
+    if param.ndim <= 1:
+        return True
+    return not decay_embeddings and name.split(".")[-1] in NO_DECAY_PARAMS
 
 
 class Attention(nn.Module):
@@ -215,7 +218,8 @@ class VisionTransformer(nn.Module):
                 nn.init.zeros_(blk.temporal_fc.bias)
 
     def no_weight_decay(self) -> set[str]:
-        """Parameter names the release exempts from weight decay (besides biases and norms)."""
+        """Parameter names timm-style recipes exempt from weight decay (besides biases and
+        norms); the release's model declares them too but its training code never reads them."""
         return set(NO_DECAY_PARAMS)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:

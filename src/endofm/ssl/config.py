@@ -1,4 +1,6 @@
-"""The pre-training config schema; defaults are the release's recipe (ENDOFM.md §4)."""
+"""The pre-training config schema; defaults are the release's recipe (ENDOFM.md §4) except
+where a field says otherwise (each such default names the release's value; README "Where this
+differs from the release")."""
 
 from __future__ import annotations
 
@@ -54,6 +56,8 @@ class SSLLossConfig:
 
 @dataclass
 class SSLOptimConfig:
+    # The release's train_ssl.py defaults to 100 epochs (its shell script does not override
+    # it); the maintainers told users that about 30 suffice, which is what endofm uses.
     epochs: int = 30
     batch_size: int = 3  # per process
     lr: float = 5e-4  # × global batch / 256
@@ -63,6 +67,12 @@ class SSLOptimConfig:
     weight_decay_end: float = 0.4
     momentum_teacher: float = 0.996
     clip_grad: float = 3.0
+    # per_param: each tensor's gradient norm clipped to clip_grad on its own (the release's
+    # utils.clip_gradients); global: one norm over all trainable tensors (timm / DINOv2 style)
+    clip_mode: str = "global"
+    # true: the release's rule, every tensor but biases and 1-D tensors is decayed (pos_embed,
+    # time_embed, cls_token included); false: those three are exempt (timm / DINOv2)
+    decay_embeddings: bool = False
     freeze_last_layer: int = 1  # epochs
 
 
@@ -72,6 +82,14 @@ class SSLDataConfig:
     num_workers: int = 4
     folder_fps: float = 30.0
     source_weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SSLConfig:
+    # eval: the teacher has no drop path and stays in eval mode (DINOv2); release: the teacher
+    # keeps the student's drop path rate and stays in train mode, so its targets are computed
+    # with drop path active (the release). Either way it moves only by EMA.
+    teacher: str = "eval"
 
 
 @dataclass
@@ -102,6 +120,7 @@ class PretrainConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     loss: SSLLossConfig = field(default_factory=SSLLossConfig)
     optim: SSLOptimConfig = field(default_factory=SSLOptimConfig)
+    ssl: SSLConfig = field(default_factory=SSLConfig)
     views: PretrainViewsConfig = field(default_factory=PretrainViewsConfig)
     data: SSLDataConfig = field(default_factory=SSLDataConfig)
     run: RunConfig = field(default_factory=RunConfig)

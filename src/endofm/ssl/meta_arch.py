@@ -78,25 +78,38 @@ class SSLOutputs:
     teacher_patch: Tensor | None
 
 
-class SSLMetaArch(nn.Module):
-    """``student`` and ``teacher`` encoders; the teacher starts as a copy of the student, takes
-    no gradients, stays in eval mode and has no drop path."""
+TEACHER_MODES = ("eval", "release")
 
-    def __init__(self, student: Encoder, num_global: int = 2) -> None:
+
+class SSLMetaArch(nn.Module):
+    """``student`` and ``teacher`` encoders; the teacher starts as a copy of the student and
+    takes no gradients (it moves only by :meth:`update_teacher`).
+
+    ``teacher="eval"``: the teacher has no drop path and always stays in eval mode (DINOv2).
+    ``teacher="release"``: the teacher keeps the student's drop path rate and follows the
+    student's train/eval mode, so in training its targets are computed with drop path active
+    (the release never calls ``eval()`` on its teacher).
+    """
+
+    def __init__(self, student: Encoder, num_global: int = 2, teacher: str = "eval") -> None:
         super().__init__()
+        if teacher not in TEACHER_MODES:
+            raise ValueError(f"teacher must be one of {TEACHER_MODES}, got {teacher!r}")
         self.num_global = num_global
+        self.teacher_mode = teacher
         self.student = student
         self.teacher = copy.deepcopy(student)
-        for m in self.teacher.modules():
-            if hasattr(m, "drop_prob"):
-                m.drop_prob = 0.0
+        if teacher == "eval":
+            for m in self.teacher.modules():
+                if hasattr(m, "drop_prob"):
+                    m.drop_prob = 0.0
         self.teacher.requires_grad_(False)
-        self.teacher.eval()
+        self.train(student.training)
 
     def train(self, mode: bool = True) -> SSLMetaArch:
         self.training = mode
         self.student.train(mode)
-        self.teacher.eval()
+        self.teacher.train(mode and self.teacher_mode == "release")
         return self
 
     def forward(self, views: list[Tensor], student: nn.Module | None = None

@@ -27,6 +27,7 @@ from endofm.data import PretrainClipDataset, PretrainViews, resolve_items
 from endofm.models import create_backbone, load_checkpoint, save_pretrained
 from endofm.models.checkpoint import safe_load
 from endofm.models.vision_transformer import skips_weight_decay
+from endofm.ssl.clipping import CLIP_MODES, clip_gradients
 from endofm.ssl.data import ReportingClips, Skip, collate, epoch_order
 from endofm.ssl.diagnostics import CollapseMonitor, plot_pretrain_curves
 from endofm.ssl.head import DINOHead
@@ -68,13 +69,14 @@ def build_encoder(cfg: Any) -> Encoder:
     return Encoder(backbone, head, patch_head)
 
 
-def param_groups(model: nn.Module) -> list[dict]:
-    """No weight decay on biases, norms, positional tables and the CLS token."""
+def param_groups(model: nn.Module, decay_embeddings: bool = False) -> list[dict]:
+    """No weight decay on biases and norms, nor (unless ``decay_embeddings``, the release's
+    rule) on the positional tables and the CLS token."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if skips_weight_decay(name, p) else decay).append(p)
+        (no_decay if skips_weight_decay(name, p, decay_embeddings) else decay).append(p)
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0, "fixed_wd": True}]
 
 
@@ -88,6 +90,9 @@ def checkpoints(output: Path) -> list[Path]:
 class PretrainTrainer:
     def __init__(self, cfg: Any, data: str | Path, output: str | Path, dist: DistInfo) -> None:
         self.cfg, self.dist, self.output = cfg, dist, Path(output)
+        if cfg.optim.clip_mode not in CLIP_MODES:
+            raise ValueError(f"optim.clip_mode must be one of {CLIP_MODES}, "
+                             f"got {cfg.optim.clip_mode!r}")
         self.device = dist.device
         seed_everything(cfg.run.seed)  # identical initial weights on every process
         self.skipped: list[dict[str, str]] = []
@@ -98,7 +103,7 @@ class PretrainTrainer:
         self.weights = (clips.sample_weights(dict(cfg.data.source_weights))
                         if cfg.data.source_weights else None)
         self.dataset = ReportingClips(clips, cfg.data.on_error)
-        self.meta = SSLMetaArch(build_encoder(cfg)).to(self.device)
+        self.meta = SSLMetaArch(build_encoder(cfg), teacher=cfg.ssl.teacher).to(self.device)
         seed_everything(cfg.run.seed + dist.rank)  # different augmentations per process
         self.student = self.meta.student
         if cfg.model.compile:
@@ -107,7 +112,8 @@ class PretrainTrainer:
                             if dist.world_size > 1 else self.student)
         self.objective = SSLObjective(cfg.head.out_dim, cfg.loss).to(self.device)
         self.criterion = self.objective.dino
-        self.optimizer = torch.optim.AdamW(param_groups(self.student))
+        self.optimizer = torch.optim.AdamW(param_groups(self.student,
+                                                        cfg.optim.decay_embeddings))
         self.scaler = make_grad_scaler(self.device, cfg.run.precision)
         self.iters_per_epoch = math.ceil(len(self.dataset) / dist.world_size
                                          / cfg.optim.batch_size)
@@ -204,13 +210,13 @@ class PretrainTrainer:
             raise RuntimeError(f"non-finite loss at step {self.step}: {terms['loss'].item()}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(terms["loss"]).backward()
-        if cfg.optim.clip_grad > 0:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.student.parameters(), cfg.optim.clip_grad)
-        if self.epoch < cfg.optim.freeze_last_layer:
+        if self.epoch < cfg.optim.freeze_last_layer:  # before clipping: frozen grads don't count
             for name, p in self.student.named_parameters():
                 if ".last_layer." in name:
                     p.grad = None
+        if cfg.optim.clip_grad > 0:
+            self.scaler.unscale_(self.optimizer)
+            clip_gradients(self.student.parameters(), cfg.optim.clip_grad, cfg.optim.clip_mode)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.meta.update_teacher(float(self.momentum[it]))

@@ -1,17 +1,23 @@
 """Classification end to end: fine-tuning on the sample data, released-layout evaluation."""
 
+import csv
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from endofm.cli.main import main
+from endofm.data import open_video
+from endofm.models import load_classifier
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "endofm_reference_tiny"
-TINY = "configs/classification/tiny.yaml"
+TINY = str(Path(__file__).resolve().parents[3] / "configs" / "classification" / "tiny.yaml")
 
 
+@pytest.mark.slow
 def test_finetune_from_tiny_pretrain_then_evaluate(sample_data, tiny_pretrained, tmp_path):
     out = tmp_path / "run"
     assert main(["finetune", "classification", "--config", TINY, "--data",
@@ -34,15 +40,40 @@ def test_finetune_from_tiny_pretrain_then_evaluate(sample_data, tiny_pretrained,
     assert again["f1"] == pytest.approx(metrics["f1"])
 
 
+def hand_built_clip(video: Path) -> torch.Tensor:
+    """The test clip of a 64-frame 112 px sample video, built by hand: a 4 x 16 clip spans the
+    whole video, so its frames are linspace(0, 63, 4) truncated; a 112 short side and a
+    112 crop keep every pixel; Kinetics normalisation (x / 255 - 0.45) / 0.225.
+    Returns ``[1, 3, 4, 112, 112]``."""
+    source = open_video(video)
+    assert (source.num_frames, source.height, source.width) == (64, 112, 112)
+    frames = source.read([0, 21, 42, 63])  # uint8 [T, H, W, 3]
+    x = (torch.from_numpy(frames).float() / 255 - 0.45) / 0.225
+    return x.permute(3, 0, 1, 2).unsqueeze(0)
+
+
 def test_evaluate_released_polypdiag_layout(sample_data, tmp_path):
+    """``evaluate`` on the released fine-tune's layout gives the probabilities of
+    ``load_classifier``'s logits on clips built by hand with the release's test pipeline."""
     data = tmp_path / "polypdiag"
     shutil.copytree(sample_data["polypdiag"], data)
-    rc = main(["evaluate", "classification", "--config", TINY,
-               "--checkpoint", str(ASSETS / "polypdiag_tiny.pth"), "--data", str(data),
-               "--output", str(tmp_path / "ev"), "model.num_heads=4"])
+    checkpoint = ASSETS / "polypdiag_tiny.pth"
+    rc = main(["evaluate", "classification", "--config", TINY, "--checkpoint", str(checkpoint),
+               "--data", str(data), "--output", str(tmp_path / "ev"), "model.num_heads=4",
+               "data.sampling_rate=16", "data.test_clips=1", "data.test_crops=1",
+               "data.test_short_side=112", "data.crop_size=112"])
     assert rc == 0
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert metrics["num_items"] == 8 and 0.0 <= metrics["f1"] <= 1.0
+    assert metrics["num_items"] == 8
+    with open(tmp_path / "ev" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    model = load_classifier(checkpoint, num_heads=4)
+    with torch.no_grad():
+        expected = torch.cat([model(hand_built_clip(Path(r["video"]))) for r in rows])
+    expected = expected.softmax(-1).numpy()
+    found = np.array([[float(r["prob_0"]), float(r["prob_1"])] for r in rows])
+    np.testing.assert_allclose(found, expected, atol=2e-6)
+    assert [int(r["prediction"]) for r in rows] == expected.argmax(1).tolist()
 
 
 def test_missing_or_wrong_checkpoint_is_an_error(sample_data, tmp_path, capsys):

@@ -123,3 +123,13 @@ def test_bad_input_is_an_error():
         detection_metrics([])
     with pytest.raises(ValueError, match="ground-truth"):
         coco_ap([frame(boxes=[BOX], scores=[0.9], labels=[1])], num_classes=2)
+
+
+def test_iou_match_needs_half_overlap():
+    # a box covering 5 of the ground truth's 10 rows has IoU 50/100 = 0.5: a hit; covering 4
+    # rows, IoU 0.4: a false positive and a missed polyp
+    half = frame([BOX], [1], [[0, 0, 10, 5]], [0.9], [1])
+    less = frame([BOX], [1], [[0, 0, 10, 4]], [0.9], [1])
+    assert iou_metrics([half])["f1_iou50"] == 1.0
+    assert iou_metrics([less])["f1_iou50"] == 0.0
+    assert detection_metrics([half, less])["precision_iou50"] == 0.5

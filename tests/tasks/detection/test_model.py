@@ -32,24 +32,54 @@ def test_pyramid_strides():
         (2, 32, 8, 12), (2, 32, 4, 6), (2, 32, 2, 3), (2, 32, 1, 2)]
 
 
+LOSS_KEYS = {"fcos": {"classification", "bbox_regression", "bbox_ctrness"},
+             "retinanet": {"classification", "bbox_regression"},
+             "faster_rcnn": {"loss_classifier", "loss_box_reg", "loss_objectness",
+                             "loss_rpn_box_reg"}}
+
+
+def favour_label(model, head: str, label: int) -> None:
+    """Set the classifier so that every location scores class ``label`` (1..2) high and the
+    other low, by hand: sigmoid heads have one logit per class (index label - 1, per anchor
+    for RetinaNet); Faster R-CNN has a softmax over background (index 0) and the classes."""
+    if head == "faster_rcnn":
+        layer, num_anchors, index = model.detector.roi_heads.box_predictor.cls_score, 1, label
+    else:
+        layer = model.detector.head.classification_head.cls_logits
+        num_anchors, index = layer.out_channels // 2, label - 1
+    with torch.no_grad():
+        layer.weight.zero_()
+        bias = torch.full((num_anchors, layer.bias.numel() // num_anchors), -10.0)
+        bias[:, index] = 10.0
+        layer.bias.copy_(bias.flatten())
+
+
 @pytest.mark.parametrize("head", ["fcos", "retinanet", "faster_rcnn"])
 def test_heads_train_and_predict(head):
     torch.manual_seed(0)
     model = build_detector(tiny(head=head), num_frames=3)
     clips, targets = sample()
     losses = model(clips, targets)
-    assert all(torch.isfinite(v) for v in losses.values())
+    assert set(losses) == LOSS_KEYS[head]
+    assert all(torch.isfinite(v) and v > 0 for v in losses.values())
     model.eval()
+    for label in (1, 2):
+        favour_label(model, head, label)
+        with torch.no_grad():
+            out = model(clips)
+        assert len(out) == 2
+        for o in out:
+            assert len(o["boxes"]) > 0 and set(o["labels"].tolist()) == {label}
+    # the same frames at twice the size reach the head identically (the detector resizes them
+    # back to 64 px, and bilinear halving undoes a nearest doubling exactly): the boxes come
+    # back doubled, in the input's pixels
+    big = [c.repeat_interleave(2, dim=-1).repeat_interleave(2, dim=-2) for c in clips]
     with torch.no_grad():
-        out = model(clips)
-    assert len(out) == 2
-    for o, clip in zip(out, clips, strict=True):
-        n = len(o["boxes"])
-        assert o["boxes"].shape == (n, 4) and o["scores"].shape == (n,)
-        assert o["labels"].shape == (n,)
-        if n:
-            assert int(o["labels"].min()) >= 1 and int(o["labels"].max()) <= 2
-            assert float(o["boxes"][:, 2].max()) <= clip.shape[-1] + 1e-3
+        small_out, big_out = model(clips), model(big)
+    for s, b, clip in zip(small_out, big_out, big, strict=True):
+        torch.testing.assert_close(b["scores"], s["scores"], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(b["boxes"], 2 * s["boxes"], atol=1e-2, rtol=1e-4)
+        assert float(b["boxes"][:, 2].max()) <= clip.shape[-1] + 1e-3
 
 
 @pytest.mark.parametrize("frozen", [False, True])

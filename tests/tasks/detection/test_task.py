@@ -1,6 +1,7 @@
 """The registered task: configs, save/load round trip, a tiny fine-tune on the sample data."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +12,8 @@ from endofm.tasks.base import task_config_schema
 from endofm.tasks.detection.metrics import METRIC_KEYS
 from endofm.tasks.engine import evaluate, fit
 
-TINY = "configs/detection/tiny.yaml"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "detection"
+TINY = CONFIGS / "tiny.yaml"
 
 
 def tiny_task(*overrides: str):
@@ -21,7 +23,7 @@ def tiny_task(*overrides: str):
 
 def test_configs_load():
     schema = task_config_schema(TASKS["detection"])
-    kumc = load_config(schema, "configs/detection/kumc.yaml", [])
+    kumc = load_config(schema, CONFIGS / "kumc.yaml", [])
     assert (kumc.model.min_size, kumc.model.max_size, kumc.model.head) == (600, 640, "fcos")
     assert kumc.model.num_classes == 2
     assert tiny_task().selection_metric == "ap50"
@@ -40,6 +42,7 @@ def test_save_load_round_trip(tmp_path):
         task.load_model(tmp_path / "missing")
 
 
+@pytest.mark.slow
 def test_tiny_finetune_detects_polyps(sample_data, tmp_path):
     torch.manual_seed(0)
     task = tiny_task()

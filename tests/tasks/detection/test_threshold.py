@@ -2,6 +2,7 @@
 reused (not re-chosen) by later evaluations, which also report the release's 0.5."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +13,11 @@ from endofm.tasks import TASKS
 from endofm.tasks.base import task_config_schema
 from endofm.tasks.detection.metrics import FrameDetections, center_metrics, choose_threshold
 
+TINY = Path(__file__).resolve().parents[3] / "configs" / "detection" / "tiny.yaml"
+
 
 def tiny_task(*overrides: str):
-    cfg = load_config(task_config_schema(TASKS["detection"]), "configs/detection/tiny.yaml",
-                      list(overrides))
+    cfg = load_config(task_config_schema(TASKS["detection"]), TINY, list(overrides))
     return TASKS["detection"](cfg)
 
 
@@ -33,6 +35,9 @@ def test_choose_threshold_maximises_f1_center():
     # t=0.2 → tp 1, fp 1 (F1 2/3); t=0.3 → F1 1; t=0.5 → nothing kept (F1 0)
     frames = [frame(True, 0.3), frame(False, 0.2)]
     assert choose_threshold(frames) == (pytest.approx(0.3), pytest.approx(1.0))
+    # every threshold up to 0.9 keeps the one hit and nothing else: the tie goes to the
+    # candidate nearest the release's 0.5
+    assert choose_threshold([frame(True, 0.9), frame(True, 0.9)]) == (0.5, 1.0)
     rng = np.random.default_rng(0)
     frames = [frame(bool(rng.random() < 0.6), float(rng.random())) for _ in range(40)]
     chosen, f1 = choose_threshold(frames)

@@ -11,7 +11,9 @@ from endofm.tasks import TASKS
 from endofm.tasks.base import task_config_schema
 from endofm.tasks.engine import evaluate, fit
 
-TINY = Path(__file__).parents[3] / "configs" / "segmentation" / "tiny.yaml"
+pytestmark = pytest.mark.slow
+
+TINY = Path(__file__).resolve().parents[3] / "configs" / "segmentation" / "tiny.yaml"
 
 
 def _task():

@@ -54,3 +54,19 @@ def test_sequence_volume_vs_frame_dice():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shape"):
         dice(np.zeros((2, 2)), np.zeros((3, 3)))
+
+
+def test_hd95_ignores_the_farthest_five_percent():
+    # a 40-pixel line, and the same line with one stray pixel 10 rows below it: 81 surface
+    # distances (40 + 41), all 0 but one of 10; their 95th percentile is 0, their maximum 10
+    line = np.zeros((12, 40), dtype=bool)
+    line[0] = True
+    stray = line.copy()
+    stray[10, 0] = True
+    assert hd95(stray, line) == 0.0
+    # with 2 of its 40 pixels moved down by one row, 4 of the 80 distances are 1: sorted, 76
+    # zeros then 4 ones; the 95th percentile sits at position 0.95 * 79 = 75.05, so 0.05
+    moved = line.copy()
+    moved[0, :2] = False
+    moved[1, :2] = True
+    assert hd95(moved, line) == pytest.approx(0.05)

@@ -12,13 +12,14 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from endofm.data import VideoItem, open_video
-from endofm.data.sampling import eval_clips, train_clip
+from endofm.data.sampling import eval_clips, release_test_clip, train_clip
 from endofm.data.transforms import (
     KINETICS_MEAN,
     KINETICS_STD,
     crop,
     hflip,
     normalize,
+    release_crop_box,
     short_side_resize,
     to_clip,
     uniform_crop_boxes,
@@ -35,6 +36,10 @@ class ClassificationDataConfig:
     test_short_side: int = 256
     test_clips: int = 1  # temporal clips per video at test time (averaged)
     test_crops: int = 1  # spatial crops per clip at test time (averaged)
+    # centred: test_clips clips (one: centred), short side test_short_side, test_crops crops
+    # (one: centre). release: the release's code as it runs: one clip from frame 0 (frames
+    # clamped to the last one), short side crop_size, the left/top crop (ENDOFM.md §5)
+    test_protocol: str = "centred"
     clips_per_video: int = 1  # random training clips drawn from each video per epoch
     flip: bool = True
     mean: list[float] = field(default_factory=lambda: list(KINETICS_MEAN))
@@ -73,8 +78,30 @@ class TrainClips(Dataset):
         return normalize(clip, cfg.mean, cfg.std), item.label
 
 
+TEST_PROTOCOLS = ("centred", "release")
+
+
+def release_test_view(item: VideoItem, cfg: ClassificationDataConfig) -> Tensor:
+    """The release's single test view of a video: ``[1, 3, T, S, S]`` float."""
+    if (cfg.test_clips, cfg.test_crops) != (1, 1):
+        raise ValueError("data.test_protocol=release takes one clip and one crop; set "
+                         f"data.test_clips=1 data.test_crops=1 (got {cfg.test_clips}, "
+                         f"{cfg.test_crops})")
+    video = open_video(item.path, cfg.folder_fps)
+    idx = release_test_clip(video.num_frames, video.fps, cfg.num_frames, cfg.sampling_rate,
+                            cfg.target_fps)
+    clip = short_side_resize(to_clip(video.read(idx)), cfg.crop_size)
+    clip = crop(clip, release_crop_box(*clip.shape[-2:], cfg.crop_size))
+    return normalize(clip, cfg.mean, cfg.std)[None]
+
+
 def test_views(item: VideoItem, cfg: ClassificationDataConfig) -> Tensor:
     """All test views of a video: ``[clips*crops, 3, T, S, S]`` float."""
+    if cfg.test_protocol not in TEST_PROTOCOLS:
+        raise ValueError(f"data.test_protocol must be one of {TEST_PROTOCOLS}, "
+                         f"got {cfg.test_protocol!r}")
+    if cfg.test_protocol == "release":
+        return release_test_view(item, cfg)
     video = open_video(item.path, cfg.folder_fps)
     clips = eval_clips(video.num_frames, video.fps, cfg.num_frames, cfg.sampling_rate,
                        cfg.test_clips, cfg.target_fps)

@@ -62,6 +62,44 @@ def normalize(frames: torch.Tensor, mean: SequenceABC[float] = IMAGENET_MEAN,
     return ((x - m) / s).permute(1, 0, 2, 3).contiguous()
 
 
+NORMALISATIONS = ("imagenet", "release")
+
+
+def release_stretch(frames: torch.Tensor) -> torch.Tensor:
+    """The release's frame reading: ``uint8 [T, 3, H, W]`` RGB → channels in BGR order (OpenCV's
+    ``imread``, fed on as if RGB), each frame min–max stretched to 0–255 (truncated); uint8."""
+    x = frames.flip(1).float()
+    lo = x.amin(dim=(1, 2, 3), keepdim=True)
+    hi = x.amax(dim=(1, 2, 3), keepdim=True)
+    return ((x - lo) / (hi - lo).clamp_min(1e-6) * 255).to(torch.uint8)
+
+
+def release_normalize(frames: torch.Tensor) -> torch.Tensor:
+    """The release's ``ToTensor`` + ``Normalize(0.5, 0.5)``: ``uint8 [T, 3, H, W]`` → each frame
+    min–max scaled to [0, 1], then ``(x − 0.5) / 0.5``; float32 ``[3, T, H, W]``."""
+    x = frames.float()
+    lo = x.amin(dim=(1, 2, 3), keepdim=True)
+    hi = x.amax(dim=(1, 2, 3), keepdim=True)
+    x = (x - lo) / (hi - lo).clamp_min(1e-6)
+    return ((x - 0.5) / 0.5).permute(1, 0, 2, 3).contiguous()
+
+
+def check_normalisation(normalise: str) -> None:
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"data.normalise must be one of {NORMALISATIONS}, got {normalise!r}")
+
+
+def read_input(frames: torch.Tensor, normalise: str) -> torch.Tensor:
+    """Frames as read (uint8 RGB), before any resizing or augmentation: unchanged, or the
+    release's BGR min–max stretch (``normalise="release"``)."""
+    return release_stretch(frames) if normalise == "release" else frames
+
+
+def to_model_input(frames: torch.Tensor, normalise: str) -> torch.Tensor:
+    """Augmented ``uint8 [T, 3, H, W]`` → float ``[3, T, H, W]`` (ImageNet or the release's)."""
+    return release_normalize(frames) if normalise == "release" else normalize(frames)
+
+
 def train_transform(size: int, margin: int = 32, rotation: float = 5.0) -> v2.Compose:
     """The release's augmentation: resize to ``size + margin`` (32 in the release), random
     ``size`` crop, horizontal flip, rotation within ±``rotation`` degrees — the same for all
@@ -87,21 +125,31 @@ class Window:
 
 
 class SegmentationWindows(Dataset):
-    """Windows of ``num_frames`` frames over every sequence, for training.
+    """Windows of ``num_frames`` frames over every sequence, for training; with
+    ``whole_sequence`` each sequence is one item (T = its length, the release).
+
+    ``per_frame`` draws the augmentation for every frame on its own (the release) instead of
+    once per window; ``normalise`` is ``"imagenet"`` or ``"release"`` (:func:`read_input`,
+    :func:`to_model_input`).
 
     Item: ``(clip float32 [3, T, S, S], mask int64 [T, S, S])``.
     """
 
     def __init__(self, sequences: SequenceABC, num_frames: int, stride: int, size: int,
-                 augment: bool = True, margin: int = 32, rotation: float = 5.0) -> None:
+                 augment: bool = True, margin: int = 32, rotation: float = 5.0,
+                 whole_sequence: bool = False, per_frame: bool = False,
+                 normalise: str = "imagenet") -> None:
         if not sequences:
             raise ValueError("no sequences to train on")
+        check_normalisation(normalise)
         self.sequences = list(sequences)
-        self.num_frames = num_frames
+        self.num_frames, self.whole_sequence = num_frames, whole_sequence
+        self.per_frame, self.normalise = per_frame, normalise
         self.transform = (train_transform(size, margin, rotation) if augment
                           else eval_transform(size))
         self.windows = [Window(i, s) for i, seq in enumerate(self.sequences)
-                        for s in window_starts(len(seq.frames), num_frames, stride)]
+                        for s in ([0] if whole_sequence
+                                  else window_starts(len(seq.frames), num_frames, stride))]
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -109,10 +157,20 @@ class SegmentationWindows(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         win = self.windows[index]
         seq = self.sequences[win.sequence]
-        idx = window_indices(win.start, self.num_frames, len(seq.frames))
+        length = len(seq.frames) if self.whole_sequence else self.num_frames
+        idx = window_indices(win.start, length, len(seq.frames))
         frames, masks = load_sequence([seq.frames[i] for i in idx], [seq.masks[i] for i in idx])
-        video, mask = self.transform(tv_tensors.Video(frames), tv_tensors.Mask(masks))
-        return normalize(video.as_subclass(torch.Tensor)), mask.as_subclass(torch.Tensor).long()
+        video, mask = self.augment(read_input(frames, self.normalise), masks)
+        return to_model_input(video, self.normalise), mask.long()
+
+    def augment(self, frames: torch.Tensor, masks: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``uint8 [T, 3, H, W]``, ``[T, H, W]`` → augmented ``[T, 3, S, S]``, ``[T, S, S]``."""
+        parts = ([(frames[i:i + 1], masks[i:i + 1]) for i in range(len(frames))]
+                 if self.per_frame else [(frames, masks)])
+        out = [self.transform(tv_tensors.Video(f), tv_tensors.Mask(m)) for f, m in parts]
+        return (torch.cat([v.as_subclass(torch.Tensor) for v, _ in out]),
+                torch.cat([m.as_subclass(torch.Tensor) for _, m in out]))
 
 
 class SegmentationSequences(Dataset):
@@ -122,9 +180,11 @@ class SegmentationSequences(Dataset):
     (original size))``.
     """
 
-    def __init__(self, sequences: SequenceABC, size: int) -> None:
+    def __init__(self, sequences: SequenceABC, size: int, normalise: str = "imagenet") -> None:
+        check_normalisation(normalise)
         self.sequences = list(sequences)
         self.resize = eval_transform(size)
+        self.normalise = normalise
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -132,4 +192,5 @@ class SegmentationSequences(Dataset):
     def __getitem__(self, index: int) -> tuple[str, torch.Tensor, torch.Tensor]:
         seq = self.sequences[index]
         frames, masks = load_sequence(seq.frames, seq.masks)
-        return seq.name, normalize(self.resize(frames)), masks
+        frames = self.resize(read_input(frames, self.normalise))
+        return seq.name, to_model_input(frames, self.normalise), masks

@@ -24,7 +24,8 @@ SHEET_TILE = 160
 
 
 @torch.no_grad()
-def predict_sequence(model: nn.Module, frames: torch.Tensor, num_frames: int, stride: int,
+def predict_sequence(model: nn.Module, frames: torch.Tensor, num_frames: int | None,
+                     stride: int,
                      out_size: tuple[int, int], device: torch.device, precision: str = "fp32",
                      batch_size: int = 4) -> torch.Tensor:
     """Class probabilities of a whole sequence.
@@ -32,8 +33,11 @@ def predict_sequence(model: nn.Module, frames: torch.Tensor, num_frames: int, st
     ``frames`` float ``[3, L, S, S]`` (normalised) → probabilities ``[L, C, *out_size]``: the
     softmax of every window of ``num_frames`` frames (starts ``stride`` apart), averaged over
     the windows that contain a frame, then resized bilinearly to ``out_size``.
+    ``num_frames=None``: the whole sequence is one window (the release).
     """
     length = frames.shape[1]
+    if num_frames is None:
+        num_frames = stride = length
     starts = window_starts(length, num_frames, stride)
     preds: list[torch.Tensor] = []
     for i in range(0, len(starts), batch_size):
@@ -79,9 +83,10 @@ def save_contact_sheet(frame_paths: SequenceABC[Path], pred: np.ndarray, gt: np.
     return path
 
 
-def evaluate_sequences(model: nn.Module, sequences: SequenceABC, size: int, num_frames: int,
-                       stride: int, device: torch.device, precision: str = "fp32",
-                       out_dir: Path | None = None) -> dict:
+def evaluate_sequences(model: nn.Module, sequences: SequenceABC, size: int,
+                       num_frames: int | None, stride: int, device: torch.device,
+                       precision: str = "fp32", out_dir: Path | None = None,
+                       normalise: str = "imagenet") -> dict:
     """Segment every sequence and score it against its masks at the masks' own resolution.
 
     Returns ``{"dice", "iou", "hd95", "dice_frame", "iou_frame", "hd95_frame" (means over
@@ -93,7 +98,8 @@ def evaluate_sequences(model: nn.Module, sequences: SequenceABC, size: int, num_
     model.eval()
     per_sequence: dict[str, dict[str, float]] = {}
     total_frames = 0
-    for seq, (name, frames, masks) in zip(sequences, SegmentationSequences(sequences, size),
+    for seq, (name, frames, masks) in zip(sequences,
+                                          SegmentationSequences(sequences, size, normalise),
                                           strict=True):
         probs = predict_sequence(model, frames, num_frames, stride, tuple(masks.shape[1:]),
                                  device, precision)

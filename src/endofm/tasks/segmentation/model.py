@@ -119,8 +119,10 @@ class HybridSegmenter(nn.Module):
                  stem_width: int = 64, stem_layers: Sequence[int] = (3, 4, 9),
                  stem_channels: Sequence[int] = (256, 512, 1024), gn_groups: int = 32,
                  decoder_hidden: int = 512,
-                 decoder_channels: Sequence[int] = (256, 128, 64, 16)) -> None:
+                 decoder_channels: Sequence[int] = (256, 128, 64, 16),
+                 time_embed: bool = True) -> None:
         super().__init__()
+        self.use_time_embed = time_embed
         if getattr(backbone, "attention_type", "divided_space_time") == "space_only":
             raise ValueError("the hybrid segmenter needs a backbone with temporal attention "
                              "(attention_type 'divided_space_time' or 'joint_space_time')")
@@ -137,13 +139,16 @@ class HybridSegmenter(nn.Module):
 
     def _tokens(self, feat: torch.Tensor, batch: int) -> torch.Tensor:
         """Stride-16 features ``[B*T, D, h, w]`` → tokens ``[B, 1 + h*w*T, D]`` ((h, w, t)
-        order, t fastest) with the position table, the temporal table and CLS added."""
+        order, t fastest) with the position table, the temporal table (unless disabled, as
+        in the release) and CLS added."""
         _, d, h, w = feat.shape
         x = _clips(feat, batch)
         t = x.shape[2]
         pos = F.interpolate(self.pos_embed, size=(h, w), mode="nearest")
-        time = F.interpolate(self.backbone.time_embed.transpose(1, 2), size=t, mode="nearest")
-        x = x + pos.unsqueeze(2) + time.view(1, d, t, 1, 1)
+        x = x + pos.unsqueeze(2)
+        if self.use_time_embed:
+            time = F.interpolate(self.backbone.time_embed.transpose(1, 2), size=t, mode="nearest")
+            x = x + time.view(1, d, t, 1, 1)
         x = x.permute(0, 3, 4, 2, 1).reshape(batch, h * w * t, d)
         cls = self.backbone.cls_token + self.backbone.pos_embed[:, :1]
         return torch.cat([cls.expand(batch, -1, -1), x], dim=1)
@@ -224,6 +229,7 @@ class SegmentationModelConfig:
     decoder_hidden: int = 512
     decoder_channels: list[int] = field(default_factory=lambda: [256, 128, 64, 16])
     vit_layers: list[int] = field(default_factory=lambda: [3, 5, 7, 11])
+    time_embed: bool = True  # false: no temporal table added (the release's hybrid segmenter)
 
 
 def build_backbone(cfg: SegmentationModelConfig, img_size: int, num_frames: int) -> nn.Module:
@@ -239,7 +245,9 @@ def build_segmenter(cfg: SegmentationModelConfig, backbone: nn.Module, img_size:
     if cfg.variant == "hybrid":
         return HybridSegmenter(backbone, cfg.num_classes, img_size, cfg.stem_width,
                                cfg.stem_layers, cfg.stem_channels, cfg.gn_groups,
-                               cfg.decoder_hidden, cfg.decoder_channels)
+                               cfg.decoder_hidden, cfg.decoder_channels, cfg.time_embed)
     if cfg.variant == "vit":
+        if not cfg.time_embed:
+            raise ValueError("model.time_embed=false needs model.variant=hybrid")
         return ViTSegmenter(backbone, cfg.num_classes, cfg.vit_layers, cfg.decoder_channels)
     raise ValueError(f"unknown segmentation model variant {cfg.variant!r}; use 'hybrid' or 'vit'")

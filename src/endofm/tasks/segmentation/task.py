@@ -28,6 +28,7 @@ from endofm.tasks.segmentation.model import (
 )
 
 KIND = "segmenter"
+WINDOWS = ("frames", "whole_sequence")
 
 
 @dataclass
@@ -47,12 +48,22 @@ class SegmentationDataConfig:
     eval_stride: int = 4
     crop_margin: int = 32
     rotation: float = 5.0
+    # frames: windows of num_frames frames (train_stride / eval_stride apart), predictions
+    # stitched; whole_sequence: each sequence is one input, T = its length (6-25 frames in
+    # CVC-12k), train.batch_size 1 (the release)
+    window: str = "frames"
+    # imagenet: RGB with ImageNet mean/std; release: BGR channel order (OpenCV fed as RGB),
+    # each frame min-max stretched before and after augmentation, then (x - 0.5) / 0.5
+    normalise: str = "imagenet"
+    # false: one crop/flip/rotation for all frames of a window; true: drawn per frame (release)
+    augment_per_frame: bool = False
 
 
 @dataclass
 class SegmentationLossConfig:
     ce_weight: float = 0.5
     dice_weight: float = 0.5
+    dice_denominator: str = "sum"  # sum: Σp + Σg; squares: Σp² + Σg² (the release)
 
 
 @dataclass
@@ -82,7 +93,13 @@ class SegmentationTask(Task):
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
-        self.criterion = CEDiceLoss(cfg.loss.ce_weight, cfg.loss.dice_weight)
+        if cfg.data.window not in WINDOWS:
+            raise ValueError(f"data.window must be one of {WINDOWS}, got {cfg.data.window!r}")
+        if cfg.data.window == "whole_sequence" and cfg.train.batch_size != 1:
+            raise ValueError("data.window=whole_sequence feeds sequences of different lengths: "
+                             f"set train.batch_size=1 (got {cfg.train.batch_size})")
+        self.criterion = CEDiceLoss(cfg.loss.ce_weight, cfg.loss.dice_weight,
+                                    cfg.loss.dice_denominator)
 
     def build_model(self, pretrained: str | Path | None = None) -> nn.Module:
         """The ``model.variant`` segmenter; ``pretrained`` (if given) replaces
@@ -99,7 +116,9 @@ class SegmentationTask(Task):
     def train_dataset(self, items: Sequence) -> SegmentationWindows:
         data = self.cfg.data
         return SegmentationWindows(items, data.num_frames, data.train_stride, data.img_size,
-                                   augment=True, margin=data.crop_margin, rotation=data.rotation)
+                                   augment=True, margin=data.crop_margin, rotation=data.rotation,
+                                   whole_sequence=data.window == "whole_sequence",
+                                   per_frame=data.augment_per_frame, normalise=data.normalise)
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """``batch``: clips ``[B, 3, T, S, S]`` and masks ``[B, T, S, S]`` on the model's device."""
@@ -109,8 +128,9 @@ class SegmentationTask(Task):
     def evaluate(self, model: nn.Module, items: Sequence, device: torch.device,
                  precision: str = "fp32", out_dir: Path | None = None) -> dict[str, Any]:
         data = self.cfg.data
-        return evaluate_sequences(model, items, data.img_size, data.num_frames,
-                                  data.eval_stride, device, precision, out_dir)
+        window = None if data.window == "whole_sequence" else data.num_frames
+        return evaluate_sequences(model, items, data.img_size, window, data.eval_stride, device,
+                                  precision, out_dir, data.normalise)
 
     def save_model(self, model: nn.Module, out_dir: Path) -> Path:
         """``model.safetensors`` + ``config.json`` (model settings, backbone architecture,
