@@ -1,48 +1,85 @@
-"""Seconds per pre-training step and peak memory of the release recipe at batch 1: ViT-B/16
-student on 2 global (224 px; 8 and 16 frames) + 8 local views (96 px; 2–16 frames), EMA teacher
-on the global views, DINO head with 65536 outputs, AdamW.
+"""One pre-training step (forward of student and teacher on every view, loss, backward,
+optimiser, EMA), in seconds and peak memory, for clips of T frames and each recipe.
 
-Rows: the explicit-attention, no-checkpointing baseline (the released code's form) and endofm's
-SDPA attention in fp32 / bf16, with and without activation checkpointing.
+    python benchmarks/pretrain_step.py [--device auto] [--frames 8 16 32] [--batch 1]
+        [--recipes endofm lv] [--settings fp32 bf16+ckpt] [--repeats 2] [--tiny]
 
-    python benchmarks/pretrain_step.py [--device auto] [--repeats 2] [--quick]
-
-``--quick`` runs only fp32 and bf16 without checkpointing beside the baseline. Peak memory as in
-benchmarks/backbone.py (allocator high-water mark on CUDA, resident set on Linux CPUs).
+T is the longest global view: global views of T/2 and T frames at 224 px and 8 local views of
+T/8, T/8, T/4, T/4, T/2, T/2, T, T frames at 96 px (T = 16 is the release's 8/16-frame recipe,
+T = 32 EndoFM-LV's). ``endofm`` is configs/pretrain/endofm_vitb.yaml (the release's losses),
+``endofm+lv`` the same with the successor's losses (Sinkhorn-Knopp, iBOT 0.5, KoLeo 0.1), ``lv``
+configs/pretrain/endofm_lv.yaml. A setting is a precision (fp32 | bf16 | fp16), with ``+ckpt``
+for activation checkpointing and ``+explicit`` for the released explicit attention form.
+``--tiny`` runs a 2-block, 96-wide model on 64/32 px views (a check that the script works, e.g.
+on a CPU). Peak memory is the allocator's high-water mark on CUDA, the resident-set high-water
+mark on Linux CPUs.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from backbone import _load, peak_memory_mib, timed
 
-import endofm
-from endofm.ssl import DINOHead, Encoder, SSLMetaArch, STLoss
+from endofm.config import load_config
+from endofm.ssl import PretrainConfig, SSLMetaArch
+from endofm.ssl.objective import SSLObjective, ssl_forward
+from endofm.ssl.trainer import build_encoder, param_groups
 from endofm.utils.device import autocast, make_grad_scaler, resolve_device
 
-GLOBAL = [(8, 224), (16, 224)]
-LOCAL = [(t, 96) for t in (2, 2, 4, 4, 8, 8, 16, 16)]
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
+LV_LOSSES = ["loss.centering=sinkhorn_knopp", "loss.ibot_weight=0.5", "loss.koleo_weight=0.1"]
+RECIPES = {"endofm": ("endofm_vitb.yaml", []),  # the release's losses
+           "endofm+lv": ("endofm_vitb.yaml", LV_LOSSES),  # + the successor's losses
+           "lv": ("endofm_lv.yaml", [])}  # EndoFM-LV's recipe
+TINY = ["model.name=endofm_vit_tiny_patch16", "model.embed_dim=96", "model.depth=2",
+        "model.num_heads=4", "model.img_size=64", "head.out_dim=256", "head.hidden_dim=256",
+        "head.bottleneck_dim=64", "views.global_size=64", "views.local_size=32"]
 
 
-def make_step(device: torch.device, precision: str, explicit: bool, checkpointing: bool):
+def view_frames(t: int) -> tuple[list[int], list[int]]:
+    """(global, local) frame counts for clips of ``t`` frames."""
+    if t % 8:
+        raise ValueError(f"T must be a multiple of 8, got {t}")
+    return [t // 2, t], [t // 8, t // 8, t // 4, t // 4, t // 2, t // 2, t, t]
+
+
+def recipe_config(recipe: str, frames: int, precision: str, checkpointing: bool, tiny: bool):
+    global_frames, local_frames = view_frames(frames)
+    path, extra = RECIPES[recipe]
+    overrides = [*extra, f"views.global_frames={global_frames}",
+                 f"views.local_frames={local_frames}", f"model.grad_checkpointing={checkpointing}",
+                 f"run.precision={precision}", "model.pretrained=null", *(TINY if tiny else [])]
+    return load_config(PretrainConfig, CONFIGS / path, overrides)
+
+
+def make_step(cfg, device: torch.device, batch: int,
+              explicit: bool = False) -> Callable[[], None]:
+    """A closure running one training step of ``cfg``'s model and losses on random views."""
     torch.manual_seed(0)
-    backbone = endofm.create_model("endofm_vit_base_patch16", grad_checkpointing=checkpointing)
-    backbone.set_explicit_attention(explicit)
-    meta = SSLMetaArch(Encoder(backbone, DINOHead(768))).to(device)
-    meta.teacher.backbone.set_explicit_attention(explicit)
-    criterion = STLoss(65536).to(device)
-    optimizer = torch.optim.AdamW(meta.student.parameters(), lr=1e-5)
-    scaler = make_grad_scaler(device, precision)
-    views = [torch.randn(1, 3, t, s, s, device=device) for t, s in GLOBAL + LOCAL]
+    meta = SSLMetaArch(build_encoder(cfg)).to(device)
+    for encoder in (meta.student, meta.teacher):
+        encoder.backbone.set_explicit_attention(explicit)
+    objective = SSLObjective(cfg.head.out_dim, cfg.loss).to(device)
+    optimizer = torch.optim.AdamW(param_groups(meta.student), lr=1e-5)
+    scaler = make_grad_scaler(device, cfg.run.precision)
+    v = cfg.views
+    shapes = ([(t, v.global_size) for t in v.global_frames]
+              + [(t, v.local_size) for t in v.local_frames])
+    views = [torch.randn(batch, 3, t, s, s, device=device) for t, s in shapes]
+    gen = torch.Generator().manual_seed(0)
 
     def step() -> None:
-        with autocast(device, precision):
-            student, teacher = meta(views)
-        loss = criterion(student, teacher, 0.04)["loss"]
+        with autocast(device, cfg.run.precision):
+            outputs, masks = ssl_forward(objective, meta, views, gen)
+        loss = objective(outputs, masks, cfg.loss.teacher_temp)["loss"]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(meta.student.parameters(), cfg.optim.clip_grad)
         scaler.step(optimizer)
         scaler.update()
         meta.update_teacher(0.996)
@@ -50,30 +87,41 @@ def make_step(device: torch.device, precision: str, explicit: bool, checkpointin
     return step
 
 
+def measure(recipe: str, frames: int, setting: str, batch: int, device: torch.device,
+            repeats: int, tiny: bool = False) -> tuple[float, float | None]:
+    """(seconds per step, peak MiB) of one recipe/T/setting."""
+    precision, *flags = setting.split("+")
+    cfg = recipe_config(recipe, frames, precision, "ckpt" in flags, tiny)
+    step = make_step(cfg, device, batch, "explicit" in flags)
+    seconds = timed(step, device, warmup=1, repeats=repeats)
+    return seconds, peak_memory_mib(step, device)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--frames", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--batch", type=int, default=1, help="clips per step")
+    parser.add_argument("--recipes", nargs="+", default=["endofm", "lv"], choices=RECIPES)
+    parser.add_argument("--settings", nargs="+", default=["fp32", "bf16+ckpt"])
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--tiny", action="store_true", help="a tiny model on small views")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    rows = [("explicit attention, fp32 (baseline)", "fp32", True, False),
-            ("SDPA, fp32", "fp32", False, False),
-            ("SDPA, bf16 autocast", "bf16", False, False)]
-    if not args.quick:
-        rows += [("SDPA, fp32, checkpointing", "fp32", False, True),
-                 ("SDPA, bf16, checkpointing", "bf16", False, True)]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"pre-training step, ViT-B, batch 1, 2 global + 8 local views on {name} "
+    model = "tiny (96 wide, 2 blocks, 64/32 px)" if args.tiny else "ViT-B/16 (224/96 px)"
+    print(f"pre-training step, {model}, batch {args.batch}, 2 global + 8 local views on {name} "
           f"({torch.get_num_threads()} threads, load {_load()})")
-    print(f"{'configuration':40s} {'s/step':>8s} {'peak MiB':>9s}")
-    for label, precision, explicit, ckpt in rows:
-        step = make_step(device, precision, explicit, ckpt)
-        seconds = timed(step, device, warmup=1, repeats=args.repeats)
-        peak = peak_memory_mib(step, device)
-        peak_s = f"{peak:9.0f}" if peak is not None else f"{'n/a':>9s}"
-        print(f"{label:40s} {seconds:8.2f} {peak_s}", flush=True)
+    print(f"{'T':>3} {'recipe':>9} {'setting':>13} {'s/step':>8} {'peak MiB':>9}")
+    for frames in args.frames:
+        for recipe in args.recipes:
+            for setting in args.settings:
+                seconds, peak = measure(recipe, frames, setting, args.batch, device,
+                                        args.repeats, args.tiny)
+                peak_s = f"{peak:9.0f}" if peak is not None else f"{'n/a':>9}"
+                print(f"{frames:>3} {recipe:>9} {setting:>13} {seconds:8.2f} {peak_s}",
+                      flush=True)
 
 
 if __name__ == "__main__":

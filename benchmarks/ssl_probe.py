@@ -37,6 +37,11 @@ HEADLINE_K = 5
 # Named recipe variants: extra overrides on top of the config (ablations add theirs here).
 VARIANTS: dict[str, list[str]] = {
     "base": [],
+    # issue 14's ablation (cumulative): + Sinkhorn-Knopp, + iBOT, + KoLeo (docs/successor.md)
+    "sk": ["loss.centering=sinkhorn_knopp"],
+    "sk+ibot": ["loss.centering=sinkhorn_knopp", "loss.ibot_weight=0.5"],
+    "sk+ibot+koleo": ["loss.centering=sinkhorn_knopp", "loss.ibot_weight=0.5",
+                      "loss.koleo_weight=0.1"],
 }
 
 

@@ -32,6 +32,10 @@ def test_pairs_exclude_same_view_and_split_cv_dm():
     assert all(s >= 2 for _, s in cv)
     with pytest.raises(ValueError, match="no view pairs"):
         view_pairs(1, 1)
+    cv_same, same = view_pairs(2, 10, "same")  # EndoFM-LV's global term
+    assert cv_same == cv and same == [(0, 0), (1, 1)]
+    with pytest.raises(ValueError, match="global_pairing"):
+        STLoss(4, global_pairing="both")
 
 
 def test_hand_computed_value_with_centre_and_temperatures():

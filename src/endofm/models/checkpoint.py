@@ -306,11 +306,22 @@ def adapt_state_dict(sd: dict[str, Tensor], model: torch.nn.Module,
                      source: str | Path = "") -> dict[str, Tensor]:
     """Fit a backbone state dict to ``model``.
 
-    Positional tables for another image size or frame count are resized (with a warning);
-    any other missing, unexpected or mis-shaped key is an error naming the keys and shapes.
+    Positional tables for another image size or frame count are resized (with a warning).
+    ``mask_token`` (a pre-training-only parameter of masked-patch training) is dropped when the
+    model has none and kept at its initial value when the checkpoint has none (with a
+    warning). Any other missing, unexpected or mis-shaped key is an error naming the keys and
+    shapes.
     """
     target = model.state_dict()
     sd = dict(sd)
+    if ("mask_token" in sd) != ("mask_token" in target):
+        if "mask_token" in sd:
+            del sd["mask_token"]
+        else:
+            sd["mask_token"] = target["mask_token"]
+        warnings.warn(f"{source}: mask_token only in the "
+                      f"{'checkpoint' if 'mask_token' not in target else 'model'}; "
+                      "it is used only in masked-patch pre-training", stacklevel=2)
     for key in ("pos_embed", "time_embed"):
         if key not in sd or key not in target or sd[key].shape == target[key].shape:
             continue

@@ -30,7 +30,7 @@ NAMED_HEADS = {cfg["embed_dim"]: cfg["num_heads"] for cfg in MODEL_CONFIGS.value
 
 OVERRIDABLE = ("img_size", "patch_size", "in_chans", "num_frames", "depth", "embed_dim",
                "num_heads", "mlp_ratio", "qkv_bias", "drop_rate", "attn_drop_rate",
-               "drop_path_rate", "attention_type", "grad_checkpointing")
+               "drop_path_rate", "attention_type", "grad_checkpointing", "use_mask_token")
 # Settings a checkpoint determines (the rest are training-time choices).
 ARCH_KEYS = ("img_size", "patch_size", "in_chans", "num_frames", "depth", "embed_dim",
              "num_heads", "attention_type")
@@ -122,9 +122,10 @@ def backbone_config(model: VisionTransformer) -> dict[str, Any]:
 
 def save_pretrained(model: nn.Module, out_dir: str | Path) -> Path:
     """Write a backbone as ``model.safetensors`` + ``config.json`` (loadable with
-    ``create_model(name, pretrained=out_dir)``)."""
+    ``create_model(name, pretrained=out_dir)``); a pre-training mask token is left out."""
     if not isinstance(model, VisionTransformer):
         raise CheckpointError(f"save_pretrained expects a VisionTransformer, got "
                               f"{type(model).__name__}")
     meta = {"kind": "backbone", "format": "endofm", "backbone": backbone_config(model)}
-    return save_state_dir(model.state_dict(), meta, out_dir)
+    tensors = {k: v for k, v in model.state_dict().items() if k != "mask_token"}
+    return save_state_dir(tensors, meta, out_dir)

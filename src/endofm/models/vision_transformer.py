@@ -172,7 +172,7 @@ class VisionTransformer(nn.Module):
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, num_frames: int = 8,
                  attention_type: str = "divided_space_time",
-                 grad_checkpointing: bool = False) -> None:
+                 grad_checkpointing: bool = False, use_mask_token: bool = False) -> None:
         super().__init__()
         if attention_type not in ATTENTION_TYPES:
             raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}, "
@@ -187,6 +187,8 @@ class VisionTransformer(nn.Module):
         grid = img_size // patch_size
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        # masked-patch pre-training only (iBOT): replaces the embedding of hidden patches
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if use_mask_token else None
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + 1, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
         if attention_type != "space_only":
@@ -248,14 +250,30 @@ class VisionTransformer(nn.Module):
         resized = F.interpolate(self.time_embed.transpose(1, 2), size=t, mode="nearest")
         return resized.transpose(1, 2)
 
-    def embed(self, x: Tensor) -> tuple[Tensor, int, int, int]:
+    def _apply_mask(self, x: Tensor, masks: Tensor, b: int, t: int) -> Tensor:
+        """Replace the patch embeddings ``x`` ``[B*T, N, D]`` of the tokens set in ``masks``
+        ``[B, N*T]`` (token order h, w, t) by the learned mask token."""
+        if self.mask_token is None:
+            raise ValueError("masks given but the model has no mask token "
+                             "(build it with use_mask_token=True)")
+        n = x.shape[1]
+        if tuple(masks.shape) != (b, n * t):
+            raise ValueError(f"masks of shape {tuple(masks.shape)} do not fit {b} clips of "
+                             f"{n} patches x {t} frames")
+        per_frame = masks.reshape(b, n, t).transpose(1, 2).reshape(b * t, n, 1)
+        return torch.where(per_frame, self.mask_token.to(x.dtype), x)
+
+    def embed(self, x: Tensor, masks: Tensor | None = None) -> tuple[Tensor, int, int, int]:
         """Patch-embed ``[B, 3, T, H, W]`` and add CLS and positional/temporal tables.
 
-        Returns ``(tokens, T, h, w)`` with tokens ``[B, 1 + N*T, D]`` in (h, w, t) order
-        (``[B*T, 1 + N, D]`` for ``space_only``).
+        ``masks`` (bool ``[B, N*T]``, token order) replaces the set patches by the mask token
+        before the positional tables are added. Returns ``(tokens, T, h, w)`` with tokens
+        ``[B, 1 + N*T, D]`` in (h, w, t) order (``[B*T, 1 + N, D]`` for ``space_only``).
         """
         b = x.shape[0]
         x, t, h, w = self.patch_embed(x)  # [B*T, N, D]
+        if masks is not None:
+            x = self._apply_mask(x, masks, b, t)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         x = self.pos_drop(x + self._spatial_pos(h, w))
         if self.attention_type == "space_only":
@@ -278,13 +296,14 @@ class VisionTransformer(nn.Module):
             return x
         return x.reshape(b, -1, *x.shape[1:]).mean(dim=1)
 
-    def forward_features(self, x: Tensor) -> Tensor:
+    def forward_features(self, x: Tensor, masks: Tensor | None = None) -> Tensor:
         """All tokens after the final norm: ``[B, 3, T, H, W] -> [B, 1 + N*T, D]``.
 
-        For ``space_only`` the frames are averaged: ``[B, 1 + N, D]``.
+        For ``space_only`` the frames are averaged: ``[B, 1 + N, D]``. ``masks`` (bool
+        ``[B, N*T]``) hides patches behind the mask token (see :meth:`embed`).
         """
         b = x.shape[0]
-        x, t, _, _ = self.embed(x)
+        x, t, _, _ = self.embed(x, masks)
         for blk in self.blocks:
             x = self._run_block(blk, x, t)
         return self.norm(self._frame_mean(x, b))

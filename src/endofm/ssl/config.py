@@ -41,6 +41,17 @@ class SSLLossConfig:
     student_temp: float = 0.1
     center_momentum: float = 0.9
     combine: str = "release"  # release: mean over all 18 pairs; sum: L_cv + L_dm
+    # Beyond the release (EndoFM-LV / DINOv2; docs/architecture.md "Successor's recipe"):
+    centering: str = "running"  # running (the release) | sinkhorn_knopp
+    sk_iterations: int = 3
+    global_pairing: str = "cross"  # cross: L_dm pairs the 2 global views | same: each with itself
+    ibot_weight: float = 0.0  # masked-patch loss; 0: off
+    ibot_separate_head: bool = False  # False: the DINO head is shared by CLS and patch tokens
+    ibot_mask_ratio: list[float] = field(default_factory=lambda: [0.1, 0.5])
+    ibot_mask_probability: float = 0.5  # fraction of global crops that are masked
+    ibot_mask_mode: str = "tube"  # tube: same patches in every frame | frame: per frame
+    ibot_mask_input: bool = True  # False: the student sees the whole clip (EndoFM-LV's code)
+    koleo_weight: float = 0.0  # KoLeo on the student's global-view CLS features; 0: off
 
 
 @dataclass

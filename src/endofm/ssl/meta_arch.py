@@ -4,6 +4,7 @@ the student all views, batched by shape (one forward per distinct view shape).""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -13,15 +14,40 @@ from endofm.models import VisionTransformer
 from endofm.ssl.head import DINOHead
 
 
-class Encoder(nn.Module):
-    """Backbone + head: ``[N, 3, T, S, S] -> [N, K]``. Keys ``backbone.*`` / ``head.*``."""
+@dataclass
+class MaskedOutput:
+    """One masked forward of ``B`` clips: head outputs of the CLS token ``logits`` ``[B, K]``,
+    the backbone's CLS features ``cls`` ``[B, D]``, and the patch-head outputs ``patch``
+    ``[M, K]`` of the ``M`` tokens set in the masks (in ``masks[masks]`` order)."""
 
-    def __init__(self, backbone: VisionTransformer, head: DINOHead) -> None:
+    logits: Tensor
+    cls: Tensor
+    patch: Tensor
+
+
+class Encoder(nn.Module):
+    """Backbone + head: ``[N, 3, T, S, S] -> [N, K]``. Keys ``backbone.*`` / ``head.*``, and
+    ``patch_head.*`` when masked-patch training uses a separate patch head (else the DINO head
+    is shared by CLS and patch tokens)."""
+
+    def __init__(self, backbone: VisionTransformer, head: DINOHead,
+                 patch_head: DINOHead | None = None) -> None:
         super().__init__()
         self.backbone, self.head = backbone, head
+        self.patch_head = patch_head
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.backbone(x))
+    def forward(self, x: Tensor, masks: Tensor | None = None,
+                mask_input: bool = True) -> Tensor | MaskedOutput:
+        """Without ``masks``: the CLS head outputs ``[N, K]``. With ``masks`` (bool
+        ``[N, h*w*T]``, token order): a :class:`MaskedOutput` whose patch outputs are taken at the
+        masked tokens; with ``mask_input`` those tokens are hidden behind the backbone's mask
+        token (the student), without it the clip is seen whole (the teacher)."""
+        if masks is None:
+            return self.head(self.backbone(x))
+        tokens = self.backbone.forward_features(x, masks if mask_input else None)
+        cls = tokens[:, 0]
+        patch_head = self.patch_head if self.patch_head is not None else self.head
+        return MaskedOutput(self.head(cls), cls, patch_head(tokens[:, 1:][masks]))
 
 
 def forward_views(encoder: nn.Module, views: list[Tensor]) -> list[Tensor]:
@@ -35,6 +61,21 @@ def forward_views(encoder: nn.Module, views: list[Tensor]) -> list[Tensor]:
         for k, chunk in zip(indices, encoder(stacked).split(batch), strict=True):
             outputs[k] = chunk
     return outputs  # type: ignore[return-value]
+
+
+@dataclass
+class SSLOutputs:
+    """Outputs of :meth:`SSLMetaArch.forward_masked`: head outputs per view (``student``, V of
+    ``[B, K]``) and per global view (``teacher``), the student's backbone CLS features per
+    global view (``student_cls``, ``[B, D]`` each), and the patch-head outputs at the masked
+    tokens of all global views, view after view (``student_patch`` / ``teacher_patch``,
+    ``[M, K]``)."""
+
+    student: list[Tensor]
+    teacher: list[Tensor]
+    student_cls: list[Tensor]
+    student_patch: Tensor | None
+    teacher_patch: Tensor | None
 
 
 TEACHER_MODES = ("eval", "release")
@@ -80,6 +121,25 @@ class SSLMetaArch(nn.Module):
         with torch.no_grad():
             teacher = forward_views(self.teacher, views[: self.num_global])
         return forward_views(student or self.student, views), teacher
+
+    def forward_masked(self, views: list[Tensor], masks: list[Tensor],
+                       student: nn.Module | None = None, mask_input: bool = True) -> SSLOutputs:
+        """The forward of masked-patch / KoLeo training: global view ``v`` with ``masks[v]``
+        (bool ``[B, h*w*T_v]``) through the teacher (whole) and the student (masked when
+        ``mask_input``); local views through the student as in :meth:`forward`."""
+        g = self.num_global
+        student = student or self.student
+        with torch.no_grad():
+            teacher = [self.teacher(v, m, mask_input=False) for v, m in zip(views[:g], masks,
+                                                                              strict=True)]
+        globals_ = [student(v, m, mask_input=mask_input) for v, m in zip(views[:g], masks,
+                                                                           strict=True)]
+        local = forward_views(student, views[g:]) if len(views) > g else []
+        return SSLOutputs(student=[o.logits for o in globals_] + local,
+                          teacher=[o.logits for o in teacher],
+                          student_cls=[o.cls for o in globals_],
+                          student_patch=torch.cat([o.patch for o in globals_]),
+                          teacher_patch=torch.cat([o.patch for o in teacher]))
 
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:

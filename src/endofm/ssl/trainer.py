@@ -30,9 +30,9 @@ from endofm.ssl.clipping import CLIP_MODES, clip_gradients
 from endofm.ssl.data import ReportingClips, Skip, collate, epoch_order
 from endofm.ssl.diagnostics import CollapseMonitor, plot_pretrain_curves
 from endofm.ssl.head import DINOHead
-from endofm.ssl.loss import STLoss
-from endofm.ssl.meta_arch import Encoder, SSLMetaArch
+from endofm.ssl.meta_arch import Encoder, SSLMetaArch, SSLOutputs
 from endofm.ssl.monitor import knn_probe
+from endofm.ssl.objective import SSLObjective, ssl_forward
 from endofm.ssl.schedules import cosine_schedule, teacher_temp_schedule
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
@@ -47,20 +47,27 @@ CKPT_PATTERN = re.compile(r"checkpoint-(\d+)\.pth$")
 
 def build_encoder(cfg: Any) -> Encoder:
     """Backbone (optionally initialised from ``model.pretrained``) + DINO head; head weights
-    are taken from the checkpoint too when it has a head of the same shapes."""
-    m = cfg.model
+    are taken from the checkpoint too when it has a head of the same shapes. With the iBOT
+    term on, the backbone gets a mask token and, with ``loss.ibot_separate_head``, a patch head
+    of the same shape as the DINO head."""
+    m, ibot = cfg.model, cfg.loss.ibot_weight > 0
     backbone = create_backbone(m.name, m.pretrained, m.img_size, m.num_frames, m.drop_path_rate,
                                embed_dim=m.embed_dim, depth=m.depth, num_heads=m.num_heads,
-                               grad_checkpointing=m.grad_checkpointing)
+                               grad_checkpointing=m.grad_checkpointing, use_mask_token=ibot)
     h = cfg.head
-    head = DINOHead(backbone.embed_dim, h.out_dim, h.hidden_dim, h.bottleneck_dim, h.num_layers,
-                    h.norm_last_layer)
+
+    def new_head() -> DINOHead:
+        return DINOHead(backbone.embed_dim, h.out_dim, h.hidden_dim, h.bottleneck_dim,
+                        h.num_layers, h.norm_last_layer)
+
+    head = new_head()
     if m.pretrained is not None:
         saved = load_checkpoint(m.pretrained).head_state_dict
         own = head.state_dict()
         if saved and all(k in saved and saved[k].shape == v.shape for k, v in own.items()):
             head.load_state_dict({k: saved[k] for k in own})
-    return Encoder(backbone, head)
+    patch_head = new_head() if ibot and cfg.loss.ibot_separate_head else None
+    return Encoder(backbone, head, patch_head)
 
 
 def param_groups(model: nn.Module, decay_embeddings: bool = False) -> list[dict]:
@@ -108,8 +115,8 @@ class PretrainTrainer:
             self.student.compile()
         self.ddp_student = (DistributedDataParallel(self.student)
                             if dist.world_size > 1 else self.student)
-        self.criterion = STLoss(cfg.head.out_dim, cfg.loss.student_temp,
-                                cfg.loss.center_momentum, cfg.loss.combine).to(self.device)
+        self.objective = SSLObjective(cfg.head.out_dim, cfg.loss).to(self.device)
+        self.criterion = self.objective.dino
         self.optimizer = torch.optim.AdamW(param_groups(self.student,
                                                         cfg.optim.decay_embeddings))
         self.scaler = make_grad_scaler(self.device, cfg.run.precision)
@@ -138,6 +145,8 @@ class PretrainTrainer:
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "dino_loss": {"center": self.criterion.center.detach().cpu()},
+            "ibot_loss": ({"center": self.objective.ibot.center.detach().cpu()}
+                          if self.objective.ibot is not None else {}),
             "epoch": self.epoch, "iteration": self.iteration, "step": self.step,
             "rng": get_rng_state(), "config": to_dict(self.cfg),
             "arch": backbone_config(self.student.backbone),
@@ -162,6 +171,8 @@ class PretrainTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.criterion.center.copy_(state["dino_loss"]["center"])
+        if self.objective.ibot is not None:
+            self.objective.ibot.center.copy_(state["ibot_loss"]["center"])
         self.epoch, self.iteration, self.step = state["epoch"], state["iteration"], state["step"]
         self.skipped = [s for s in state["skipped"] if s not in self.skipped] + self.skipped
         set_rng_state(state["rng"])
@@ -187,21 +198,29 @@ class PretrainTrainer:
                 group["weight_decay"] = float(self.wd[it])
         return it
 
+    def forward(self, views: list[torch.Tensor]) -> tuple[SSLOutputs, list[torch.Tensor]]:
+        """Student/teacher outputs for a batch of views, and the global views' masks (drawn
+        from a generator seeded by run seed, step and rank, so a resumed run redraws them)."""
+        gen = torch.Generator().manual_seed(
+            (self.cfg.run.seed * 1_000_003 + self.step) * 1009 + self.dist.rank)
+        return ssl_forward(self.objective, self.meta, views, gen, self.ddp_student)
+
     def train_step(self, views: list[torch.Tensor]) -> dict[str, float]:
         cfg = self.cfg
         it = self.set_schedules()
         views = [v.to(self.device, non_blocking=True) for v in views]
         with autocast(self.device, cfg.run.precision), self.collapse.watch():
-            student, teacher = self.meta(views, self.ddp_student)
-        self.collapse.observe(teacher, self.criterion.center)
-        terms = self.criterion(student, teacher, float(self.teacher_temp[it]))
+            outputs, masks = self.forward(views)
+        self.collapse.observe(outputs.teacher, self.criterion.center)
+        terms = self.objective(outputs, masks, float(self.teacher_temp[it]))
         if not torch.isfinite(terms["loss"]):
             raise RuntimeError(f"non-finite loss at step {self.step}: {terms['loss'].item()}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(terms["loss"]).backward()
         if self.epoch < cfg.optim.freeze_last_layer:  # before clipping: frozen grads don't count
-            for p in self.student.head.last_layer.parameters():
-                p.grad = None
+            for name, p in self.student.named_parameters():
+                if ".last_layer." in name:
+                    p.grad = None
         if cfg.optim.clip_grad > 0:
             self.scaler.unscale_(self.optimizer)
             clip_gradients(self.student.parameters(), cfg.optim.clip_grad, cfg.optim.clip_mode)
