@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from endofm.config import to_dict
 from endofm.models.checkpoint import load_state_checked, safe_load
 from endofm.models.registry import backbone_config
-from endofm.models.vision_transformer import skips_weight_decay
+from endofm.models.vision_transformer import VisionTransformer, skips_weight_decay
 from endofm.tasks.base import Task, to_device
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
@@ -161,8 +161,14 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "epoch": self.epoch, "step": self.step,
                 "best_score": self.best_score, "best_epoch": self.best_epoch,
-                "rng": get_rng_state(), "config": to_dict(self.cfg),
-                "arch": backbone_config(self.model.backbone)}
+                "rng": get_rng_state(), "config": to_dict(self.cfg)} | self.arch()
+
+    def arch(self) -> dict[str, Any]:
+        """``{"arch": backbone settings}`` when the model has an Endo-FM backbone, else ``{}``."""
+        backbone = getattr(self.model, "backbone", None)
+        if not isinstance(backbone, VisionTransformer):
+            return {}
+        return {"arch": backbone_config(backbone)}
 
     def resume(self) -> bool:
         path = self.output / LAST

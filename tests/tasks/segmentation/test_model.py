@@ -75,7 +75,8 @@ ASSET = Path(__file__).parents[2] / "assets" / "endofm_reference_tiny" / "endo_f
 @pytest.mark.parametrize("variant", ["hybrid", "vit"])
 def test_build_from_released_checkpoint(variant):
     cfg = SegmentationModelConfig(variant=variant, backbone="endofm_vit_tiny_patch16",
-                                  pretrained=str(ASSET), vit_layers=[0, 1], **TINY_STEM)
+                                  pretrained=str(ASSET), num_heads=4, vit_layers=[0, 1],
+                                  **TINY_STEM)
     backbone = build_backbone(cfg, img_size=32, num_frames=2)
     assert (backbone.embed_dim, len(backbone.blocks)) == (96, 2)  # from the checkpoint
     model = build_segmenter(cfg, backbone, img_size=32)
