@@ -60,7 +60,7 @@ def _load_yaml_with_base(path: Path) -> DictConfig:
 
 def to_dict(cfg: Any) -> dict:
     """A plain ``dict`` of a resolved config (for checkpoints and JSON)."""
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
 
 
 def git_commit() -> str | None:

@@ -15,7 +15,8 @@ import endofm
 from endofm.cli.main import main
 from endofm.config import load_config
 from endofm.ssl import PretrainConfig, pretrain
-from endofm.ssl.trainer import PretrainTrainer, checkpoints
+from endofm.ssl.trainer import PretrainTrainer
+from endofm.train import step_checkpoints as checkpoints
 from endofm.utils.distributed import init_distributed
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny.yaml"

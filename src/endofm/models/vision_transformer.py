@@ -22,12 +22,6 @@ ATTENTION_TYPES = ("divided_space_time", "space_only", "joint_space_time")
 NO_DECAY_PARAMS = ("pos_embed", "cls_token", "time_embed")
 
 
-def skips_weight_decay(name: str, param: Tensor) -> bool:
-    """The release's rule: no weight decay on biases, norms (1-D tensors) and the positional
-    tables and CLS token."""
-    return param.ndim <= 1 or name.split(".")[-1] in NO_DECAY_PARAMS
-
-
 class Attention(nn.Module):
     """Multi-head self-attention over ``[B, L, D]`` through ``scaled_dot_product_attention``.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from endofm.data.views import PretrainViewsConfig
+from endofm.train.optim import ClipMode
 
 
 @dataclass
@@ -51,6 +52,8 @@ class SSLOptimConfig:
     weight_decay_end: float = 0.4
     momentum_teacher: float = 0.996
     clip_grad: float = 3.0
+    clip_mode: ClipMode = ClipMode["global"]  # per_param: the release's clip_gradients
+    decay_embeddings: bool = False  # True: the release decays pos/time tables and CLS token
     freeze_last_layer: int = 1  # epochs
 
 

@@ -10,14 +10,12 @@ the newest checkpoint left it (mid-epoch included).
 from __future__ import annotations
 
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -25,21 +23,27 @@ from tqdm import tqdm
 from endofm.config import save_run_config, to_dict
 from endofm.data import PretrainClipDataset, PretrainViews, resolve_items
 from endofm.models import create_backbone, load_checkpoint, save_pretrained
-from endofm.models.checkpoint import safe_load
-from endofm.models.vision_transformer import skips_weight_decay
 from endofm.ssl.data import ReportingClips, Skip, collate, epoch_order
 from endofm.ssl.head import DINOHead
 from endofm.ssl.loss import STLoss
 from endofm.ssl.meta_arch import Encoder, SSLMetaArch
 from endofm.ssl.monitor import knn_probe
-from endofm.ssl.schedules import cosine_schedule, teacher_temp_schedule
+from endofm.train import (
+    CosineScheduler,
+    OptimizerStepper,
+    build_optimizer,
+    finish_logs,
+    load_training_state,
+    param_groups,
+    prune_checkpoints,
+    save_training_state,
+    step_checkpoints,
+)
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
-from endofm.utils.io import atomic_torch_save, atomic_write_json
-from endofm.utils.logging import MetricLogger, plot_curves, read_jsonl
-from endofm.utils.seed import get_rng_state, seed_everything, set_rng_state
-
-CKPT_PATTERN = re.compile(r"checkpoint-(\d+)\.pth$")
+from endofm.utils.io import atomic_write_json
+from endofm.utils.logging import MetricLogger
+from endofm.utils.seed import seed_everything
 
 
 def build_encoder(cfg: Any) -> Encoder:
@@ -58,23 +62,6 @@ def build_encoder(cfg: Any) -> Encoder:
         if saved and all(k in saved and saved[k].shape == v.shape for k, v in own.items()):
             head.load_state_dict({k: saved[k] for k in own})
     return Encoder(backbone, head)
-
-
-def param_groups(model: nn.Module) -> list[dict]:
-    """No weight decay on biases, norms, positional tables and the CLS token."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if skips_weight_decay(name, p) else decay).append(p)
-    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0, "fixed_wd": True}]
-
-
-def checkpoints(output: Path) -> list[Path]:
-    """Step checkpoints in ``output``, oldest first."""
-    found = [(int(m.group(1)), p) for p in output.glob("checkpoint-*.pth")
-             if (m := CKPT_PATTERN.search(p.name))]
-    return [p for _, p in sorted(found)]
 
 
 class PretrainTrainer:
@@ -99,8 +86,11 @@ class PretrainTrainer:
                             if dist.world_size > 1 else self.student)
         self.criterion = STLoss(cfg.head.out_dim, cfg.loss.student_temp,
                                 cfg.loss.center_momentum, cfg.loss.combine).to(self.device)
-        self.optimizer = torch.optim.AdamW(param_groups(self.student))
-        self.scaler = make_grad_scaler(self.device, cfg.run.precision)
+        o = cfg.optim
+        groups = param_groups(self.student, o.weight_decay, decay_embeddings=o.decay_embeddings)
+        self.stepper = OptimizerStepper(build_optimizer("adamw", groups, o.lr),
+                                        make_grad_scaler(self.device, cfg.run.precision),
+                                        o.clip_grad, o.clip_mode)
         self.iters_per_epoch = math.ceil(len(self.dataset) / dist.world_size
                                          / cfg.optim.batch_size)
         self._build_schedules()
@@ -109,47 +99,44 @@ class PretrainTrainer:
 
     def _build_schedules(self) -> None:
         o, n = self.cfg.optim, self.iters_per_epoch
+        total = o.epochs * n
         scale = o.batch_size * self.dist.world_size / 256
-        self.lr = cosine_schedule(o.lr * scale, o.min_lr, o.epochs, n, o.warmup_epochs)
-        self.wd = cosine_schedule(o.weight_decay, o.weight_decay_end, o.epochs, n)
-        self.momentum = cosine_schedule(o.momentum_teacher, 1.0, o.epochs, n)
+        self.lr = CosineScheduler(o.lr * scale, o.min_lr, total, round(o.warmup_epochs * n))
+        self.wd = CosineScheduler(o.weight_decay, o.weight_decay_end, total)
+        self.momentum = CosineScheduler(o.momentum_teacher, 1.0, total)
         loss = self.cfg.loss
-        self.teacher_temp = teacher_temp_schedule(loss.warmup_teacher_temp, loss.teacher_temp,
-                                                  loss.warmup_teacher_temp_epochs, o.epochs, n)
+        self.teacher_temp = CosineScheduler(loss.teacher_temp, loss.teacher_temp, total,
+                                            loss.warmup_teacher_temp_epochs * n,
+                                            loss.warmup_teacher_temp)
 
     # -- checkpoints ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
             "teacher": self.meta.teacher.state_dict(),
             "student": self.student.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            **self.stepper.state_dict(),
             "dino_loss": {"center": self.criterion.center.detach().cpu()},
             "epoch": self.epoch, "iteration": self.iteration, "step": self.step,
-            "rng": get_rng_state(), "config": to_dict(self.cfg),
-            "skipped": list(self.skipped),
+            "config": to_dict(self.cfg), "skipped": list(self.skipped),
         }
 
     def save(self) -> None:
         if not self.dist.is_main:
             return
-        atomic_torch_save(self.state(), self.output / f"checkpoint-{self.step:07d}.pth")
-        for old in checkpoints(self.output)[: -max(1, self.cfg.run.keep_last)]:
-            old.unlink()
+        save_training_state(self.state(), self.output / f"checkpoint-{self.step:07d}.pth")
+        prune_checkpoints(self.output, self.cfg.run.keep_last)
 
     def resume(self) -> Path | None:
-        found = checkpoints(self.output)
+        found = step_checkpoints(self.output)
         if not found:
             return None
-        state = safe_load(found[-1])
+        state = load_training_state(found[-1])
         self.meta.teacher.load_state_dict(state["teacher"])
         self.student.load_state_dict(state["student"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
+        self.stepper.load_state_dict(state)
         self.criterion.center.copy_(state["dino_loss"]["center"])
         self.epoch, self.iteration, self.step = state["epoch"], state["iteration"], state["step"]
         self.skipped = [s for s in state["skipped"] if s not in self.skipped] + self.skipped
-        set_rng_state(state["rng"])
         return found[-1]
 
     # -- training ---------------------------------------------------------------------------
@@ -164,37 +151,24 @@ class PretrainTrainer:
         return DataLoader(self.dataset, batch_size=cfg.optim.batch_size, sampler=order,
                           num_workers=cfg.data.num_workers, collate_fn=collate, generator=gen)
 
-    def set_schedules(self) -> int:
-        it = min(self.step, len(self.lr) - 1)
-        for group in self.optimizer.param_groups:
-            group["lr"] = float(self.lr[it])
-            if not group.get("fixed_wd"):
-                group["weight_decay"] = float(self.wd[it])
-        return it
-
     def train_step(self, views: list[torch.Tensor]) -> dict[str, float]:
-        cfg = self.cfg
-        it = self.set_schedules()
+        cfg, it = self.cfg, self.step
+        self.stepper.set_schedules(self.lr[it], self.wd[it])
         views = [v.to(self.device, non_blocking=True) for v in views]
         with autocast(self.device, cfg.run.precision):
             student, teacher = self.meta(views, self.ddp_student)
-        terms = self.criterion(student, teacher, float(self.teacher_temp[it]))
+        terms = self.criterion(student, teacher, self.teacher_temp[it])
         if not torch.isfinite(terms["loss"]):
             raise RuntimeError(f"non-finite loss at step {self.step}: {terms['loss'].item()}")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(terms["loss"]).backward()
-        if cfg.optim.clip_grad > 0:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.student.parameters(), cfg.optim.clip_grad)
+        self.stepper.backward(terms["loss"])
+        self.stepper.clip(self.student.parameters())
         if self.epoch < cfg.optim.freeze_last_layer:
             for p in self.student.head.last_layer.parameters():
                 p.grad = None
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.meta.update_teacher(float(self.momentum[it]))
-        return {k: v.item() for k, v in terms.items()} | {"lr": float(self.lr[it]),
-                                                          "teacher_momentum": float(
-                                                              self.momentum[it])}
+        self.stepper.apply()
+        self.meta.update_teacher(self.momentum[it])
+        return {k: v.item() for k, v in terms.items()} | {"lr": self.lr[it],
+                                                          "teacher_momentum": self.momentum[it]}
 
     def train_epoch(self) -> None:
         cfg = self.cfg
@@ -259,15 +233,12 @@ class PretrainTrainer:
         report = {"epochs": self.epoch, "steps": self.step, "num_clips": len(self.dataset),
                   "num_skipped": len(self.skipped), "skipped": self.skipped}
         if self.dist.is_main:
-            self.logger.close()
             atomic_write_json(self.skipped, self.output / "skipped.json")
             save_pretrained(self.meta.teacher.backbone, self.output / "backbone")
-            rows = read_jsonl(self.output / "metrics.jsonl") if (
-                self.output / "metrics.jsonl").exists() else []
+            rows = finish_logs(self.logger, self.output,
+                               ["loss", "l_cv", "l_dm", "kl", "teacher_entropy"],
+                               "loss_curves.png", "pre-training")
             if rows:
-                plot_curves(rows, ["loss", "l_cv", "l_dm", "kl", "teacher_entropy"],
-                            self.output / "loss_curves.png",
-                            title="pre-training")
                 report["final_loss"] = float(np.mean([r["loss"] for r in rows[-3:]]))
             for s in self.skipped:
                 print(f"skipped {s['path']}: {s['reason']}")

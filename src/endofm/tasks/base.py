@@ -25,6 +25,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from endofm.train.optim import ClipMode
+
 
 @dataclass
 class OptimConfig:
@@ -39,6 +41,8 @@ class OptimConfig:
     warmup_epochs: float = 0.0
     min_lr: float = 0.0
     clip_grad: float = 0.0  # 0 = no clipping
+    clip_mode: ClipMode = ClipMode["global"]  # global norm | per_param (each tensor)
+    decay_embeddings: bool = False  # True: decay the positional tables and CLS token too
 
 
 @dataclass
@@ -134,13 +138,3 @@ def task_config_schema(task_cls: type[Task]) -> type:
               for f in sections]
     return dataclasses.make_dataclass(f"{task_cls.__name__}Config", fields)
 
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor in a (nested) batch to ``device``."""
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
