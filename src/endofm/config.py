@@ -2,7 +2,11 @@
 
 Every command resolves its settings the same way::
 
-    cfg = load_config(PretrainConfig, "configs/pretrain/tiny.yaml", ["optim.epochs=3"])
+    cfg = load_config(PretrainConfig, recipe_path("pretrain", "tiny"), ["optim.epochs=3"])
+
+Recipes ship with the package (``endofm/configs/<group>/<name>.yaml``, one group per command:
+``pretrain``, ``classification``, ``segmentation``, ``detection``); :func:`resolve_config`
+accepts a recipe name (``tiny``) or a path to any YAML file.
 
 Unknown keys and wrongly typed values are errors (OmegaConf structured configs), so a typo
 in a YAML file or on the command line never passes silently. ``save_run_config`` writes the
@@ -24,8 +28,43 @@ from endofm.utils.io import atomic_write_text
 T = TypeVar("T")
 
 
+RECIPES = Path(__file__).parent / "configs"
+
+
 class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
+
+
+def recipe_groups() -> list[str]:
+    """The recipe groups shipped with the package (one per command)."""
+    return sorted(p.name for p in RECIPES.iterdir() if p.is_dir())
+
+
+def recipe_names(group: str) -> list[str]:
+    """The recipe names of ``group`` (file names without ``.yaml``)."""
+    return sorted(p.stem for p in (RECIPES / group).glob("*.yaml"))
+
+
+def recipe_path(group: str, name: str) -> Path:
+    """The packaged YAML of recipe ``name`` in ``group``."""
+    path = RECIPES / group / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(recipe_names(group)) if (RECIPES / group).is_dir() else "none"
+        raise ConfigError(f"no {group} recipe named {name!r} (recipes: {known})")
+    return path
+
+
+def resolve_config(group: str, config: str | Path | None) -> Path | None:
+    """``config`` as a file: an existing path as given, else the packaged recipe of that name
+    in ``group`` (``"tiny"`` → ``endofm/configs/<group>/tiny.yaml``)."""
+    if config is None:
+        return None
+    path = Path(config)
+    if path.is_file():
+        return path
+    if path.suffix or len(path.parts) > 1:
+        raise ConfigError(f"config file not found: {path}")
+    return recipe_path(group, str(config))
 
 
 def load_config(schema: type[T], path: str | Path | None = None,

@@ -14,6 +14,7 @@ from endofm import __version__
 # Modules that contribute sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "endofm.cli.checkpoint",
+    "endofm.cli.configs",
     "endofm.cli.data",
     "endofm.cli.pretrain",
     "endofm.cli.tasks",

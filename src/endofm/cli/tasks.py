@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from endofm.config import load_config
+from endofm.config import load_config, recipe_names, resolve_config
 from endofm.tasks import TASKS
 from endofm.tasks.base import task_config_schema
 from endofm.tasks.engine import evaluate, fit, fit_seeds
@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     esub = evaluate_p.add_subparsers(dest="task", metavar="TASK", required=True)
     for name in TASKS:
         f = fsub.add_parser(name, help=f"fine-tune {name}")
-        f.add_argument("--config", type=Path,
-                       help=f"YAML config (e.g. configs/{name}/tiny.yaml)")
+        f.add_argument("--config", help=f"a recipe name ({', '.join(recipe_names(name))}; "
+                                        "see `endofm configs`) or a YAML file")
         f.add_argument("--data", type=Path, required=True, help="dataset root")
         f.add_argument("--output", type=Path, required=True, help="run folder")
         f.add_argument("--pretrained", type=Path, default=None,
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         e.add_argument("--checkpoint", type=Path, required=True)
         e.add_argument("--data", type=Path, required=True, help="dataset root")
         e.add_argument("--output", type=Path, required=True)
-        e.add_argument("--config", type=Path, help="YAML config (data settings)")
+        e.add_argument("--config", help="a recipe name or a YAML file (data settings)")
         e.add_argument("--split", default=None, help="split to evaluate (default: the task's "
                        "test split)")
         e.add_argument("overrides", nargs="*", metavar="key=value")
@@ -48,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _config(args: argparse.Namespace):
     task_cls = TASKS[args.task]
-    return task_cls, load_config(task_config_schema(task_cls), args.config, args.overrides)
+    config = resolve_config(args.task, args.config)
+    return task_cls, load_config(task_config_schema(task_cls), config, args.overrides)
 
 
 def _summary(metrics: dict) -> str:

@@ -11,12 +11,12 @@ from sklearn.metrics import f1_score
 from torch import nn
 
 from endofm.data import read_polypdiag
-from endofm.tasks.classification.data import ClassificationDataConfig, test_views
+from endofm.data.clips import VideoClipsConfig, test_views
 from endofm.utils.device import autocast
 
 
 @torch.no_grad()
-def embed_videos(backbone: nn.Module, root: Path, split: str, cfg: ClassificationDataConfig,
+def embed_videos(backbone: nn.Module, root: Path, split: str, cfg: VideoClipsConfig,
                  device: torch.device, precision: str) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalised clip embeddings ``[N, D]`` and labels ``[N]`` of a split."""
     items = read_polypdiag(root, split)
@@ -40,7 +40,7 @@ def knn_probe(backbone: nn.Module, root: str | Path, img_size: int, num_frames: 
               sampling_rate: int, k: int, device: torch.device,
               precision: str) -> dict[str, float]:
     """k-NN accuracy and F1 (class 1) on ``val`` with ``train`` as the memory bank."""
-    cfg = ClassificationDataConfig(num_frames=num_frames, sampling_rate=sampling_rate,
+    cfg = VideoClipsConfig(num_frames=num_frames, sampling_rate=sampling_rate,
                                    crop_size=img_size, test_short_side=img_size)
     was_training = backbone.training
     backbone.eval()

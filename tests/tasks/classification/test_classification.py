@@ -9,7 +9,7 @@ import pytest
 from endofm.cli.main import main
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "endofm_reference_tiny"
-TINY = "configs/classification/tiny.yaml"
+TINY = "tiny"  # the packaged recipe, by name
 
 
 def test_finetune_from_tiny_pretrain_then_evaluate(sample_data, tiny_pretrained, tmp_path):

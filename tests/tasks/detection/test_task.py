@@ -5,13 +5,13 @@ import json
 import pytest
 import torch
 
-from endofm.config import load_config
+from endofm.config import load_config, recipe_path
 from endofm.tasks import TASKS
 from endofm.tasks.base import task_config_schema
 from endofm.tasks.detection.metrics import METRIC_KEYS
 from endofm.tasks.engine import evaluate, fit
 
-TINY = "configs/detection/tiny.yaml"
+TINY = recipe_path("detection", "tiny")
 
 
 def tiny_task(*overrides: str):
@@ -21,7 +21,7 @@ def tiny_task(*overrides: str):
 
 def test_configs_load():
     schema = task_config_schema(TASKS["detection"])
-    kumc = load_config(schema, "configs/detection/kumc.yaml", [])
+    kumc = load_config(schema, recipe_path("detection", "kumc"), [])
     assert (kumc.model.min_size, kumc.model.max_size, kumc.model.head) == (600, 640, "fcos")
     assert kumc.model.num_classes == 2
     assert tiny_task().selection_metric == "ap50"

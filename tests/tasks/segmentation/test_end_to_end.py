@@ -2,16 +2,15 @@
 ``evaluate`` of the saved model."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-from endofm.config import load_config
+from endofm.config import load_config, recipe_path
 from endofm.tasks import TASKS
 from endofm.tasks.base import task_config_schema
 from endofm.tasks.engine import evaluate, fit
 
-TINY = Path(__file__).parents[3] / "configs" / "segmentation" / "tiny.yaml"
+TINY = recipe_path("segmentation", "tiny")
 
 
 def _task():
