@@ -15,8 +15,9 @@ resolved config and the git commit into the run folder.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,9 +72,10 @@ def load_config(schema: type[T], path: str | Path | None = None,
                 overrides: Sequence[str] = ()) -> T:
     """Merge ``schema`` defaults, the YAML at ``path`` (if any) and ``key=value`` overrides.
 
-    Returns an OmegaConf object that behaves like an instance of ``schema`` (attribute access,
-    typed fields). A YAML file may contain a top-level ``defaults: <other.yaml>`` key naming a
-    base file (relative to itself) that is merged first.
+    Returns an instance of ``schema`` (``OmegaConf.to_object``): typed dataclasses all the way
+    down, choices as ``StrEnum`` members, each section's ``__post_init__`` checks run. Every
+    check happens here, before any model or data is built. A YAML file may contain a top-level
+    ``defaults: <other.yaml>`` key naming a base file (relative to itself) that is merged first.
     """
     cfg = OmegaConf.structured(schema)
     try:
@@ -81,10 +83,19 @@ def load_config(schema: type[T], path: str | Path | None = None,
             cfg = OmegaConf.merge(cfg, _load_yaml_with_base(Path(path)))
         if overrides:
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as exc:
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    except (OmegaConfBaseException, ValueError) as exc:
         where = f" (config {path})" if path is not None else ""
         raise ConfigError(f"invalid setting{where}: {exc}") from exc
-    return cfg  # type: ignore[return-value]
+
+
+def from_dict(schema: type[T], values: Mapping[str, Any]) -> T:
+    """An instance of ``schema`` from a plain dict (e.g. a saved ``config.json`` section),
+    checked like :func:`load_config`."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), dict(values)))
+    except (OmegaConfBaseException, ValueError) as exc:
+        raise ConfigError(f"invalid {schema.__name__}: {exc}") from exc
 
 
 def _load_yaml_with_base(path: Path) -> DictConfig:
@@ -98,8 +109,10 @@ def _load_yaml_with_base(path: Path) -> DictConfig:
 
 
 def to_dict(cfg: Any) -> dict:
-    """A plain ``dict`` of a resolved config (for checkpoints and JSON)."""
-    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+    """A plain ``dict`` of a config dataclass (choices as strings; for checkpoints and JSON)."""
+    if not dataclasses.is_dataclass(cfg):
+        raise TypeError(f"to_dict expects a config dataclass, got {type(cfg).__name__}")
+    return OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)  # type: ignore
 
 
 def git_commit() -> str | None:
@@ -113,7 +126,9 @@ def git_commit() -> str | None:
 
 
 def save_run_config(cfg: Any, out_dir: str | Path) -> Path:
-    """Write ``config.yaml`` (resolved, with ``_git_commit``) into ``out_dir``."""
-    text = OmegaConf.to_yaml(cfg, resolve=True)
+    """Write ``out_dir/config.yaml``: every setting of ``cfg``, then a last comment line
+    ``# git commit: <sha>`` (``unknown`` outside a git checkout). Being a comment, the commit
+    keeps the file a valid ``--config`` for the same command."""
+    text = OmegaConf.to_yaml(OmegaConf.structured(cfg))
     text += f"# git commit: {git_commit() or 'unknown'}\n"
     return atomic_write_text(text, Path(out_dir) / "config.yaml")

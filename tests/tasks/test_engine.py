@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from endofm.config import load_config
-from endofm.tasks.base import Task, task_config_schema
+from endofm.tasks.base import EngineConfig, Task, task_config_schema
 from endofm.tasks.engine import (
     Trainer,
     carve_validation,
@@ -27,7 +27,7 @@ class ToyData:
 
 
 @dataclass
-class ToySettings:
+class ToyConfig(EngineConfig):
     data: ToyData = field(default_factory=ToyData)
 
 
@@ -46,7 +46,7 @@ class ToyTask(Task):
     evaluation is scripted by ``scores`` (one per call) when given."""
 
     name = "toy"
-    settings_class = ToySettings
+    config_class = ToyConfig
     selection_metric = "score"
     scores: list[float] = []
 

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from endofm.data.views import PretrainViewsConfig
 from endofm.train.optim import ClipMode
+from endofm.utils.device import Precision
+
+
+class LossCombine(StrEnum):
+    """``release``: the mean over all 18 view pairs; ``sum``: L_cv + L_dm."""
+
+    release = "release"
+    sum = "sum"
+
+
+# ``skip``: counted and reported; ``raise``: the first broken file stops the run
+OnError = StrEnum("OnError", [("skip", "skip"), ("raise", "raise")])
 
 
 @dataclass
@@ -38,7 +51,7 @@ class SSLLossConfig:
     warmup_teacher_temp_epochs: int = 0
     student_temp: float = 0.1
     center_momentum: float = 0.9
-    combine: str = "release"  # release: mean over all 18 pairs; sum: L_cv + L_dm
+    combine: LossCombine = LossCombine.release
 
 
 @dataclass
@@ -59,7 +72,7 @@ class SSLOptimConfig:
 
 @dataclass
 class SSLDataConfig:
-    on_error: str = "skip"  # skip (counted, reported) | raise
+    on_error: OnError = OnError.skip
     num_workers: int = 4
     folder_fps: float = 30.0
     source_weights: dict[str, float] = field(default_factory=dict)
@@ -68,7 +81,7 @@ class SSLDataConfig:
 @dataclass
 class RunConfig:
     device: str = "auto"
-    precision: str = "fp16"  # fp32 | bf16 | fp16 (the release: fp16 with a grad scaler)
+    precision: Precision = Precision.fp16  # the release: fp16 with a grad scaler
     seed: int = 0
     save_every_steps: int = 0  # 0: only at epoch ends
     keep_last: int = 3

@@ -9,6 +9,7 @@ split once with the kept weights. ``evaluate`` runs a saved model on a split. Di
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import warnings
@@ -265,7 +266,7 @@ def fit_seeds(task_cls: type[Task], cfg: Any, root: str | Path, output: str | Pa
     output = Path(output)
     runs = []
     for k in range(seeds):
-        run_cfg = cfg.copy()
+        run_cfg = copy.deepcopy(cfg)
         run_cfg.train.seed = cfg.train.seed + k
         runs.append(fit(task_cls(run_cfg), root, output / f"seed_{k}", pretrained))
     keys = [k for k, v in runs[0].items() if isinstance(v, float) and not isinstance(v, bool)]

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from endofm.data import VideoItem, read_polypdiag
 from endofm.data.clips import test_views
 from endofm.models import VideoClassifier, create_backbone, load_classifier
-from endofm.tasks.base import Task
+from endofm.tasks.base import EngineConfig, Task
 from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips
 from endofm.tasks.classification.metrics import classification_metrics, plot_confusion_and_roc
 from endofm.utils.device import autocast
@@ -42,14 +42,16 @@ class ClassificationModelConfig:
 
 
 @dataclass
-class ClassificationSettings:
+class ClassificationConfig(EngineConfig):
+    """The classification task's config: its sections plus the engine's."""
+
     model: ClassificationModelConfig = field(default_factory=ClassificationModelConfig)
     data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
 
 
 class ClassificationTask(Task):
     name = "classification"
-    settings_class = ClassificationSettings
+    config_class = ClassificationConfig
     selection_metric = "f1"
     test_split = "val"  # PolypDiag's held-out split is splits/val.txt
 

@@ -3,6 +3,7 @@ Endo-FM pyramid, frame-level + localisation + COCO metrics."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,15 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from torch import nn
 
-from endofm.config import to_dict
+from endofm.config import from_dict, to_dict
 from endofm.data import KumcVideo, read_kumc
 from endofm.models import backbone_config, create_model
 from endofm.models.checkpoint import save_state_dir
-from endofm.tasks.base import Task
+from endofm.tasks.base import EngineConfig, Task
 from endofm.tasks.detection.data import KumcClips, collate
 from endofm.tasks.detection.evaluation import evaluate_clips
 from endofm.tasks.detection.model import (
@@ -48,8 +48,8 @@ class DetectionEvalConfig:
 
 
 @dataclass
-class DetectionSettings:
-    """The detection-specific part of the task config."""
+class DetectionConfig(EngineConfig):
+    """The detection task's config: its sections plus the engine's."""
 
     model: DetectionModelConfig = field(default_factory=DetectionModelConfig)
     data: DetectionDataConfig = field(default_factory=DetectionDataConfig)
@@ -60,7 +60,7 @@ class DetectionTask(Task):
     """KUMC detection on the engine (``endofm finetune|evaluate detection``)."""
 
     name = "detection"
-    settings_class = DetectionSettings
+    config_class = DetectionConfig
     selection_metric = "ap50"
     test_split = "test"
 
@@ -69,7 +69,7 @@ class DetectionTask(Task):
         backbone checkpoint."""
         model_cfg = self.cfg.model
         if pretrained is not None:
-            model_cfg = OmegaConf.merge(model_cfg, {"pretrained": str(pretrained)})
+            model_cfg = dataclasses.replace(model_cfg, pretrained=str(pretrained))
         num_frames = self.cfg.data.num_frames
         return ClipDetector(model_cfg, build_backbone(model_cfg, model_cfg.min_size, num_frames),
                              num_frames)
@@ -118,9 +118,8 @@ class DetectionTask(Task):
         meta = json.loads(config.read_text())
         if meta.get("kind") != KIND:
             raise ValueError(f"{config}: kind {meta.get('kind')!r} is not a {KIND!r} checkpoint")
-        model_cfg = OmegaConf.merge(OmegaConf.structured(DetectionModelConfig),
-                                    {**meta["model"], "pretrained": None})
-        data_cfg = OmegaConf.merge(OmegaConf.structured(DetectionDataConfig), meta["data"])
+        model_cfg = from_dict(DetectionModelConfig, {**meta["model"], "pretrained": None})
+        data_cfg = from_dict(DetectionDataConfig, meta["data"])
         backbone = create_model(model_cfg.backbone, drop_path_rate=0.0, **meta["backbone"])
         model = ClipDetector(model_cfg, backbone, data_cfg.num_frames)
         model.load_state_dict(load_file(weights))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import partial
 
 import torch
@@ -200,6 +201,11 @@ class ViTSegmenter(nn.Module):
         return _clips(y, b)
 
 
+class SegmenterVariant(StrEnum):
+    hybrid = "hybrid"
+    vit = "vit"
+
+
 @dataclass
 class SegmentationModelConfig:
     """Model settings. ``variant``: ``"hybrid"`` (TransUNet-style, the release) or ``"vit"``.
@@ -209,7 +215,7 @@ class SegmentationModelConfig:
     left at 0 come from the checkpoint (or the named config without one).
     """
 
-    variant: str = "hybrid"
+    variant: SegmenterVariant = SegmenterVariant.hybrid
     backbone: str = "endofm_vit_base_patch16"
     pretrained: str | None = None
     embed_dim: int = 0

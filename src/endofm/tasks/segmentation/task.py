@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from torch import nn
 
-from endofm.config import to_dict
+from endofm.config import from_dict, to_dict
 from endofm.data import CvcSequence, read_cvc
 from endofm.models import backbone_config, create_model
 from endofm.models.checkpoint import save_state_dir
-from endofm.tasks.base import Task
+from endofm.tasks.base import EngineConfig, Task
 from endofm.tasks.segmentation.data import SegmentationWindows
 from endofm.tasks.segmentation.evaluation import evaluate_sequences
 from endofm.tasks.segmentation.loss import CEDiceLoss
@@ -30,6 +31,12 @@ from endofm.tasks.segmentation.model import (
 KIND = "segmenter"
 
 
+class CvcProtocol(StrEnum):
+    files = "files"
+    release = "release"
+    leakfree = "leakfree"
+
+
 @dataclass
 class SegmentationDataConfig:
     """Which sequences, at what size, in windows of how many frames.
@@ -39,7 +46,7 @@ class SegmentationDataConfig:
     is the release's leaky split (it warns); ``"leakfree"`` drops the test sequences from it.
     """
 
-    protocol: str = "files"
+    protocol: CvcProtocol = CvcProtocol.files
     split_dir: str | None = None
     img_size: int = 224
     num_frames: int = 8
@@ -56,8 +63,8 @@ class SegmentationLossConfig:
 
 
 @dataclass
-class SegmentationSettings:
-    """The segmentation-specific part of the task config."""
+class SegmentationConfig(EngineConfig):
+    """The segmentation task's config: its sections plus the engine's."""
 
     model: SegmentationModelConfig = field(default_factory=SegmentationModelConfig)
     data: SegmentationDataConfig = field(default_factory=SegmentationDataConfig)
@@ -77,7 +84,7 @@ class SegmentationTask(Task):
     """CVC-12k video polyp segmentation; the kept model is selected on sequence Dice."""
 
     name = "segmentation"
-    settings_class = SegmentationSettings
+    config_class = SegmentationConfig
     selection_metric = "dice"
 
     def __init__(self, cfg: Any) -> None:
@@ -89,7 +96,7 @@ class SegmentationTask(Task):
         ``model.pretrained`` as the backbone checkpoint."""
         data, model_cfg = self.cfg.data, self.cfg.model
         if pretrained is not None:
-            model_cfg = OmegaConf.merge(model_cfg, {"pretrained": str(pretrained)})
+            model_cfg = dataclasses.replace(model_cfg, pretrained=str(pretrained))
         backbone = build_backbone(model_cfg, data.img_size, data.num_frames)
         return build_segmenter(model_cfg, backbone, data.img_size)
 
@@ -132,8 +139,7 @@ class SegmentationTask(Task):
         meta = json.loads(config.read_text())
         if meta.get("kind") != KIND:
             raise ValueError(f"{config}: kind {meta.get('kind')!r} is not a {KIND!r} checkpoint")
-        model_cfg = OmegaConf.merge(OmegaConf.structured(SegmentationModelConfig),
-                                    {**meta["model"], "pretrained": None})
+        model_cfg = from_dict(SegmentationModelConfig, {**meta["model"], "pretrained": None})
         backbone = create_model(model_cfg.backbone, drop_path_rate=0.0, **meta["backbone"])
         model = build_segmenter(model_cfg, backbone, meta["img_size"])
         model.load_state_dict(load_file(weights))
