@@ -231,17 +231,10 @@ def _recorded_num_heads(obj: Any) -> int | None:
 
 
 def _load_dir(path: Path) -> LoadedCheckpoint:
-    weights, cfg_path = path / WEIGHTS_NAME, path / CONFIG_NAME
-    for f in (weights, cfg_path):
-        if not f.is_file():
-            raise FileNotFoundError(f"{path} is not an endofm model directory: {f.name} missing")
-    try:
-        meta = json.loads(cfg_path.read_text())
-        tensors = load_file(str(weights))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read endofm model directory {path}: {exc}") from exc
-    if not isinstance(meta, dict) or not isinstance(meta.get("backbone"), dict):
-        raise CheckpointError(f"{cfg_path}: no 'backbone' config object; not written by endofm?")
+    meta, tensors = read_state_dir(path)
+    if not isinstance(meta.get("backbone"), dict):
+        raise CheckpointError(f"{path / CONFIG_NAME}: no 'backbone' config object; not written "
+                              "by endofm?")
     if meta.get("kind") == "classifier":
         backbone, head = _strip(tensors, "backbone."), _strip(tensors, "head.")
     else:
@@ -318,3 +311,35 @@ def save_state_dir(tensors: Mapping[str, Tensor], meta: Mapping[str, Any],
     atomic_write(out_dir / WEIGHTS_NAME, lambda tmp: save_file(contiguous, tmp))
     atomic_write_json(dict(meta), out_dir / CONFIG_NAME)
     return out_dir
+
+
+def read_state_meta(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """The ``config.json`` of a directory written by :func:`save_state_dir`; with ``kind``,
+    its ``"kind"`` must match. A missing file is a ``FileNotFoundError``, anything else
+    unreadable a :class:`CheckpointError`, each naming the path."""
+    path = Path(path)
+    for name in (WEIGHTS_NAME, CONFIG_NAME):
+        if not (path / name).is_file():
+            what = f"a {kind} checkpoint" if kind else "an endofm model"
+            raise FileNotFoundError(f"{path}: not {what} directory ({name} missing)")
+    try:
+        meta = json.loads((path / CONFIG_NAME).read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {path / CONFIG_NAME}: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path / CONFIG_NAME}: not a JSON object")
+    if kind is not None and meta.get("kind") != kind:
+        raise CheckpointError(f"{path / CONFIG_NAME}: kind {meta.get('kind')!r} is not a "
+                              f"{kind!r} checkpoint")
+    return meta
+
+
+def read_state_dir(path: str | Path, kind: str | None = None
+                   ) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """``(config.json, tensors)`` of a directory written by :func:`save_state_dir`
+    (checked as :func:`read_state_meta`)."""
+    meta = read_state_meta(path, kind)
+    try:
+        return meta, load_file(str(Path(path) / WEIGHTS_NAME))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {Path(path) / WEIGHTS_NAME}: {exc}") from exc

@@ -133,7 +133,12 @@ class Task(ABC):
     @abstractmethod
     def load_model(self, path: str | Path) -> nn.Module:
         """Load a fine-tuned model (the project's format and, where one exists, the release's).
-        A missing or unloadable checkpoint is an error."""
+        A missing or unloadable checkpoint is an error. The config is left as it is."""
+
+    def saved_config(self, path: str | Path) -> Any:
+        """The config to evaluate the model saved at ``path`` with: a copy of ``cfg`` with the
+        settings the model was trained with (input size, clip length, …). Default: ``cfg``."""
+        return self.cfg
 
 
 def task_config_schema(task_cls: type[Task]) -> type[EngineConfig]:

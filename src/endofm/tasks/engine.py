@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
@@ -83,6 +84,17 @@ def lr_schedule(base_lr: float, min_lr: float, epochs: int, steps_per_epoch: int
     warmup = round(warmup_epochs * steps_per_epoch)
     return CosineScheduler(base_lr, min_lr, epochs * steps_per_epoch, warmup,
                            base_lr / warmup if warmup else 0.0)
+
+
+def run_evaluation(task: Task, model: nn.Module, items: Sequence, device: torch.device,
+                   out_dir: Path | None = None) -> dict[str, Any]:
+    """``task.evaluate`` with the model in eval mode (its mode restored afterwards)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return task.evaluate(model, items, device, task.cfg.train.precision, out_dir)
+    finally:
+        model.train(was_training)
 
 
 class Trainer:
@@ -210,8 +222,7 @@ class Trainer:
             is_eval_epoch = ((self.epoch + 1) % cfg.train.eval_every == 0
                              or self.epoch + 1 == cfg.train.epochs)
             if self.dist.is_main and self.val_items is not None and is_eval_epoch:
-                metrics = self.task.evaluate(self.model, self.val_items, self.device,
-                                             cfg.train.precision)
+                metrics = run_evaluation(self.task, self.model, self.val_items, self.device)
                 record |= {f"select/{k}": v for k, v in metrics.items()
                            if isinstance(v, (int, float))}
                 if self.select(metrics):
@@ -236,8 +247,8 @@ class Trainer:
             kept = self.model
         else:
             kept = self.task.load_model(self.output / "best").to(self.device)
-        metrics = self.task.evaluate(kept, self.test_items, self.device,
-                                     self.cfg.train.precision, self.output / "test")
+        metrics = run_evaluation(self.task, kept, self.test_items, self.device,
+                                 self.output / "test")
         result = {**metrics, "split": self.task.test_split,
                   "selection": self.cfg.protocol.selection,
                   "selected_epoch": (self.best_epoch + 1 if self.val_items is not None
@@ -282,11 +293,12 @@ def evaluate(task: Task, checkpoint: str | Path, root: str | Path, output: str |
              split: str | None = None) -> dict[str, Any]:
     """Evaluate a saved model on ``split`` (default: the task's test split) into ``output``."""
     dist = init_distributed(task.cfg.train.device)
+    task = type(task)(task.saved_config(checkpoint))
     model = task.load_model(checkpoint).to(dist.device)
     split = split or task.test_split
     items = task.read_items(root, split)
     output = Path(output)
-    metrics = task.evaluate(model, items, dist.device, task.cfg.train.precision, output)
+    metrics = run_evaluation(task, model, items, dist.device, output)
     result = {**metrics, "split": split, "checkpoint": str(checkpoint),
               "num_items": len(items)}
     atomic_write_json(result, output / "metrics.json")

@@ -31,12 +31,17 @@ def test_save_load_round_trip(tmp_path):
     task = tiny_task("model.min_size=64", "model.max_size=64")
     model = task.build_model().eval()
     task.save_model(model, tmp_path / "ckpt")
-    loaded = tiny_task().load_model(tmp_path / "ckpt")
+    other = tiny_task()
+    loaded = other.load_model(tmp_path / "ckpt")
+    assert other.cfg == tiny_task().cfg  # loading leaves the config alone
+    restored = other.saved_config(tmp_path / "ckpt")
+    assert restored.model.min_size == 64
+    assert restored.model.min_size != other.cfg.model.min_size
     clip = [torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))]
     with torch.no_grad():
         a, b = model(clip)[0], loaded(clip)[0]
     assert torch.equal(a["scores"], b["scores"]) and torch.equal(a["boxes"], b["boxes"])
-    with pytest.raises(FileNotFoundError, match="detection checkpoint"):
+    with pytest.raises(FileNotFoundError, match="detector checkpoint"):
         task.load_model(tmp_path / "missing")
 
 

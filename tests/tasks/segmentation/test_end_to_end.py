@@ -31,5 +31,5 @@ def test_tiny_finetune_reaches_high_dice_and_evaluates(sample_data, tmp_path):
     assert again["dice"] == pytest.approx(result["dice"], abs=1e-3)  # float order only
     names = {p.name for p in (out / "masks").iterdir()}
     assert names == set(written["per_sequence"])
-    with pytest.raises(FileNotFoundError, match="not a segmentation checkpoint"):
+    with pytest.raises(FileNotFoundError, match="not a segmenter checkpoint"):
         _task().load_model(tmp_path / "missing")

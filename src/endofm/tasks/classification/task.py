@@ -88,10 +88,7 @@ class ClassificationTask(Task):
 
     def evaluate(self, model: nn.Module, items: Sequence[VideoItem], device: torch.device,
                  precision: str, out_dir: Path | None = None) -> dict[str, Any]:
-        was_training = model.training
-        model.eval()
         probs = np.stack([self.predict(model, it, device, precision) for it in items])
-        model.train(was_training)
         labels = np.array([it.label for it in items])
         positive = self.cfg.model.positive_class
         metrics = classification_metrics(labels, probs, positive)

@@ -29,9 +29,8 @@ COLOURS = {1: "tab:red", 2: "tab:cyan"}
 @torch.no_grad()
 def predict(model: nn.Module, dataset: KumcClips, device: torch.device, precision: str = "fp32",
             batch_size: int = 4, num_workers: int = 0) -> list[FrameDetections]:
-    """One :class:`FrameDetections` per dataset item, in dataset order."""
-    was_training = model.training
-    model.eval()
+    """One :class:`FrameDetections` per dataset item, in dataset order (``model`` in eval
+    mode)."""
     frames: list[FrameDetections] = []
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                         collate_fn=collate)
@@ -43,7 +42,6 @@ def predict(model: nn.Module, dataset: KumcClips, device: torch.device, precisio
                 target["boxes"].numpy(), target["labels"].numpy(),
                 out["boxes"].float().cpu().numpy(), out["scores"].float().cpu().numpy(),
                 out["labels"].cpu().numpy(), width=clip.shape[-1], height=clip.shape[-2]))
-    model.train(was_training)
     return frames
 
 
@@ -107,8 +105,8 @@ def evaluate_clips(model: nn.Module, dataset: KumcClips, device: torch.device,
                    precision: str = "fp32", num_classes: int = 2, threshold: float = 0.5,
                    out_dir: Path | None = None, batch_size: int = 4) -> dict:
     """Metrics (:data:`endofm.tasks.detection.metrics.METRIC_KEYS` plus ``num_frames``,
-    ``num_videos``); with ``out_dir`` also ``metrics.json``, ``predictions.json`` and
-    ``sheets/<video>.png``."""
+    ``num_videos``); with ``out_dir`` also ``predictions.json`` and ``sheets/<video>.png``.
+    The caller puts the model in eval mode (the engine does)."""
     frames = predict(model, dataset, device, precision, batch_size)
     result: dict = detection_metrics(frames, num_classes, threshold)
     result |= {"num_frames": len(frames), "num_videos": len(dataset.videos)}
@@ -117,5 +115,4 @@ def evaluate_clips(model: nn.Module, dataset: KumcClips, device: torch.device,
         atomic_write_json(coco_prediction_file(dataset, frames, num_classes),
                           out_dir / "predictions.json")
         save_contact_sheets(dataset, frames, out_dir / "sheets", threshold)
-        atomic_write_json(result, out_dir / "metrics.json")
     return result

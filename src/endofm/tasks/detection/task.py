@@ -4,27 +4,25 @@ Endo-FM pyramid, frame-level + localisation + COCO metrics."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from endofm.config import from_dict, to_dict
 from endofm.data import KumcVideo, read_kumc
 from endofm.models import backbone_config, create_model
-from endofm.models.checkpoint import save_state_dir
+from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
 from endofm.tasks.base import EngineConfig, Task
 from endofm.tasks.detection.data import KumcClips, collate
 from endofm.tasks.detection.evaluation import evaluate_clips
 from endofm.tasks.detection.model import (
     ClipDetector,
     DetectionModelConfig,
-    build_backbone,
+    build_detector,
 )
 
 KIND = "detector"
@@ -70,9 +68,7 @@ class DetectionTask(Task):
         model_cfg = self.cfg.model
         if pretrained is not None:
             model_cfg = dataclasses.replace(model_cfg, pretrained=str(pretrained))
-        num_frames = self.cfg.data.num_frames
-        return ClipDetector(model_cfg, build_backbone(model_cfg, model_cfg.min_size, num_frames),
-                             num_frames)
+        return build_detector(model_cfg, self.cfg.data.num_frames)
 
     def read_items(self, root: str | Path, split: str) -> list[KumcVideo]:
         videos = read_kumc(root, split)
@@ -107,21 +103,18 @@ class DetectionTask(Task):
                 "backbone": backbone_config(model.backbone), "data": to_dict(self.cfg.data)}
         return save_state_dir(model.state_dict(), meta, out_dir)
 
+    def saved_config(self, path: str | Path) -> DetectionConfig:
+        """This config with the saved model's ``model`` and clip (``data``) settings."""
+        meta = read_state_meta(path, KIND)
+        return dataclasses.replace(
+            self.cfg, model=from_dict(DetectionModelConfig, {**meta["model"], "pretrained": None}),
+            data=from_dict(DetectionDataConfig, meta["data"]))
+
     def load_model(self, path: str | Path) -> ClipDetector:
-        """Load a directory written by :meth:`save_model`; its model and clip settings replace
-        ``model``/``data`` so evaluation matches training."""
-        path = Path(path)
-        config, weights = path / "config.json", path / "model.safetensors"
-        if not config.is_file() or not weights.is_file():
-            raise FileNotFoundError(f"{path}: not a detection checkpoint directory "
-                                    "(needs config.json and model.safetensors)")
-        meta = json.loads(config.read_text())
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{config}: kind {meta.get('kind')!r} is not a {KIND!r} checkpoint")
+        """Load a directory written by :meth:`save_model` (in eval mode)."""
+        meta, tensors = read_state_dir(path, KIND)
         model_cfg = from_dict(DetectionModelConfig, {**meta["model"], "pretrained": None})
-        data_cfg = from_dict(DetectionDataConfig, meta["data"])
         backbone = create_model(model_cfg.backbone, drop_path_rate=0.0, **meta["backbone"])
-        model = ClipDetector(model_cfg, backbone, data_cfg.num_frames)
-        model.load_state_dict(load_file(weights))
-        self.cfg.model, self.cfg.data = model_cfg, data_cfg
+        model = ClipDetector(model_cfg, backbone, meta["data"]["num_frames"])
+        model.load_state_dict(tensors)
         return model.eval()

@@ -17,7 +17,6 @@ from endofm.tasks.segmentation.data import SegmentationSequences, read_frame
 from endofm.tasks.segmentation.metrics import sequence_metrics, summarize
 from endofm.tasks.segmentation.stitching import stitch, window_indices, window_starts
 from endofm.utils.device import autocast
-from endofm.utils.io import atomic_write_json
 
 SHEET_FRAMES = 16
 SHEET_TILE = 160
@@ -86,11 +85,9 @@ def evaluate_sequences(model: nn.Module, sequences: SequenceABC, size: int, num_
 
     Returns ``{"dice", "iou", "hd95", "dice_frame", "iou_frame", "hd95_frame" (means over
     sequences), "num_sequences", "num_frames", "per_sequence": {name: metrics}}``. With
-    ``out_dir``, also writes ``masks/<sequence>/<frame>.png``, ``sheets/<sequence>.png`` and
-    ``metrics.json`` (atomically).
+    ``out_dir``, also writes ``masks/<sequence>/<frame>.png`` and ``sheets/<sequence>.png``.
+    The caller puts the model in eval mode (the engine does).
     """
-    was_training = model.training
-    model.eval()
     per_sequence: dict[str, dict[str, float]] = {}
     total_frames = 0
     for seq, (name, frames, masks) in zip(sequences, SegmentationSequences(sequences, size),
@@ -104,9 +101,6 @@ def evaluate_sequences(model: nn.Module, sequences: SequenceABC, size: int, num_
         if out_dir is not None:
             save_mask_pngs(pred, seq.frames, out_dir / "masks" / name)
             save_contact_sheet(seq.frames, pred, gt, out_dir / "sheets" / f"{name}.png")
-    model.train(was_training)
     result = {**summarize(per_sequence), "num_sequences": len(per_sequence),
               "num_frames": total_frames, "per_sequence": per_sequence}
-    if out_dir is not None:
-        atomic_write_json(result, out_dir / "metrics.json")
     return result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -11,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from endofm.config import from_dict, to_dict
 from endofm.data import CvcSequence, read_cvc
 from endofm.models import backbone_config, create_model
-from endofm.models.checkpoint import save_state_dir
+from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
 from endofm.tasks.base import EngineConfig, Task
 from endofm.tasks.segmentation.data import SegmentationWindows
 from endofm.tasks.segmentation.evaluation import evaluate_sequences
@@ -128,20 +126,18 @@ class SegmentationTask(Task):
                 "img_size": self.cfg.data.img_size, "num_frames": self.cfg.data.num_frames}
         return save_state_dir(model.state_dict(), meta, out_dir)
 
+    def saved_config(self, path: str | Path) -> SegmentationConfig:
+        """This config with the saved model's input size and window length."""
+        meta = read_state_meta(path, KIND)
+        data = dataclasses.replace(self.cfg.data, img_size=meta["img_size"],
+                                   num_frames=meta["num_frames"])
+        return dataclasses.replace(self.cfg, data=data)
+
     def load_model(self, path: str | Path) -> nn.Module:
-        """Load a directory written by ``save_model``. Its input size and window length
-        replace ``data.img_size``/``data.num_frames`` so evaluation matches training."""
-        path = Path(path)
-        config, weights = path / "config.json", path / "model.safetensors"
-        if not config.is_file() or not weights.is_file():
-            raise FileNotFoundError(f"{path}: not a segmentation checkpoint directory "
-                                    "(needs config.json and model.safetensors)")
-        meta = json.loads(config.read_text())
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{config}: kind {meta.get('kind')!r} is not a {KIND!r} checkpoint")
+        """Load a directory written by :meth:`save_model` (in eval mode)."""
+        meta, tensors = read_state_dir(path, KIND)
         model_cfg = from_dict(SegmentationModelConfig, {**meta["model"], "pretrained": None})
         backbone = create_model(model_cfg.backbone, drop_path_rate=0.0, **meta["backbone"])
         model = build_segmenter(model_cfg, backbone, meta["img_size"])
-        model.load_state_dict(load_file(weights))
-        self.cfg.data.img_size, self.cfg.data.num_frames = meta["img_size"], meta["num_frames"]
+        model.load_state_dict(tensors)
         return model.eval()
