@@ -109,3 +109,11 @@ def test_no_weight_decay_rule(decay_embeddings):
     for name in declared:  # the release (decay_embeddings) decays the tables and CLS token
         assert (id(named[name]) in decay) == decay_embeddings
     assert id(named["backbone.blocks.0.attn.qkv.weight"]) in decay
+
+
+def test_merge_skips_keeps_every_rank_once_in_order():
+    from endofm.ssl.data import merge_skips
+
+    a, b, c = ({"path": p, "reason": "bad"} for p in ("a.mp4", "b.mp4", "c.mp4"))
+    assert merge_skips([[a, b], [b, c], []]) == [a, b, c]
+    assert merge_skips([[], [c]]) == [c]  # a skip seen only on rank 1 still reaches the report

@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from endofm.config import save_run_config, to_dict
 from endofm.data import PretrainClipDataset, PretrainViews, resolve_items
+from endofm.data.pretrain_dataset import Skip
 from endofm.models import create_backbone, load_checkpoint, save_pretrained
-from endofm.ssl.data import ReportingClips, Skip, collate, epoch_order
+from endofm.ssl.data import collate, epoch_order, merge_skips
 from endofm.ssl.head import DINOHead
 from endofm.ssl.loss import STLoss
 from endofm.ssl.meta_arch import Encoder, SSLMetaArch
@@ -40,7 +41,13 @@ from endofm.train import (
     step_checkpoints,
 )
 from endofm.utils.device import autocast, make_grad_scaler
-from endofm.utils.distributed import DistInfo, barrier, init_distributed
+from endofm.utils.distributed import (
+    DistInfo,
+    all_gather_object,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+)
 from endofm.utils.io import atomic_write_json
 from endofm.utils.logging import MetricLogger
 from endofm.utils.seed import seed_everything
@@ -71,12 +78,12 @@ class PretrainTrainer:
         seed_everything(cfg.run.seed)  # identical initial weights on every process
         self.skipped: list[dict[str, str]] = []
         items = resolve_items(data, self.skipped)
-        clips = PretrainClipDataset(items, PretrainViews(cfg.views), on_error=cfg.data.on_error,
-                                    folder_fps=cfg.data.folder_fps)
-        self.skipped += clips.skipped
-        self.weights = (clips.sample_weights(dict(cfg.data.source_weights))
+        self.dataset = PretrainClipDataset(items, PretrainViews(cfg.views),
+                                           on_error=cfg.data.on_error,
+                                           folder_fps=cfg.data.folder_fps)
+        self.skipped += self.dataset.skipped
+        self.weights = (self.dataset.sample_weights(dict(cfg.data.source_weights))
                         if cfg.data.source_weights else None)
-        self.dataset = ReportingClips(clips, cfg.data.on_error)
         self.meta = SSLMetaArch(build_encoder(cfg)).to(self.device)
         seed_everything(cfg.run.seed + dist.rank)  # different augmentations per process
         self.student = self.meta.student
@@ -230,6 +237,9 @@ class PretrainTrainer:
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
+        """Every rank's skips gathered; on the main process: skipped.json, the teacher
+        backbone, the loss curves."""
+        self.skipped = merge_skips(all_gather_object(self.skipped))
         report = {"epochs": self.epoch, "steps": self.step, "num_clips": len(self.dataset),
                   "num_skipped": len(self.skipped), "skipped": self.skipped}
         if self.dist.is_main:
@@ -248,4 +258,7 @@ class PretrainTrainer:
 def pretrain(cfg: Any, data: str | Path, output: str | Path) -> dict[str, Any]:
     """Run (or resume) pre-training; returns a report (rank 0)."""
     dist = init_distributed(cfg.run.device)
-    return PretrainTrainer(cfg, data, output, dist).run()
+    try:
+        return PretrainTrainer(cfg, data, output, dist).run()
+    finally:
+        cleanup_distributed()

@@ -67,13 +67,6 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum ``t`` over all processes in place (identity for one process); returns ``t``."""
-    if is_distributed():
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
-
-
 def all_gather_object(obj: object) -> list[object]:
     """Gather a picklable object from every process (a list of one without a process group)."""
     if not is_distributed():
@@ -89,5 +82,6 @@ def barrier() -> None:
 
 
 def cleanup_distributed() -> None:
+    """Leave the process group (``destroy_process_group``) when one was joined."""
     if is_distributed():
         dist.destroy_process_group()
