@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from endofm.models.vision_transformer import resize_pos_embed, resize_time_embed
 from endofm.utils.io import atomic_write, atomic_write_json
 
 WEIGHTS_NAME = "model.safetensors"
@@ -241,26 +241,6 @@ def _load_dir(path: Path) -> LoadedCheckpoint:
         backbone, head = tensors, {}
     return LoadedCheckpoint(path, "endofm_dir", backbone, dict(meta["backbone"]), head, [],
                             {"meta": meta})
-
-
-def resize_pos_embed(pos_embed: Tensor, grid: tuple[int, int], mode: str = "nearest") -> Tensor:
-    """Resize a spatial table ``[1, 1 + g*g, D]`` to ``grid`` (CLS entry kept).
-
-    ``nearest`` (default) gives exactly what the release's dynamic positional encoding computes
-    when the original model sees an input of that grid.
-    """
-    cls_pos, patch_pos = pos_embed[:, :1], pos_embed[:, 1:]
-    g = math.isqrt(patch_pos.shape[1])
-    patch_pos = patch_pos.transpose(1, 2).reshape(1, -1, g, g).float()
-    patch_pos = F.interpolate(patch_pos, size=grid, mode=mode)
-    patch_pos = patch_pos.flatten(2).transpose(1, 2).to(pos_embed.dtype)
-    return torch.cat([cls_pos, patch_pos], dim=1)
-
-
-def resize_time_embed(time_embed: Tensor, num_frames: int, mode: str = "nearest") -> Tensor:
-    """Resize a temporal table ``[1, T, D]`` to ``num_frames`` (nearest, as the release)."""
-    resized = F.interpolate(time_embed.transpose(1, 2).float(), size=num_frames, mode=mode)
-    return resized.transpose(1, 2).to(time_embed.dtype)
 
 
 def adapt_state_dict(sd: dict[str, Tensor], model: torch.nn.Module,

@@ -12,7 +12,8 @@ from matplotlib.patches import Rectangle
 from torch import nn
 from torch.utils.data import DataLoader
 
-from endofm.tasks.detection.data import KumcClips, collate, read_rgb
+from endofm.data.images import read_image
+from endofm.tasks.detection.data import KumcClips, collate
 from endofm.tasks.detection.metrics import (
     FrameDetections,
     coco_ground_truth,
@@ -48,7 +49,7 @@ def predict(model: nn.Module, dataset: KumcClips, device: torch.device, precisio
 def _draw(ax: Axes, dataset: KumcClips, i: int, det: FrameDetections,
           threshold: float) -> None:
     frame = dataset.frame(i)
-    ax.imshow(read_rgb(frame.image))
+    ax.imshow(read_image(frame.image))
     for box in det.gt_boxes:
         ax.add_patch(Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False,
                                edgecolor="lime", linestyle="--", linewidth=1))

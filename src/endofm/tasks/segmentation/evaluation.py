@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from endofm.tasks.segmentation.data import SegmentationSequences, read_frame
+from endofm.data.images import read_image
+from endofm.tasks.segmentation.data import SegmentationSequences
 from endofm.tasks.segmentation.metrics import sequence_metrics, summarize
 from endofm.tasks.segmentation.stitching import stitch, window_indices, window_starts
 from endofm.utils.device import autocast
@@ -66,7 +67,7 @@ def save_contact_sheet(frame_paths: SequenceABC[Path], pred: np.ndarray, gt: np.
                        path: Path) -> Path:
     """A grid of up to ``SHEET_FRAMES`` evenly spaced frames with overlays, as a PNG."""
     idx = np.unique(np.linspace(0, len(frame_paths) - 1, SHEET_FRAMES).round().astype(int))
-    tiles = [_overlay(read_frame(frame_paths[i]), pred[i], gt[i]) for i in idx]
+    tiles = [_overlay(read_image(frame_paths[i]), pred[i], gt[i]) for i in idx]
     w0, h0 = tiles[0].size
     tw, th = SHEET_TILE, max(1, round(SHEET_TILE * h0 / w0))
     cols = min(len(tiles), 4)

@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from endofm.models import create_backbone
+from endofm.models.vision_transformer import resize_time_embed
 
 STEM_STRIDE = 16
 
@@ -143,7 +144,7 @@ class HybridSegmenter(nn.Module):
         x = _clips(feat, batch)
         t = x.shape[2]
         pos = F.interpolate(self.pos_embed, size=(h, w), mode="nearest")
-        time = F.interpolate(self.backbone.time_embed.transpose(1, 2), size=t, mode="nearest")
+        time = resize_time_embed(self.backbone.time_embed, t).transpose(1, 2)
         x = x + pos.unsqueeze(2) + time.view(1, d, t, 1, 1)
         x = x.permute(0, 3, 4, 2, 1).reshape(batch, h * w * t, d)
         cls = self.backbone.cls_token + self.backbone.pos_embed[:, :1]
