@@ -17,9 +17,10 @@ ALLOWED = {
     "models": {"utils"},
     "data": {"utils"},
     "train": {"utils", "models"},
-    "ssl": {"utils", "config", "models", "data", "train"},
-    "tasks": {"utils", "config", "models", "data", "train"},
-    "cli": {"utils", "config", "models", "data", "train", "ssl", "tasks"},
+    "eval": {"utils", "config", "models", "data"},
+    "ssl": {"utils", "config", "models", "data", "train", "eval"},
+    "tasks": {"utils", "config", "models", "data", "train", "eval"},
+    "cli": {"utils", "config", "models", "data", "train", "eval", "ssl", "tasks"},
 }
 
 

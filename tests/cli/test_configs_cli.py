@@ -12,16 +12,19 @@ from endofm.config import (
     recipe_path,
     resolve_config,
 )
+from endofm.eval.probe import ProbeConfig
 from endofm.ssl import PretrainConfig
 from endofm.tasks import TASKS
 from endofm.tasks.base import task_config_schema
 
-EXPECTED = {"pretrain": ["endofm_vitb", "tiny"], "classification": ["polypdiag", "tiny"],
-            "segmentation": ["cvc12k", "tiny"], "detection": ["kumc", "tiny"]}
+EXPECTED = {"pretrain": ["endofm_vitb", "tiny", "tiny_learns"],
+            "classification": ["polypdiag", "tiny"], "segmentation": ["cvc12k", "tiny"],
+            "detection": ["kumc", "tiny"], "probe": ["tiny"]}
 
 
 def schema(group):
-    return PretrainConfig if group == "pretrain" else task_config_schema(TASKS[group])
+    return {"pretrain": PretrainConfig, "probe": ProbeConfig}.get(group) or task_config_schema(
+        TASKS[group])
 
 
 def test_recipes_ship_inside_the_package():
@@ -58,7 +61,8 @@ def test_configs_command_lists_and_prints(capsys):
     assert main(["configs", "segmentation", "tiny"]) == 0
     assert capsys.readouterr().out == recipe_path("segmentation", "tiny").read_text()
     assert main(["configs", "nope"]) == 1
-    assert "groups: classification, detection, pretrain, segmentation" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "groups: classification, detection, pretrain, probe, segmentation" in err
 
 
 def test_commands_accept_a_recipe_name(tmp_path, capsys):

@@ -2,6 +2,7 @@
 two processes over gloo."""
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -93,7 +94,13 @@ def test_tiny_run_student_learns_to_match_teacher(sample_data, tmp_path):
     assert sum(kl[-4:]) / 4 < 0.5 * sum(kl[:4]) / 4, kl
     for r in rows:
         assert r["loss"] == pytest.approx(r["kl"] + r["teacher_entropy"], abs=1e-4)
+        assert r["entropy_ratio"] == pytest.approx(r["teacher_entropy"] / math.log(256))
+        assert 1.0 <= r["effective_prototypes"] <= 2 * 2  # batch 2 x 2 global views
+        assert r["embedding_std"] >= 0.0
     assert report["num_skipped"] == 0
+    assert report["final_entropy_ratio"] == pytest.approx(
+        sum(r["entropy_ratio"] for r in rows[-3:]) / 3)
+    assert (tmp_path / "loss_curves.png").is_file()
 
 
 def _worker(rank, port, data, out):

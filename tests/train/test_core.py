@@ -116,11 +116,13 @@ def test_to_device_and_finish_logs(tmp_path):
     batch = {"x": torch.ones(1), "y": [torch.zeros(1), 3]}
     moved = to_device(batch, torch.device("meta"))
     assert moved["x"].device.type == "meta" and moved["y"][1] == 3
+    drawn = []
     logger = MetricLogger(tmp_path, tensorboard=False)
-    assert finish_logs(logger, tmp_path, ["loss"], "loss.png", "t") == []
-    assert not (tmp_path / "loss.png").exists()
+    assert finish_logs(logger, tmp_path / "loss.png", lambda *a: drawn.append(a)) == []
+    assert drawn == []
     logger = MetricLogger(tmp_path, tensorboard=False)
     logger.log({"loss": 1.0}, 0)
     logger.log({"loss": 0.5}, 1)
-    rows = finish_logs(logger, tmp_path, ["loss"], "loss.png", "t")
-    assert [r["loss"] for r in rows] == [1.0, 0.5] and (tmp_path / "loss.png").is_file()
+    rows = finish_logs(logger, tmp_path / "loss.png", lambda *a: drawn.append(a))
+    assert [r["loss"] for r in rows] == [1.0, 0.5]
+    assert drawn == [(rows, tmp_path / "loss.png")]

@@ -18,6 +18,7 @@ from endofm.config import (
     save_run_config,
     to_dict,
 )
+from endofm.eval.probe import ProbeConfig
 from endofm.ssl import PretrainConfig
 from endofm.ssl.config import SSLOptimConfig
 from endofm.tasks import TASKS
@@ -26,7 +27,8 @@ from endofm.train.optim import ClipMode, OptimizerName
 
 
 def schema(group):
-    return PretrainConfig if group == "pretrain" else task_config_schema(TASKS[group])
+    return {"pretrain": PretrainConfig, "probe": ProbeConfig}.get(group) or task_config_schema(
+        TASKS[group])
 
 
 def test_load_config_returns_the_dataclass_with_enum_choices():
@@ -73,7 +75,9 @@ def leaves(tree, prefix=""):
 @pytest.mark.parametrize("group,name", [(g, n) for g in recipe_groups() for n in recipe_names(g)])
 def test_recipes_hold_only_differences_from_the_defaults(group, name):
     written = yaml.safe_load(recipe_path(group, name).read_text())
-    defaults = to_dict(schema(group)())
+    base = written.pop("defaults", None)  # a recipe may start from another one
+    defaults = to_dict(load_config(schema(group), recipe_path(group, Path(base).stem))
+                       if base else schema(group)())
     same = []
     for key, value in leaves(written):
         default = defaults

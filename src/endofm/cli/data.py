@@ -11,6 +11,7 @@ from typing import Any
 from endofm.cli import data_pretrain
 from endofm.data.inspect import FORMATS, inspect_dataset
 from endofm.data.synth import SCALES, synthesize
+from endofm.data.synth_render import STYLES
 
 MAX_ERRORS_SHOWN = 20
 
@@ -30,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--scale", choices=sorted(SCALES), default="small",
                        help="dataset size (default small)")
+    synth.add_argument("--style", choices=sorted(STYLES), default="white_light",
+                       help="visual style: colours, lighting, polyp look (default white_light)")
     synth.set_defaults(func=run_synth)
 
     inspect = data_sub.add_parser(
@@ -46,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    paths = synthesize(args.out, seed=args.seed, scale=args.scale)
+    paths = synthesize(args.out, seed=args.seed, scale=args.scale, style=args.style)
     for name, path in paths.items():
         print(f"{name:10s} {path}")
     return 0

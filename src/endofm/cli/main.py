@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "endofm.cli.configs",
     "endofm.cli.data",
     "endofm.cli.pretrain",
+    "endofm.cli.probe",
     "endofm.cli.tasks",
 )
 

@@ -27,7 +27,10 @@ from PIL import Image
 from endofm.data.synth_render import (
     ADENOMATOUS,
     CLASS_NAMES,
+    DEFAULT_STYLE,
     HYPERPLASTIC,
+    Style,
+    get_style,
     mask_box,
     random_camera,
     random_scene,
@@ -81,16 +84,17 @@ def _rng(seed: int, part: str, index: int) -> np.random.Generator:
 
 
 def _write_clip(path: Path, labels: list[int], num_frames: int, size: int, fps: float,
-                rng: np.random.Generator) -> None:
+                rng: np.random.Generator, style: Style) -> None:
     """Render and encode one video of ``num_frames`` square frames with polyps ``labels``."""
-    scene = random_scene(rng, labels, size)
+    scene = random_scene(rng, labels, size, style)
     camera = random_camera(rng, num_frames, size)
     with VideoWriter(path, fps, size, size, options=ENCODER_OPTIONS) as writer:
         for i in range(num_frames):
             writer.write(render_frame(scene, camera, i, size, size)[0])
 
 
-def synth_pretrain_videos(out: Path, seed: int, scale: SynthScale) -> Path:
+def synth_pretrain_videos(out: Path, seed: int, scale: SynthScale,
+          style: Style = DEFAULT_STYLE) -> Path:
     """``out/videos/<source>/<source>_<k>.mp4``; about half the videos show a polyp."""
     root = out / "videos"
     num_frames = int(round(scale.pretrain_seconds * scale.fps))
@@ -100,11 +104,12 @@ def synth_pretrain_videos(out: Path, seed: int, scale: SynthScale) -> Path:
             rng = _rng(seed, "videos", index)
             labels = [int(rng.choice([ADENOMATOUS, HYPERPLASTIC]))] if index % 2 else []
             _write_clip(root / source / f"{source}_{k:02d}.mp4", labels, num_frames,
-                        scale.pretrain_size, scale.fps, rng)
+                        scale.pretrain_size, scale.fps, rng, style)
     return root
 
 
-def synth_polypdiag(out: Path, seed: int, scale: SynthScale) -> Path:
+def synth_polypdiag(out: Path, seed: int, scale: SynthScale,
+          style: Style = DEFAULT_STYLE) -> Path:
     """``out/polypdiag``: balanced normal/abnormal videos and comma-separated split files."""
     root = out / "polypdiag"
     counts = {"train": scale.polypdiag_train, "val": scale.polypdiag_val}
@@ -118,7 +123,7 @@ def synth_polypdiag(out: Path, seed: int, scale: SynthScale) -> Path:
                       range(int(rng.integers(1, 3)))] if label else []
             name = f"{split}_{k:03d}.mp4"
             _write_clip(root / "videos" / name, polyps, scale.polypdiag_frames,
-                        scale.polypdiag_size, scale.fps, rng)
+                        scale.polypdiag_size, scale.fps, rng, style)
             lines.append(f"{name},{label}\n")
             index += 1
         (root / "splits").mkdir(parents=True, exist_ok=True)
@@ -126,7 +131,8 @@ def synth_polypdiag(out: Path, seed: int, scale: SynthScale) -> Path:
     return root
 
 
-def synth_cvc(out: Path, seed: int, scale: SynthScale) -> Path:
+def synth_cvc(out: Path, seed: int, scale: SynthScale,
+          style: Style = DEFAULT_STYLE) -> Path:
     """``out/cvc``: consecutive 1-based tif frames/masks; the first ``cvc_train`` sequences
     are listed in ``train.txt``, the rest in ``test.txt``."""
     root = out / "cvc"
@@ -139,7 +145,7 @@ def synth_cvc(out: Path, seed: int, scale: SynthScale) -> Path:
         rng = _rng(seed, "cvc", index)
         length = int(rng.integers(scale.cvc_frames[0], scale.cvc_frames[1] + 1))
         short = min(height, width)
-        scene = random_scene(rng, [int(rng.choice([ADENOMATOUS, HYPERPLASTIC]))], short)
+        scene = random_scene(rng, [int(rng.choice([ADENOMATOUS, HYPERPLASTIC]))], short, style)
         camera = random_camera(rng, length, short)
         for i in range(length):
             frame, masks, _ = render_frame(scene, camera, i, height, width)
@@ -172,10 +178,10 @@ def voc_xml(filename: str, height: int, width: int,
 
 
 def _synth_kumc_video(split_dir: Path, name: str, label: int, rng: np.random.Generator,
-                      scale: SynthScale) -> None:
+                      scale: SynthScale, style: Style) -> None:
     """One KUMC video with one polyp of class ``label``; the first 0–2 frames show none."""
     size, length = scale.kumc_size, scale.kumc_frames
-    scene = random_scene(rng, [label], size)
+    scene = random_scene(rng, [label], size, style)
     camera = random_camera(rng, length, size)
     negatives = int(rng.integers(0, 3))
     images, annotations = split_dir / "Image" / name, split_dir / "Annotation" / name
@@ -190,7 +196,8 @@ def _synth_kumc_video(split_dir: Path, name: str, label: int, rng: np.random.Gen
                           annotations / f"{i + 1}.xml")
 
 
-def synth_kumc(out: Path, seed: int, scale: SynthScale) -> Path:
+def synth_kumc(out: Path, seed: int, scale: SynthScale,
+          style: Style = DEFAULT_STYLE) -> Path:
     """``out/kumc/{train,val,test}2019``; video names are numbers unique across splits and
     the classes alternate (adenomatous first) within each split."""
     root = out / "kumc"
@@ -199,15 +206,18 @@ def synth_kumc(out: Path, seed: int, scale: SynthScale) -> Path:
         for k in range(count):
             label = ADENOMATOUS if k % 2 == 0 else HYPERPLASTIC
             _synth_kumc_video(root / f"{split}2019", str(index + 1), label,
-                              _rng(seed, "kumc", index), scale)
+                              _rng(seed, "kumc", index), scale, style)
             index += 1
     return root
 
 
-def synthesize(out_dir: str | Path, seed: int = 0, scale: str = "small") -> dict[str, Path]:
+def synthesize(out_dir: str | Path, seed: int = 0, scale: str = "small",
+               style: str = "white_light") -> dict[str, Path]:
     """Write the sample data under ``out_dir``; returns ``{"root", "videos", "polypdiag",
     "cvc", "kumc"}`` paths. ``scale``: ``"small"`` (the tests' data, a few seconds), ``"demo"``
-    or ``"tiny"`` (see :class:`SynthScale`)."""
+    or ``"tiny"`` (see :class:`SynthScale`); ``style``: a name in
+    :data:`endofm.data.synth_render.STYLES` (``white_light``, ``nbi``)."""
+    look = get_style(style)
     if scale not in SCALES:
         raise ValueError(f"unknown synth scale {scale!r}; choose one of {sorted(SCALES)}")
     sizes = SCALES[scale]
@@ -215,8 +225,8 @@ def synthesize(out_dir: str | Path, seed: int = 0, scale: str = "small") -> dict
     out.mkdir(parents=True, exist_ok=True)
     return {
         "root": out,
-        "videos": synth_pretrain_videos(out, seed, sizes),
-        "polypdiag": synth_polypdiag(out, seed, sizes),
-        "cvc": synth_cvc(out, seed, sizes),
-        "kumc": synth_kumc(out, seed, sizes),
+        "videos": synth_pretrain_videos(out, seed, sizes, look),
+        "polypdiag": synth_polypdiag(out, seed, sizes, look),
+        "cvc": synth_cvc(out, seed, sizes, look),
+        "kumc": synth_kumc(out, seed, sizes, look),
     }

@@ -21,6 +21,42 @@ CLASS_NAMES = {ADENOMATOUS: "adenomatous", HYPERPLASTIC: "hyperplastic"}
 
 
 @dataclass(frozen=True)
+class Style:
+    """The look of a render: mucosa, vessel and polyp colours (RGB in [0, 1]), the lighting
+    (overall ``gain``, ``gamma``, ``vignette`` strength, ``lumen_size`` of the dark hole as a
+    fraction of the frame) and how far polyps bulge out of the surface (``polyp_relief``)."""
+
+    mucosa: tuple[float, float, float] = (0.86, 0.48, 0.42)
+    vessel: tuple[float, float, float] = (0.55, 0.12, 0.15)
+    adenomatous: tuple[float, float, float] = (0.78, 0.2, 0.24)
+    hyperplastic: tuple[float, float, float] = (0.97, 0.8, 0.72)
+    gain: float = 1.0
+    gamma: float = 1.0
+    vignette: float = 0.45
+    lumen_size: float = 0.35
+    polyp_relief: float = 0.38
+
+
+# ``white_light``: the default look. ``nbi``: a narrow-band-imaging-like look (teal-brown
+# mucosa, dark brown vessels, brownish adenomas, flat pale hyperplastic polyps, a dimmer scope
+# with a stronger vignette and a larger lumen) for checking that a recipe was not tuned to the
+# default render.
+DEFAULT_STYLE = Style()
+STYLES = {
+    "white_light": DEFAULT_STYLE,
+    "nbi": Style(mucosa=(0.42, 0.58, 0.55), vessel=(0.3, 0.16, 0.08),
+                 adenomatous=(0.5, 0.3, 0.16), hyperplastic=(0.78, 0.8, 0.7), gain=0.85,
+                 gamma=1.25, vignette=0.65, lumen_size=0.5, polyp_relief=0.2),
+}
+
+
+def get_style(name: str) -> Style:
+    if name not in STYLES:
+        raise ValueError(f"unknown synth style {name!r}; choose one of {sorted(STYLES)}")
+    return STYLES[name]
+
+
+@dataclass(frozen=True)
 class Polyp:
     """A polyp in world coordinates (pixels of a frame at zoom 1, origin at the frame centre)."""
 
@@ -44,6 +80,7 @@ class Scene:
     lumen: tuple[float, float]
     polyps: tuple[Polyp, ...]
     speculars: np.ndarray
+    style: Style = Style()
 
 
 @dataclass(frozen=True)
@@ -68,15 +105,15 @@ def smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
     return (field - field.min()) / max(float(np.ptp(field)), 1e-6)
 
 
-def mucosa_texture(rng: np.random.Generator) -> np.ndarray:
+def mucosa_texture(rng: np.random.Generator, style: Style = Style()) -> np.ndarray:
     """Pinkish-red mucosa with vessels, float32 ``[S, S, 3]`` in [0, 1]."""
     base = 0.6 * smooth_noise(rng, TEXTURE_SIZE, 8) + 0.4 * smooth_noise(rng, TEXTURE_SIZE, 32)
     ridge = smooth_noise(rng, TEXTURE_SIZE, 16)
     vessels = np.clip(1.0 - np.abs(ridge - 0.5) / 0.03, 0.0, 1.0)
     tint = rng.uniform(-0.05, 0.05, size=3).astype(np.float32)
-    colour = np.array([0.86, 0.48, 0.42], dtype=np.float32) + tint
+    colour = np.array(style.mucosa, dtype=np.float32) + tint
     texture = colour * (0.75 + 0.35 * base[..., None])
-    vessel_colour = np.array([0.55, 0.12, 0.15], dtype=np.float32)
+    vessel_colour = np.array(style.vessel, dtype=np.float32)
     texture = texture * (1 - 0.7 * vessels[..., None]) + 0.7 * vessels[..., None] * vessel_colour
     return np.clip(texture, 0.0, 1.0).astype(np.float32)
 
@@ -91,13 +128,15 @@ def random_polyp(rng: np.random.Generator, label: int, frame_size: int) -> Polyp
                  lobe_phase=float(rng.uniform(0, 2 * np.pi)))
 
 
-def random_scene(rng: np.random.Generator, labels: list[int], frame_size: int) -> Scene:
+def random_scene(rng: np.random.Generator, labels: list[int], frame_size: int,
+                 style: Style = Style()) -> Scene:
     """A scene with one polyp per entry of ``labels`` (1 = adenomatous, 2 = hyperplastic)."""
     polyps = [random_polyp(rng, label, frame_size) for label in labels]
     lumen = tuple(float(v) for v in rng.uniform(-0.3, 0.3, size=2) * frame_size)
     speculars = rng.uniform(-0.6, 0.6, size=(5, 2)).astype(np.float32) * frame_size
-    return Scene(texture=mucosa_texture(rng), detail=smooth_noise(rng, TEXTURE_SIZE, 64),
-                 lumen=(lumen[0], lumen[1]), polyps=tuple(polyps), speculars=speculars)
+    return Scene(texture=mucosa_texture(rng, style), detail=smooth_noise(rng, TEXTURE_SIZE, 64),
+                 lumen=(lumen[0], lumen[1]), polyps=tuple(polyps), speculars=speculars,
+                 style=style)
 
 
 def random_camera(rng: np.random.Generator, num_frames: int, frame_size: int) -> Camera:
@@ -155,15 +194,15 @@ def polyp_geometry(polyp: Polyp, wx: np.ndarray, wy: np.ndarray
 
 
 def _polyp_colour(polyp: Polyp, rho: np.ndarray, u: np.ndarray, v: np.ndarray,
-                  detail: np.ndarray) -> np.ndarray:
+                  detail: np.ndarray, style: Style = Style()) -> np.ndarray:
     """Shaded polyp colour float32 ``[H, W, 3]``: a lit dome, red/rough or pale/smooth."""
     height = np.sqrt(np.clip(1.0 - rho * rho, 0.0, 1.0))
-    shade = 0.62 + 0.38 * height - 0.12 * (u + v)
+    shade = (1.0 - style.polyp_relief) + style.polyp_relief * height - 0.12 * (u + v)
     if polyp.label == ADENOMATOUS:
-        base = np.array([0.78, 0.2, 0.24], dtype=np.float32)
+        base = np.array(style.adenomatous, dtype=np.float32)
         surface = 0.7 + 0.5 * detail
     else:
-        base = np.array([0.97, 0.8, 0.72], dtype=np.float32)
+        base = np.array(style.hyperplastic, dtype=np.float32)
         surface = np.ones_like(rho)
     return base * (shade * surface)[..., None]
 
@@ -192,18 +231,23 @@ def render_frame(scene: Scene, camera: Camera, i: int, height: int, width: int,
         if not inside.any():
             continue
         detail = _sample(scene.detail, wx * 3, wy * 3)
-        colour = np.where(inside[..., None], _polyp_colour(polyp, rho, u, v, detail), colour)
+        colour = np.where(inside[..., None], _polyp_colour(polyp, rho, u, v, detail,
+                                                                 scene.style), colour)
         masks.append(inside)
         labels.append(polyp.label)
         on_polyp |= inside
         highlight_points.append(np.array([[polyp.x - 0.35 * polyp.radius_x,
                                            polyp.y - 0.35 * polyp.radius_y]], dtype=np.float32))
-    lumen_dist = np.hypot(wx - scene.lumen[0], wy - scene.lumen[1]) / (0.35 * min(height, width))
+    style = scene.style
+    lumen_dist = np.hypot(wx - scene.lumen[0], wy - scene.lumen[1]) / (
+        style.lumen_size * min(height, width))
     light = np.clip(lumen_dist, np.where(on_polyp, 0.6, 0.12), 1.0) ** 0.8
-    vignette = 1.0 - 0.45 * (np.hypot(px, py) / (0.5 * np.hypot(height, width))) ** 2
+    vignette = 1.0 - style.vignette * (np.hypot(px, py) / (0.5 * np.hypot(height, width))) ** 2
     colour = colour * (light * vignette)[..., None]
     spec = _speculars(np.concatenate(highlight_points), wx, wy)[..., None]
     colour = colour * (1 - spec) + spec
+    if style.gain != 1.0 or style.gamma != 1.0:
+        colour = style.gain * np.clip(colour, 0.0, 1.0) ** style.gamma
     return (np.clip(colour, 0.0, 1.0) * 255 + 0.5).astype(np.uint8), masks, labels
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from endofm.data.views import PretrainViewsConfig
+from endofm.ssl.diagnostics import CollapseConfig
 from endofm.train.optim import ClipMode
 from endofm.utils.device import Precision
 
@@ -110,3 +111,4 @@ class PretrainConfig:
     data: SSLDataConfig = field(default_factory=SSLDataConfig)
     run: RunConfig = field(default_factory=RunConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    collapse: CollapseConfig = field(default_factory=CollapseConfig)

@@ -25,6 +25,7 @@ from endofm.data import PretrainClipDataset, PretrainViews, resolve_items
 from endofm.data.pretrain_dataset import Skip
 from endofm.models import create_backbone, load_checkpoint, save_pretrained
 from endofm.ssl.data import collate, epoch_order, merge_skips
+from endofm.ssl.diagnostics import CollapseMonitor, plot_pretrain_curves
 from endofm.ssl.head import DINOHead
 from endofm.ssl.loss import STLoss
 from endofm.ssl.meta_arch import Encoder, SSLMetaArch
@@ -103,6 +104,7 @@ class PretrainTrainer:
         self._build_schedules()
         self.epoch, self.iteration, self.step = 0, 0, 0
         self.logger = MetricLogger(self.output)
+        self.collapse = CollapseMonitor(self.meta.teacher.backbone, cfg.head.out_dim, cfg.collapse)
 
     def _build_schedules(self) -> None:
         o, n = self.cfg.optim, self.iters_per_epoch
@@ -162,8 +164,9 @@ class PretrainTrainer:
         cfg, it = self.cfg, self.step
         self.stepper.set_schedules(self.lr[it], self.wd[it])
         views = [v.to(self.device, non_blocking=True) for v in views]
-        with autocast(self.device, cfg.run.precision):
+        with autocast(self.device, cfg.run.precision), self.collapse.watch():
             student, teacher = self.meta(views, self.ddp_student)
+        self.collapse.observe(teacher, self.criterion.center)
         terms = self.criterion(student, teacher, self.teacher_temp[it])
         if not torch.isfinite(terms["loss"]):
             raise RuntimeError(f"non-finite loss at step {self.step}: {terms['loss'].item()}")
@@ -174,8 +177,8 @@ class PretrainTrainer:
                 p.grad = None
         self.stepper.apply()
         self.meta.update_teacher(self.momentum[it])
-        return {k: v.item() for k, v in terms.items()} | {"lr": self.lr[it],
-                                                          "teacher_momentum": self.momentum[it]}
+        return {k: v.item() for k, v in terms.items()} | {
+            "lr": self.lr[it], "teacher_momentum": self.momentum[it]} | self.collapse.stats(terms)
 
     def train_epoch(self) -> None:
         cfg = self.cfg
@@ -195,11 +198,16 @@ class PretrainTrainer:
                                 clips_s=f"{rate:.2f}")
                 if self.step % cfg.run.log_every == 0:
                     self.logger.log(logs | {"epoch": self.epoch, "clips_per_s": rate}, self.step)
+                    self.warn(self.collapse.check(logs, self.step))
             self.iteration += 1
             self.step += 1
             if cfg.run.save_every_steps and self.step % cfg.run.save_every_steps == 0:
                 self.save()
         self.epoch, self.iteration = self.epoch + 1, 0
+
+    def warn(self, message: str | None) -> None:
+        if message and self.dist.is_main:
+            tqdm.write(f"WARNING: {message}")
 
     def record_skips(self, skips: list[Skip]) -> None:
         for s in skips:
@@ -245,11 +253,14 @@ class PretrainTrainer:
         if self.dist.is_main:
             atomic_write_json(self.skipped, self.output / "skipped.json")
             save_pretrained(self.meta.teacher.backbone, self.output / "backbone")
-            rows = finish_logs(self.logger, self.output,
-                               ["loss", "l_cv", "l_dm", "kl", "teacher_entropy"],
-                               "loss_curves.png", "pre-training")
+            rows = finish_logs(self.logger, self.output / "loss_curves.png",
+                               plot_pretrain_curves)
             if rows:
-                report["final_loss"] = float(np.mean([r["loss"] for r in rows[-3:]]))
+                steps = [r for r in rows if "loss" in r][-3:]
+                report["final_loss"] = float(np.mean([r["loss"] for r in steps]))
+                report["final_entropy_ratio"] = float(np.mean([r["entropy_ratio"]
+                                                               for r in steps]))
+            report["collapse_warning"] = self.collapse.warned
             for s in self.skipped:
                 print(f"skipped {s['path']}: {s['reason']}")
         return report

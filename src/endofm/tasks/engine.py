@@ -39,7 +39,7 @@ from endofm.train import (
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
 from endofm.utils.io import atomic_write_json
-from endofm.utils.logging import MetricLogger
+from endofm.utils.logging import MetricLogger, plot_curves
 from endofm.utils.seed import seed_everything
 
 LAST = "last.pth"
@@ -258,7 +258,9 @@ class Trainer:
                   "num_selection_items": len(self.val_items or []),
                   "num_test_items": len(self.test_items)}
         atomic_write_json(result, self.output / "metrics.json")
-        finish_logs(self.logger, self.output, ["train/loss"], "loss.png", self.task.name)
+        finish_logs(self.logger, self.output / "loss.png",
+                    lambda rows, path: plot_curves(rows, ["train/loss"], path,
+                                                   title=self.task.name))
         barrier()
         return result
 

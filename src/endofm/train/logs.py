@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-from endofm.utils.logging import MetricLogger, plot_curves, read_jsonl
+from endofm.utils.logging import MetricLogger, read_jsonl
 
 
-def finish_logs(logger: MetricLogger, output: Path, keys: Sequence[str], plot_name: str,
-                title: str) -> list[dict]:
-    """Close ``logger``, plot ``keys`` of ``output/metrics.jsonl`` into ``output/plot_name``
-    (when there are rows) and return the rows."""
+def finish_logs(logger: MetricLogger, plot_path: Path,
+                plot: Callable[[list[dict], Path], object]) -> list[dict]:
+    """Close ``logger``; when its ``metrics.jsonl`` has rows, draw them with
+    ``plot(rows, plot_path)``. Returns the rows."""
     logger.close()
-    path = Path(output) / "metrics.jsonl"
-    rows = read_jsonl(path) if path.exists() else []
+    rows = read_jsonl(logger.path) if logger.path.exists() else []
     if rows:
-        plot_curves(rows, keys, Path(output) / plot_name, title=title)
+        plot(rows, Path(plot_path))
     return rows

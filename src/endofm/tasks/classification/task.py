@@ -17,10 +17,10 @@ from torch.utils.data import Dataset
 
 from endofm.data import VideoItem, read_polypdiag
 from endofm.data.clips import test_views
+from endofm.eval.metrics import classification_metrics, plot_confusion_and_roc
 from endofm.models import VideoClassifier, create_backbone, load_classifier
 from endofm.tasks.base import EngineConfig, Task
 from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips
-from endofm.tasks.classification.metrics import classification_metrics, plot_confusion_and_roc
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write
 

@@ -16,9 +16,11 @@ from endofm.data.images import read_image
 from endofm.tasks.detection.data import KumcClips, collate
 from endofm.tasks.detection.metrics import (
     FrameDetections,
+    choose_threshold,
     coco_ground_truth,
     coco_predictions,
     detection_metrics,
+    threshold_metrics,
 )
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write, atomic_write_json
@@ -104,16 +106,31 @@ def coco_prediction_file(dataset: KumcClips, frames: list[FrameDetections],
 
 def evaluate_clips(model: nn.Module, dataset: KumcClips, device: torch.device,
                    precision: str = "fp32", num_classes: int = 2, threshold: float = 0.5,
-                   out_dir: Path | None = None, batch_size: int = 4) -> dict:
+                   out_dir: Path | None = None, batch_size: int = 4,
+                   choose: bool = False) -> dict:
     """Metrics (:data:`endofm.tasks.detection.metrics.METRIC_KEYS` plus ``num_frames``,
     ``num_videos``); with ``out_dir`` also ``predictions.json`` and ``sheets/<video>.png``.
-    The caller puts the model in eval mode (the engine does)."""
+    The caller puts the model in eval mode (the engine does).
+
+    The thresholded metrics are taken at the model's ``operating_threshold`` when it has one,
+    else at ``threshold`` (``score_threshold`` says which); ``at_release_threshold`` repeats
+    them at ``threshold`` (the release's 0.5). ``choose=True`` (validation) first sets the
+    model's ``operating_threshold`` to the score threshold that maximises ``f1_center`` on
+    these clips.
+    """
     frames = predict(model, dataset, device, precision, batch_size)
-    result: dict = detection_metrics(frames, num_classes, threshold)
-    result |= {"num_frames": len(frames), "num_videos": len(dataset.videos)}
+    if choose:
+        model.operating_threshold = choose_threshold(frames, threshold)[0]
+    operating = getattr(model, "operating_threshold", None)
+    used = threshold if operating is None else float(operating)
+    result: dict = detection_metrics(frames, num_classes, used)
+    result |= {"score_threshold": used, "num_frames": len(frames),
+               "num_videos": len(dataset.videos),
+               "at_release_threshold": {"score_threshold": threshold}
+               | threshold_metrics(frames, threshold)}
     if out_dir is not None:
         out_dir = Path(out_dir)
         atomic_write_json(coco_prediction_file(dataset, frames, num_classes),
                           out_dir / "predictions.json")
-        save_contact_sheets(dataset, frames, out_dir / "sheets", threshold)
+        save_contact_sheets(dataset, frames, out_dir / "sheets", used)
     return result

@@ -196,3 +196,23 @@ def detection_metrics(frames: Sequence[FrameDetections], num_classes: int = 2,
     metrics |= iou_metrics(frames, threshold)
     metrics |= coco_ap(frames, num_classes)
     return {k: metrics[k] for k in METRIC_KEYS}
+
+
+def threshold_metrics(frames: Sequence[FrameDetections], threshold: float) -> dict[str, float]:
+    """The thresholded metrics (frame level, centre and IoU matching) at ``threshold``."""
+    return (frame_level_metrics(frames, threshold) | center_metrics(frames, threshold)
+            | iou_metrics(frames, threshold))
+
+
+def choose_threshold(frames: Sequence[FrameDetections], default: float = 0.5
+                     ) -> tuple[float, float]:
+    """(score threshold, its ``f1_center``): the threshold that maximises ``f1_center`` over
+    ``frames``. Candidates are every predicted score (a threshold between two scores gives the
+    same kept set as the higher one) and ``default``; ties go to the candidate nearest
+    ``default``."""
+    scores = np.concatenate([f.scores for f in frames]) if frames else np.zeros(0)
+    candidates = np.unique(np.append(scores, default))
+    f1 = np.array([center_metrics(frames, float(t))["f1_center"] for t in candidates])
+    best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+    pick = best[np.argmin(np.abs(candidates[best] - default))]
+    return float(candidates[pick]), float(f1[pick])

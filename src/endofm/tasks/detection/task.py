@@ -39,9 +39,16 @@ class DetectionDataConfig:
 
 @dataclass
 class DetectionEvalConfig:
-    """Score threshold of the frame-level and localisation F1s; evaluation batch size."""
+    """Score threshold of the frame-level and localisation F1s; evaluation batch size.
+
+    With ``choose_threshold`` every selection evaluation (the validation carve-out) picks the
+    operating threshold that maximises ``f1_center`` and the saved model keeps it
+    (``config.json``: ``operating_threshold``); later evaluations report their metrics at it and,
+    under ``at_release_threshold``, at ``score_threshold`` (the release's 0.5).
+    """
 
     score_threshold: float = 0.5
+    choose_threshold: bool = True
     batch_size: int = 4
 
 
@@ -90,17 +97,22 @@ class DetectionTask(Task):
 
     def evaluate(self, model: nn.Module, items: Sequence, device: torch.device,
                  precision: str = "fp32", out_dir: Path | None = None) -> dict[str, Any]:
-        data = self.cfg.data
+        """Metrics on ``items``; a selection evaluation (no ``out_dir``) also chooses the
+        model's operating threshold (see :class:`DetectionEvalConfig`)."""
+        data, ev = self.cfg.data, self.cfg.eval
         dataset = KumcClips(list(items), data.num_frames, data.frame_stride)
-        return evaluate_clips(model, dataset, device, precision, self.cfg.model.num_classes,
-                              self.cfg.eval.score_threshold, out_dir, self.cfg.eval.batch_size)
+        choose = out_dir is None and ev.choose_threshold
+        return evaluate_clips(getattr(model, "module", model), dataset, device, precision,
+                              self.cfg.model.num_classes, ev.score_threshold, out_dir,
+                              ev.batch_size, choose)
 
     def save_model(self, model: nn.Module, out_dir: Path) -> Path:
         """``model.safetensors`` + ``config.json`` (model settings, backbone architecture,
         clip length and stride)."""
         model = getattr(model, "module", model)
         meta = {"kind": KIND, "format": "endofm", "model": to_dict(self.cfg.model),
-                "backbone": backbone_config(model.backbone), "data": to_dict(self.cfg.data)}
+                "backbone": backbone_config(model.backbone), "data": to_dict(self.cfg.data),
+                "operating_threshold": getattr(model, "operating_threshold", None)}
         return save_state_dir(model.state_dict(), meta, out_dir)
 
     def saved_config(self, path: str | Path) -> DetectionConfig:
@@ -117,4 +129,5 @@ class DetectionTask(Task):
         backbone = create_model(model_cfg.backbone, drop_path_rate=0.0, **meta["backbone"])
         model = ClipDetector(model_cfg, backbone, meta["data"]["num_frames"])
         model.load_state_dict(tensors)
+        model.operating_threshold = meta.get("operating_threshold")
         return model.eval()

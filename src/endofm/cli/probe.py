@@ -1,0 +1,44 @@
+"""``endofm probe``: frozen-feature k-NN / linear probes of a backbone checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from endofm.config import load_config, resolve_config
+from endofm.eval.probe import FORMATS, METHODS, ProbeConfig, run_probe
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "probe", help="k-NN / linear probe of a frozen backbone",
+        description="Evaluate a frozen backbone: clip features of the training split feed a "
+                    "cosine k-NN (temperature-weighted votes, one result per k) and a logistic "
+                    "regression (C chosen by cross-validation on the training split); the "
+                    "held-out split is scored with fine-tuning's metrics. Features are cached.")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="backbone checkpoint (any layout endofm.create_model reads); "
+                        "omitted: a randomly initialised backbone (model.init_seed)")
+    p.add_argument("--data", type=Path, required=True, help="dataset root")
+    p.add_argument("--format", default="polypdiag", choices=sorted(FORMATS))
+    p.add_argument("--method", default="all", choices=METHODS)
+    p.add_argument("--output", type=Path, required=True, help="folder for metrics.json")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="feature cache folder (default OUTPUT/features)")
+    p.add_argument("--config", help="a recipe name (tiny; see `endofm configs`) or a YAML file")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="e.g. probe.k=[5,10] data.test_clips=3")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(ProbeConfig, resolve_config("probe", args.config), args.overrides)
+    if args.checkpoint is not None and not args.checkpoint.exists():
+        raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")
+    result = run_probe(cfg, args.checkpoint, args.data, args.output, args.format, args.method,
+                       args.cache)
+    for name, m in result["probes"].items():
+        auroc = "n/a" if m["auroc"] is None else f"{m['auroc']:.4f}"
+        print(f"{name}: accuracy {m['accuracy']:.4f}, f1 {m['f1']:.4f}, auroc {auroc}")
+    print(f"wrote {args.output / 'metrics.json'}")
+    return 0

@@ -1,0 +1,147 @@
+"""``endofm probe``: k-NN and linear probes of a frozen backbone on a labelled video dataset.
+
+Features of the training split are the probe's training set (the k-NN memory bank, the
+logistic regression's data and its cross-validation folds); the held-out split is predicted
+once. ``metrics.json`` has the keys fine-tuning writes (``f1``, ``precision``, ``recall``,
+``accuracy``, ``auroc``, ``confusion_matrix``) for the first probe asked for, and every probe's
+metrics under ``probes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from endofm.config import to_dict
+from endofm.data import VideoItem, read_polypdiag
+from endofm.data.clips import VideoClipsConfig
+from endofm.eval.features import cache_key, cached, embed_videos, file_identity
+from endofm.eval.knn import knn_classify
+from endofm.eval.linear import DEFAULT_CS, linear_probe
+from endofm.eval.metrics import classification_metrics
+from endofm.models import create_backbone
+from endofm.utils.device import resolve_device
+from endofm.utils.io import atomic_write_json
+from endofm.utils.seed import seed_everything
+
+FORMATS = {"polypdiag": (read_polypdiag, "train", "val")}
+METHODS = ("knn", "linear", "all")
+
+
+@dataclass
+class ProbeModelConfig:
+    """The backbone: architecture settings the checkpoint does not determine, and the seed of
+    a randomly initialised one (no checkpoint)."""
+
+    name: str = "endofm_vit_base_patch16"
+    img_size: int = 224
+    num_frames: int = 8
+    embed_dim: int | None = None
+    depth: int | None = None
+    num_heads: int | None = None
+    init_seed: int = 0
+
+
+@dataclass
+class ProbeSettings:
+    k: list[int] = field(default_factory=lambda: [10, 20])
+    temperature: float = 0.07  # k-NN vote weight exp(similarity / temperature)
+    Cs: list[float] = field(default_factory=lambda: list(DEFAULT_CS))
+    folds: int = 5
+    seed: int = 0
+    positive_class: int = 1
+
+
+@dataclass
+class ProbeConfig:
+    model: ProbeModelConfig = field(default_factory=ProbeModelConfig)
+    data: VideoClipsConfig = field(default_factory=VideoClipsConfig)
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
+    device: str = "auto"
+    precision: str = "fp32"
+
+
+def build_backbone(cfg: Any, checkpoint: str | Path | None) -> torch.nn.Module:
+    """The frozen backbone: ``checkpoint``'s weights, or a seeded random initialisation."""
+    m = cfg.model
+    seed_everything(m.init_seed)
+    return create_backbone(m.name, checkpoint, m.img_size, m.num_frames, 0.0,
+                           embed_dim=m.embed_dim, depth=m.depth, num_heads=m.num_heads)
+
+
+def split_features(cfg: Any, backbone: torch.nn.Module, weights_id: Any,
+                   items: list[VideoItem], cache_dir: str | Path | None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(features ``[N, D]``, labels ``[N]``) of ``items``, from the cache when possible."""
+    settings = {"model": to_dict(cfg.model), "data": to_dict(cfg.data),
+                "precision": cfg.precision}
+    device = resolve_device(cfg.device)
+
+    def compute() -> np.ndarray:
+        return embed_videos(backbone.to(device), items, cfg.data, device, cfg.precision)
+
+    feats, _ = cached(cache_dir, cache_key(weights_id, settings, items), compute)
+    return feats, np.array([it.label for it in items], dtype=np.int64)
+
+
+def probe_scores(train: np.ndarray, y_train: np.ndarray, test: np.ndarray,
+                 settings: Any, method: str = "all") -> dict[str, tuple[np.ndarray, dict]]:
+    """``{probe name: (class probabilities [Q, C], details)}`` for ``knn_k<k>`` and/or
+    ``linear``, in the order asked for."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    num_classes = max(int(y_train.max()) + 1, 2)
+    out: dict[str, tuple[np.ndarray, dict]] = {}
+    if method in ("knn", "all"):
+        for k in settings.k:
+            probs = knn_classify(train, y_train, test, k, settings.temperature, num_classes)
+            out[f"knn_k{k}"] = probs, {"k": int(k), "temperature": settings.temperature}
+    if method in ("linear", "all"):
+        fitted = linear_probe(train, y_train, tuple(settings.Cs), settings.folds, settings.seed)
+        probs = fitted.predict_proba(test)
+        if probs.shape[1] < num_classes:
+            probs = np.pad(probs, ((0, 0), (0, num_classes - probs.shape[1])))
+        out["linear"] = probs, {"C": fitted.C, "cv_accuracy": fitted.cv_score}
+    return out
+
+
+def evaluate_probes(train: np.ndarray, y_train: np.ndarray, test: np.ndarray,
+                    y_test: np.ndarray, settings: Any, method: str = "all") -> dict[str, Any]:
+    """Fine-tuning's classification metrics for each probe: ``{name: metrics | details}``."""
+    return {name: classification_metrics(y_test, probs, settings.positive_class) | details
+            for name, (probs, details) in probe_scores(train, y_train, test, settings,
+                                                       method).items()}
+
+
+def run_probe(cfg: Any, checkpoint: str | Path | None, data: str | Path, output: str | Path,
+              fmt: str = "polypdiag", method: str = "all",
+              cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """Probe ``checkpoint`` (``None``: random init) on ``data``; writes ``output/metrics.json``
+    and returns its content. Features are cached under ``cache_dir`` (default
+    ``output/features``)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
+    read, train_split, test_split = FORMATS[fmt]
+    output = Path(output)
+    cache_dir = output / "features" if cache_dir is None else cache_dir
+    train_items, test_items = read(data, train_split), read(data, test_split)
+    if not train_items or not test_items:
+        raise ValueError(f"{data}: the {train_split} and {test_split} splits must both have "
+                         f"videos ({len(train_items)} and {len(test_items)} found)")
+    backbone = build_backbone(cfg, checkpoint)
+    weights_id = (file_identity(checkpoint) if checkpoint is not None
+                  else f"random-init-{cfg.model.init_seed}")
+    train, y_train = split_features(cfg, backbone, weights_id, train_items, cache_dir)
+    test, y_test = split_features(cfg, backbone, weights_id, test_items, cache_dir)
+    probes = evaluate_probes(train, y_train, test, y_test, cfg.probe, method)
+    first = next(iter(probes))
+    result = {**probes[first], "probe": first, "split": test_split,
+              "checkpoint": None if checkpoint is None else str(checkpoint),
+              "num_train_items": len(train_items), "num_test_items": len(test_items),
+              "probes": probes}
+    atomic_write_json(result, output / "metrics.json")
+    return result

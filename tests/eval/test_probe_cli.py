@@ -1,0 +1,39 @@
+"""``endofm probe`` on the sample data: metrics.json keys, cached features reused."""
+
+import json
+
+import numpy as np
+import pytest
+
+import endofm.eval.probe as probe_module
+from endofm.cli.main import main
+from endofm.eval.metrics import classification_metrics
+
+TINY = "tiny"  # the packaged recipe, by name
+
+
+def test_probe_writes_finetuning_keys_and_reuses_cached_features(sample_data, tmp_path,
+                                                                  monkeypatch):
+    args = ["probe", "--config", TINY, "--data", str(sample_data["polypdiag"]),
+            "--output", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
+            "data.test_clips=1", "probe.k=[1,3]", "device=cpu"]
+    assert main(args) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    finetune_keys = set(classification_metrics(np.array([0, 1]), np.eye(2)))
+    assert finetune_keys <= set(metrics)
+    assert list(metrics["probes"]) == ["knn_k1", "knn_k3", "linear"]
+    assert metrics["probe"] == "knn_k1" and metrics["num_test_items"] == 8
+    assert metrics["accuracy"] == metrics["probes"]["knn_k1"]["accuracy"]
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2  # train and val
+
+    def no_extraction(*_args, **_kwargs):
+        raise AssertionError("features should come from the cache")
+
+    monkeypatch.setattr(probe_module, "embed_videos", no_extraction)
+    assert main([*args, "--method", "linear"]) == 0
+    again = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert again["probe"] == "linear"
+    assert again["probes"]["linear"] == metrics["probes"]["linear"]
+    # another backbone seed is another cache entry: extraction is needed again
+    with pytest.raises(AssertionError, match="from the cache"):
+        main([*args, "model.init_seed=1", "--method", "knn"])
