@@ -9,6 +9,11 @@ multiply-add; 392 GFLOP for one 8x224x224 clip). Peak memory is the allocator's 
 mark on CUDA; on Linux/glibc CPUs the resident-set high-water mark above the pre-forward level
 of one extra forward, run with large blocks forced onto mmap (``n/a`` elsewhere). Timings are
 medians over ``--repeats`` forwards after ``--warmup``; on a shared machine check the load.
+
+The last table divides each SDPA forward's time by the time of the same linear-layer GEMMs
+alone (every ``nn.Linear`` call of that forward, with its input shape, weights and precision,
+replayed as bare ``F.linear`` calls in the same run): the bound a forward made only of its
+GEMMs would reach. ``--compile`` adds ``torch.compile``d forwards to that table.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import endofm
@@ -137,6 +144,41 @@ def measure(model: torch.nn.Module, x: torch.Tensor, precision: str, warmup: int
     return timed(forward, device, warmup, repeats), peak_memory_mib(forward, device)
 
 
+def linear_calls(model: nn.Module, x: torch.Tensor, precision: str
+                 ) -> list[tuple[torch.Size, nn.Linear]]:
+    """``(input shape, layer)`` of every ``nn.Linear`` call in one forward of ``model``."""
+    calls: list[tuple[torch.Size, nn.Linear]] = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append((inp[0].shape, mod)))
+             for m in model.modules() if isinstance(m, nn.Linear)]
+    try:
+        with torch.inference_mode(), autocast(x.device, precision):
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return calls
+
+
+def gemm_seconds(model: nn.Module, x: torch.Tensor, precision: str, warmup: int,
+                 repeats: int) -> float:
+    """Median seconds of the forward's linear GEMMs alone (same shapes, weights, dtype)."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    inputs: dict[torch.Size, torch.Tensor] = {}
+    calls = []
+    for shape, layer in linear_calls(model, x, precision):
+        if shape not in inputs:
+            inputs[shape] = torch.randn(shape, device=x.device, dtype=dtype)
+        bias = None if layer.bias is None else layer.bias.detach().to(dtype)
+        calls.append((inputs[shape], layer.weight.detach().to(dtype), bias))
+
+    def gemms() -> None:
+        with torch.inference_mode():
+            for a, w, b in calls:
+                F.linear(a, w, b)
+
+    return timed(gemms, x.device, warmup, repeats)
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -148,7 +190,24 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--gemm-size", type=int, default=4096)
     p.add_argument("--quick", action="store_true",
                    help="one timed forward per setting, a 2048 GEMM")
+    p.add_argument("--compile", action="store_true",
+                   help="also time torch.compile'd forwards against their GEMMs")
     return p.parse_args()
+
+
+def gemm_ratio_rows(model: nn.Module, x: torch.Tensor, precision: str, seconds: float,
+                    args: argparse.Namespace) -> list[str]:
+    """Rows of forward time / linear-GEMM time for the eager (and compiled) forward."""
+    gemm = gemm_seconds(model, x, precision, args.warmup, args.repeats)
+    clip = f"{x.shape[2]:>3}x{x.shape[3]}x{x.shape[4]}"
+    rows = [f"{clip} {precision:>5} {'eager':>9} {seconds * 1e3:>9.0f} {gemm * 1e3:>9.0f} "
+            f"{seconds / gemm:>6.2f}"]
+    if args.compile:
+        compiled = torch.compile(model, dynamic=False)
+        c_seconds, _ = measure(compiled, x, precision, args.warmup + 1, args.repeats)
+        rows.append(f"{clip} {precision:>5} {'compiled':>9} {c_seconds * 1e3:>9.0f} "
+                    f"{gemm * 1e3:>9.0f} {c_seconds / gemm:>6.2f}")
+    return rows
 
 
 def main() -> None:
@@ -168,6 +227,7 @@ def main() -> None:
               f"{'%GEMM':>6} {'peak MiB':>9}")
     print(header + "\n" + "-" * len(header))
     flops_per_clip: dict[int, int] = {}
+    ratios: list[str] = []
     for frames in args.frames:
         flops_per_clip[frames] = forward_flops(frames, args.img_size)
         flops = args.batch * flops_per_clip[frames]
@@ -181,6 +241,11 @@ def main() -> None:
                       f"{'explicit' if explicit else 'sdpa':>9} {seconds * 1e3:>9.0f} "
                       f"{rate:>8.0f} {100 * rate / peaks[precision]:>5.0f}% "
                       f"{'n/a' if peak is None else f'{peak:.0f}':>9}")
+                if not explicit:
+                    ratios += gemm_ratio_rows(model, x, precision, seconds, args)
+    print(f"\n{'clip':>10} {'prec':>5} {'forward':>9} {'ms':>9} {'GEMMs ms':>9} "
+          f"{'ratio':>6}\n" + "-" * 53)
+    print("\n".join(ratios))
     print("GFLOP per forward: " + ", ".join(f"{t}x{args.img_size} {f / 1e9:.1f}"
                                              for t, f in flops_per_clip.items()))
     print(f"load average at the end: {_load()}")

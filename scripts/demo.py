@@ -4,7 +4,10 @@
 2. inspect the PolypDiag folder;
 3. pre-train a tiny Endo-FM on the raw videos (the packaged `tiny` recipe);
 4. fine-tune PolypDiag classification from that backbone (the `tiny` recipe);
-5. evaluate the fine-tuned classifier.
+5. evaluate the fine-tuned classifier;
+6. extract window embeddings of the raw videos with the pre-trained backbone;
+7. predict with the fine-tuned classifier over whole PolypDiag videos: timelines, key frames,
+   one report.html per video and an index.html.
 
 Everything is written under demo_output/ (delete it to start over; a re-run resumes).
 Pass ``--all`` to also fine-tune segmentation and detection.
@@ -45,12 +48,27 @@ def main() -> None:
             endofm("finetune", task, "--config", "tiny", "--data",
                    str(DATA / folder), "--output", str(OUT / task), "--pretrained", backbone)
             tasks.append(task)
+    endofm("extract", "--checkpoint", backbone, str(DATA / "videos"), "--output",
+           str(OUT / "features"), "--quiet")
+    endofm("predict", "classification", "--checkpoint", str(OUT / "classification" / "best"),
+           str(DATA / "polypdiag" / "videos"), "--output", str(OUT / "predict_classification"),
+           "--quiet")
+    if "--all" in sys.argv[1:]:
+        for task in ("segmentation", "detection"):
+            endofm("predict", task, "--checkpoint", str(OUT / task / "best"),
+                   str(DATA / "videos"), "--output", str(OUT / f"predict_{task}"), "--quiet",
+                   "--frame-step", "5")
     print("\nresults:")
     for task in tasks:
         metrics = json.loads((OUT / task / "metrics.json").read_text())
         shown = {k: round(v, 3) for k, v in metrics.items()
                  if isinstance(v, float) and not k.startswith(("selection", "num_"))}
         print(f"  {task}: {shown}  ({OUT / task / 'metrics.json'})")
+    print(f"\nfeatures: {OUT / 'features'} (index.csv, run.json, one .npy per video)")
+    for task in tasks:
+        index = OUT / f"predict_{task}" / "index.html"
+        if index.is_file():
+            print(f"reports ({task}): {index.resolve()}  (one report.html per video)")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ ALLOWED = {
     "eval": {"utils", "config", "models", "data"},
     "ssl": {"utils", "config", "models", "data", "train", "eval"},
     "tasks": {"utils", "config", "models", "data", "train", "eval"},
-    "cli": {"utils", "config", "models", "data", "train", "eval", "ssl", "tasks"},
+    "inference": {"utils", "config", "models", "data", "tasks"},
+    "cli": {"utils", "config", "models", "data", "train", "eval", "ssl", "tasks", "inference"},
 }
 
 

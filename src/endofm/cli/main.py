@@ -19,6 +19,9 @@ COMMAND_MODULES = (
     "endofm.cli.pretrain",
     "endofm.cli.probe",
     "endofm.cli.tasks",
+    "endofm.cli.extract",
+    "endofm.cli.predict",
+    "endofm.cli.attention",
 )
 
 

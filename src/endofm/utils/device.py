@@ -49,3 +49,26 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
 def make_grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     """A gradient scaler that is enabled only for fp16 (bf16 and fp32 need none)."""
     return torch.amp.GradScaler(device.type, enabled=check_precision(precision) == "fp16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16; read from
+    ``/proc/cpuinfo``, so False where that file does not exist)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"``: bf16 where ``device`` has native bf16 (a CUDA device that supports it, or a
+    CPU with AVX512-BF16/AMX), fp32 elsewhere. Any other value is checked and returned."""
+    if precision != "auto":
+        return check_precision(precision)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"

@@ -1,0 +1,46 @@
+"""``endofm attention``: last-block CLS → patch attention maps over whole videos."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from endofm.cli.inference_args import add_runtime_args, add_window_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "attention", help="what the model looks at: attention maps over whole videos",
+        description="Last-block CLS → patch spatial attention per frame (mean over heads and "
+                    "per head, renormalised over the patches), up-sampled and overlaid on the "
+                    "frames: DIR/<video>/sheets/window_<k>.png, attention.mp4 and "
+                    "attention.npy [windows, T, heads, h, w].")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                   help="video files, folders (recursive), frame folders or manifests")
+    p.add_argument("--checkpoint", required=True, type=Path,
+                   help="backbone checkpoint or fine-tuned task directory")
+    p.add_argument("--output", required=True, type=Path)
+    add_window_args(p)
+    p.add_argument("--size", type=int, default=None,
+                   help="short side, then a centre crop (default: the checkpoint's image size)")
+    p.add_argument("--no-crop", dest="crop", action="store_false",
+                   help="keep the whole frame (cropped to multiples of the patch size)")
+    add_runtime_args(p, batch_size=2)
+    p.set_defaults(func=run_attention_command)
+
+
+def run_attention_command(args: argparse.Namespace) -> int:
+    from endofm.inference.attention import run_attention
+    from endofm.inference.encoder import VideoEncoder
+
+    encoder = VideoEncoder(args.checkpoint, args.num_frames, args.frame_step, args.stride,
+                           size=args.size, crop=args.crop, batch_size=args.batch_size,
+                           num_workers=args.workers, device=args.device,
+                           precision=args.precision)
+    run = run_attention(encoder, args.inputs, args.output, str(args.checkpoint),
+                        progress=not args.quiet)
+    print(f"attention: {len(run['videos'])} videos, {len(run['errors'])} with errors; "
+          f"wrote {args.output}")
+    for err in run["errors"]:
+        print(f"  error: {err['path']}: {err['reason']}")
+    return 0 if not run["errors"] else 1

@@ -1,0 +1,60 @@
+"""``endofm extract``: embeddings for every window of every video."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from endofm.cli.inference_args import add_runtime_args, add_window_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "extract", help="embeddings for every window of every video",
+        description="Sliding-window Endo-FM embeddings of your videos: one .npy per video "
+                    "(DIR/<path relative to its input>.npy, [windows, D] or [windows, D, h, w]), "
+                    "DIR/index.csv (one row per window) and DIR/run.json. Re-running the same "
+                    "command skips finished videos. Window k covers frames k*S + j*R, j < T.")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                   help="video files, folders (recursive), frame folders or manifests")
+    p.add_argument("--checkpoint", required=True, type=Path,
+                   help="backbone checkpoint (any layout endofm.create_model reads) or a "
+                        "fine-tuned task directory (its backbone is used)")
+    p.add_argument("--output", required=True, type=Path, help="output folder")
+    add_window_args(p)
+    p.add_argument("--size", type=int, default=None,
+                   help="short side in pixels, then a centre PX x PX crop (default: the "
+                        "checkpoint's image size)")
+    p.add_argument("--no-crop", dest="crop", action="store_false",
+                   help="keep the whole frame (cropped to multiples of the patch size)")
+    p.add_argument("--features", choices=("cls", "mean_patch", "patch_grid"), default="cls",
+                   help="CLS token [D], mean patch token [D], or per-patch grid [D, h, w] "
+                        "(averaged over the window's frames); default cls")
+    p.add_argument("--normalization", choices=("kinetics", "imagenet"), default="kinetics",
+                   help="mean/std: kinetics (0.45/0.225, the release's downstream) or imagenet "
+                        "(its pre-training); default kinetics")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="dtype of the .npy files (default float32)")
+    add_runtime_args(p)
+    p.set_defaults(func=run_extract)
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from endofm.inference.encoder import VideoEncoder
+    from endofm.inference.extract import extract
+    from endofm.utils.distributed import init_distributed
+
+    dist = init_distributed(args.device)
+    encoder = VideoEncoder(args.checkpoint, args.num_frames, args.frame_step, args.stride,
+                           size=args.size, crop=args.crop, features=args.features,
+                           batch_size=args.batch_size, num_workers=args.workers,
+                           device=str(dist.device), precision=args.precision,
+                           normalization=args.normalization, compile=args.compile)
+    report = extract(encoder, args.inputs, args.output, str(args.checkpoint), args.dtype,
+                     progress=not args.quiet)
+    if dist.is_main:
+        print(f"extract: {report.processed} videos processed, {report.resumed} already done, "
+              f"{len(report.errors)} with errors ({encoder.precision}); wrote {args.output}")
+        for err in report.errors:
+            print(f"  error: {err['path']}: {err['reason']}")
+    return 0 if report.ok else 1

@@ -1,0 +1,91 @@
+"""The backbone used for extraction, and the features it gives per window.
+
+A checkpoint is any layout :func:`endofm.create_model` reads, or a fine-tuned task directory
+written by ``endofm finetune`` (classifier, segmenter, detector): then its backbone is used.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from endofm.models import VisionTransformer, create_model
+from endofm.models.checkpoint import CONFIG_NAME
+
+FEATURES = ("cls", "mean_patch", "patch_grid")
+TASK_KINDS = {"segmenter": "segmentation", "detector": "detection"}
+
+
+def task_kind(path: str | Path) -> str | None:
+    """The task of a fine-tuned segmentation/detection directory, else ``None``."""
+    config = Path(path) / CONFIG_NAME
+    if not config.is_file():
+        return None
+    try:
+        kind = json.loads(config.read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return TASK_KINDS.get(kind)
+
+
+def load_backbone(checkpoint: str | Path, num_heads: int | None = None) -> VisionTransformer:
+    """The backbone of ``checkpoint`` in eval mode, on the CPU, without drop path."""
+    task = task_kind(checkpoint)
+    if task is not None:
+        from endofm.inference.task_models import load_task_model
+
+        model = load_task_model(checkpoint).model
+        if type(model).__name__ == "HybridSegmenter":
+            warnings.warn(f"{checkpoint}: a hybrid segmenter's ViT was trained on ResNet "
+                          "features; its patch embedding is untrained", stacklevel=2)
+        return model.backbone.eval()
+    overrides = {"drop_path_rate": 0.0} | ({"num_heads": num_heads} if num_heads else {})
+    return create_model(pretrained=checkpoint, **overrides).eval()
+
+
+class FeatureExtractor(nn.Module):
+    """``[B, 3, T, H, W]`` clips → per-window features, from one backbone forward.
+
+    ``cls``: the normalised CLS token ``[B, D]`` (what ``model(clip)`` returns);
+    ``mean_patch``: the mean of the normalised patch tokens ``[B, D]``;
+    ``patch_grid``: patch tokens averaged over the window's frames ``[B, D, h, w]``.
+    """
+
+    def __init__(self, backbone: VisionTransformer, features: str = "cls") -> None:
+        super().__init__()
+        if features not in FEATURES:
+            raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+        self.backbone, self.features = backbone, features
+
+    def forward(self, clips: Tensor) -> Tensor:
+        tokens = self.backbone.forward_features(clips)
+        if self.features == "cls":
+            return tokens[:, 0]
+        patches = tokens[:, 1:]
+        if self.features == "mean_patch":
+            return patches.mean(dim=1)
+        b, d = patches.shape[0], patches.shape[-1]
+        p = self.backbone.patch_size
+        h, w = clips.shape[-2] // p, clips.shape[-1] // p
+        if self.backbone.attention_type == "space_only":  # frames already averaged
+            return patches.reshape(b, h, w, d).permute(0, 3, 1, 2)
+        t = patches.shape[1] // (h * w)
+        return patches.reshape(b, h, w, t, d).mean(dim=3).permute(0, 3, 1, 2)
+
+
+def feature_shape(backbone: VisionTransformer, features: str, height: int,
+                  width: int) -> tuple[int, ...]:
+    """Shape of one window's features for clips of ``height x width``."""
+    if features == "patch_grid":
+        p = backbone.patch_size
+        return (backbone.embed_dim, height // p, width // p)
+    return (backbone.embed_dim,)
+
+
+def maybe_compile(module: nn.Module, enable: bool) -> nn.Module:
+    """``torch.compile(module)`` when ``enable`` (fixed shapes: callers pad the last batch)."""
+    return torch.compile(module, dynamic=False) if enable else module

@@ -1,0 +1,146 @@
+"""Streaming windows of many videos through DataLoader workers.
+
+Each dataset item is one window: the worker seeks to its frames, decodes only those (scaled
+while decoding) and returns a uint8 clip, so memory holds a few batches whatever the video's
+length. Batches never mix videos and come in video order, window order. A window that cannot be
+decoded (truncated or corrupt data) is returned as an error instead of a clip, so the readable
+windows of the video are kept and the failure is reported.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from endofm.data import VideoError, VideoSource
+from endofm.data.transforms import center_crop, short_side_resize, to_clip
+from endofm.inference.windows import Window, WindowPlan
+
+
+@dataclass(frozen=True)
+class FrameSize:
+    """Spatial preprocessing: the short side resized to ``short_side`` (default ``size``;
+    downscaled while decoding), then a centre ``size x size`` crop, or with ``crop=False`` the
+    largest centred region whose sides are multiples of ``multiple`` (the patch size).
+    ``upscale=False`` keeps smaller videos at their own size."""
+
+    size: int = 224
+    crop: bool = True
+    short_side: int | None = None
+    multiple: int = 16
+    upscale: bool = True
+
+    def __post_init__(self) -> None:
+        if self.size < self.multiple or self.size % self.multiple:
+            raise ValueError(f"size {self.size} must be a positive multiple of {self.multiple}")
+        if self.short_side is not None and self.short_side < self.size:
+            raise ValueError(f"short side {self.short_side} is smaller than the crop {self.size}")
+
+    def apply(self, source: VideoSource, frames: Sequence[int]) -> Tensor:
+        """Decode ``frames`` of ``source`` → uint8 ``[T, 3, H, W]``."""
+        side = self.short_side or self.size
+        clip = to_clip(source.read(frames, short_side=side))
+        if self.upscale and min(clip.shape[-2:]) != side:  # a smaller video is upscaled
+            clip = short_side_resize(clip, side)
+        if self.crop:
+            return center_crop(clip, self.size)
+        h, w = clip.shape[-2:]
+        m = self.multiple
+        top, left = (h % m) // 2, (w % m) // 2
+        return clip[..., top:top + h - h % m, left:left + w - w % m]
+
+
+@dataclass
+class VideoJob:
+    """One video to stream: an output key (its name relative to its input root), the opened
+    source and its window plan."""
+
+    key: str
+    source: VideoSource
+    plan: WindowPlan
+
+
+@dataclass
+class WindowBatch:
+    """Consecutive windows of one video: ``clips`` uint8 ``[b, T, 3, H, W]`` for the windows
+    that decoded (``windows``), ``None`` when none did; ``errors`` ``(window, reason)`` for
+    the others."""
+
+    job: int
+    windows: list[Window]
+    clips: Tensor | None
+    errors: list[tuple[Window, str]] = field(default_factory=list)
+    last: bool = False  # the video's last batch
+
+
+class WindowDataset(Dataset):
+    """Item ``i`` (global window position over ``jobs``) → ``(job, Window, clip | reason)``."""
+
+    def __init__(self, jobs: Sequence[VideoJob], frame_size: FrameSize) -> None:
+        self.jobs, self.frame_size = list(jobs), frame_size
+        self.starts = [0, *accumulate(len(j.plan) for j in self.jobs)]
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def locate(self, i: int) -> tuple[int, int]:
+        """Global position → ``(job index, window index)``."""
+        job = bisect_right(self.starts, i) - 1
+        return job, i - self.starts[job]
+
+    def __getitem__(self, i: int) -> tuple[int, Window, Tensor | str]:
+        job, k = self.locate(i)
+        window = self.jobs[job].plan[k]
+        try:
+            return job, window, self.frame_size.apply(self.jobs[job].source, window.frames)
+        except VideoError as exc:
+            return job, window, exc.reason
+
+
+class VideoBatches:
+    """Batch sampler: runs of at most ``batch_size`` positions that never cross a video."""
+
+    def __init__(self, dataset: WindowDataset, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {batch_size}")
+        self.dataset, self.batch_size = dataset, batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        starts = self.dataset.starts
+        for begin, end in zip(starts[:-1], starts[1:], strict=True):
+            for s in range(begin, end, self.batch_size):
+                yield list(range(s, min(s + self.batch_size, end)))
+
+    def __len__(self) -> int:
+        starts = self.dataset.starts
+        return sum(-(-(e - b) // self.batch_size) for b, e in zip(starts[:-1], starts[1:],
+                                                                   strict=True))
+
+
+def collate_windows(items: list[tuple[int, Window, Tensor | str]]) -> WindowBatch:
+    ok = [(w, c) for _, w, c in items if isinstance(c, Tensor)]
+    errors = [(w, c) for _, w, c in items if isinstance(c, str)]
+    clips = torch.stack([c for _, c in ok]) if ok else None
+    return WindowBatch(items[0][0], [w for w, _ in ok], clips, errors)
+
+
+def stream_windows(jobs: Sequence[VideoJob], frame_size: FrameSize, batch_size: int,
+                   num_workers: int = 0, pin_memory: bool = False) -> Iterator[WindowBatch]:
+    """Batches of decoded windows of ``jobs``, in order; ``num_workers`` processes decode
+    ahead of the consumer (0 decodes in this process)."""
+    dataset = WindowDataset(jobs, frame_size)
+    if len(dataset) == 0:
+        return
+    loader = DataLoader(dataset, batch_sampler=VideoBatches(dataset, batch_size),
+                        num_workers=num_workers, collate_fn=collate_windows,
+                        pin_memory=pin_memory, prefetch_factor=2 if num_workers else None)
+    for batch in loader:
+        last_window = (batch.windows + [w for w, _ in batch.errors])
+        batch.last = max(w.index for w in last_window) == len(jobs[batch.job].plan) - 1
+        yield batch

@@ -1,0 +1,75 @@
+"""Fine-tuned task models for inference: ``load_task_model(path)`` reads a directory written by
+``endofm finetune`` (classifier, segmenter, detector) or the released ``polypdiag.pth``,
+through the task's own loader."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from endofm.models.checkpoint import CONFIG_NAME
+
+KIND_TO_TASK = {"classifier": "classification", "segmenter": "segmentation",
+                "detector": "detection"}
+
+
+@dataclass
+class TaskModel:
+    """A fine-tuned model (eval mode, CPU) and what inference needs to feed it.
+
+    ``num_frames``: frames per input clip; ``img_size``: the input size it was trained at
+    (detection: the detector's ``min_size``); ``frame_stride``: detection's step between the
+    clip's frames (1 elsewhere); ``settings``: the task's resolved config.
+    """
+
+    task: str
+    model: nn.Module
+    num_frames: int
+    img_size: int
+    settings: Any
+    path: Path
+    frame_stride: int = 1
+
+
+def infer_task(path: str | Path) -> str:
+    """The task a checkpoint was fine-tuned for: a directory's ``config.json`` ``kind``; a
+    file is a released PolypDiag classifier."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.is_file():
+        return "classification"
+    config = path / CONFIG_NAME
+    if not config.is_file():
+        raise FileNotFoundError(f"{path}: not a fine-tuned model directory ({CONFIG_NAME} "
+                                "missing)")
+    kind = json.loads(config.read_text()).get("kind")
+    if kind not in KIND_TO_TASK:
+        raise ValueError(f"{config}: kind {kind!r} is not a fine-tuned task model; expected "
+                         f"one of {sorted(KIND_TO_TASK)}")
+    return KIND_TO_TASK[kind]
+
+
+def load_task_model(path: str | Path, task: str | None = None) -> TaskModel:
+    """Load a fine-tuned model; ``task``, when given, must match what the checkpoint holds."""
+    from endofm.config import load_config
+    from endofm.tasks import TASKS
+    from endofm.tasks.base import task_config_schema
+
+    found = infer_task(path)
+    if task is not None and task != found:
+        raise ValueError(f"{path} is a {found} model, not a {task} model")
+    task_obj = TASKS[found](load_config(task_config_schema(TASKS[found])))
+    model = task_obj.load_model(path).eval()
+    cfg = task_obj.saved_config(path)
+    backbone = model.backbone
+    if found == "detection":
+        return TaskModel(found, model, cfg.data.num_frames, cfg.model.min_size, cfg,
+                         Path(path), cfg.data.frame_stride)
+    if found == "segmentation":
+        return TaskModel(found, model, cfg.data.num_frames, cfg.data.img_size, cfg, Path(path))
+    return TaskModel(found, model, backbone.num_frames, backbone.img_size, cfg, Path(path))

@@ -1,0 +1,67 @@
+"""Tiny models and small synthetic videos for the inference tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from endofm.data import write_video
+from endofm.models import create_model, save_pretrained
+
+TINY = dict(img_size=32, num_frames=4, embed_dim=96, depth=2, num_heads=4, drop_path_rate=0.0)
+
+
+def moving_frames(n: int, height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
+    """uint8 ``[n, H, W, 3]``: a bright square moving over a noisy background, so every frame
+    differs and decoded frames can be told apart."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 60, (n, height, width, 3), dtype=np.uint8)
+    for i in range(n):
+        x = (3 * i) % (width - 12)
+        frames[i, 10:22, x:x + 12] = (230, 120 + (i * 7) % 100, 40)
+    return frames
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random backbone saved as an endofm directory (32 px, 4 frames, 96 wide)."""
+    torch.manual_seed(0)
+    model = create_model("endofm_vit_tiny_patch16", **TINY)
+    return save_pretrained(model, tmp_path_factory.mktemp("tiny_backbone"))
+
+
+@pytest.fixture
+def videos(tmp_path: Path) -> Path:
+    """A folder with two videos: ``a.mp4`` (50 frames at 30 fps) and ``sub/b.mkv`` (23 frames
+    at 10 fps)."""
+    root = tmp_path / "videos"
+    write_video(root / "a.mp4", moving_frames(50), fps=30)
+    write_video(root / "sub" / "b.mkv", moving_frames(23, seed=1), fps=10)
+    return root
+
+
+
+
+@pytest.fixture(scope="session")
+def task_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Untrained tiny fine-tuned model directories for every task, written by each task's
+    own ``save_model`` (predict only needs their format, not their accuracy)."""
+    from endofm.config import load_config, recipe_path
+    from endofm.models import VideoClassifier
+    from endofm.tasks import TASKS
+    from endofm.tasks.base import task_config_schema
+
+    root = tmp_path_factory.mktemp("task_models")
+    torch.manual_seed(0)
+    clf = VideoClassifier(create_model("endofm_vit_tiny_patch16", **TINY))
+    dirs = {"classification": clf.save_pretrained(root / "classification")}
+    for task in ("segmentation", "detection"):
+        cls = TASKS[task]
+        obj = cls(load_config(task_config_schema(cls), recipe_path(task, "tiny")))
+        if task == "segmentation":
+            obj.cfg.data.img_size = 32
+        dirs[task] = obj.save_model(obj.build_model(None), root / task)
+    return dirs

@@ -1,0 +1,102 @@
+import csv
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch.multiprocessing as mp
+
+from endofm.cli.main import main
+from endofm.data import write_video
+from endofm.inference import VideoEncoder
+
+from .conftest import moving_frames
+
+
+def extract_args(ckpt: Path, inputs: list[Path], out: Path, *extra: str) -> list[str]:
+    return ["extract", "--checkpoint", str(ckpt), *map(str, inputs), "--output", str(out),
+            "--num-frames", "4", "--frame-step", "2", "--stride", "8", "--workers", "0",
+            "--device", "cpu", "--precision", "fp32", "--quiet", *extra]
+
+
+def read_index(out: Path) -> list[dict]:
+    with open(out / "index.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_extract_writes_features_index_and_run_json(tiny_backbone_dir, videos, tmp_path):
+    out = tmp_path / "out"
+    assert main(extract_args(tiny_backbone_dir, [videos], out)) == 0
+    a, b = np.load(out / "a.npy"), np.load(out / "sub" / "b.npy")
+    assert a.shape == (7, 96) and b.shape == (3, 96) and a.dtype == np.float32
+    encoder = VideoEncoder(tiny_backbone_dir, 4, 2, 8, device="cpu", precision="fp32")
+    np.testing.assert_allclose(a, encoder.encode(videos / "a.mp4")[0], atol=1e-6)
+    rows = read_index(out)
+    assert [(r["video"], int(r["window"])) for r in rows] == (
+        [("a.mp4", k) for k in range(7)] + [("sub/b.mkv", k) for k in range(3)])
+    last = rows[6]
+    assert (last["first_frame"], last["last_frame"], last["partial"]) == ("48", "49", "1")
+    assert float(rows[8]["start_s"]) == pytest.approx(0.8)  # b.mkv is 10 fps
+    run = json.loads((out / "run.json").read_text())
+    assert run["finished"] and run["errors"] == [] and run["settings"]["frame_step"] == "2"
+
+
+def test_rerun_skips_finished_videos_and_a_changed_setting_is_refused(
+        tiny_backbone_dir, videos, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(extract_args(tiny_backbone_dir, [videos], out)) == 0
+    (out / "a.npy").unlink()  # as if the run had stopped before a.mp4 finished
+    mtime_b = (out / "sub" / "b.npy").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(extract_args(tiny_backbone_dir, [videos], out)) == 0
+    assert "1 videos processed, 1 already done" in capsys.readouterr().out
+    assert (out / "sub" / "b.npy").stat().st_mtime_ns == mtime_b
+    assert np.load(out / "a.npy").shape == (7, 96) and len(read_index(out)) == 10
+    assert main(extract_args(tiny_backbone_dir, [videos], out, "--features", "mean_patch")) == 1
+    assert "other settings (features: 'cls' -> 'mean_patch')" in capsys.readouterr().err
+
+
+def test_truncated_video_keeps_readable_windows_and_is_reported(
+        tiny_backbone_dir, videos, tmp_path, capsys):
+    data = write_video(tmp_path / "full.mkv", moving_frames(60), fps=24).read_bytes()
+    (videos / "cut.mkv").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    assert main(extract_args(tiny_backbone_dir, [videos], out, "--dtype", "float16")) == 1
+    assert "1 with errors" in capsys.readouterr().out
+    run = json.loads((out / "run.json").read_text())
+    (error,) = run["errors"]
+    assert error["path"].endswith("cut.mkv") and "could not be decoded" in error["reason"]
+    cut = np.load(out / "cut.npy")
+    kept = [r for r in read_index(out) if r["video"] == "cut.mkv"]
+    assert cut.dtype == np.float16 and 1 <= len(cut) == len(kept) < 8
+    assert error["failed_windows"] == 8 - len(kept)
+    assert np.load(out / "a.npy").shape == (7, 96)  # the other videos went on
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank: int, world: int, port: int, args: list[str]) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from endofm.utils.distributed import cleanup_distributed
+
+    assert main(args) == 0
+    cleanup_distributed()
+
+
+def test_two_ranks_shard_videos_and_match_a_single_process_run(tiny_backbone_dir, videos,
+                                                               tmp_path):
+    write_video(videos / "c.mp4", moving_frames(20, seed=2), fps=30)
+    single, sharded = tmp_path / "single", tmp_path / "sharded"
+    assert main(extract_args(tiny_backbone_dir, [videos], single)) == 0
+    args = extract_args(tiny_backbone_dir, [videos], sharded)
+    mp.spawn(_rank_main, args=(2, _free_port(), args), nprocs=2)
+    assert (single / "index.csv").read_text() == (sharded / "index.csv").read_text()
+    for name in ("a.npy", "c.npy", "sub/b.npy"):
+        np.testing.assert_array_equal(np.load(single / name), np.load(sharded / name))

@@ -1,0 +1,135 @@
+import csv
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from endofm.cli.main import main
+from endofm.data import open_video
+from endofm.data.transforms import KINETICS_MEAN, KINETICS_STD, center_crop, normalize, to_clip
+from endofm.inference import load_task_model, predict_video
+from endofm.inference.predict import moving_average
+
+ARTEFACTS = {
+    "classification": ["timeline.csv", "timeline.png", "prediction.json"],
+    "segmentation": ["overlay.mp4", "area.csv", "area.png"],
+    "detection": ["overlay.mp4", "detections.json", "detections.png"],
+}
+
+
+class References(HTMLParser):
+    """Every ``src``/``href`` of a page, and whether it has external references."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.refs += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def page_refs(page: Path) -> list[str]:
+    parser = References()
+    parser.feed(page.read_text())
+    parser.close()
+    return parser.refs
+
+
+def assert_refs_exist(page: Path) -> list[str]:
+    refs = page_refs(page)
+    assert refs and not [r for r in refs if "://" in r or r.startswith("//")]
+    missing = [r for r in refs if not (page.parent / r).exists()]
+    assert not missing, f"{page} references missing files {missing}"
+    return refs
+
+
+def run_predict(task: str, ckpt: Path, video: Path, out: Path, *extra: str) -> int:
+    return main(["predict", task, "--checkpoint", str(ckpt), str(video), "--output", str(out),
+                 "--workers", "0", "--device", "cpu", "--precision", "fp32", "--quiet", *extra])
+
+
+@pytest.mark.parametrize("task", ["classification", "segmentation", "detection"])
+def test_predict_writes_every_artefact_and_a_report(task, task_dirs, videos, tmp_path):
+    out = tmp_path / "out"
+    assert run_predict(task, task_dirs[task], videos / "sub", out, "--frame-step", "4") == 0
+    folder = out / "b"
+    for name in ARTEFACTS[task]:
+        assert (folder / name).is_file() and (folder / name).stat().st_size > 0, name
+    refs = assert_refs_exist(folder / "report.html")
+    assert [r for r in refs if r.startswith("keyframes/")]
+    assert assert_refs_exist(out / "index.html") == ["b/report.html"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["task"] == task and run["errors"] == [] and run["num_videos"] == 1
+    frames = open_video(folder / "overlay.mp4").num_frames if task != "classification" else 0
+    if task == "segmentation":  # frames 0, 4, ..., 20 of the 23-frame video, and the clamped 22
+        assert sorted(p.name for p in (folder / "masks").iterdir()) == [
+            f"{f:06d}.png" for f in [0, 4, 8, 12, 16, 20, 22]]
+        assert frames == 7 and len((folder / "area.csv").read_text().splitlines()) == 8
+    if task == "detection":
+        coco = json.loads((folder / "detections.json").read_text())
+        assert [im["id"] for im in coco["images"]] == list(range(0, 23, 4)) and frames == 6
+
+
+def test_classification_probabilities_equal_the_model_on_a_hand_built_window(task_dirs,
+                                                                            videos):
+    path = videos / "a.mp4"
+    result = predict_video(task_dirs["classification"], path, frame_step=2, device="cpu",
+                           precision="fp32")
+    assert len(result.windows) == 7 and result.probs.shape == (7, 2)
+    model = load_task_model(task_dirs["classification"]).model
+    frames = [16, 18, 20, 22]
+    assert result.windows[2].frames.tolist() == frames
+    clip = to_clip(open_video(path).read(frames, short_side=37))  # 32 * 256 / 224
+    clip = normalize(center_crop(clip, 32), KINETICS_MEAN, KINETICS_STD)[None]
+    with torch.no_grad():
+        expected = model(clip).softmax(-1)[0].numpy()
+    np.testing.assert_allclose(result.probs[2], expected, atol=1e-5)
+    smoothed = moving_average(result.probs[:, 1], 3)
+    assert result.score == pytest.approx(smoothed.max())
+    assert result.abnormal == (result.score >= 0.5)
+
+
+def test_decision_rule_is_the_max_of_the_centred_moving_average():
+    x = np.array([0.0, 0.9, 0.0, 0.3, 0.6, 0.9])
+    np.testing.assert_allclose(moving_average(x, 3),
+                               [0.45, 0.3, 0.4, 0.3, 0.6, 0.75])
+    np.testing.assert_allclose(moving_average(x, 1), x)
+    np.testing.assert_allclose(moving_average(x[:2], 3), [0.45, 0.45])  # shorter than width
+    np.testing.assert_allclose(moving_average(x, 5)[2], 0.36)
+    with pytest.raises(ValueError, match="odd"):
+        moving_average(x, 2)
+
+
+def test_segmentation_api_matches_the_written_masks(task_dirs, videos, tmp_path):
+    path = videos / "sub" / "b.mkv"
+    result = predict_video(task_dirs["segmentation"], path, frame_step=4, device="cpu",
+                           precision="fp32")
+    assert result.frames.tolist() == [0, 4, 8, 12, 16, 20, 22]
+    assert result.masks.shape == (7, 48, 64) and result.masks.max() <= 1
+    np.testing.assert_allclose(result.area, result.masks.reshape(7, -1).mean(1))
+    run_predict("segmentation", task_dirs["segmentation"], path, tmp_path, "--frame-step", "4")
+    written = np.asarray(Image.open(tmp_path / "b" / "masks" / "000012.png")) // 255
+    np.testing.assert_array_equal(written, result.masks[3])
+    with open(tmp_path / "b" / "area.csv", newline="") as f:
+        area = [float(r["polyp_fraction"]) for r in csv.DictReader(f)]
+    np.testing.assert_allclose(area, result.area, atol=1e-6)
+
+
+def test_wrong_task_for_a_checkpoint_is_an_error(task_dirs, videos, tmp_path, capsys):
+    assert run_predict("detection", task_dirs["classification"], videos, tmp_path) == 1
+    assert "is a classification model, not a detection model" in capsys.readouterr().err
+
+
+def test_released_polypdiag_file_predicts(videos, tmp_path):
+    ckpt = Path(__file__).resolve().parents[1] / "assets" / "endofm_reference_tiny" / \
+        "polypdiag_tiny.pth"
+    assert run_predict("classification", ckpt, videos / "a.mp4", tmp_path,
+                       "--frame-step", "2") == 0
+    with open(tmp_path / "a" / "timeline.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 7  # its 4 frames x step 2: 50 frames / 8 per window
+    assert [float(r["prob_0"]) + float(r["prob_1"]) for r in rows] == pytest.approx([1.0] * 7)
