@@ -18,7 +18,8 @@ from endofm.tasks import TASKS
 from endofm.tasks.base import task_config_schema
 
 EXPECTED = {"pretrain": ["endofm_vitb", "tiny", "tiny_learns"],
-            "classification": ["polypdiag", "tiny"], "segmentation": ["cvc12k", "tiny"],
+            "classification": ["polypdiag", "tiny", "tiny_robust"],
+            "segmentation": ["cvc12k", "tiny"],
             "detection": ["kumc", "tiny"], "probe": ["tiny"]}
 
 

@@ -76,6 +76,10 @@ def test_linear_probe_picks_c_by_cross_validation_on_training_data():
         C=c, max_iter=5000, random_state=0)), train, y, cv=folds).mean() for c in Cs]
     assert fitted.C == Cs[int(np.argmax(scores))]
     assert fitted.cv_score == pytest.approx(max(scores))
+    # every C separates well-separated clusters perfectly: the tie goes to the strongest
+    # regularisation (the smallest C)
+    sep = np.concatenate([rng.standard_normal((10, 5)) + 6, rng.standard_normal((10, 5)) - 6])
+    assert linear_probe(sep, np.repeat([0, 1], 10), (10.0, 0.1, 1.0), folds=4).C == 0.1
     # one item of a class: too few to cross-validate, the middle C
     y_small = np.array([1] + [0] * 39)
     assert linear_probe(train, y_small, Cs).cv_score is None

@@ -28,7 +28,7 @@ def read_index(out: Path) -> list[dict]:
 
 def test_extract_writes_features_index_and_run_json(tiny_backbone_dir, videos, tmp_path):
     out = tmp_path / "out"
-    assert main(extract_args(tiny_backbone_dir, [videos], out)) == 0
+    assert main(extract_args(tiny_backbone_dir, [videos], out, "--batch-size", "3")) == 0
     a, b = np.load(out / "a.npy"), np.load(out / "sub" / "b.npy")
     assert a.shape == (7, 96) and b.shape == (3, 96) and a.dtype == np.float32
     encoder = VideoEncoder(tiny_backbone_dir, 4, 2, 8, device="cpu", precision="fp32")

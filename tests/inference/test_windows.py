@@ -16,6 +16,9 @@ def test_window_indices_follow_the_formula_with_a_clamped_last_window():
                    "end_s": 0.566667, "partial": 1}
     with pytest.raises(IndexError):
         plan[4]
+    exact = WindowSpec(num_frames=4, frame_step=3, stride=9).plan(video_frames=10, fps=30.0)
+    assert exact[0].frames.tolist() == [0, 3, 6, 9] and not exact[0].partial  # ends on N-1
+    assert exact[1].frames.tolist() == [9, 9, 9, 9] and exact[1].partial
 
 
 def test_defaults_are_the_release_rate_rescaled_and_adjacent_windows():

@@ -1,12 +1,17 @@
-"""A synthetic probe task on which a randomly initialised backbone is weak.
+"""Synthetic probe tasks on which a randomly initialised backbone is weak.
 
 ``motion``: the label is the camera's motion — advancing into the colon (the view zooms in,
 label 1) or withdrawing (it zooms out, label 0). Every single frame of both classes comes from
 the same distribution (a reversed advancing video is a withdrawing one), so only the temporal
-order tells the classes apart; each video also gets its own mucosa, lumen, polyp (or none) and
-lighting, which dominate a random network's features.
+order tells the classes apart. All videos share one look (mucosa statistics, lighting, no
+polyp): what stays the same across the crops of one video — what self-supervised matching of
+its views can latch on to — is its motion, not its appearance.
 
-``synthesize_probe_task(out, seed)`` writes ``out/pretrain/*.mp4`` (unlabelled videos for
+``polyp``: the label is a polyp (1) or none (0), under strong per-video lighting and colour
+changes (gain, gamma, mucosa tint, vignette, lumen size) and a random advancing or withdrawing
+camera.
+
+``synthesize_probe_task(out, seed, task)`` writes ``out/pretrain/*.mp4`` (unlabelled videos for
 pre-training) and ``out/probe/`` in the PolypDiag layout (``videos/`` + ``splits/{train,val}.txt``,
 balanced), all rendered by :mod:`endofm.data.synth_render`.
 """
@@ -68,12 +73,14 @@ def random_look(rng: np.random.Generator) -> Style:
 
 def write_task_video(path: Path, task: str, label: int, size: ProbeTaskSize,
                      rng: np.random.Generator) -> None:
-    """One video: ``motion`` (label 1 = advancing; a polyp in half the videos) or ``polyp``
-    (label 1 = a polyp; the camera advances or withdraws at random)."""
-    has_polyp = bool(label) if task == "polyp" else rng.random() < 0.5
-    advancing = bool(label) if task == "motion" else rng.random() < 0.5
-    polyps = [int(rng.choice([ADENOMATOUS, HYPERPLASTIC]))] if has_polyp else []
-    scene = random_scene(rng, polyps, size.size, random_look(rng))
+    """One video of ``task`` with ``label`` (see the module docstring)."""
+    if task == "motion":
+        scene = random_scene(rng, [], size.size)
+        advancing = bool(label)
+    else:
+        polyps = [int(rng.choice([ADENOMATOUS, HYPERPLASTIC]))] if label else []
+        scene = random_scene(rng, polyps, size.size, random_look(rng))
+        advancing = bool(rng.random() < 0.5)
     camera = motion_camera(rng, size.frames, size.size, advancing)
     with VideoWriter(path, size.fps, size.size, size.size, options=ENCODER_OPTIONS) as writer:
         for i in range(size.frames):

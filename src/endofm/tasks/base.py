@@ -57,6 +57,7 @@ class TrainConfig:
     freeze_backbone: bool = False  # linear probe: only the head trains
     seed: int = 0
     eval_every: int = 1  # epochs between selection evaluations
+    patience: int = 0  # early stopping: evaluations without a better selection score (0: off)
     log_every: int = 10  # iterations between JSONL log rows
 
 
@@ -115,6 +116,12 @@ class Task(ABC):
     def collate(self, batch: list) -> Any:
         """Combine samples into a batch (default: torch's)."""
         return torch.utils.data.default_collate(batch)
+
+    def prepare(self, model: nn.Module, items: Sequence, device: torch.device,
+                precision: str) -> None:
+        """Called once the model is on its device, before training (e.g. a warm start of the
+        head from ``items``); default: nothing."""
+        return None
 
     @abstractmethod
     def loss(self, model: nn.Module, batch: Any) -> Tensor:

@@ -115,6 +115,7 @@ class Trainer:
         if cfg.train.grad_checkpointing and hasattr(model, "backbone"):
             model.backbone.set_grad_checkpointing(True)
         self.model = model.to(self.device)
+        task.prepare(self.model, self.train_items, self.device, cfg.train.precision)
         self.ddp = (DistributedDataParallel(self.model, find_unused_parameters=True)
                     if dist.world_size > 1 else self.model)
         o = cfg.optim
@@ -209,6 +210,12 @@ class Trainer:
             return True
         return False
 
+    def stalled(self) -> bool:
+        """Early stopping: ``train.patience`` epochs since the best selection score."""
+        patience = self.cfg.train.patience
+        return (patience > 0 and self.val_items is not None and self.best_epoch >= 0
+                and self.epoch - 1 - self.best_epoch >= patience)
+
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
         resumed = self.resume()
@@ -216,7 +223,7 @@ class Trainer:
             save_run_config(cfg, self.output)
             if resumed:
                 print(f"resumed from {self.output / LAST} at epoch {self.epoch}")
-        while self.epoch < cfg.train.epochs:
+        while self.epoch < cfg.train.epochs and not self.stalled():
             loss = self.train_epoch()
             record: dict[str, Any] = {"epoch": self.epoch + 1, "train/loss_epoch": loss}
             is_eval_epoch = ((self.epoch + 1) % cfg.train.eval_every == 0

@@ -33,6 +33,9 @@ def test_choose_threshold_maximises_f1_center():
     # t=0.2 → tp 1, fp 1 (F1 2/3); t=0.3 → F1 1; t=0.5 → nothing kept (F1 0)
     frames = [frame(True, 0.3), frame(False, 0.2)]
     assert choose_threshold(frames) == (pytest.approx(0.3), pytest.approx(1.0))
+    # every threshold up to 0.9 keeps the one hit and nothing else: the tie goes to the
+    # candidate nearest the release's 0.5
+    assert choose_threshold([frame(True, 0.9), frame(True, 0.9)]) == (0.5, 1.0)
     rng = np.random.default_rng(0)
     frames = [frame(bool(rng.random() < 0.6), float(rng.random())) for _ in range(40)]
     chosen, f1 = choose_threshold(frames)

@@ -21,6 +21,7 @@ from endofm.eval.metrics import classification_metrics, plot_confusion_and_roc
 from endofm.models import VideoClassifier, create_backbone, load_classifier
 from endofm.tasks.base import EngineConfig, Task
 from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips
+from endofm.tasks.classification.recipe import balanced_class_weights, linear_probe_head
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write
 
@@ -42,11 +43,22 @@ class ClassificationModelConfig:
 
 
 @dataclass
+class ClassificationRecipeConfig:
+    """Small-data aids: ``balance="loss"`` weights the cross-entropy by inverse class frequency
+    of the training items; ``lp_warm_start`` fits the head as a linear probe on the frozen
+    backbone's features before fine-tuning (LP-FT)."""
+
+    balance: str = "none"  # none | loss
+    lp_warm_start: bool = False
+
+
+@dataclass
 class ClassificationConfig(EngineConfig):
     """The classification task's config: its sections plus the engine's."""
 
     model: ClassificationModelConfig = field(default_factory=ClassificationModelConfig)
     data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
+    recipe: ClassificationRecipeConfig = field(default_factory=ClassificationRecipeConfig)
 
 
 class ClassificationTask(Task):
@@ -71,11 +83,27 @@ class ClassificationTask(Task):
         return items
 
     def train_dataset(self, items: Sequence[VideoItem]) -> Dataset:
+        balance = self.cfg.recipe.balance
+        if balance not in ("none", "loss"):
+            raise ValueError(f"recipe.balance must be none or loss, got {balance!r}")
+        if balance == "loss":
+            self.class_weights = balanced_class_weights([it.label for it in items],
+                                                        self.cfg.model.num_classes)
         return TrainClips(items, self.cfg.data)
+
+    def prepare(self, model: nn.Module, items: Sequence[VideoItem], device: torch.device,
+                precision: str) -> None:
+        """LP-FT: the head starts as a linear probe of the frozen backbone (if enabled)."""
+        if self.cfg.recipe.lp_warm_start:
+            C = linear_probe_head(model, items, self.cfg.data, device, precision)
+            print(f"linear-probe warm start of the head (C={C:g})")
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         clips, labels = batch
-        return F.cross_entropy(model(clips), labels)
+        logits = model(clips)
+        weight = getattr(self, "class_weights", None)
+        return F.cross_entropy(logits, labels,
+                               weight=None if weight is None else weight.to(logits.device))
 
     @torch.no_grad()
     def predict(self, model: nn.Module, item: VideoItem, device: torch.device,
