@@ -138,12 +138,14 @@ class SegmentationTask(Task):
         model = getattr(model, "module", model)
         meta = {"kind": KIND, "format": "endofm", "model": to_dict(self.cfg.model),
                 "backbone": backbone_config(model.backbone),
-                "img_size": self.cfg.data.img_size, "num_frames": self.cfg.data.num_frames}
+                "img_size": self.cfg.data.img_size, "num_frames": self.cfg.data.num_frames,
+                "normalise": self.cfg.data.normalise}
         return save_state_dir(model.state_dict(), meta, out_dir)
 
     def load_model(self, path: str | Path) -> nn.Module:
-        """Load a directory written by ``save_model``. Its input size and window length
-        replace ``data.img_size``/``data.num_frames`` so evaluation matches training."""
+        """Load a directory written by ``save_model``. Its input size, window length and input
+        normalisation replace ``data.img_size``/``data.num_frames``/``data.normalise`` so
+        evaluation and prediction match training."""
         path = Path(path)
         config, weights = path / "config.json", path / "model.safetensors"
         if not config.is_file() or not weights.is_file():
@@ -158,4 +160,5 @@ class SegmentationTask(Task):
         model = build_segmenter(model_cfg, backbone, meta["img_size"])
         model.load_state_dict(load_file(weights))
         self.cfg.data.img_size, self.cfg.data.num_frames = meta["img_size"], meta["num_frames"]
+        self.cfg.data.normalise = meta.get("normalise", "imagenet")
         return model.eval()
