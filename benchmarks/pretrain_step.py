@@ -6,9 +6,9 @@ optimiser, EMA), in seconds and peak memory, for clips of T frames and each reci
 
 T is the longest global view: global views of T/2 and T frames at 224 px and 8 local views of
 T/8, T/8, T/4, T/4, T/2, T/2, T, T frames at 96 px (T = 16 is the release's 8/16-frame recipe,
-T = 32 EndoFM-LV's). ``endofm`` is configs/pretrain/endofm_vitb.yaml (the release's losses),
+T = 32 EndoFM-LV's). ``endofm`` is the endofm_vitb recipe (the release's losses),
 ``endofm+lv`` the same with the successor's losses (Sinkhorn-Knopp, iBOT 0.5, KoLeo 0.1), ``lv``
-configs/pretrain/endofm_lv.yaml. A setting is a precision (fp32 | bf16 | fp16), with ``+ckpt``
+the endofm_lv recipe. A setting is a precision (fp32 | bf16 | fp16), with ``+ckpt``
 for activation checkpointing and ``+explicit`` for the released explicit attention form.
 ``--tiny`` runs a 2-block, 96-wide model on 64/32 px views (a check that the script works, e.g.
 on a CPU). Peak memory is the allocator's high-water mark on CUDA, the resident-set high-water
@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from backbone import _load, peak_memory_mib, timed
 
-from endofm.config import load_config
+from endofm.config import RECIPES, load_config
 from endofm.ssl import PretrainConfig, SSLMetaArch
 from endofm.ssl.objective import SSLObjective, ssl_forward
 from endofm.ssl.trainer import build_encoder, param_groups
 from endofm.utils.device import autocast, make_grad_scaler, resolve_device
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
+CONFIGS = RECIPES / "pretrain"
 LV_LOSSES = ["loss.centering=sinkhorn_knopp", "loss.ibot_weight=0.5", "loss.koleo_weight=0.1"]
 RECIPES = {"endofm": ("endofm_vitb.yaml", []),  # the release's losses
            "endofm+lv": ("endofm_vitb.yaml", LV_LOSSES),  # + the successor's losses

@@ -20,11 +20,12 @@ import pytest
 import torch
 
 import endofm
+from endofm.config import RECIPES
 from endofm.data.synth import synthesize
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "endofm_reference_tiny"
 TINY_CKPT = ASSETS / "endo_fm_tiny.pth"
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = RECIPES
 CLASSIFICATION_TINY = CONFIGS / "classification" / "tiny.yaml"
 SRC = Path(endofm.__file__).resolve().parents[1]
 

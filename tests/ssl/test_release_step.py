@@ -13,14 +13,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from endofm.config import load_config
+from endofm.config import RECIPES, load_config
 from endofm.ssl import PretrainConfig
-from endofm.ssl.schedules import cosine_schedule
 from endofm.ssl.trainer import PretrainTrainer
+from endofm.train import CosineScheduler
 from endofm.utils.distributed import init_distributed
 
 FIXTURE = Path(__file__).resolve().parents[1] / "assets" / "release_step"
-TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny.yaml"
+TINY = RECIPES / "pretrain" / "tiny.yaml"
 RELEASE_SWITCHES = ("optim.clip_mode=per_param", "optim.decay_embeddings=true",
                     "ssl.teacher=release")
 
@@ -83,10 +83,10 @@ def run_release_steps(meta: dict, tensors: dict[str, torch.Tensor], trainer: Pre
 def test_fixture_schedules_are_endofm_cosine_schedules(fixture):
     meta, _ = fixture
     s = meta["schedules"]
-    np.testing.assert_allclose(cosine_schedule(2e-3, 1e-4, 3, 1, warmup_epochs=1,
-                                               warmup_start=1e-4), s["lr"], rtol=1e-12)
-    np.testing.assert_allclose(cosine_schedule(0.04, 0.4, 3, 1), s["wd"], rtol=1e-12)
-    np.testing.assert_allclose(cosine_schedule(0.9, 1.0, 3, 1), s["momentum"], rtol=1e-12)
+    np.testing.assert_allclose(CosineScheduler(2e-3, 1e-4, 3, 1, 1e-4).values, s["lr"],
+                               rtol=1e-12)
+    np.testing.assert_allclose(CosineScheduler(0.04, 0.4, 3).values, s["wd"], rtol=1e-12)
+    np.testing.assert_allclose(CosineScheduler(0.9, 1.0, 3).values, s["momentum"], rtol=1e-12)
     assert all(n > 0 for n in meta["tensors_clipped_per_step"])  # clipping was active
 
 

@@ -8,12 +8,13 @@ import pytest
 import torch
 
 import endofm
-from endofm.config import load_config
+from endofm.config import RECIPES, load_config
 from endofm.ssl import DINOHead, Encoder, PretrainConfig, SSLMetaArch, pretrain
 from endofm.ssl.masking import BlockMaskConfig, view_masks
-from endofm.ssl.trainer import PretrainTrainer, build_encoder, checkpoints
+from endofm.ssl.trainer import PretrainTrainer, build_encoder
+from endofm.train import step_checkpoints as checkpoints
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "pretrain"
+CONFIGS = RECIPES / "pretrain"
 FAST = ["model.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
         "optim.batch_size=2", "optim.epochs=2", "run.progress=false", "run.device=cpu"]
 EVERYTHING = ["loss.ibot_weight=1.0",

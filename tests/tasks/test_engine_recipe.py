@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from endofm.config import load_config
-from endofm.tasks.base import Task, task_config_schema
+from endofm.tasks.base import EngineConfig, Task, task_config_schema
 from endofm.tasks.engine import Trainer, fit
 from endofm.utils.logging import read_jsonl
 
@@ -22,7 +22,7 @@ class NoisyData:
 
 
 @dataclass
-class NoisySettings:
+class NoisyConfig(EngineConfig):
     data: NoisyData = field(default_factory=NoisyData)
 
 
@@ -30,7 +30,7 @@ class NoisyTask(Task):
     """Regression whose targets get fresh noise from the global RNG at every step."""
 
     name = "noisy"
-    settings_class = NoisySettings
+    config_class = NoisyConfig
     selection_metric = "score"
 
     def __init__(self, cfg):

@@ -18,12 +18,12 @@ import torch
 
 from endofm.config import to_dict
 from endofm.data import VideoItem, read_polypdiag
+from endofm.data.clips import VideoClipsConfig
 from endofm.eval.features import cache_key, cached, embed_videos, file_identity
 from endofm.eval.knn import knn_classify
 from endofm.eval.linear import DEFAULT_CS, linear_probe
+from endofm.eval.metrics import classification_metrics
 from endofm.models import create_backbone
-from endofm.tasks.classification.data import ClassificationDataConfig
-from endofm.tasks.classification.metrics import classification_metrics
 from endofm.utils.device import resolve_device
 from endofm.utils.io import atomic_write_json
 from endofm.utils.seed import seed_everything
@@ -59,7 +59,7 @@ class ProbeSettings:
 @dataclass
 class ProbeConfig:
     model: ProbeModelConfig = field(default_factory=ProbeModelConfig)
-    data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
+    data: VideoClipsConfig = field(default_factory=VideoClipsConfig)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     device: str = "auto"
     precision: str = "fp32"

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import endofm
-from endofm.config import load_config
+from endofm.config import RECIPES, load_config
 from endofm.data import CvcSequence
 from endofm.tasks import TASKS
 from endofm.tasks.base import task_config_schema
@@ -23,7 +23,7 @@ from endofm.tasks.segmentation.evaluation import predict_sequence
 from endofm.tasks.segmentation.loss import soft_dice_loss
 from endofm.tasks.segmentation.model import HybridSegmenter
 
-CONFIGS = Path(__file__).parents[3] / "configs" / "segmentation"
+CONFIGS = RECIPES / "segmentation"
 
 
 def test_dice_denominators_by_hand():

@@ -16,10 +16,11 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from endofm.data import VideoItem, read_polypdiag
+from endofm.data.clips import test_views
+from endofm.eval.metrics import classification_metrics, plot_confusion_and_roc
 from endofm.models import VideoClassifier, create_backbone, load_classifier
-from endofm.tasks.base import Task
-from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips, test_views
-from endofm.tasks.classification.metrics import classification_metrics, plot_confusion_and_roc
+from endofm.tasks.base import EngineConfig, Task
+from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips
 from endofm.tasks.classification.recipe import balanced_class_weights, linear_probe_head
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write
@@ -53,7 +54,9 @@ class ClassificationRecipeConfig:
 
 
 @dataclass
-class ClassificationSettings:
+class ClassificationConfig(EngineConfig):
+    """The classification task's config: its sections plus the engine's."""
+
     model: ClassificationModelConfig = field(default_factory=ClassificationModelConfig)
     data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
     recipe: ClassificationRecipeConfig = field(default_factory=ClassificationRecipeConfig)
@@ -61,7 +64,7 @@ class ClassificationSettings:
 
 class ClassificationTask(Task):
     name = "classification"
-    settings_class = ClassificationSettings
+    config_class = ClassificationConfig
     selection_metric = "f1"
     test_split = "val"  # PolypDiag's held-out split is splits/val.txt
 
@@ -109,11 +112,8 @@ class ClassificationTask(Task):
 
     def evaluate(self, model: nn.Module, items: Sequence[VideoItem], device: torch.device,
                  precision: str, out_dir: Path | None = None) -> dict[str, Any]:
-        was_training = model.training
-        model.eval()
         probs = np.stack([self.predict(model, it, device, precision)
                           for it in progress(items, desc="evaluate", unit="video")])
-        model.train(was_training)
         labels = np.array([it.label for it in items])
         positive = self.cfg.model.positive_class
         metrics = classification_metrics(labels, probs, positive)

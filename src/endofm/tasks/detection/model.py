@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from enum import StrEnum
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -21,7 +22,15 @@ from endofm.data.transforms import KINETICS_MEAN, KINETICS_STD
 from endofm.models import create_backbone
 
 STRIDES = (8, 16, 32, 64)
-HEADS = ("fcos", "retinanet", "faster_rcnn")
+
+
+class DetectionHead(StrEnum):
+    fcos = "fcos"
+    retinanet = "retinanet"
+    faster_rcnn = "faster_rcnn"
+
+
+HEADS = tuple(DetectionHead)
 
 
 @dataclass
@@ -36,7 +45,7 @@ class DetectionModelConfig:
     depth: int = 0
     num_heads: int = 0
     drop_path_rate: float = 0.1
-    head: str = "fcos"
+    head: DetectionHead = DetectionHead.fcos
     num_classes: int = 2
     pyramid_channels: int = 256
     min_size: int = 600

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import partial
 
 import torch
@@ -24,6 +25,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from endofm.models import create_backbone
+from endofm.models.vision_transformer import resize_time_embed
 
 STEM_STRIDE = 16
 
@@ -147,7 +149,7 @@ class HybridSegmenter(nn.Module):
         pos = F.interpolate(self.pos_embed, size=(h, w), mode="nearest")
         x = x + pos.unsqueeze(2)
         if self.use_time_embed:
-            time = F.interpolate(self.backbone.time_embed.transpose(1, 2), size=t, mode="nearest")
+            time = resize_time_embed(self.backbone.time_embed, t).transpose(1, 2)
             x = x + time.view(1, d, t, 1, 1)
         x = x.permute(0, 3, 4, 2, 1).reshape(batch, h * w * t, d)
         cls = self.backbone.cls_token + self.backbone.pos_embed[:, :1]
@@ -205,6 +207,11 @@ class ViTSegmenter(nn.Module):
         return _clips(y, b)
 
 
+class SegmenterVariant(StrEnum):
+    hybrid = "hybrid"
+    vit = "vit"
+
+
 @dataclass
 class SegmentationModelConfig:
     """Model settings. ``variant``: ``"hybrid"`` (TransUNet-style, the release) or ``"vit"``.
@@ -214,7 +221,7 @@ class SegmentationModelConfig:
     left at 0 come from the checkpoint (or the named config without one).
     """
 
-    variant: str = "hybrid"
+    variant: SegmenterVariant = SegmenterVariant.hybrid
     backbone: str = "endofm_vit_base_patch16"
     pretrained: str | None = None
     embed_dim: int = 0

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
-from safetensors.torch import load_file
 from torch import nn
 
-from endofm.config import to_dict
+from endofm.config import from_dict, to_dict
 from endofm.data import CvcSequence, read_cvc
 from endofm.models import backbone_config, create_model
-from endofm.models.checkpoint import save_state_dir
-from endofm.tasks.base import Task
+from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
+from endofm.tasks.base import EngineConfig, Task
 from endofm.tasks.segmentation.data import SegmentationWindows
 from endofm.tasks.segmentation.evaluation import evaluate_sequences
 from endofm.tasks.segmentation.loss import CEDiceLoss
@@ -31,6 +30,12 @@ KIND = "segmenter"
 WINDOWS = ("frames", "whole_sequence")
 
 
+class CvcProtocol(StrEnum):
+    files = "files"
+    release = "release"
+    leakfree = "leakfree"
+
+
 @dataclass
 class SegmentationDataConfig:
     """Which sequences, at what size, in windows of how many frames.
@@ -40,7 +45,7 @@ class SegmentationDataConfig:
     is the release's leaky split (it warns); ``"leakfree"`` drops the test sequences from it.
     """
 
-    protocol: str = "files"
+    protocol: CvcProtocol = CvcProtocol.files
     split_dir: str | None = None
     img_size: int = 224
     num_frames: int = 8
@@ -67,8 +72,8 @@ class SegmentationLossConfig:
 
 
 @dataclass
-class SegmentationSettings:
-    """The segmentation-specific part of the task config."""
+class SegmentationConfig(EngineConfig):
+    """The segmentation task's config: its sections plus the engine's."""
 
     model: SegmentationModelConfig = field(default_factory=SegmentationModelConfig)
     data: SegmentationDataConfig = field(default_factory=SegmentationDataConfig)
@@ -88,7 +93,7 @@ class SegmentationTask(Task):
     """CVC-12k video polyp segmentation; the kept model is selected on sequence Dice."""
 
     name = "segmentation"
-    settings_class = SegmentationSettings
+    config_class = SegmentationConfig
     selection_metric = "dice"
 
     def __init__(self, cfg: Any) -> None:
@@ -106,7 +111,7 @@ class SegmentationTask(Task):
         ``model.pretrained`` as the backbone checkpoint."""
         data, model_cfg = self.cfg.data, self.cfg.model
         if pretrained is not None:
-            model_cfg = OmegaConf.merge(model_cfg, {"pretrained": str(pretrained)})
+            model_cfg = dataclasses.replace(model_cfg, pretrained=str(pretrained))
         backbone = build_backbone(model_cfg, data.img_size, data.num_frames)
         return build_segmenter(model_cfg, backbone, data.img_size)
 
@@ -141,21 +146,18 @@ class SegmentationTask(Task):
                 "img_size": self.cfg.data.img_size, "num_frames": self.cfg.data.num_frames}
         return save_state_dir(model.state_dict(), meta, out_dir)
 
+    def saved_config(self, path: str | Path) -> SegmentationConfig:
+        """This config with the saved model's input size and window length."""
+        meta = read_state_meta(path, KIND)
+        data = dataclasses.replace(self.cfg.data, img_size=meta["img_size"],
+                                   num_frames=meta["num_frames"])
+        return dataclasses.replace(self.cfg, data=data)
+
     def load_model(self, path: str | Path) -> nn.Module:
-        """Load a directory written by ``save_model``. Its input size and window length
-        replace ``data.img_size``/``data.num_frames`` so evaluation matches training."""
-        path = Path(path)
-        config, weights = path / "config.json", path / "model.safetensors"
-        if not config.is_file() or not weights.is_file():
-            raise FileNotFoundError(f"{path}: not a segmentation checkpoint directory "
-                                    "(needs config.json and model.safetensors)")
-        meta = json.loads(config.read_text())
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{config}: kind {meta.get('kind')!r} is not a {KIND!r} checkpoint")
-        model_cfg = OmegaConf.merge(OmegaConf.structured(SegmentationModelConfig),
-                                    {**meta["model"], "pretrained": None})
+        """Load a directory written by :meth:`save_model` (in eval mode)."""
+        meta, tensors = read_state_dir(path, KIND)
+        model_cfg = from_dict(SegmentationModelConfig, {**meta["model"], "pretrained": None})
         backbone = create_model(model_cfg.backbone, drop_path_rate=0.0, **meta["backbone"])
         model = build_segmenter(model_cfg, backbone, meta["img_size"])
-        model.load_state_dict(load_file(weights))
-        self.cfg.data.img_size, self.cfg.data.num_frames = meta["img_size"], meta["num_frames"]
+        model.load_state_dict(tensors)
         return model.eval()
