@@ -133,3 +133,33 @@ def test_released_polypdiag_file_predicts(videos, tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 7  # its 4 frames x step 2: 50 frames / 8 per window
     assert [float(r["prob_0"]) + float(r["prob_1"]) for r in rows] == pytest.approx([1.0] * 7)
+
+
+
+def test_segmentation_predict_feeds_a_release_model_the_release_normalisation(tmp_path):
+    """A segmenter trained with ``data.normalise=release`` (cvc12k_release.yaml) is fed BGR,
+    per-frame min–max, (x − 0.5) / 0.5 frames by predict, as in training — not ImageNet's."""
+    from endofm.config import load_config
+    from endofm.inference.predict import make_predictor
+    from endofm.tasks import TASKS
+    from endofm.tasks.base import task_config_schema
+    from endofm.tasks.segmentation.data import read_input, to_model_input
+
+    from .conftest import CONFIGS
+
+    cls = TASKS["segmentation"]
+    task = cls(load_config(task_config_schema(cls), CONFIGS / "segmentation" / "tiny.yaml"))
+    task.cfg.data.img_size, task.cfg.data.normalise = 32, "release"
+    saved = task.save_model(task.build_model(None), tmp_path / "seg")
+    task_model = load_task_model(saved)
+    assert task_model.settings.data.normalise == "release"
+    predictor = make_predictor(task_model, device="cpu", precision="fp32")
+    clips = torch.randint(0, 256, (2, task_model.num_frames, 3, 32, 32), dtype=torch.uint8)
+    fed = predictor.model_input(clips.float())
+    expected = torch.stack([to_model_input(read_input(c, "release"), "release") for c in clips])
+    torch.testing.assert_close(fed, expected)
+    assert not torch.allclose(fed, predictor.normalized(clips.float()))
+    with torch.inference_mode():
+        masks = predictor.forward(clips)
+        logits = task_model.model(expected)
+    np.testing.assert_array_equal(masks, logits.argmax(1).numpy())

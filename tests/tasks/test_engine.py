@@ -12,13 +12,14 @@ from torch.utils.data import TensorDataset
 from endofm.config import load_config
 from endofm.tasks.base import EngineConfig, Task, task_config_schema
 from endofm.tasks.engine import (
-    Trainer,
     carve_validation,
     evaluate,
     fit,
     lr_schedule,
 )
 from endofm.train import param_groups
+
+from .conftest import fit_killed_in_epoch
 
 
 @dataclass
@@ -145,18 +146,8 @@ def test_resume_after_a_kill_continues_exactly(tmp_path, monkeypatch):
     straight = tmp_path / "straight"
     fit(ToyTask(cfg()), "root", straight)
     split = tmp_path / "split"
-    original = Trainer.train_epoch
-
-    def killed_in_third_epoch(self):
-        if self.epoch == 2:
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_epoch", killed_in_third_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        fit(ToyTask(cfg()), "root", split)
+    fit_killed_in_epoch(lambda: ToyTask(cfg()), split, monkeypatch)
     assert torch.load(split / "last.pth", weights_only=True)["epoch"] == 2
-    monkeypatch.setattr(Trainer, "train_epoch", original)
     fit(ToyTask(cfg()), "root", split)  # the same command again: resumes from last.pth
     for k, v in weights(straight).items():
         assert torch.equal(v, weights(split)[k]), k

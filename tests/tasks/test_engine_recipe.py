@@ -12,8 +12,10 @@ from torch.utils.data import TensorDataset
 
 from endofm.config import load_config
 from endofm.tasks.base import EngineConfig, Task, task_config_schema
-from endofm.tasks.engine import Trainer, fit
+from endofm.tasks.engine import fit
 from endofm.utils.logging import read_jsonl
+
+from .conftest import fit_killed_in_epoch
 
 
 @dataclass
@@ -96,17 +98,7 @@ def test_resume_restores_the_random_state(tmp_path, monkeypatch):
     straight = tmp_path / "straight"
     fit(noisy_task(), "root", straight)
     split = tmp_path / "split"
-    original = Trainer.train_epoch
-
-    def killed_in_third_epoch(self):
-        if self.epoch == 2:
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_epoch", killed_in_third_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        fit(noisy_task(), "root", split)
-    monkeypatch.setattr(Trainer, "train_epoch", original)
+    fit_killed_in_epoch(noisy_task, split, monkeypatch)
     fit(noisy_task(), "root", split)
     a, b = saved_model(straight), saved_model(split)
     for key in a:

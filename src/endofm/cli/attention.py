@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from endofm.cli.inference_args import add_runtime_args, add_window_args
+from endofm.cli.inference_args import add_runtime_args, add_window_args, report_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +41,4 @@ def run_attention_command(args: argparse.Namespace) -> int:
                         progress=not args.quiet)
     print(f"attention: {len(run['videos'])} videos, {len(run['errors'])} with errors; "
           f"wrote {args.output}")
-    for err in run["errors"]:
-        print(f"  error: {err['path']}: {err['reason']}")
-    return 0 if not run["errors"] else 1
+    return report_errors(run["errors"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from endofm.cli.inference_args import add_runtime_args, add_window_args
+from endofm.cli.inference_args import add_runtime_args, add_window_args, report_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +55,5 @@ def run_extract(args: argparse.Namespace) -> int:
     if dist.is_main:
         print(f"extract: {report.processed} videos processed, {report.resumed} already done, "
               f"{len(report.errors)} with errors ({encoder.precision}); wrote {args.output}")
-        for err in report.errors:
-            print(f"  error: {err['path']}: {err['reason']}")
+        report_errors(report.errors)
     return 0 if report.ok else 1

@@ -24,3 +24,10 @@ def add_runtime_args(p: argparse.ArgumentParser, batch_size: int = 8) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="auto (default): bf16 where the device has native bf16, else fp32")
     p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
+
+
+def report_errors(errors: list[dict]) -> int:
+    """Print one ``error: PATH: REASON`` line per failed video; the exit status (1 if any)."""
+    for err in errors:
+        print(f"  error: {err['path']}: {err['reason']}")
+    return 1 if errors else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from endofm.cli.inference_args import add_runtime_args
+from endofm.cli.inference_args import add_runtime_args, report_errors
 
 TASK_HELP = {
     "classification": "per-window probabilities, timeline.csv/png and a video-level decision "
@@ -72,6 +72,4 @@ def run_predict_command(args: argparse.Namespace) -> int:
                       progress=not args.quiet)
     print(f"predict {args.task}: {len(run['videos'])} videos, {len(run['errors'])} with errors "
           f"({predictor.precision}); reports: {args.output / 'index.html'}")
-    for err in run["errors"]:
-        print(f"  error: {err['path']}: {err['reason']}")
-    return 0 if not run["errors"] else 1
+    return report_errors(run["errors"])

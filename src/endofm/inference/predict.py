@@ -33,6 +33,7 @@ from endofm.inference.encoder import normalize_batch, open_job
 from endofm.inference.stream import FrameSize, VideoJob, stream_windows
 from endofm.inference.task_models import TaskModel, load_task_model
 from endofm.inference.windows import Window, WindowSpec
+from endofm.tasks.segmentation.data import read_input, to_model_input
 from endofm.utils.device import autocast, resolve_device, resolve_precision
 
 
@@ -227,10 +228,19 @@ class SegmentationPredictor(Predictor):
         x = F.interpolate(x.float(), size=(s, s), mode="bilinear", antialias=True)
         x = x.round().clamp(0, 255).reshape(b, t, 3, s, s)
         with autocast(self.device, self.precision):
-            logits = self.model(self.normalized(x))  # [b, C, T, s, s]
+            logits = self.model(self.model_input(x))  # [b, C, T, s, s]
         logits = logits.float().transpose(1, 2).flatten(0, 1)
         logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
         return logits.argmax(1).reshape(b, t, h, w).to(torch.uint8).cpu().numpy()
+
+    def model_input(self, x: Tensor) -> Tensor:
+        """Resized frames ``[b, T, 3, s, s]`` (0–255) → ``[b, 3, T, s, s]``, normalised as the
+        model was trained (``data.normalise``: ImageNet, or the release's BGR min–max)."""
+        if self.task_model.settings.data.normalise != "release":
+            return self.normalized(x)
+        frames = x.to(torch.uint8)
+        return torch.stack([to_model_input(read_input(c, "release"), "release")
+                            for c in frames]).to(self.device)
 
 
 class DetectionPredictor(Predictor):

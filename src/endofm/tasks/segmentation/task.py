@@ -143,14 +143,17 @@ class SegmentationTask(Task):
         model = getattr(model, "module", model)
         meta = {"kind": KIND, "format": "endofm", "model": to_dict(self.cfg.model),
                 "backbone": backbone_config(model.backbone),
-                "img_size": self.cfg.data.img_size, "num_frames": self.cfg.data.num_frames}
+                "img_size": self.cfg.data.img_size, "num_frames": self.cfg.data.num_frames,
+                "normalise": self.cfg.data.normalise}
         return save_state_dir(model.state_dict(), meta, out_dir)
 
     def saved_config(self, path: str | Path) -> SegmentationConfig:
-        """This config with the saved model's input size and window length."""
+        """This config with the saved model's input size, window length and input
+        normalisation, so evaluation and prediction match training."""
         meta = read_state_meta(path, KIND)
         data = dataclasses.replace(self.cfg.data, img_size=meta["img_size"],
-                                   num_frames=meta["num_frames"])
+                                   num_frames=meta["num_frames"],
+                                   normalise=meta.get("normalise", "imagenet"))
         return dataclasses.replace(self.cfg, data=data)
 
     def load_model(self, path: str | Path) -> nn.Module:
