@@ -60,8 +60,7 @@ def task_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     dirs = {"classification": clf.save_pretrained(root / "classification")}
     for task in ("segmentation", "detection"):
         cls = TASKS[task]
-        obj = cls(load_config(task_config_schema(cls), recipe_path(task, "tiny")))
-        if task == "segmentation":
-            obj.cfg.data.img_size = 32
+        size = ["data.img_size=32"] if task == "segmentation" else []
+        obj = cls(load_config(task_config_schema(cls), recipe_path(task, "tiny"), size))
         dirs[task] = obj.save_model(obj.build_model(None), root / task)
     return dirs

@@ -146,8 +146,8 @@ def test_segmentation_predict_feeds_a_release_model_the_release_normalisation(tm
     from endofm.tasks.segmentation.data import read_input, to_model_input
 
     cls = TASKS["segmentation"]
-    task = cls(load_config(task_config_schema(cls), recipe_path("segmentation", "tiny")))
-    task.cfg.data.img_size, task.cfg.data.normalise = 32, "release"
+    task = cls(load_config(task_config_schema(cls), recipe_path("segmentation", "tiny"),
+                           ["data.img_size=32", "data.normalise=release"]))
     saved = task.save_model(task.build_model(None), tmp_path / "seg")
     task_model = load_task_model(saved)
     assert task_model.settings.data.normalise == "release"

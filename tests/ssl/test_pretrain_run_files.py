@@ -18,9 +18,9 @@ from endofm.ssl import PretrainConfig, pretrain
 pytestmark = pytest.mark.slow
 
 TINY = RECIPES / "pretrain" / "tiny.yaml"
-FAST = ["model.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
+FAST = ["model.backbone.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
         "optim.batch_size=2", "optim.epochs=1", "run.progress=false", "run.device=cpu",
-        "run.save_every_steps=1", "run.keep_last=100", "model.img_size=32",
+        "run.save_every_steps=1", "run.keep_last=100",
         "views.global_size=32", "views.local_size=16", "views.decode_short_side=32"]
 
 

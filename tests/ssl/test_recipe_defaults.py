@@ -11,9 +11,9 @@ from endofm.ssl import PretrainConfig
 RECIPE = RECIPES / "pretrain" / "endofm_vitb.yaml"
 
 RELEASE = {
-    "model.drop_path_rate": 0.1,
-    "model.img_size": 224,
-    "model.num_frames": 8,
+    "model.backbone.drop_path_rate": 0.1,
+    "model.backbone.img_size": 224,
+    "model.backbone.num_frames": 8,
     "head.out_dim": 65536,
     "head.hidden_dim": 2048,
     "head.bottleneck_dim": 256,

@@ -39,9 +39,9 @@ def trainer_for(meta: dict, data: Path, output: Path, switches: tuple[str, ...]
                 ) -> PretrainTrainer:
     m = meta["model"]
     cfg = load_config(PretrainConfig, TINY, [
-        f"model.img_size={m['img_size']}", f"model.num_frames={m['num_frames']}",
-        f"model.embed_dim={m['embed_dim']}", f"model.depth={m['depth']}",
-        f"model.num_heads={m['num_heads']}", "model.drop_path_rate=0.0",
+        f"views.global_size={m['img_size']}", f"views.num_frames={m['num_frames']}",
+        f"model.backbone.embed_dim={m['embed_dim']}", f"model.backbone.depth={m['depth']}",
+        f"model.backbone.num_heads={m['num_heads']}", "model.backbone.drop_path_rate=0.0",
         f"head.out_dim={m['out_dim']}", f"head.hidden_dim={m['hidden_dim']}",
         f"head.bottleneck_dim={m['bottleneck_dim']}", f"optim.clip_grad={meta['clip_grad']}",
         f"optim.batch_size={meta['batch_size']}", "optim.freeze_last_layer=1",

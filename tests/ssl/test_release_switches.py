@@ -114,8 +114,8 @@ def test_release_recipe_runs_at_tiny_size(sample_data, tmp_path):
 
     configs = RECIPES / "pretrain"
     tiny = OmegaConf.load(configs / "tiny.yaml")
-    sizes = [f"model.{k}={tiny.model[k]}" for k in ("name", "img_size", "num_frames",
-                                                    "embed_dim", "depth", "num_heads")]
+    sizes = [f"model.backbone.{k}={tiny.model.backbone[k]}"
+             for k in ("name", "embed_dim", "depth", "num_heads")]
     sizes += [f"head.{k}={v}" for k, v in tiny.head.items()]
     sizes += [f"views.{k}={OmegaConf.to_container(v) if OmegaConf.is_list(v) else v}"
               .replace(" ", "") for k, v in tiny.views.items()]
@@ -124,6 +124,6 @@ def test_release_recipe_runs_at_tiny_size(sample_data, tmp_path):
         "run.device=cpu", "run.progress=false"])
     assert (cfg.optim.clip_mode, cfg.optim.decay_embeddings, cfg.ssl.teacher) == (
         "per_param", True, "release")
-    assert cfg.model.drop_path_rate == 0.1 and cfg.optim.clip_grad == 3.0
+    assert cfg.model.backbone.drop_path_rate == 0.1 and cfg.optim.clip_grad == 3.0
     report = pretrain(cfg, sample_data["videos"], tmp_path)
     assert report["epochs"] == 1 and math.isfinite(report["final_loss"])

@@ -23,7 +23,7 @@ from endofm.utils.distributed import init_distributed
 pytestmark = pytest.mark.slow
 
 TINY = recipe_path("pretrain", "tiny")
-FAST = ["model.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
+FAST = ["model.backbone.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
         "optim.batch_size=2", "optim.epochs=2", "run.progress=false", "run.device=cpu"]
 
 

@@ -102,3 +102,29 @@ def test_run_config_records_the_git_commit_and_stays_loadable(tmp_path):
                           capture_output=True, text=True).stdout.strip()
     assert last == f"# git commit: {head or 'unknown'}"
     assert load_config(PretrainConfig, path) == cfg
+
+
+@pytest.mark.parametrize(("group", "size_key", "frames_key"), [
+    ("pretrain", "views.global_size", "views.num_frames"),
+    ("classification", "data.crop_size", "data.num_frames"),
+    ("segmentation", "data.img_size", "data.num_frames"),
+    ("detection", "model.min_size", "data.num_frames"),
+    ("probe", "data.crop_size", "data.num_frames"),
+])
+def test_backbone_size_and_frames_follow_the_data_or_disagree_loudly(group, size_key,
+                                                                      frames_key):
+    """One ``model.backbone`` section everywhere; its size and frame count are the data's."""
+    cfg = load_config(schema(group), recipe_path(group, "tiny"), [f"{size_key}=96",
+                                                                  f"{frames_key}=6"])
+    assert (cfg.model.backbone.img_size, cfg.model.backbone.num_frames) == (96, 6)
+    same = load_config(schema(group), recipe_path(group, "tiny"),
+                       [f"{size_key}=96", "model.backbone.img_size=96"])
+    assert same.model.backbone.img_size == 96
+    with pytest.raises(ConfigError, match=f"model.backbone.img_size=80 disagrees with "
+                                          f"{size_key}=96"):
+        load_config(schema(group), recipe_path(group, "tiny"),
+                    [f"{size_key}=96", "model.backbone.img_size=80"])
+    with pytest.raises(ConfigError, match=f"model.backbone.num_frames=5 disagrees with "
+                                          f"{frames_key}=6"):
+        load_config(schema(group), recipe_path(group, "tiny"),
+                    [f"{frames_key}=6", "model.backbone.num_frames=5"])

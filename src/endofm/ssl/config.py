@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from endofm.data.views import PretrainViewsConfig
+from endofm.models.config import BackboneConfig
 from endofm.ssl.diagnostics import CollapseConfig
 from endofm.train.optim import ClipMode
 from endofm.utils.device import Precision
@@ -48,15 +49,10 @@ OnError = StrEnum("OnError", [("skip", "skip"), ("raise", "raise")])
 
 @dataclass
 class SSLModelConfig:
-    name: str = "endofm_vit_base_patch16"
-    pretrained: str | None = None  # Endo-FM / SVT Kinetics-400 / any create_model checkpoint
-    img_size: int = 224
-    num_frames: int = 8
-    embed_dim: int | None = None
-    depth: int | None = None
-    num_heads: int | None = None
-    drop_path_rate: float = 0.1
-    grad_checkpointing: bool = False
+    """The backbone (``pretrained``: Endo-FM, SVT Kinetics-400 or any ``create_model``
+    checkpoint; its size and frame count follow ``views.global_size`` / ``views.num_frames``)."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
     compile: bool = False  # torch.compile the student
 
 
@@ -158,3 +154,7 @@ class PretrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
+
+    def __post_init__(self) -> None:
+        self.model.backbone.bind(self.views.global_size, self.views.num_frames,
+                                 "views.global_size/views.num_frames")

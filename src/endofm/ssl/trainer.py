@@ -57,14 +57,12 @@ from endofm.utils.seed import seed_everything
 
 
 def build_encoder(cfg: Any) -> Encoder:
-    """Backbone (optionally initialised from ``model.pretrained``) + DINO head; head weights
-    are taken from the checkpoint too when it has a head of the same shapes. With the iBOT
+    """Backbone (optionally initialised from ``model.backbone.pretrained``) + DINO head; head
+    weights are taken from the checkpoint too when it has a head of the same shapes. With the iBOT
     term on, the backbone gets a mask token and, with ``loss.ibot_separate_head``, a patch head
     of the same shape as the DINO head."""
-    m, ibot = cfg.model, cfg.loss.ibot_weight > 0
-    backbone = create_backbone(m.name, m.pretrained, m.img_size, m.num_frames, m.drop_path_rate,
-                               embed_dim=m.embed_dim, depth=m.depth, num_heads=m.num_heads,
-                               grad_checkpointing=m.grad_checkpointing, use_mask_token=ibot)
+    m, ibot = cfg.model.backbone, cfg.loss.ibot_weight > 0
+    backbone = create_backbone(m, use_mask_token=ibot)
     h = cfg.head
 
     def new_head() -> DINOHead:
@@ -85,7 +83,7 @@ class PretrainTrainer:
     def __init__(self, cfg: Any, data: str | Path, output: str | Path, dist: DistInfo,
                  restart: bool = False) -> None:
         self.cfg, self.dist, self.output = cfg, dist, Path(output)
-        self.inputs, self.restart = run_inputs(data, cfg.model.pretrained), restart
+        self.inputs, self.restart = run_inputs(data, cfg.model.backbone.pretrained), restart
         self.device = dist.device
         seed_everything(cfg.run.seed)  # identical initial weights on every process
         self.skipped: list[dict[str, str]] = []
@@ -97,8 +95,8 @@ class PretrainTrainer:
         self.weights = (self.dataset.sample_weights(dict(cfg.data.source_weights))
                         if cfg.data.source_weights else None)
         self.meta = SSLMetaArch(build_encoder(cfg), teacher=cfg.ssl.teacher).to(self.device)
-        if cfg.model.pretrained and dist.is_main:
-            note(describe_init(self.meta.student, cfg.model.pretrained))
+        if cfg.model.backbone.pretrained and dist.is_main:
+            note(describe_init(self.meta.student, cfg.model.backbone.pretrained))
         seed_everything(cfg.run.seed + dist.rank)  # different augmentations per process
         self.student = self.meta.student
         if cfg.model.compile:

@@ -13,19 +13,24 @@ so a YAML file or override reads ``data.img_size=64`` or ``optim.lr=0.01`` alike
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from endofm.config import from_dict
+from endofm.models.config import BackboneConfig
 from endofm.train.optim import ClipMode, OptimizerName
 from endofm.utils.device import Precision
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,7 +58,6 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"
     precision: Precision = Precision.fp32
-    grad_checkpointing: bool = False
     freeze_backbone: bool = False  # linear probe: only the head trains
     seed: int = 0
     eval_every: int = 1  # epochs between selection evaluations
@@ -102,6 +106,13 @@ class Task(ABC):
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
 
+    def backbone_settings(self, pretrained: str | Path | None) -> BackboneConfig:
+        """``model.backbone`` with ``pretrained`` (when given) as its weights."""
+        backbone = self.cfg.model.backbone
+        if pretrained is None:
+            return backbone
+        return dataclasses.replace(backbone, pretrained=str(pretrained))
+
     @abstractmethod
     def build_model(self, pretrained: str | Path | None) -> nn.Module:
         """The model to fine-tune; its backbone parameters are named ``backbone.*``."""
@@ -147,6 +158,13 @@ class Task(ABC):
         """The config to evaluate the model saved at ``path`` with: a copy of ``cfg`` with the
         settings the model was trained with (input size, clip length, …). Default: ``cfg``."""
         return self.cfg
+
+
+def saved_model_settings(schema: type[T], saved: Mapping[str, Any]) -> T:
+    """The ``model`` section a task folder's ``config.json`` records, as ``schema``, without the
+    backbone's initial weights (the folder holds the trained ones)."""
+    backbone = {**saved.get("backbone", {}), "pretrained": None}
+    return from_dict(schema, {**saved, "backbone": backbone})
 
 
 def task_config_schema(task_cls: type[Task]) -> type[EngineConfig]:

@@ -101,6 +101,12 @@ def run_evaluation(task: Task, model: nn.Module, items: Sequence, device: torch.
         model.train(was_training)
 
 
+def configured_pretrained(cfg: Any) -> str | None:
+    """``model.backbone.pretrained`` of a task config (``None`` where it has none)."""
+    backbone = getattr(getattr(cfg, "model", None), "backbone", None)
+    return getattr(backbone, "pretrained", None)
+
+
 class Trainer:
     """The state of one fine-tuning run; ``run()`` trains, selects and tests."""
 
@@ -109,6 +115,7 @@ class Trainer:
         cfg = task.cfg
         self.task, self.cfg, self.dist = task, cfg, dist
         self.output = Path(output)
+        pretrained = pretrained or configured_pretrained(cfg)
         self.inputs, self.restart = run_inputs(root, pretrained), restart
         self.device = dist.device
         seed_everything(cfg.train.seed + dist.rank)
@@ -119,8 +126,6 @@ class Trainer:
         if cfg.train.freeze_backbone:
             for p in model.backbone.parameters():
                 p.requires_grad_(False)
-        if cfg.train.grad_checkpointing and hasattr(model, "backbone"):
-            model.backbone.set_grad_checkpointing(True)
         self.model = model.to(self.device)
         task.prepare(self.model, self.train_items, self.device, cfg.train.precision)
         self.ddp = (DistributedDataParallel(self.model, find_unused_parameters=True)

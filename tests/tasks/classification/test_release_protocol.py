@@ -97,7 +97,8 @@ def test_release_recipe_at_tiny_size(sample_data, tmp_path):
 
     configs = RECIPES / "classification"
     tiny = OmegaConf.load(configs / "tiny.yaml")
-    sizes = [f"model.{k}={v}" for k, v in tiny.model.items() if k != "drop_path_rate"]
+    sizes = [f"model.backbone.{k}={v}" for k, v in tiny.model.backbone.items()
+             if k != "drop_path_rate"]
     sizes += [f"data.{k}={v}".replace(" ", "") for k, v in tiny.data.items()
               if k not in ("test_clips", "clips_per_video")]
     task_cls = TASKS["classification"]

@@ -127,7 +127,9 @@ def test_release_recipe_at_tiny_size(sample_data, tmp_path):
     from omegaconf import OmegaConf
 
     tiny = OmegaConf.load(CONFIGS / "tiny.yaml")
-    sizes = [f"model.{k}={v}" for k, v in tiny.model.items() if k != "drop_path_rate"]
+    sizes = [f"model.{k}={v}" for k, v in tiny.model.items() if k != "backbone"]
+    sizes += [f"model.backbone.{k}={v}" for k, v in tiny.model.backbone.items()
+              if k != "drop_path_rate"]
     sizes = [s.replace(" ", "") for s in sizes]
     task_cls = TASKS["segmentation"]
     cfg = load_config(task_config_schema(task_cls), CONFIGS / "cvc12k_release.yaml", [

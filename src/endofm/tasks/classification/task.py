@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from endofm.data import VideoItem, read_polypdiag
 from endofm.data.clips import test_views
 from endofm.eval.metrics import classification_metrics, plot_confusion_and_roc
-from endofm.models import VideoClassifier, create_backbone, load_classifier
+from endofm.models import BackboneConfig, VideoClassifier, create_backbone, load_classifier
 from endofm.tasks.base import EngineConfig, Task
 from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips
 from endofm.tasks.classification.recipe import balanced_class_weights, linear_probe_head
@@ -29,15 +29,10 @@ from endofm.utils.progress import progress
 
 @dataclass
 class ClassificationModelConfig:
-    """The backbone (a registry name + architecture overrides) and the head."""
+    """The backbone (its size and frame count follow ``data.crop_size`` / ``data.num_frames``)
+    and the head."""
 
-    name: str = "endofm_vit_base_patch16"
-    img_size: int = 224
-    num_frames: int = 8
-    embed_dim: int | None = None
-    depth: int | None = None
-    num_heads: int | None = None
-    drop_path_rate: float = 0.1
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
     num_classes: int = 2
     head_dropout: float = 0.0
     positive_class: int = 1  # the class F1/precision/recall/AUROC refer to (1 = abnormal)
@@ -61,6 +56,10 @@ class ClassificationConfig(EngineConfig):
     data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
     recipe: ClassificationRecipeConfig = field(default_factory=ClassificationRecipeConfig)
 
+    def __post_init__(self) -> None:
+        self.model.backbone.bind(self.data.crop_size, self.data.num_frames,
+                                 "data.crop_size/data.num_frames")
+
 
 class ClassificationTask(Task):
     name = "classification"
@@ -70,9 +69,7 @@ class ClassificationTask(Task):
 
     def build_model(self, pretrained: str | Path | None) -> nn.Module:
         m = self.cfg.model
-        backbone = create_backbone(m.name, pretrained, m.img_size, m.num_frames,
-                                   m.drop_path_rate, embed_dim=m.embed_dim, depth=m.depth,
-                                   num_heads=m.num_heads)
+        backbone = create_backbone(self.backbone_settings(pretrained))
         return VideoClassifier(backbone, m.num_classes, m.head_dropout)
 
     def read_items(self, root: str | Path, split: str) -> list[VideoItem]:
@@ -127,7 +124,7 @@ class ClassificationTask(Task):
         return model.save_pretrained(out_dir)
 
     def load_model(self, path: str | Path) -> nn.Module:
-        return load_classifier(path, num_heads=self.cfg.model.num_heads)
+        return load_classifier(path, num_heads=self.cfg.model.backbone.num_heads)
 
 
 def write_predictions(items: Sequence[VideoItem], probs: np.ndarray, path: Path) -> Path:

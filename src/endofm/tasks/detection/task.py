@@ -16,7 +16,7 @@ from endofm.config import from_dict, to_dict
 from endofm.data import KumcVideo, read_kumc
 from endofm.models import backbone_config, create_model
 from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
-from endofm.tasks.base import EngineConfig, Task
+from endofm.tasks.base import EngineConfig, Task, saved_model_settings
 from endofm.tasks.detection.data import KumcClips, collate
 from endofm.tasks.detection.evaluation import evaluate_clips
 from endofm.tasks.detection.model import (
@@ -60,6 +60,10 @@ class DetectionConfig(EngineConfig):
     data: DetectionDataConfig = field(default_factory=DetectionDataConfig)
     eval: DetectionEvalConfig = field(default_factory=DetectionEvalConfig)
 
+    def __post_init__(self) -> None:
+        self.model.backbone.bind(self.model.min_size, self.data.num_frames,
+                                 "model.min_size/data.num_frames")
+
 
 class DetectionTask(Task):
     """KUMC detection on the engine (``endofm finetune|evaluate detection``)."""
@@ -70,12 +74,11 @@ class DetectionTask(Task):
     test_split = "test"
 
     def build_model(self, pretrained: str | Path | None = None) -> ClipDetector:
-        """The detector; ``pretrained`` (if given) replaces ``model.pretrained`` as the
-        backbone checkpoint."""
-        model_cfg = self.cfg.model
-        if pretrained is not None:
-            model_cfg = dataclasses.replace(model_cfg, pretrained=str(pretrained))
-        return build_detector(model_cfg, self.cfg.data.num_frames)
+        """The detector; its backbone from ``pretrained`` (the engine passes ``--pretrained`` or
+        ``model.backbone.pretrained``)."""
+        backbone = self.backbone_settings(pretrained)
+        return build_detector(dataclasses.replace(self.cfg.model, backbone=backbone),
+                              self.cfg.data.num_frames)
 
     def read_items(self, root: str | Path, split: str) -> list[KumcVideo]:
         videos = read_kumc(root, split)
@@ -119,14 +122,14 @@ class DetectionTask(Task):
         """This config with the saved model's ``model`` and clip (``data``) settings."""
         meta = read_state_meta(path, KIND)
         return dataclasses.replace(
-            self.cfg, model=from_dict(DetectionModelConfig, {**meta["model"], "pretrained": None}),
+            self.cfg, model=saved_model_settings(DetectionModelConfig, meta["model"]),
             data=from_dict(DetectionDataConfig, meta["data"]))
 
     def load_model(self, path: str | Path) -> ClipDetector:
         """Load a directory written by :meth:`save_model` (in eval mode)."""
         meta, tensors = read_state_dir(path, KIND)
-        model_cfg = from_dict(DetectionModelConfig, {**meta["model"], "pretrained": None})
-        backbone = create_model(model_cfg.backbone, drop_path_rate=0.0, **meta["backbone"])
+        model_cfg = saved_model_settings(DetectionModelConfig, meta["model"])
+        backbone = create_model(model_cfg.backbone.name, drop_path_rate=0.0, **meta["backbone"])
         model = ClipDetector(model_cfg, backbone, meta["data"]["num_frames"])
         model.load_state_dict(tensors)
         model.operating_threshold = meta.get("operating_threshold")

@@ -12,17 +12,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from endofm.config import from_dict, to_dict
+from endofm.config import to_dict
 from endofm.data import CvcSequence, read_cvc
-from endofm.models import backbone_config, create_model
+from endofm.models import backbone_config, create_backbone, create_model
 from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
-from endofm.tasks.base import EngineConfig, Task
+from endofm.tasks.base import EngineConfig, Task, saved_model_settings
 from endofm.tasks.segmentation.data import SegmentationWindows
 from endofm.tasks.segmentation.evaluation import evaluate_sequences
 from endofm.tasks.segmentation.loss import CEDiceLoss
 from endofm.tasks.segmentation.model import (
     SegmentationModelConfig,
-    build_backbone,
     build_segmenter,
 )
 
@@ -79,6 +78,10 @@ class SegmentationConfig(EngineConfig):
     data: SegmentationDataConfig = field(default_factory=SegmentationDataConfig)
     loss: SegmentationLossConfig = field(default_factory=SegmentationLossConfig)
 
+    def __post_init__(self) -> None:
+        self.model.backbone.bind(self.data.img_size, self.data.num_frames,
+                                 "data.img_size/data.num_frames")
+
 
 def read_sequences(root: str | Path, split: str, data: SegmentationDataConfig
                    ) -> list[CvcSequence]:
@@ -107,13 +110,10 @@ class SegmentationTask(Task):
                                     cfg.loss.dice_denominator)
 
     def build_model(self, pretrained: str | Path | None = None) -> nn.Module:
-        """The ``model.variant`` segmenter; ``pretrained`` (if given) replaces
-        ``model.pretrained`` as the backbone checkpoint."""
-        data, model_cfg = self.cfg.data, self.cfg.model
-        if pretrained is not None:
-            model_cfg = dataclasses.replace(model_cfg, pretrained=str(pretrained))
-        backbone = build_backbone(model_cfg, data.img_size, data.num_frames)
-        return build_segmenter(model_cfg, backbone, data.img_size)
+        """The ``model.variant`` segmenter; its backbone from ``pretrained`` (the engine passes
+        ``--pretrained`` or ``model.backbone.pretrained``)."""
+        backbone = create_backbone(self.backbone_settings(pretrained))
+        return build_segmenter(self.cfg.model, backbone, self.cfg.data.img_size)
 
     def read_items(self, root: str | Path, split: str) -> list[CvcSequence]:
         return read_sequences(root, split, self.cfg.data)
@@ -154,13 +154,14 @@ class SegmentationTask(Task):
         data = dataclasses.replace(self.cfg.data, img_size=meta["img_size"],
                                    num_frames=meta["num_frames"],
                                    normalise=meta.get("normalise", "imagenet"))
-        return dataclasses.replace(self.cfg, data=data)
+        return dataclasses.replace(
+            self.cfg, data=data, model=saved_model_settings(SegmentationModelConfig, meta["model"]))
 
     def load_model(self, path: str | Path) -> nn.Module:
         """Load a directory written by :meth:`save_model` (in eval mode)."""
         meta, tensors = read_state_dir(path, KIND)
-        model_cfg = from_dict(SegmentationModelConfig, {**meta["model"], "pretrained": None})
-        backbone = create_model(model_cfg.backbone, drop_path_rate=0.0, **meta["backbone"])
+        model_cfg = saved_model_settings(SegmentationModelConfig, meta["model"])
+        backbone = create_model(model_cfg.backbone.name, drop_path_rate=0.0, **meta["backbone"])
         model = build_segmenter(model_cfg, backbone, meta["img_size"])
         model.load_state_dict(tensors)
         return model.eval()
