@@ -1,5 +1,5 @@
 """Does the tiny classification recipe generalise? F1 of ``endofm finetune classification``
-(``--config``, default configs/classification/tiny_robust.yaml; from a tiny pre-training on the
+(``--config``, default: the packaged tiny_robust recipe; from a tiny pre-training on the
 same render's raw videos) beside the frozen-feature linear probe of that backbone, on several
 renders of the sample data: differently seeded ``white_light`` renders and an ``nbi`` render
 (another colour scheme, lighting and polyp look, never used to tune the recipe).
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from endofm.config import load_config
+from endofm.config import load_config, recipe_path
 from endofm.data.synth import SCALES, synth_polypdiag, synth_pretrain_videos
 from endofm.data.synth_render import get_style
 from endofm.eval.probe import ProbeConfig, run_probe
@@ -30,9 +30,9 @@ from endofm.tasks.base import task_config_schema
 from endofm.tasks.engine import fit
 
 ROOT = Path(__file__).resolve().parents[1]
-FINETUNE = ROOT / "configs" / "classification" / "tiny_robust.yaml"
-PRETRAIN = ROOT / "configs" / "pretrain" / "tiny.yaml"
-PROBE = ROOT / "configs" / "probe" / "tiny.yaml"
+FINETUNE = recipe_path("classification", "tiny_robust")
+PRETRAIN = recipe_path("pretrain", "tiny")
+PROBE = recipe_path("probe", "tiny")
 RENDERS = ["1:white_light", "2:white_light", "3:white_light", "0:nbi"]
 
 

@@ -110,15 +110,22 @@ def main() -> None:
     print(f"# endofm GPU table on {name}, torch {torch.__version__}"
           + (" (DRY RUN: tiny sizes on the CPU; the figures mean nothing)" if args.dry_run
              else ""))
-    rows = [forward_row("fp16", device, s), forward_row("bf16", device, s),
-            step_row("endofm", 16, "fp16", device, s, args.dry_run),
-            step_row("endofm+lv", 16, "fp16", device, s, args.dry_run),
-            step_row("lv", 32, "bf16+ckpt", device, s, args.dry_run),
-            extraction_row(device, s, args.dry_run)]
+    rows = [lambda: forward_row("fp16", device, s), lambda: forward_row("bf16", device, s),
+            lambda: step_row("endofm", 16, "fp16", device, s, args.dry_run),
+            lambda: step_row("endofm+lv", 16, "fp16", device, s, args.dry_run),
+            lambda: step_row("lv", 32, "bf16+ckpt", device, s, args.dry_run),
+            lambda: extraction_row(device, s, args.dry_run)]
     print("| measurement | precision | time | throughput | peak memory |")
-    print("|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |", flush=True)
+    print("|---|---|---|---|---|", flush=True)
+    failed = 0
+    for row in rows:  # each row as soon as it is measured; a failed row is reported, not fatal
+        try:
+            cells = row()
+        except Exception as exc:  # noqa: BLE001 - the table goes on; the exit status says so
+            failed += 1
+            cells = ("(row failed)", "", f"{type(exc).__name__}: {exc}"[:200], "", "")
+        print("| " + " | ".join(cells) + " |", flush=True)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

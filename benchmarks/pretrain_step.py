@@ -6,9 +6,9 @@ optimiser, EMA), in seconds and peak memory, for clips of T frames and each reci
 
 T is the longest global view: global views of T/2 and T frames at 224 px and 8 local views of
 T/8, T/8, T/4, T/4, T/2, T/2, T, T frames at 96 px (T = 16 is the release's 8/16-frame recipe,
-T = 32 EndoFM-LV's). ``endofm`` is configs/pretrain/endofm_vitb.yaml (the release's losses),
+T = 32 EndoFM-LV's). ``endofm`` is the endofm_vitb recipe (the release's losses),
 ``endofm+lv`` the same with the successor's losses (Sinkhorn-Knopp, iBOT 0.5, KoLeo 0.1), ``lv``
-configs/pretrain/endofm_lv.yaml. A setting is a precision (fp32 | bf16 | fp16), with ``+ckpt``
+the endofm_lv recipe. A setting is a precision (fp32 | bf16 | fp16), with ``+ckpt``
 for activation checkpointing and ``+explicit`` for the released explicit attention form.
 ``--tiny`` runs a 2-block, 96-wide model on 64/32 px views (a check that the script works, e.g.
 on a CPU). Peak memory is the allocator's high-water mark on CUDA, the resident-set high-water
@@ -19,25 +19,26 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from backbone import _load, peak_memory_mib, timed
 
-from endofm.config import load_config
+from endofm.config import RECIPES, load_config
 from endofm.ssl import PretrainConfig, SSLMetaArch
 from endofm.ssl.objective import SSLObjective, ssl_forward
-from endofm.ssl.trainer import build_encoder, param_groups
+from endofm.ssl.trainer import build_encoder
+from endofm.train import OptimizerStepper, build_optimizer, param_groups
 from endofm.utils.device import autocast, make_grad_scaler, resolve_device
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
+CONFIGS = RECIPES / "pretrain"
 LV_LOSSES = ["loss.centering=sinkhorn_knopp", "loss.ibot_weight=0.5", "loss.koleo_weight=0.1"]
 RECIPES = {"endofm": ("endofm_vitb.yaml", []),  # the release's losses
            "endofm+lv": ("endofm_vitb.yaml", LV_LOSSES),  # + the successor's losses
            "lv": ("endofm_lv.yaml", [])}  # EndoFM-LV's recipe
-TINY = ["model.name=endofm_vit_tiny_patch16", "model.embed_dim=96", "model.depth=2",
-        "model.num_heads=4", "model.img_size=64", "head.out_dim=256", "head.hidden_dim=256",
-        "head.bottleneck_dim=64", "views.global_size=64", "views.local_size=32"]
+TINY = ["model.backbone.name=endofm_vit_tiny_patch16", "model.backbone.embed_dim=96",
+        "model.backbone.depth=2", "model.backbone.num_heads=4", "head.out_dim=256",
+        "head.hidden_dim=256", "head.bottleneck_dim=64", "views.global_size=64",
+        "views.local_size=32"]
 
 
 def view_frames(t: int) -> tuple[list[int], list[int]]:
@@ -51,8 +52,10 @@ def recipe_config(recipe: str, frames: int, precision: str, checkpointing: bool,
     global_frames, local_frames = view_frames(frames)
     path, extra = RECIPES[recipe]
     overrides = [*extra, f"views.global_frames={global_frames}",
-                 f"views.local_frames={local_frames}", f"model.grad_checkpointing={checkpointing}",
-                 f"run.precision={precision}", "model.pretrained=null", *(TINY if tiny else [])]
+                 f"views.local_frames={local_frames}",
+                 f"model.backbone.grad_checkpointing={checkpointing}",
+                 f"run.precision={precision}", "model.backbone.pretrained=null",
+                 *(TINY if tiny else [])]
     return load_config(PretrainConfig, CONFIGS / path, overrides)
 
 
@@ -60,12 +63,15 @@ def make_step(cfg, device: torch.device, batch: int,
               explicit: bool = False) -> Callable[[], None]:
     """A closure running one training step of ``cfg``'s model and losses on random views."""
     torch.manual_seed(0)
-    meta = SSLMetaArch(build_encoder(cfg)).to(device)
+    meta = SSLMetaArch(build_encoder(cfg), teacher=cfg.ssl.teacher).to(device)
     for encoder in (meta.student, meta.teacher):
         encoder.backbone.set_explicit_attention(explicit)
     objective = SSLObjective(cfg.head.out_dim, cfg.loss).to(device)
-    optimizer = torch.optim.AdamW(param_groups(meta.student), lr=1e-5)
-    scaler = make_grad_scaler(device, cfg.run.precision)
+    o = cfg.optim
+    groups = param_groups(meta.student, o.weight_decay, decay_embeddings=o.decay_embeddings)
+    stepper = OptimizerStepper(build_optimizer("adamw", groups, 1e-5),
+                               make_grad_scaler(device, cfg.run.precision), o.clip_grad,
+                               o.clip_mode)
     v = cfg.views
     shapes = ([(t, v.global_size) for t in v.global_frames]
               + [(t, v.local_size) for t in v.local_frames])
@@ -76,12 +82,8 @@ def make_step(cfg, device: torch.device, batch: int,
         with autocast(device, cfg.run.precision):
             outputs, masks = ssl_forward(objective, meta, views, gen)
         loss = objective(outputs, masks, cfg.loss.teacher_temp)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(meta.student.parameters(), cfg.optim.clip_grad)
-        scaler.step(optimizer)
-        scaler.update()
+        stepper.backward(loss)
+        stepper.step(meta.student.parameters())  # clip, optimiser step, zero the gradients
         meta.update_teacher(0.996)
 
     return step

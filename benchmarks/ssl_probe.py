@@ -8,7 +8,7 @@ entropy / ln K, over several seeds.
         [--out DIR] [key=value ...]
 
 Per seed: render the task (seeded), probe a random-init backbone (init seed = the seed),
-pre-train with ``--config`` (default configs/pretrain/tiny_learns.yaml), the ``--variant``'s
+pre-train with ``--config`` (default: the packaged tiny_learns recipe), the ``--variant``'s
 overrides and any ``key=value`` overrides on the task's unlabelled videos (``run.seed`` = the
 seed), then probe the teacher backbone. Prints a row per seed and mean ± std; the goal is
 pre-trained ≥ random + 0.15 (k-NN accuracy at the headline k) and final entropy ratio ≤ 0.8.
@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from endofm.config import load_config
+from endofm.config import load_config, recipe_path
 from endofm.data.synth_probe import TASKS, synthesize_probe_task
 from endofm.eval.probe import ProbeConfig, run_probe
 from endofm.ssl import PretrainConfig, pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
-PRETRAIN = ROOT / "configs" / "pretrain" / "tiny_learns.yaml"
-PROBE = ROOT / "configs" / "probe" / "tiny.yaml"
+PRETRAIN = recipe_path("pretrain", "tiny_learns")
+PROBE = recipe_path("probe", "tiny")
 HEADLINE_K = 5
 # Named recipe variants: extra overrides on top of the config (ablations add theirs here).
 VARIANTS: dict[str, list[str]] = {

@@ -2,8 +2,8 @@
 
 1. render the synthetic sample data (PolypDiag, CVC-12k and KUMC layouts + raw videos);
 2. inspect the PolypDiag folder;
-3. pre-train a tiny Endo-FM on the raw videos (configs/pretrain/tiny.yaml);
-4. fine-tune PolypDiag classification from that backbone (configs/classification/tiny.yaml);
+3. pre-train a tiny Endo-FM on the raw videos (the packaged `tiny` recipe);
+4. fine-tune PolypDiag classification from that backbone (the `tiny` recipe);
 5. evaluate the fine-tuned classifier;
 6. extract window embeddings of the raw videos with the pre-trained backbone;
 7. predict with the fine-tuned classifier over whole PolypDiag videos: timelines, key frames,
@@ -33,19 +33,19 @@ def main() -> None:
     if not (DATA / "polypdiag").is_dir():
         endofm("data", "synth", "--out", str(DATA), "--seed", "0")
     endofm("data", "inspect", str(DATA / "polypdiag"))
-    endofm("pretrain", "--config", "configs/pretrain/tiny.yaml", "--data", str(DATA / "videos"),
+    endofm("pretrain", "--config", "tiny", "--data", str(DATA / "videos"),
            "--output", str(OUT / "pretrain"))
     backbone = str(OUT / "pretrain" / "backbone")
-    endofm("finetune", "classification", "--config", "configs/classification/tiny.yaml",
+    endofm("finetune", "classification", "--config", "tiny",
            "--data", str(DATA / "polypdiag"), "--output", str(OUT / "classification"),
            "--pretrained", backbone)
-    endofm("evaluate", "classification", "--config", "configs/classification/tiny.yaml",
+    endofm("evaluate", "classification", "--config", "tiny",
            "--checkpoint", str(OUT / "classification" / "best"), "--data",
            str(DATA / "polypdiag"), "--output", str(OUT / "classification_eval"))
     tasks = ["classification"]
     if "--all" in sys.argv[1:]:
         for task, folder in (("segmentation", "cvc"), ("detection", "kumc")):
-            endofm("finetune", task, "--config", f"configs/{task}/tiny.yaml", "--data",
+            endofm("finetune", task, "--config", "tiny", "--data",
                    str(DATA / folder), "--output", str(OUT / task), "--pretrained", backbone)
             tasks.append(task)
     endofm("extract", "--checkpoint", backbone, str(DATA / "videos"), "--output",

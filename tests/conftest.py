@@ -17,12 +17,12 @@ def sample_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def tiny_pretrained(sample_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The teacher backbone of ``endofm pretrain`` with configs/pretrain/tiny.yaml on the sample
+    """The teacher backbone of ``endofm pretrain`` with the packaged tiny recipe on the sample
     videos (an endofm model directory)."""
-    from endofm.config import load_config
+    from endofm.config import load_config, recipe_path
     from endofm.ssl import PretrainConfig, pretrain
 
-    config = Path(__file__).resolve().parents[1] / "configs" / "pretrain" / "tiny.yaml"
+    config = recipe_path("pretrain", "tiny")
     out = tmp_path_factory.mktemp("tiny_pretrain")
     pretrain(load_config(PretrainConfig, config, ["run.progress=false", "run.device=cpu"]),
              sample_data["videos"], out)

@@ -2,7 +2,11 @@
 
 Every command resolves its settings the same way::
 
-    cfg = load_config(PretrainConfig, "configs/pretrain/tiny.yaml", ["optim.epochs=3"])
+    cfg = load_config(PretrainConfig, recipe_path("pretrain", "tiny"), ["optim.epochs=3"])
+
+Recipes ship with the package (``endofm/configs/<group>/<name>.yaml``, one group per command:
+``pretrain``, ``classification``, ``segmentation``, ``detection``); :func:`resolve_config`
+accepts a recipe name (``tiny``) or a path to any YAML file.
 
 Unknown keys and wrongly typed values are errors (OmegaConf structured configs), so a typo
 in a YAML file or on the command line never passes silently. ``save_run_config`` writes the
@@ -11,6 +15,7 @@ resolved config and the git commit into the run folder.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,11 +25,49 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from endofm.utils.io import atomic_write_text
+
 T = TypeVar("T")
+
+
+RECIPES = Path(__file__).parent / "configs"
+GIT_LINE = "# git commit:"
 
 
 class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
+
+
+def recipe_groups() -> list[str]:
+    """The recipe groups shipped with the package (one per command)."""
+    return sorted(p.name for p in RECIPES.iterdir() if p.is_dir())
+
+
+def recipe_names(group: str) -> list[str]:
+    """The recipe names of ``group`` (file names without ``.yaml``)."""
+    return sorted(p.stem for p in (RECIPES / group).glob("*.yaml"))
+
+
+def recipe_path(group: str, name: str) -> Path:
+    """The packaged YAML of recipe ``name`` in ``group``."""
+    path = RECIPES / group / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(recipe_names(group)) if (RECIPES / group).is_dir() else "none"
+        raise ConfigError(f"no {group} recipe named {name!r} (recipes: {known})")
+    return path
+
+
+def resolve_config(group: str, config: str | Path | None) -> Path | None:
+    """``config`` as a file: an existing path as given, else the packaged recipe of that name
+    in ``group`` (``"tiny"`` → ``endofm/configs/<group>/tiny.yaml``)."""
+    if config is None:
+        return None
+    path = Path(config)
+    if path.is_file():
+        return path
+    if path.suffix or len(path.parts) > 1:
+        raise ConfigError(f"config file not found: {path}")
+    return recipe_path(group, str(config))
 
 
 def load_config(schema: type[T], path: str | Path | None = None,
@@ -32,12 +75,13 @@ def load_config(schema: type[T], path: str | Path | None = None,
                 base_source: str = "base settings") -> T:
     """Merge ``schema`` defaults, the YAML at ``path`` (if any) and ``key=value`` overrides.
 
-    Returns an OmegaConf object that behaves like an instance of ``schema`` (attribute access,
-    typed fields). A YAML file may contain a top-level ``defaults: <other.yaml>`` key naming a
-    base file (relative to itself) that is merged first. ``base`` (e.g. the settings a model was
-    trained with, from ``base_source``) is merged before the file. Errors are
-    :class:`ConfigError`s in one line that blame the file (with the line for invalid YAML), the
-    command-line override or ``base_source``.
+    Returns an instance of ``schema`` (``OmegaConf.to_object``): typed dataclasses all the way
+    down, choices as ``StrEnum`` members, each section's ``__post_init__`` checks run. Every
+    check happens here, before any model or data is built. A YAML file may contain a top-level
+    ``defaults: <other.yaml>`` key naming a base file (relative to itself) that is merged first.
+    ``base`` (e.g. the settings a model was trained with, from ``base_source``) is merged before
+    the file. Errors are :class:`ConfigError`s in one line that blame the file (with the line
+    for invalid YAML), the command-line override or ``base_source``.
     """
     cfg = OmegaConf.structured(schema)
     if base is not None:
@@ -47,13 +91,27 @@ def load_config(schema: type[T], path: str | Path | None = None,
     for override in overrides:
         cfg = merge_checked(cfg, parse_override(override),
                             f"command-line override '{override}'")
-    return cfg  # type: ignore[return-value]
+    return to_typed(cfg, f"config {path}" if path is not None else schema.__name__)
+
+
+def to_typed(cfg: DictConfig, source: str) -> Any:
+    """``OmegaConf.to_object(cfg)``; a failed check is one :class:`ConfigError` naming
+    ``source``."""
+    try:
+        return OmegaConf.to_object(cfg)
+    except (OmegaConfBaseException, TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid setting in {source}: {_first_line(exc)}") from exc
+
+
+def from_dict(schema: type[T], values: Mapping[str, Any]) -> T:
+    """An instance of ``schema`` from a plain dict (e.g. a saved ``config.json`` section),
+    checked like :func:`load_config`."""
+    cfg = merge_checked(OmegaConf.structured(schema), dict(values), schema.__name__)
+    return to_typed(cfg, schema.__name__)
 
 
 def explicit_settings(path: str | Path | None, overrides: Sequence[str]) -> dict[str, Any]:
     """The settings a config file and overrides set, as ``{"dotted.key": value}``."""
-    from endofm.utils.run_record import flatten
-
     given: dict[str, Any] = {}
     if path is not None:
         given |= flatten(OmegaConf.to_container(_load_yaml_with_base(Path(path)), resolve=True))
@@ -119,8 +177,10 @@ def load_yaml(path: Path) -> DictConfig:
 
 
 def to_dict(cfg: Any) -> dict:
-    """A plain ``dict`` of a resolved config (for checkpoints and JSON)."""
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    """A plain ``dict`` of a config dataclass (choices as strings; for checkpoints and JSON)."""
+    if not dataclasses.is_dataclass(cfg):
+        raise TypeError(f"to_dict expects a config dataclass, got {type(cfg).__name__}")
+    return OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)  # type: ignore
 
 
 def git_commit() -> str | None:
@@ -134,8 +194,25 @@ def git_commit() -> str | None:
 
 
 def save_run_config(cfg: Any, out_dir: str | Path) -> Path:
-    """Write ``config.yaml`` (resolved, with the git commit) into ``out_dir``; training loops use
-    :func:`endofm.utils.run_record.start_run`, which also records the inputs."""
-    from endofm.utils.run_record import save_record
+    """Write ``out_dir/config.yaml``: every setting of ``cfg``, then a last comment line
+    ``# git commit: <sha>`` (``unknown`` outside a git checkout). Being a comment, the commit
+    keeps the file a valid ``--config`` for the same command. Training loops use
+    :func:`endofm.train.run_record.start_run`, which also records the inputs."""
+    return save_settings(to_dict(cfg), Path(out_dir) / "config.yaml")
 
-    return save_record(to_dict(cfg), out_dir)
+
+def save_settings(settings: Mapping[str, Any], path: Path) -> Path:
+    """``settings`` as YAML at ``path`` (atomically), ending with the git-commit comment line."""
+    text = OmegaConf.to_yaml(OmegaConf.create(dict(settings)))
+    return atomic_write_text(text + f"{GIT_LINE} {git_commit() or 'unknown'}\n", path)
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists are values)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = value
+    return flat

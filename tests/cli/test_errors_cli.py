@@ -20,11 +20,12 @@ import pytest
 import torch
 
 import endofm
+from endofm.config import RECIPES
 from endofm.data.synth import synthesize
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "endofm_reference_tiny"
 TINY_CKPT = ASSETS / "endo_fm_tiny.pth"
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = RECIPES
 CLASSIFICATION_TINY = CONFIGS / "classification" / "tiny.yaml"
 SRC = Path(endofm.__file__).resolve().parents[1]
 
@@ -103,7 +104,7 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Compl
         "override without =": cli(*finetune, "--output", str(tmp / "o2"), "optim.lr"),
         "bad override value": cli(*finetune, "--output", str(tmp / "o3"), "optim.lr=fast"),
         "architecture mismatch": cli(*finetune, "--output", str(tmp / "o4"), "--pretrained",
-                                     str(TINY_CKPT), "model.embed_dim=192"),
+                                     str(TINY_CKPT), "model.backbone.embed_dim=192"),
         "run folder of another model": cli(*finetune, "--output", str(other_run)),
         "head count unknown": cli("convert", str(TINY_CKPT), "--out", str(tmp / "o5")),
         "full disk": full_disk_command(tmp / "small_disk"),

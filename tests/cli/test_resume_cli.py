@@ -15,11 +15,13 @@ import pytest
 
 import endofm
 from endofm.cli.main import main
-from endofm.ssl.trainer import checkpoints
+from endofm.config import RECIPES
+from endofm.train import step_checkpoints as checkpoints
 
-TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny.yaml"
-SETTINGS = ["model.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
-            "optim.batch_size=1", "optim.epochs=3", "run.device=cpu", "run.log_every=1",
+TINY = RECIPES / "pretrain" / "tiny.yaml"
+SETTINGS = ["model.backbone.depth=1", "head.out_dim=64", "head.hidden_dim=64",
+            "head.bottleneck_dim=16", "optim.batch_size=1", "optim.epochs=3", "run.device=cpu",
+            "run.log_every=1",
             "run.save_every_steps=0", "run.keep_last=1"]  # a checkpoint at each epoch end
 SRC = Path(endofm.__file__).resolve().parents[1]
 

@@ -1,5 +1,7 @@
 """PretrainClipDataset: views from videos and frame folders, windows, skips, source weights."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from endofm.data import (
     VideoError,
     collate_views,
 )
+from endofm.data.pretrain_dataset import Skip
 from endofm.data.video import write_video
 
 CFG = PretrainViewsConfig(global_size=32, local_size=16)
@@ -96,8 +99,12 @@ def test_failure_while_loading_is_skipped_not_substituted(data, tmp_path):
     ds = PretrainClipDataset([path], PretrainViews(CFG), on_error="skip", probe=False)
     path.unlink()
     with pytest.warns(RuntimeWarning, match="vanishing.mp4"):
-        assert ds[0] is None
-    assert ds.report()["num_skipped"] == 1
+        skip = ds[0]
+    assert isinstance(skip, Skip) and skip.path == str(path) and skip.reason
+    assert pickle.loads(pickle.dumps(skip)) == skip  # travels from loader workers
+    ds.on_error = "raise"
+    with pytest.raises(VideoError, match="vanishing.mp4"):
+        ds[0]
 
 
 def test_source_weights(data):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from endofm.data import PretrainViews, PretrainViewsConfig, collate_views
+from endofm.data.pretrain_dataset import Skip
 from endofm.data.views import group_by_shape, needed_frames
 
 SMALL = PretrainViewsConfig(global_size=32, local_size=16)
@@ -87,10 +88,10 @@ def test_short_window_is_an_error():
 def test_collate_and_group_by_shape():
     torch.manual_seed(0)
     views = PretrainViews(SMALL)
-    batch = collate_views([views(window()), None, views(window())])
+    batch = collate_views([views(window()), Skip("x.mp4", "broken"), views(window())])
     assert len(batch) == 10 and batch[1].shape == (2, 3, 16, 32, 32)
     groups = group_by_shape(batch)
     assert [idx for idx, _ in groups] == [[0], [1], [2, 3], [4, 5], [6, 7], [8, 9]]
     assert torch.equal(groups[2][1][2:], batch[3])
     with pytest.raises(RuntimeError, match="skipped"):
-        collate_views([None])
+        collate_views([Skip("x.mp4", "broken")])

@@ -1,15 +1,14 @@
 """``endofm probe`` on the sample data: metrics.json keys, cached features reused."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 
 import endofm.eval.probe as probe_module
 from endofm.cli.main import main
-from endofm.tasks.classification.metrics import classification_metrics
+from endofm.eval.metrics import classification_metrics
 
-TINY = str(Path(__file__).resolve().parents[2] / "configs" / "probe" / "tiny.yaml")
+TINY = "tiny"  # the packaged recipe, by name
 
 
 def test_probe_writes_finetuning_keys_and_reuses_cached_features(sample_data, tmp_path,

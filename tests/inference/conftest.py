@@ -43,14 +43,13 @@ def videos(tmp_path: Path) -> Path:
     return root
 
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.fixture(scope="session")
 def task_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Untrained tiny fine-tuned model directories for every task, written by each task's
     own ``save_model`` (predict only needs their format, not their accuracy)."""
-    from endofm.config import load_config
+    from endofm.config import load_config, recipe_path
     from endofm.models import VideoClassifier
     from endofm.tasks import TASKS
     from endofm.tasks.base import task_config_schema
@@ -61,8 +60,7 @@ def task_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     dirs = {"classification": clf.save_pretrained(root / "classification")}
     for task in ("segmentation", "detection"):
         cls = TASKS[task]
-        obj = cls(load_config(task_config_schema(cls), CONFIGS / task / "tiny.yaml"))
-        if task == "segmentation":
-            obj.cfg.data.img_size = 32
+        size = ["data.img_size=32"] if task == "segmentation" else []
+        obj = cls(load_config(task_config_schema(cls), recipe_path(task, "tiny"), size))
         dirs[task] = obj.save_model(obj.build_model(None), root / task)
     return dirs

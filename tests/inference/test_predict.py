@@ -139,17 +139,15 @@ def test_released_polypdiag_file_predicts(videos, tmp_path):
 def test_segmentation_predict_feeds_a_release_model_the_release_normalisation(tmp_path):
     """A segmenter trained with ``data.normalise=release`` (cvc12k_release.yaml) is fed BGR,
     per-frame min–max, (x − 0.5) / 0.5 frames by predict, as in training — not ImageNet's."""
-    from endofm.config import load_config
+    from endofm.config import load_config, recipe_path
     from endofm.inference.predict import make_predictor
     from endofm.tasks import TASKS
     from endofm.tasks.base import task_config_schema
     from endofm.tasks.segmentation.data import read_input, to_model_input
 
-    from .conftest import CONFIGS
-
     cls = TASKS["segmentation"]
-    task = cls(load_config(task_config_schema(cls), CONFIGS / "segmentation" / "tiny.yaml"))
-    task.cfg.data.img_size, task.cfg.data.normalise = 32, "release"
+    task = cls(load_config(task_config_schema(cls), recipe_path("segmentation", "tiny"),
+                           ["data.img_size=32", "data.normalise=release"]))
     saved = task.save_model(task.build_model(None), tmp_path / "seg")
     task_model = load_task_model(saved)
     assert task_model.settings.data.normalise == "release"

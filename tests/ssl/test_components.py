@@ -5,7 +5,7 @@ import torch
 import endofm
 from endofm.ssl import DINOHead, Encoder, SSLMetaArch, forward_views
 from endofm.ssl.data import epoch_order
-from endofm.ssl.schedules import cosine_schedule, teacher_temp_schedule
+from endofm.train import CosineScheduler
 
 
 def tiny_encoder():
@@ -58,14 +58,17 @@ def test_views_batched_by_shape_equal_separate_forwards():
 
 
 def test_schedules():
-    lr = cosine_schedule(1.0, 0.0, epochs=4, iters_per_epoch=5, warmup_epochs=1)
+    # the release's DINO warm-up: linspace(0, base, warmup) with both ends included
+    lr = CosineScheduler(1.0, 0.0, total_iters=20, warmup_iters=5)
     assert len(lr) == 20
-    np.testing.assert_allclose(lr[:5], [0, 0.2, 0.4, 0.6, 0.8])
-    assert lr[5] == pytest.approx(1.0) and lr[-1] < 0.02
-    m = cosine_schedule(0.996, 1.0, 2, 3)
-    assert m[0] == pytest.approx(0.996) and np.all(np.diff(m) >= 0)
-    tt = teacher_temp_schedule(0.02, 0.04, 1, 3, 2)
-    np.testing.assert_allclose(tt, [0.02, 0.04, 0.04, 0.04, 0.04, 0.04])
+    np.testing.assert_allclose(lr.values[:5], [0, 0.25, 0.5, 0.75, 1.0])
+    assert lr[5] == pytest.approx(1.0) and lr[19] < 0.02 and lr[20] == 0.0
+    # cosine part: final + (base - final) / 2 * (1 + cos(pi * i / n)), hand-computed at i = n/2
+    assert CosineScheduler(1.0, 0.2, 4)[2] == pytest.approx(0.6)
+    m = CosineScheduler(0.996, 1.0, 6)
+    assert m[0] == pytest.approx(0.996) and np.all(np.diff(m.values) >= 0)
+    tt = CosineScheduler(0.04, 0.04, 6, warmup_iters=2, start_warmup_value=0.02)
+    np.testing.assert_allclose(tt.values, [0.02, 0.04, 0.04, 0.04, 0.04, 0.04])
 
 
 def test_epoch_order_is_seeded_and_sharded():
@@ -88,15 +91,29 @@ def test_meta_arch_forward_student_all_views_teacher_globals():
     torch.testing.assert_close(teacher[1], student[1])  # identical weights at start
 
 
-def test_no_weight_decay_rule():
-    from endofm.models.vision_transformer import skips_weight_decay
-    from endofm.ssl.trainer import param_groups
+@pytest.mark.parametrize("decay_embeddings", [False, True])
+def test_no_weight_decay_rule(decay_embeddings):
+    from endofm.train import no_weight_decay_names, param_groups, skips_weight_decay
 
     enc = tiny_encoder()
-    groups = param_groups(enc)
-    no_decay = {id(p) for p in groups[1]["params"]}
+    groups = param_groups(enc, 0.04, decay_embeddings=decay_embeddings)
+    no_decay = {id(p) for g in groups if g["wd_mult"] == 0 for p in g["params"]}
+    decay = {id(p) for g in groups if g["wd_mult"] == 1 for p in g["params"]}
     named = dict(enc.named_parameters())
-    for name in ("backbone.pos_embed", "backbone.time_embed", "backbone.cls_token",
-                 "backbone.norm.weight", "head.mlp.0.bias"):
-        assert id(named[name]) in no_decay and skips_weight_decay(name, named[name])
-    assert id(named["backbone.blocks.0.attn.qkv.weight"]) not in no_decay
+    trainable = {id(p) for p in named.values() if p.requires_grad}
+    assert no_decay | decay == trainable and not no_decay & decay
+    declared = no_weight_decay_names(enc)
+    assert declared == {"backbone.pos_embed", "backbone.time_embed", "backbone.cls_token"}
+    for name in ("backbone.norm.weight", "head.mlp.0.bias"):
+        assert id(named[name]) in no_decay and skips_weight_decay(name, named[name], declared)
+    for name in declared:  # the release (decay_embeddings) decays the tables and CLS token
+        assert (id(named[name]) in decay) == decay_embeddings
+    assert id(named["backbone.blocks.0.attn.qkv.weight"]) in decay
+
+
+def test_merge_skips_keeps_every_rank_once_in_order():
+    from endofm.ssl.data import merge_skips
+
+    a, b, c = ({"path": p, "reason": "bad"} for p in ("a.mp4", "b.mp4", "c.mp4"))
+    assert merge_skips([[a, b], [b, c], []]) == [a, b, c]
+    assert merge_skips([[], [c]]) == [c]  # a skip seen only on rank 1 still reaches the report

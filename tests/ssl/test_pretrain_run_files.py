@@ -11,16 +11,16 @@ import torch
 from PIL import Image
 
 from endofm.cli.main import main
-from endofm.config import load_config
+from endofm.config import RECIPES, load_config
 from endofm.data.video import write_video
 from endofm.ssl import PretrainConfig, pretrain
 
 pytestmark = pytest.mark.slow
 
-TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny.yaml"
-FAST = ["model.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
+TINY = RECIPES / "pretrain" / "tiny.yaml"
+FAST = ["model.backbone.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
         "optim.batch_size=2", "optim.epochs=1", "run.progress=false", "run.device=cpu",
-        "run.save_every_steps=1", "run.keep_last=100", "model.img_size=32",
+        "run.save_every_steps=1", "run.keep_last=100",
         "views.global_size=32", "views.local_size=16", "views.decode_short_side=32"]
 
 

@@ -2,19 +2,18 @@
 ViT-B recipe resolves to it. The numbers below are written out from ENDOFM.md, not read from
 the code."""
 
-from pathlib import Path
 
 import pytest
 
-from endofm.config import load_config
+from endofm.config import RECIPES, load_config
 from endofm.ssl import PretrainConfig
 
-RECIPE = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "endofm_vitb.yaml"
+RECIPE = RECIPES / "pretrain" / "endofm_vitb.yaml"
 
 RELEASE = {
-    "model.drop_path_rate": 0.1,
-    "model.img_size": 224,
-    "model.num_frames": 8,
+    "model.backbone.drop_path_rate": 0.1,
+    "model.backbone.img_size": 224,
+    "model.backbone.num_frames": 8,
     "head.out_dim": 65536,
     "head.hidden_dim": 2048,
     "head.bottleneck_dim": 256,

@@ -13,14 +13,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from endofm.config import load_config
+from endofm.config import RECIPES, load_config
 from endofm.ssl import PretrainConfig
-from endofm.ssl.schedules import cosine_schedule
 from endofm.ssl.trainer import PretrainTrainer
+from endofm.train import CosineScheduler
 from endofm.utils.distributed import init_distributed
 
 FIXTURE = Path(__file__).resolve().parents[1] / "assets" / "release_step"
-TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny.yaml"
+TINY = RECIPES / "pretrain" / "tiny.yaml"
 RELEASE_SWITCHES = ("optim.clip_mode=per_param", "optim.decay_embeddings=true",
                     "ssl.teacher=release")
 
@@ -39,9 +39,9 @@ def trainer_for(meta: dict, data: Path, output: Path, switches: tuple[str, ...]
                 ) -> PretrainTrainer:
     m = meta["model"]
     cfg = load_config(PretrainConfig, TINY, [
-        f"model.img_size={m['img_size']}", f"model.num_frames={m['num_frames']}",
-        f"model.embed_dim={m['embed_dim']}", f"model.depth={m['depth']}",
-        f"model.num_heads={m['num_heads']}", "model.drop_path_rate=0.0",
+        f"views.global_size={m['img_size']}", f"views.num_frames={m['num_frames']}",
+        f"model.backbone.embed_dim={m['embed_dim']}", f"model.backbone.depth={m['depth']}",
+        f"model.backbone.num_heads={m['num_heads']}", "model.backbone.drop_path_rate=0.0",
         f"head.out_dim={m['out_dim']}", f"head.hidden_dim={m['hidden_dim']}",
         f"head.bottleneck_dim={m['bottleneck_dim']}", f"optim.clip_grad={meta['clip_grad']}",
         f"optim.batch_size={meta['batch_size']}", "optim.freeze_last_layer=1",
@@ -83,10 +83,10 @@ def run_release_steps(meta: dict, tensors: dict[str, torch.Tensor], trainer: Pre
 def test_fixture_schedules_are_endofm_cosine_schedules(fixture):
     meta, _ = fixture
     s = meta["schedules"]
-    np.testing.assert_allclose(cosine_schedule(2e-3, 1e-4, 3, 1, warmup_epochs=1,
-                                               warmup_start=1e-4), s["lr"], rtol=1e-12)
-    np.testing.assert_allclose(cosine_schedule(0.04, 0.4, 3, 1), s["wd"], rtol=1e-12)
-    np.testing.assert_allclose(cosine_schedule(0.9, 1.0, 3, 1), s["momentum"], rtol=1e-12)
+    np.testing.assert_allclose(CosineScheduler(2e-3, 1e-4, 3, 1, 1e-4).values, s["lr"],
+                               rtol=1e-12)
+    np.testing.assert_allclose(CosineScheduler(0.04, 0.4, 3).values, s["wd"], rtol=1e-12)
+    np.testing.assert_allclose(CosineScheduler(0.9, 1.0, 3).values, s["momentum"], rtol=1e-12)
     assert all(n > 0 for n in meta["tensors_clipped_per_step"])  # clipping was active
 
 

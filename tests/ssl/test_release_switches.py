@@ -2,15 +2,13 @@
 ``optim.clip_mode=per_param``, ``optim.decay_embeddings=true``."""
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 import endofm
 from endofm.ssl import DINOHead, Encoder, SSLMetaArch
-from endofm.ssl.clipping import clip_gradients
-from endofm.ssl.trainer import param_groups
+from endofm.train import clip_gradients, param_groups
 
 VIEWS = [torch.randn(2, 3, 2, 32, 32, generator=torch.Generator().manual_seed(1)),
          torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(2)),
@@ -94,9 +92,9 @@ def test_release_weight_decay_rule_decays_embeddings():
     enc = encoder()
     named = {id(p): n for n, p in enc.named_parameters()}
     for decay_embeddings, embeddings_decayed in ((True, True), (False, False)):
-        decay, no_decay = param_groups(enc, decay_embeddings)
-        decayed = {named[id(p)] for p in decay["params"]}
-        exempt = {named[id(p)] for p in no_decay["params"]}
+        groups = param_groups(enc, 0.04, decay_embeddings=decay_embeddings)
+        decayed = {named[id(p)] for g in groups if g["wd_mult"] for p in g["params"]}
+        exempt = {named[id(p)] for g in groups if not g["wd_mult"] for p in g["params"]}
         for name in ("backbone.pos_embed", "backbone.time_embed", "backbone.cls_token"):
             assert (name in decayed) == embeddings_decayed
         # the release: every tensor but biases and 1-D tensors is decayed
@@ -111,13 +109,13 @@ def test_release_recipe_runs_at_tiny_size(sample_data, tmp_path):
     (the release's switches, drop path and schedules kept) trains."""
     from omegaconf import OmegaConf
 
-    from endofm.config import load_config
+    from endofm.config import RECIPES, load_config
     from endofm.ssl import PretrainConfig, pretrain
 
-    configs = Path(__file__).resolve().parents[2] / "configs" / "pretrain"
+    configs = RECIPES / "pretrain"
     tiny = OmegaConf.load(configs / "tiny.yaml")
-    sizes = [f"model.{k}={tiny.model[k]}" for k in ("name", "img_size", "num_frames",
-                                                    "embed_dim", "depth", "num_heads")]
+    sizes = [f"model.backbone.{k}={tiny.model.backbone[k]}"
+             for k in ("name", "embed_dim", "depth", "num_heads")]
     sizes += [f"head.{k}={v}" for k, v in tiny.head.items()]
     sizes += [f"views.{k}={OmegaConf.to_container(v) if OmegaConf.is_list(v) else v}"
               .replace(" ", "") for k, v in tiny.views.items()]
@@ -126,6 +124,6 @@ def test_release_recipe_runs_at_tiny_size(sample_data, tmp_path):
         "run.device=cpu", "run.progress=false"])
     assert (cfg.optim.clip_mode, cfg.optim.decay_embeddings, cfg.ssl.teacher) == (
         "per_param", True, "release")
-    assert cfg.model.drop_path_rate == 0.1 and cfg.optim.clip_grad == 3.0
+    assert cfg.model.backbone.drop_path_rate == 0.1 and cfg.optim.clip_grad == 3.0
     report = pretrain(cfg, sample_data["videos"], tmp_path)
     assert report["epochs"] == 1 and math.isfinite(report["final_loss"])

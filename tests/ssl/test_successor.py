@@ -8,18 +8,19 @@ import pytest
 import torch
 
 import endofm
-from endofm.config import load_config
+from endofm.config import RECIPES, load_config
 from endofm.ssl import DINOHead, Encoder, PretrainConfig, SSLMetaArch, pretrain
 from endofm.ssl.masking import BlockMaskConfig, view_masks
-from endofm.ssl.trainer import PretrainTrainer, build_encoder, checkpoints
+from endofm.ssl.trainer import PretrainTrainer, build_encoder
+from endofm.train import step_checkpoints as checkpoints
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "pretrain"
-FAST = ["model.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
+CONFIGS = RECIPES / "pretrain"
+FAST = ["model.backbone.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
         "optim.batch_size=2", "optim.epochs=2", "run.progress=false", "run.device=cpu"]
 EVERYTHING = ["loss.ibot_weight=1.0",
               "loss.ibot_separate_head=true", "loss.ibot_mask_mode=frame",
               "loss.ibot_mask_probability=1.0", "loss.koleo_weight=0.1",
-              "model.grad_checkpointing=true"]
+              "model.backbone.grad_checkpointing=true"]
 
 
 def tiny_meta(separate=False):
@@ -124,8 +125,8 @@ def test_resume_with_every_option_on_is_exact(sample_data, tmp_path, monkeypatch
 def test_lv_recipe_loads_and_a_tiny_copy_trains(sample_data, tmp_path):
     full = load_config(PretrainConfig, CONFIGS / "endofm_lv.yaml")
     assert (full.views.global_frames, full.loss.centering, full.loss.koleo_weight,
-            full.loss.ibot_weight, full.model.num_frames) == ([16, 32], "sinkhorn_knopp", 0.1,
-                                                             0.5, 32)
+            full.loss.ibot_weight, full.model.backbone.num_frames) == (
+        [16, 32], "sinkhorn_knopp", 0.1, 0.5, 32)
     encoder = build_encoder(full)
     assert encoder.backbone.mask_token is not None and encoder.patch_head is None
     tiny = load_config(PretrainConfig, CONFIGS / "tiny_lv.yaml",

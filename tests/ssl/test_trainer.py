@@ -14,15 +14,16 @@ import torch.multiprocessing as mp
 
 import endofm
 from endofm.cli.main import main
-from endofm.config import load_config
+from endofm.config import load_config, recipe_path
 from endofm.ssl import PretrainConfig, pretrain
-from endofm.ssl.trainer import PretrainTrainer, checkpoints
+from endofm.ssl.trainer import PretrainTrainer
+from endofm.train import step_checkpoints as checkpoints
 from endofm.utils.distributed import init_distributed
 
 pytestmark = pytest.mark.slow
 
-TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny.yaml"
-FAST = ["model.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
+TINY = recipe_path("pretrain", "tiny")
+FAST = ["model.backbone.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
         "optim.batch_size=2", "optim.epochs=2", "run.progress=false", "run.device=cpu"]
 
 

@@ -10,14 +10,14 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from endofm.config import load_config
-from endofm.tasks.base import Task, task_config_schema
+from endofm.tasks.base import EngineConfig, Task, task_config_schema
 from endofm.tasks.engine import (
     carve_validation,
     evaluate,
     fit,
-    lr_at,
-    param_groups,
+    lr_schedule,
 )
+from endofm.train import param_groups
 
 from .conftest import fit_killed_in_epoch
 
@@ -28,7 +28,7 @@ class ToyData:
 
 
 @dataclass
-class ToySettings:
+class ToyConfig(EngineConfig):
     data: ToyData = field(default_factory=ToyData)
 
 
@@ -47,7 +47,7 @@ class ToyTask(Task):
     evaluation is scripted by ``scores`` (one per call) when given."""
 
     name = "toy"
-    settings_class = ToySettings
+    config_class = ToyConfig
     selection_metric = "score"
     scores: list[float] = []
 
@@ -117,9 +117,10 @@ def test_carve_validation_is_disjoint_and_seeded():
 
 
 def test_lr_schedule_warmup_and_cosine():
-    assert lr_at(0, 10, 2, 1.0, 0.0) == pytest.approx(0.5)
-    assert lr_at(2, 10, 2, 1.0, 0.0) == pytest.approx(1.0)
-    assert lr_at(10, 10, 2, 1.0, 0.1) == pytest.approx(0.1)
+    lr = lr_schedule(1.0, 0.0, epochs=2, steps_per_epoch=5, warmup_epochs=0.4)  # 2 warm-up
+    assert lr[0] == pytest.approx(0.5)
+    assert lr[1] == pytest.approx(1.0) and lr[2] == pytest.approx(1.0)
+    assert lr_schedule(1.0, 0.1, 2, 5, 0.4)[10] == pytest.approx(0.1)
 
 
 def test_param_groups_no_decay_and_backbone_multiplier():

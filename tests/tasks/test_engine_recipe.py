@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from endofm.config import load_config
-from endofm.tasks.base import Task, task_config_schema
+from endofm.tasks.base import EngineConfig, Task, task_config_schema
 from endofm.tasks.engine import fit
 from endofm.utils.logging import read_jsonl
 
@@ -24,7 +24,7 @@ class NoisyData:
 
 
 @dataclass
-class NoisySettings:
+class NoisyConfig(EngineConfig):
     data: NoisyData = field(default_factory=NoisyData)
 
 
@@ -32,7 +32,7 @@ class NoisyTask(Task):
     """Regression whose targets get fresh noise from the global RNG at every step."""
 
     name = "noisy"
-    settings_class = NoisySettings
+    config_class = NoisyConfig
     selection_metric = "score"
 
     def __init__(self, cfg):

@@ -88,4 +88,4 @@ def _num_heads(config: dict) -> tuple[int | None, str]:
         return NAMED_HEADS[width], (f"{NAMED_HEADS[width]} from the named config of width "
                                     f"{width}")
     return None, (f"unknown: width {width} is not a named config's; give it with "
-                  "`endofm convert --num-heads N` (or model.num_heads=N)")
+                  "`endofm convert --num-heads N` (or model.backbone.num_heads=N)")

@@ -21,6 +21,7 @@ from endofm.utils.progress import set_quiet
 # Modules that contribute sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "endofm.cli.checkpoint",
+    "endofm.cli.configs",
     "endofm.cli.data",
     "endofm.cli.pretrain",
     "endofm.cli.probe",

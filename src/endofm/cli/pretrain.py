@@ -11,9 +11,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "pretrain", help="self-supervised pre-training (L_cv + L_dm)",
         description="Pre-train Endo-FM on unlabelled videos. Settings: the release's defaults, "
                     "then --config, then key=value overrides (e.g. optim.epochs=5 "
-                    "model.pretrained=endo_fm.pth). Re-running on the same --output resumes "
-                    "from its newest checkpoint.")
-    p.add_argument("--config", type=Path, help="YAML config (configs/pretrain/*.yaml)")
+                    "model.backbone.pretrained=endo_fm.pth). Re-running on the same --output "
+                    "resumes from its newest checkpoint.")
+    p.add_argument("--config", help="a recipe name (tiny, endofm_vitb; see `endofm configs`) "
+                                    "or a YAML file")
     p.add_argument("--data", type=Path, required=True,
                    help="a folder of videos / frame folders, or a manifest (.csv/.jsonl)")
     p.add_argument("--output", type=Path, required=True, help="run folder")
@@ -25,10 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from endofm.config import load_config
+    from endofm.config import load_config, resolve_config
     from endofm.ssl import PretrainConfig, pretrain
 
-    cfg = load_config(PretrainConfig, args.config, args.overrides)
+    cfg = load_config(PretrainConfig, resolve_config("pretrain", args.config), args.overrides)
     report = pretrain(cfg, args.data, args.output, args.restart)
     if report:
         loss = f", final loss {report['final_loss']:.4f}" if "final_loss" in report else ""

@@ -27,17 +27,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", type=Path, required=True, help="folder for metrics.json")
     p.add_argument("--cache", type=Path, default=None,
                    help="feature cache folder (default OUTPUT/features)")
-    p.add_argument("--config", type=Path, help="YAML config (e.g. configs/probe/tiny.yaml)")
+    p.add_argument("--config", help="a recipe name (tiny; see `endofm configs`) or a YAML file")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="e.g. probe.k=[5,10] data.test_clips=3")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from endofm.config import load_config
+    from endofm.config import load_config, resolve_config
     from endofm.eval.probe import ProbeConfig, run_probe
 
-    cfg = load_config(ProbeConfig, args.config, args.overrides)
+    cfg = load_config(ProbeConfig, resolve_config("probe", args.config), args.overrides)
     if args.checkpoint is not None and not args.checkpoint.exists():
         raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")
     result = run_probe(cfg, args.checkpoint, args.data, args.output, args.format, args.method,

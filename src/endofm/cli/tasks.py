@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from endofm.config import recipe_names
+
 # The names of ``endofm.tasks.TASKS``, spelled out so that building the parser does not import
 # torch (a test checks they agree).
 TASK_NAMES = ("classification", "segmentation", "detection")
@@ -24,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     esub = evaluate_p.add_subparsers(dest="task", metavar="TASK", required=True)
     for name in TASK_NAMES:
         f = fsub.add_parser(name, help=f"fine-tune {name}")
-        f.add_argument("--config", type=Path,
-                       help=f"YAML config (e.g. configs/{name}/tiny.yaml)")
+        f.add_argument("--config", help=f"a recipe name ({', '.join(recipe_names(name))}; "
+                                        "see `endofm configs`) or a YAML file")
         f.add_argument("--data", type=Path, required=True, help="dataset root")
         f.add_argument("--output", type=Path, required=True, help="run folder")
         f.add_argument("--pretrained", type=Path, default=None,
@@ -41,9 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         e.add_argument("--checkpoint", type=Path, required=True)
         e.add_argument("--data", type=Path, required=True, help="dataset root")
         e.add_argument("--output", type=Path, required=True)
-        e.add_argument("--config", type=Path,
-                       help="YAML config (default: the settings the model was trained with, "
-                            "from config.yaml beside it)")
+        e.add_argument("--config",
+                       help="a recipe name or a YAML file (default: the settings the model was "
+                            "trained with, from config.yaml beside it)")
         e.add_argument("--override-settings", action="store_true",
                        help="let --config / overrides contradict the training settings")
         e.add_argument("--split", default=None, help="split to evaluate (default: the task's "
@@ -53,40 +55,42 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace):
-    from endofm.config import load_config
+    from endofm.config import load_config, resolve_config
     from endofm.tasks import TASKS
     from endofm.tasks.base import task_config_schema
 
     task_cls = TASKS[args.task]
-    return task_cls, load_config(task_config_schema(task_cls), args.config, args.overrides)
+    config = resolve_config(args.task, args.config)
+    return task_cls, load_config(task_config_schema(task_cls), config, args.overrides)
 
 
 def _evaluate_config(args: argparse.Namespace):
     """(task class, settings, record): the settings the model was trained with (its
     ``config.yaml``), then ``--config`` and overrides, which may not contradict them without
     ``--override-settings``."""
-    from endofm.config import ConfigError, explicit_settings, load_config
+    from endofm.config import ConfigError, explicit_settings, load_config, resolve_config
     from endofm.tasks import TASKS
     from endofm.tasks.base import task_config_schema
+    from endofm.train.run_record import find_record, settings_conflicts, trained_settings
     from endofm.utils.progress import note
-    from endofm.utils.run_record import find_record, settings_conflicts, trained_settings
     from endofm.utils.text import short_list
 
     task_cls = TASKS[args.task]
+    config = resolve_config(args.task, args.config)
     record = find_record(args.checkpoint)
     trained = trained_settings(record) if record else None
     if trained is not None:
-        conflicts = settings_conflicts(trained, explicit_settings(args.config, args.overrides))
+        conflicts = settings_conflicts(trained, explicit_settings(config, args.overrides))
         if conflicts and not args.override_settings:
             raise ConfigError(
                 f"{record}: the model was trained with other settings than given "
                 f"({short_list(conflicts)}); drop them to use the training settings, or add "
                 "--override-settings")
         note(f"settings: as trained ({record})")
-    elif args.config is None:
+    elif config is None:
         note(f"settings: no config.yaml beside {args.checkpoint}; using the task's defaults "
              "(give --config with the settings the model was trained with)")
-    cfg = load_config(task_config_schema(task_cls), args.config, args.overrides, base=trained,
+    cfg = load_config(task_config_schema(task_cls), config, args.overrides, base=trained,
                       base_source=f"training settings {record}")
     return task_cls, cfg, record
 

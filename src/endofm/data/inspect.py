@@ -29,8 +29,9 @@ import av
 from PIL import Image
 
 from endofm.data.datasets.cvc import image_dirs, read_ranges
-from endofm.data.datasets.kumc import CLASSES, IMAGE_SUFFIXES, natural_key, read_frame
+from endofm.data.datasets.kumc import CLASSES, IMAGE_SUFFIXES, read_frame
 from endofm.data.datasets.polypdiag import read_polypdiag
+from endofm.data.images import natural_key
 from endofm.data.manifest import scan_videos, unsupported_files
 from endofm.data.video import FrameFolder, VideoError, open_video
 from endofm.utils.progress import progress

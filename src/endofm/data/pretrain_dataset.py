@@ -3,10 +3,10 @@
 Each item is opened once at construction (``probe=True``) so broken, missing and too-short
 videos are found before training: with ``on_error="raise"`` the first one raises a
 :class:`VideoError` naming the file; with ``on_error="skip"`` it is left out and recorded in
-``skipped`` (``{"path", "reason"}`` dicts). A video that fails later, while decoding a window,
-is handled the same way: it raises, or the sample becomes ``None`` (dropped by
-:func:`collate_views`) and the failure is recorded and warned about. A failed video is never
-replaced by another one.
+``skipped`` (``{"path", "reason"}`` dicts). A video that fails later, while decoding a window
+(possibly in a loader worker), raises, or the sample is a picklable :class:`Skip` record that
+travels through the loader to the training loop, which reports it (and gathers every rank's
+records at the end). A failed video is never replaced by another one.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +28,22 @@ from endofm.data.video import VideoError, VideoSource, open_video
 from endofm.data.views import PretrainViews, needed_frames
 
 
+@dataclass(frozen=True)
+class Skip:
+    """A sample that could not be decoded: the file and the problem."""
+
+    path: str
+    reason: str
+
+
 class PretrainClipDataset(Dataset):
     """Pre-training samples: each ``__getitem__`` returns the list of views of one clip.
 
     Args:
         items: manifest rows, or plain paths (whole videos).
         views: the view recipe.
-        on_error: ``"raise"`` or ``"skip"`` (counted in ``skipped``).
+        on_error: ``"raise"`` or ``"skip"`` (probe failures listed in ``skipped``; load
+            failures returned as :class:`Skip` records).
         folder_fps: frame rate of frame-folder sources.
         probe: open every video now (find broken files early); otherwise lazily.
     """
@@ -62,18 +72,15 @@ class PretrainClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _fail(self, error: VideoError) -> None:
-        if self.on_error == "raise":
-            raise error
-        self.skipped.append({"path": error.path, "reason": error.reason})
-
     def _probe(self, item: ClipItem) -> VideoSource | None:
         try:
             video = open_video(item.path, self.folder_fps)
             self._frame_range(video, item)
             return video
         except VideoError as error:
-            self._fail(error)
+            if self.on_error == "raise":
+                raise
+            self.skipped.append({"path": str(error.path), "reason": error.reason})
             return None
 
     def _frame_range(self, video: VideoSource, item: ClipItem) -> tuple[int, int]:
@@ -104,13 +111,14 @@ class PretrainClipDataset(Dataset):
         frames = video.read(window[positions], short_side=short_side)
         return self.views.render(to_clip(frames), positions, plans)
 
-    def __getitem__(self, index: int) -> list[torch.Tensor] | None:
+    def __getitem__(self, index: int) -> list[torch.Tensor] | Skip:
         try:
             return self.load(index)
         except VideoError as error:
-            self._fail(error)
+            if self.on_error == "raise":
+                raise
             warnings.warn(f"skipped {error}", RuntimeWarning, stacklevel=2)
-            return None
+            return Skip(str(error.path), error.reason)
 
     def sample_weights(self, source_weights: Mapping[str, float]) -> torch.Tensor:
         """Per-item weights (float64 [N]) for ``WeightedRandomSampler`` so that each source is
@@ -126,6 +134,6 @@ class PretrainClipDataset(Dataset):
         return torch.tensor(np.asarray(weights, dtype=np.float64))
 
     def report(self) -> dict:
-        """``{"num_items", "num_skipped", "skipped"}`` (skips seen by this process)."""
+        """``{"num_items", "num_skipped", "skipped"}`` (the files left out when probing)."""
         return {"num_items": len(self.items), "num_skipped": len(self.skipped),
                 "skipped": list(self.skipped)}

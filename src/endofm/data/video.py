@@ -10,7 +10,6 @@ Every failure raises :class:`VideoError` naming the file and the problem.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from fractions import Fraction
@@ -19,6 +18,8 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image
+
+from endofm.data.images import natural_key
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
@@ -189,11 +190,6 @@ class FileVideo(VideoSource):
         return out, False
 
 
-def _natural_key(path: Path) -> tuple:
-    numbers = re.findall(r"\d+", path.stem)
-    return (int(numbers[-1]) if numbers else -1, path.name)
-
-
 class FrameFolder(VideoSource):
     """A folder of image files (jpg/png/tif/bmp), ordered by the last number in each name."""
 
@@ -202,7 +198,7 @@ class FrameFolder(VideoSource):
         self.fps = float(fps)
         self.files = sorted(
             (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS),
-            key=_natural_key,
+            key=natural_key,
         )
         if not self.files:
             raise VideoError(self.path, "folder has no image frames (jpg/png/tif/bmp)")

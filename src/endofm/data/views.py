@@ -156,12 +156,12 @@ def needed_frames(plans: list[ViewPlan]) -> np.ndarray:
     return np.unique(np.concatenate([p.frames for p in plans]))
 
 
-def collate_views(batch: list[list[torch.Tensor] | None]) -> list[torch.Tensor]:
+def collate_views(batch: list) -> list[torch.Tensor]:
     """Stack per view index: B lists of V views → V tensors ``[B, 3, T_v, S_v, S_v]``.
 
-    ``None`` entries (samples a dataset skipped with ``on_error="skip"``) are dropped.
+    Entries that are not a list of views (a dataset's ``Skip`` records) are dropped.
     """
-    samples = [views for views in batch if views is not None]
+    samples = [views for views in batch if isinstance(views, list)]
     if not samples:
         raise RuntimeError("every sample of the batch was skipped (unreadable videos)")
     return [torch.stack(views) for views in zip(*samples, strict=True)]

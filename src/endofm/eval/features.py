@@ -19,13 +19,13 @@ import torch
 from torch import nn
 
 from endofm.data import VideoItem
-from endofm.tasks.classification.data import ClassificationDataConfig, test_views
+from endofm.data.clips import VideoClipsConfig, test_views
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write
 
 
 @torch.no_grad()
-def embed_videos(backbone: nn.Module, items: Sequence[VideoItem], cfg: ClassificationDataConfig,
+def embed_videos(backbone: nn.Module, items: Sequence[VideoItem], cfg: VideoClipsConfig,
                  device: torch.device, precision: str = "fp32") -> np.ndarray:
     """``[N, D]`` float32: each video's clip embedding averaged over its test views."""
     was_training = backbone.training

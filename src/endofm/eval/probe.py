@@ -18,12 +18,12 @@ import torch
 
 from endofm.config import to_dict
 from endofm.data import VideoItem, read_polypdiag
+from endofm.data.clips import VideoClipsConfig
 from endofm.eval.features import cache_key, cached, embed_videos, file_identity
 from endofm.eval.knn import knn_classify
 from endofm.eval.linear import DEFAULT_CS, linear_probe
-from endofm.models import create_backbone
-from endofm.tasks.classification.data import ClassificationDataConfig
-from endofm.tasks.classification.metrics import classification_metrics
+from endofm.eval.metrics import classification_metrics
+from endofm.models import BackboneConfig, create_backbone
 from endofm.utils.device import resolve_device
 from endofm.utils.io import atomic_write_json
 from endofm.utils.seed import seed_everything
@@ -34,15 +34,11 @@ METHODS = ("knn", "linear", "all")
 
 @dataclass
 class ProbeModelConfig:
-    """The backbone: architecture settings the checkpoint does not determine, and the seed of
-    a randomly initialised one (no checkpoint)."""
+    """The backbone (its weights are ``--checkpoint``; its size and frame count follow
+    ``data.crop_size`` / ``data.num_frames``) and the seed of a randomly initialised one (no
+    checkpoint)."""
 
-    name: str = "endofm_vit_base_patch16"
-    img_size: int = 224
-    num_frames: int = 8
-    embed_dim: int | None = None
-    depth: int | None = None
-    num_heads: int | None = None
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
     init_seed: int = 0
 
 
@@ -59,18 +55,21 @@ class ProbeSettings:
 @dataclass
 class ProbeConfig:
     model: ProbeModelConfig = field(default_factory=ProbeModelConfig)
-    data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
+    data: VideoClipsConfig = field(default_factory=VideoClipsConfig)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     device: str = "auto"
     precision: str = "fp32"
 
+    def __post_init__(self) -> None:
+        self.model.backbone.bind(self.data.crop_size, self.data.num_frames,
+                                 "data.crop_size/data.num_frames")
+
 
 def build_backbone(cfg: Any, checkpoint: str | Path | None) -> torch.nn.Module:
     """The frozen backbone: ``checkpoint``'s weights, or a seeded random initialisation."""
-    m = cfg.model
-    seed_everything(m.init_seed)
-    return create_backbone(m.name, checkpoint, m.img_size, m.num_frames, 0.0,
-                           embed_dim=m.embed_dim, depth=m.depth, num_heads=m.num_heads)
+    seed_everything(cfg.model.init_seed)
+    return create_backbone(cfg.model.backbone, pretrained=str(checkpoint) if checkpoint else None,
+                           drop_path_rate=0.0)
 
 
 def split_features(cfg: Any, backbone: torch.nn.Module, weights_id: Any,

@@ -66,9 +66,9 @@ def load_task_model(path: str | Path, task: str | None = None,
         raise ValueError(f"{path} is a {found} model, not a {task} model")
     task_obj = TASKS[found](load_config(task_config_schema(TASKS[found])))
     if num_heads:  # released files do not store the head count
-        task_obj.cfg.model.num_heads = num_heads
+        task_obj.cfg.model.backbone.num_heads = num_heads
     model = task_obj.load_model(path).eval()
-    cfg = task_obj.cfg
+    cfg = task_obj.saved_config(path)
     backbone = model.backbone
     if found == "detection":
         return TaskModel(found, model, cfg.data.num_frames, cfg.model.min_size, cfg,

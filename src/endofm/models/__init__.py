@@ -7,6 +7,7 @@ from endofm.models.checkpoint import (
     safe_load,
 )
 from endofm.models.classifier import VideoClassifier, load_classifier
+from endofm.models.config import BackboneConfig
 from endofm.models.registry import (
     backbone_config,
     create_backbone,
@@ -18,7 +19,8 @@ from endofm.models.registry import (
 from endofm.models.vision_transformer import Attention, Block, VisionTransformer
 
 __all__ = [
-    "Attention", "Block", "CheckpointError", "LoadedCheckpoint", "VideoClassifier",
-    "VisionTransformer", "backbone_config", "create_backbone", "create_model", "list_models",
-    "load_checkpoint", "load_classifier", "model_config", "safe_load", "save_pretrained",
+    "Attention", "BackboneConfig", "Block", "CheckpointError", "LoadedCheckpoint",
+    "VideoClassifier", "VisionTransformer", "backbone_config", "create_backbone", "create_model",
+    "list_models", "load_checkpoint", "load_classifier", "model_config", "safe_load",
+    "save_pretrained",
 ]

@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
+from endofm.models.vision_transformer import resize_pos_embed, resize_time_embed
 from endofm.utils.io import atomic_write_bytes, atomic_write_json
 from endofm.utils.text import short_list
 
@@ -263,43 +263,16 @@ def _get(obj: Any, key: str) -> Any:
 
 
 def _load_dir(path: Path) -> LoadedCheckpoint:
-    weights, cfg_path = path / WEIGHTS_NAME, path / CONFIG_NAME
-    for f in (weights, cfg_path):
-        if not f.is_file():
-            raise FileNotFoundError(f"{path} is not an endofm model directory: {f.name} missing")
-    try:
-        meta = json.loads(cfg_path.read_text())
-        tensors = load_file(str(weights))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read endofm model directory {path}: {exc}") from exc
-    if not isinstance(meta, dict) or not isinstance(meta.get("backbone"), dict):
-        raise CheckpointError(f"{cfg_path}: no 'backbone' config object; not written by endofm?")
+    meta, tensors = read_state_dir(path)
+    if not isinstance(meta.get("backbone"), dict):
+        raise CheckpointError(f"{path / CONFIG_NAME}: no 'backbone' config object; not written "
+                              "by endofm?")
     if meta.get("kind") == "classifier":
         backbone, head = _strip(tensors, "backbone."), _strip(tensors, "head.")
     else:
         backbone, head = tensors, {}
     return LoadedCheckpoint(path, "endofm_dir", backbone, dict(meta["backbone"]), head, [],
                             {"meta": meta})
-
-
-def resize_pos_embed(pos_embed: Tensor, grid: tuple[int, int], mode: str = "nearest") -> Tensor:
-    """Resize a spatial table ``[1, 1 + g*g, D]`` to ``grid`` (CLS entry kept).
-
-    ``nearest`` (default) gives exactly what the release's dynamic positional encoding computes
-    when the original model sees an input of that grid.
-    """
-    cls_pos, patch_pos = pos_embed[:, :1], pos_embed[:, 1:]
-    g = math.isqrt(patch_pos.shape[1])
-    patch_pos = patch_pos.transpose(1, 2).reshape(1, -1, g, g).float()
-    patch_pos = F.interpolate(patch_pos, size=grid, mode=mode)
-    patch_pos = patch_pos.flatten(2).transpose(1, 2).to(pos_embed.dtype)
-    return torch.cat([cls_pos, patch_pos], dim=1)
-
-
-def resize_time_embed(time_embed: Tensor, num_frames: int, mode: str = "nearest") -> Tensor:
-    """Resize a temporal table ``[1, T, D]`` to ``num_frames`` (nearest, as the release)."""
-    resized = F.interpolate(time_embed.transpose(1, 2).float(), size=num_frames, mode=mode)
-    return resized.transpose(1, 2).to(time_embed.dtype)
 
 
 def adapt_state_dict(sd: dict[str, Tensor], model: torch.nn.Module,
@@ -379,3 +352,35 @@ def save_state_dir(tensors: Mapping[str, Tensor], meta: Mapping[str, Any],
     atomic_write_bytes(safetensors_bytes(contiguous), out_dir / WEIGHTS_NAME)
     atomic_write_json(dict(meta), out_dir / CONFIG_NAME)
     return out_dir
+
+
+def read_state_meta(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """The ``config.json`` of a directory written by :func:`save_state_dir`; with ``kind``,
+    its ``"kind"`` must match. A missing file is a ``FileNotFoundError``, anything else
+    unreadable a :class:`CheckpointError`, each naming the path."""
+    path = Path(path)
+    for name in (WEIGHTS_NAME, CONFIG_NAME):
+        if not (path / name).is_file():
+            what = f"a {kind} checkpoint" if kind else "an endofm model"
+            raise FileNotFoundError(f"{path}: not {what} directory ({name} missing)")
+    try:
+        meta = json.loads((path / CONFIG_NAME).read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {path / CONFIG_NAME}: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path / CONFIG_NAME}: not a JSON object")
+    if kind is not None and meta.get("kind") != kind:
+        raise CheckpointError(f"{path / CONFIG_NAME}: kind {meta.get('kind')!r} is not a "
+                              f"{kind!r} checkpoint")
+    return meta
+
+
+def read_state_dir(path: str | Path, kind: str | None = None
+                   ) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """``(config.json, tensors)`` of a directory written by :func:`save_state_dir`
+    (checked as :func:`read_state_meta`)."""
+    meta = read_state_meta(path, kind)
+    try:
+        return meta, load_file(str(Path(path) / WEIGHTS_NAME))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {Path(path) / WEIGHTS_NAME}: {exc}") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from endofm.models.checkpoint import (
     load_checkpoint,
     save_state_dir,
 )
+from endofm.models.config import BackboneConfig
 from endofm.models.vision_transformer import VisionTransformer
 
 _BASE = dict(img_size=224, patch_size=16, num_frames=8, mlp_ratio=4.0, qkv_bias=True,
@@ -99,14 +101,22 @@ def resolve_num_heads(config: dict[str, Any], requested: int | None = None,
         "model.num_heads=N, or num_heads=N)")
 
 
-def create_backbone(name: str, pretrained: str | Path | None, img_size: int, num_frames: int,
-                    drop_path_rate: float, **arch: Any) -> VisionTransformer:
-    """:func:`create_model` for task configs: ``arch`` settings (``embed_dim``, ``depth``,
-    ``num_heads``, …) that are ``None`` or 0, and an empty ``pretrained``, mean "not set" — taken
-    from the checkpoint or the named config."""
-    given = {k: v for k, v in arch.items() if v}
-    return create_model(name, pretrained=pretrained or None, img_size=img_size,
-                        num_frames=num_frames, drop_path_rate=drop_path_rate, **given)
+def create_backbone(cfg: BackboneConfig, **changes: Any) -> VisionTransformer:
+    """The backbone of a ``model.backbone`` section; ``changes`` replace its fields (e.g.
+    ``pretrained=path``, ``drop_path_rate=0.0``) or go to :func:`create_model` (e.g.
+    ``use_mask_token=True``). Architecture settings left unset come from the checkpoint or the
+    named config."""
+    fields = {f.name for f in dataclasses.fields(BackboneConfig)}
+    extra = {k: v for k, v in changes.items() if k not in fields}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in changes.items() if k in fields})
+    if cfg.img_size is None or cfg.num_frames is None:
+        raise ValueError("model.backbone.img_size / num_frames are unset: load the config with "
+                         "endofm.config.load_config, which takes them from the data settings")
+    arch = {key: value for key in ("embed_dim", "depth", "num_heads")
+            if (value := getattr(cfg, key))}
+    return create_model(cfg.name, pretrained=cfg.pretrained or None, img_size=cfg.img_size,
+                        num_frames=cfg.num_frames, drop_path_rate=cfg.drop_path_rate,
+                        grad_checkpointing=cfg.grad_checkpointing, **arch, **extra)
 
 
 def backbone_config(model: VisionTransformer) -> dict[str, Any]:

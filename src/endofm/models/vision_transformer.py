@@ -8,11 +8,12 @@ are the released ones, so released state dicts load without renaming.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import DropPath, Mlp, resample_abs_pos_embed, trunc_normal_
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
@@ -22,13 +23,18 @@ ATTENTION_TYPES = ("divided_space_time", "space_only", "joint_space_time")
 NO_DECAY_PARAMS = ("pos_embed", "cls_token", "time_embed")
 
 
-def skips_weight_decay(name: str, param: Tensor, decay_embeddings: bool = False) -> bool:
-    """No weight decay on biases and norms (1-D tensors) and, unless ``decay_embeddings``, on
-    the positional tables and the CLS token (timm / DINOv2). ``decay_embeddings=True`` is the
-    release's rule (``get_params_groups``: every tensor but biases and 1-D tensors is decayed)."""
-    if param.ndim <= 1:
-        return True
-    return not decay_embeddings and name.split(".")[-1] in NO_DECAY_PARAMS
+def resize_pos_embed(pos_embed: Tensor, grid: tuple[int, int]) -> Tensor:
+    """A spatial table ``[1, 1 + g*g, D]`` (CLS entry first, kept) nearest-resized to ``grid``
+    = (h, w): exactly what the release's dynamic positional encoding computes for that grid."""
+    g = math.isqrt(pos_embed.shape[1] - 1)
+    return resample_abs_pos_embed(pos_embed, list(grid), [g, g], num_prefix_tokens=1,
+                                  interpolation="nearest", antialias=False)
+
+
+def resize_time_embed(time_embed: Tensor, num_frames: int) -> Tensor:
+    """A temporal table ``[1, T, D]`` nearest-resized to ``num_frames`` (as the release)."""
+    resized = F.interpolate(time_embed.transpose(1, 2).float(), size=num_frames, mode="nearest")
+    return resized.transpose(1, 2).to(time_embed.dtype)
 
 
 class Attention(nn.Module):
@@ -238,17 +244,13 @@ class VisionTransformer(nn.Module):
         grid = self.img_size // self.patch_size
         if (h, w) == (grid, grid):
             return self.pos_embed
-        cls_pos, patch_pos = self.pos_embed[:, :1], self.pos_embed[:, 1:]
-        patch_pos = patch_pos.transpose(1, 2).reshape(1, self.embed_dim, grid, grid)
-        patch_pos = F.interpolate(patch_pos, size=(h, w), mode="nearest")
-        return torch.cat([cls_pos, patch_pos.flatten(2).transpose(1, 2)], dim=1)
+        return resize_pos_embed(self.pos_embed, (h, w))
 
     def _temporal_pos(self, t: int) -> Tensor:
         """Temporal table ``[1, T, D]``, nearest-resized to ``t`` frames."""
         if t == self.time_embed.shape[1]:
             return self.time_embed
-        resized = F.interpolate(self.time_embed.transpose(1, 2), size=t, mode="nearest")
-        return resized.transpose(1, 2)
+        return resize_time_embed(self.time_embed, t)
 
     def _apply_mask(self, x: Tensor, masks: Tensor, b: int, t: int) -> Tensor:
         """Replace the patch embeddings ``x`` ``[B*T, N, D]`` of the tokens set in ``masks``

@@ -5,22 +5,54 @@ differs from the release")."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from endofm.data.views import PretrainViewsConfig
+from endofm.models.config import BackboneConfig
 from endofm.ssl.diagnostics import CollapseConfig
+from endofm.train.optim import ClipMode
+from endofm.utils.device import Precision
+
+
+class LossCombine(StrEnum):
+    """``release``: the mean over all 18 view pairs; ``sum``: L_cv + L_dm."""
+
+    release = "release"
+    sum = "sum"
+
+
+class Centering(StrEnum):
+    """How the teacher's outputs are centred: ``running`` (the release's EMA centre) or
+    ``sinkhorn_knopp`` (EndoFM-LV / DINOv2)."""
+
+    running = "running"
+    sinkhorn_knopp = "sinkhorn_knopp"
+
+
+class GlobalPairing(StrEnum):
+    """``cross``: L_dm pairs the 2 global views with each other; ``same``: each with itself."""
+
+    cross = "cross"
+    same = "same"
+
+
+class MaskMode(StrEnum):
+    """iBOT block masks: ``tube`` (the same patches in every frame) or ``frame`` (per frame)."""
+
+    tube = "tube"
+    frame = "frame"
+
+
+# ``skip``: counted and reported; ``raise``: the first broken file stops the run
+OnError = StrEnum("OnError", [("skip", "skip"), ("raise", "raise")])
 
 
 @dataclass
 class SSLModelConfig:
-    name: str = "endofm_vit_base_patch16"
-    pretrained: str | None = None  # Endo-FM / SVT Kinetics-400 / any create_model checkpoint
-    img_size: int = 224
-    num_frames: int = 8
-    embed_dim: int | None = None
-    depth: int | None = None
-    num_heads: int | None = None
-    drop_path_rate: float = 0.1
-    grad_checkpointing: bool = False
+    """The backbone (``pretrained``: Endo-FM, SVT Kinetics-400 or any ``create_model``
+    checkpoint; its size and frame count follow ``views.global_size`` / ``views.num_frames``)."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
     compile: bool = False  # torch.compile the student
 
 
@@ -40,16 +72,16 @@ class SSLLossConfig:
     warmup_teacher_temp_epochs: int = 0
     student_temp: float = 0.1
     center_momentum: float = 0.9
-    combine: str = "release"  # release: mean over all 18 pairs; sum: L_cv + L_dm
-    # Beyond the release (EndoFM-LV / DINOv2; docs/architecture.md "Successor's recipe"):
-    centering: str = "running"  # running (the release) | sinkhorn_knopp
+    combine: LossCombine = LossCombine.release
+    # Beyond the release (EndoFM-LV / DINOv2; docs/successor.md):
+    centering: Centering = Centering.running
     sk_iterations: int = 3
-    global_pairing: str = "cross"  # cross: L_dm pairs the 2 global views | same: each with itself
+    global_pairing: GlobalPairing = GlobalPairing.cross
     ibot_weight: float = 0.0  # masked-patch loss; 0: off
     ibot_separate_head: bool = False  # False: the DINO head is shared by CLS and patch tokens
     ibot_mask_ratio: list[float] = field(default_factory=lambda: [0.1, 0.5])
     ibot_mask_probability: float = 0.5  # fraction of global crops that are masked
-    ibot_mask_mode: str = "tube"  # tube: same patches in every frame | frame: per frame
+    ibot_mask_mode: MaskMode = MaskMode.tube
     ibot_mask_input: bool = True  # False: the student sees the whole clip (EndoFM-LV's code)
     koleo_weight: float = 0.0  # KoLeo on the student's global-view CLS features; 0: off
 
@@ -67,18 +99,14 @@ class SSLOptimConfig:
     weight_decay_end: float = 0.4
     momentum_teacher: float = 0.996
     clip_grad: float = 3.0
-    # per_param: each tensor's gradient norm clipped to clip_grad on its own (the release's
-    # utils.clip_gradients); global: one norm over all trainable tensors (timm / DINOv2 style)
-    clip_mode: str = "global"
-    # true: the release's rule, every tensor but biases and 1-D tensors is decayed (pos_embed,
-    # time_embed, cls_token included); false: those three are exempt (timm / DINOv2)
-    decay_embeddings: bool = False
+    clip_mode: ClipMode = ClipMode["global"]  # per_param: the release's clip_gradients
+    decay_embeddings: bool = False  # True: the release decays pos/time tables and CLS token
     freeze_last_layer: int = 1  # epochs
 
 
 @dataclass
 class SSLDataConfig:
-    on_error: str = "skip"  # skip (counted, reported) | raise
+    on_error: OnError = OnError.skip
     num_workers: int = 4
     folder_fps: float = 30.0
     source_weights: dict[str, float] = field(default_factory=dict)
@@ -95,7 +123,7 @@ class SSLConfig:
 @dataclass
 class RunConfig:
     device: str = "auto"
-    precision: str = "fp16"  # fp32 | bf16 | fp16 (the release: fp16 with a grad scaler)
+    precision: Precision = Precision.fp16  # the release: fp16 with a grad scaler
     seed: int = 0
     save_every_steps: int = 0  # 0: only at epoch ends
     keep_last: int = 3
@@ -126,3 +154,7 @@ class PretrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
+
+    def __post_init__(self) -> None:
+        self.model.backbone.bind(self.views.global_size, self.views.num_frames,
+                                 "views.global_size/views.num_frames")

@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
-from endofm.data import PretrainClipDataset, VideoError
+from endofm.data.pretrain_dataset import Skip
 from endofm.data.views import collate_views
 
 
-@dataclass
-class Skip:
-    """A sample that could not be decoded (kept so the main process can report it)."""
-
-    path: str
-    reason: str
-
-
-class ReportingClips(Dataset):
-    """``ds[i]`` → the views of clip ``i``, or a :class:`Skip` naming the file and problem
-    (with ``on_error="skip"``; ``"raise"`` propagates the error)."""
-
-    def __init__(self, clips: PretrainClipDataset, on_error: str) -> None:
-        self.clips, self.on_error = clips, on_error
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, i: int) -> list[Tensor] | Skip:
-        try:
-            return self.clips.load(i)
-        except VideoError as error:
-            if self.on_error == "raise":
-                raise
-            return Skip(str(error.path), error.reason)
+def merge_skips(lists: Iterable[list[dict[str, str]]]) -> list[dict[str, str]]:
+    """One list of ``{"path", "reason"}`` entries from several (e.g. one per rank), in first-seen
+    order without repeats."""
+    merged: list[dict[str, str]] = []
+    for entries in lists:
+        merged += [e for e in entries if e not in merged]
+    return merged
 
 
 def collate(batch: list) -> tuple[list[Tensor] | None, list[Skip]]:

@@ -9,17 +9,17 @@ import torch
 from torch import nn
 
 from endofm.data import read_polypdiag
+from endofm.data.clips import VideoClipsConfig
 from endofm.eval.features import embed_videos
 from endofm.eval.knn import knn_classify
-from endofm.tasks.classification.data import ClassificationDataConfig
-from endofm.tasks.classification.metrics import classification_metrics
+from endofm.eval.metrics import classification_metrics
 
 
 def knn_probe(backbone: nn.Module, root: str | Path, img_size: int, num_frames: int,
               sampling_rate: int, k: int, device: torch.device,
               precision: str) -> dict[str, float]:
     """k-NN accuracy and F1 (class 1) on ``val`` with ``train`` as the memory bank."""
-    cfg = ClassificationDataConfig(num_frames=num_frames, sampling_rate=sampling_rate,
+    cfg = VideoClipsConfig(num_frames=num_frames, sampling_rate=sampling_rate,
                                    crop_size=img_size, test_short_side=img_size)
     train_items, val_items = read_polypdiag(root, "train"), read_polypdiag(root, "val")
     train = embed_videos(backbone, train_items, cfg, device, precision)

@@ -10,50 +10,59 @@ the newest checkpoint left it (mid-epoch included).
 from __future__ import annotations
 
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from endofm.config import to_dict
 from endofm.data import PretrainClipDataset, PretrainViews, resolve_items
+from endofm.data.pretrain_dataset import Skip
 from endofm.models import backbone_config, create_backbone, load_checkpoint, save_pretrained
-from endofm.models.checkpoint import load_state_checked, safe_load
-from endofm.models.vision_transformer import skips_weight_decay
-from endofm.ssl.clipping import CLIP_MODES, clip_gradients
-from endofm.ssl.data import ReportingClips, Skip, collate, epoch_order
+from endofm.ssl.data import collate, epoch_order, merge_skips
 from endofm.ssl.diagnostics import CollapseMonitor, plot_pretrain_curves
 from endofm.ssl.head import DINOHead
 from endofm.ssl.meta_arch import Encoder, SSLMetaArch, SSLOutputs
 from endofm.ssl.monitor import knn_probe
 from endofm.ssl.objective import SSLObjective, ssl_forward
-from endofm.ssl.schedules import cosine_schedule, teacher_temp_schedule
+from endofm.train import (
+    RESUME_HINT,
+    CosineScheduler,
+    OptimizerStepper,
+    build_optimizer,
+    finish_logs,
+    load_training_state,
+    param_groups,
+    prune_checkpoints,
+    save_training_state,
+    step_checkpoints,
+)
+from endofm.train.run_record import describe_init, run_inputs, start_run
 from endofm.utils.device import autocast, make_grad_scaler
-from endofm.utils.distributed import DistInfo, barrier, init_distributed
-from endofm.utils.io import atomic_torch_save, atomic_write_json
-from endofm.utils.logging import MetricLogger, read_jsonl
+from endofm.utils.distributed import (
+    DistInfo,
+    all_gather_object,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+)
+from endofm.utils.io import atomic_write_json
+from endofm.utils.logging import MetricLogger
 from endofm.utils.progress import note, progress
-from endofm.utils.run_record import describe_init, run_inputs, start_run
-from endofm.utils.seed import get_rng_state, seed_everything, set_rng_state
-
-CKPT_PATTERN = re.compile(r"checkpoint-(\d+)\.pth$")
+from endofm.utils.seed import seed_everything
 
 
 def build_encoder(cfg: Any) -> Encoder:
-    """Backbone (optionally initialised from ``model.pretrained``) + DINO head; head weights
-    are taken from the checkpoint too when it has a head of the same shapes. With the iBOT
+    """Backbone (optionally initialised from ``model.backbone.pretrained``) + DINO head; head
+    weights are taken from the checkpoint too when it has a head of the same shapes. With the iBOT
     term on, the backbone gets a mask token and, with ``loss.ibot_separate_head``, a patch head
     of the same shape as the DINO head."""
-    m, ibot = cfg.model, cfg.loss.ibot_weight > 0
-    backbone = create_backbone(m.name, m.pretrained, m.img_size, m.num_frames, m.drop_path_rate,
-                               embed_dim=m.embed_dim, depth=m.depth, num_heads=m.num_heads,
-                               grad_checkpointing=m.grad_checkpointing, use_mask_token=ibot)
+    m, ibot = cfg.model.backbone, cfg.loss.ibot_weight > 0
+    backbone = create_backbone(m, use_mask_token=ibot)
     h = cfg.head
 
     def new_head() -> DINOHead:
@@ -70,45 +79,24 @@ def build_encoder(cfg: Any) -> Encoder:
     return Encoder(backbone, head, patch_head)
 
 
-def param_groups(model: nn.Module, decay_embeddings: bool = False) -> list[dict]:
-    """No weight decay on biases and norms, nor (unless ``decay_embeddings``, the release's
-    rule) on the positional tables and the CLS token."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if skips_weight_decay(name, p, decay_embeddings) else decay).append(p)
-    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0, "fixed_wd": True}]
-
-
-def checkpoints(output: Path) -> list[Path]:
-    """Step checkpoints in ``output``, oldest first."""
-    found = [(int(m.group(1)), p) for p in output.glob("checkpoint-*.pth")
-             if (m := CKPT_PATTERN.search(p.name))]
-    return [p for _, p in sorted(found)]
-
-
 class PretrainTrainer:
     def __init__(self, cfg: Any, data: str | Path, output: str | Path, dist: DistInfo,
                  restart: bool = False) -> None:
         self.cfg, self.dist, self.output = cfg, dist, Path(output)
-        self.inputs, self.restart = run_inputs(data, cfg.model.pretrained), restart
-        if cfg.optim.clip_mode not in CLIP_MODES:
-            raise ValueError(f"optim.clip_mode must be one of {CLIP_MODES}, "
-                             f"got {cfg.optim.clip_mode!r}")
+        self.inputs, self.restart = run_inputs(data, cfg.model.backbone.pretrained), restart
         self.device = dist.device
         seed_everything(cfg.run.seed)  # identical initial weights on every process
         self.skipped: list[dict[str, str]] = []
         items = resolve_items(data, self.skipped)
-        clips = PretrainClipDataset(items, PretrainViews(cfg.views), on_error=cfg.data.on_error,
-                                    folder_fps=cfg.data.folder_fps)
-        self.skipped += clips.skipped
-        self.weights = (clips.sample_weights(dict(cfg.data.source_weights))
+        self.dataset = PretrainClipDataset(items, PretrainViews(cfg.views),
+                                           on_error=cfg.data.on_error,
+                                           folder_fps=cfg.data.folder_fps)
+        self.skipped += self.dataset.skipped
+        self.weights = (self.dataset.sample_weights(dict(cfg.data.source_weights))
                         if cfg.data.source_weights else None)
-        self.dataset = ReportingClips(clips, cfg.data.on_error)
         self.meta = SSLMetaArch(build_encoder(cfg), teacher=cfg.ssl.teacher).to(self.device)
-        if cfg.model.pretrained and dist.is_main:
-            note(describe_init(self.meta.student, cfg.model.pretrained))
+        if cfg.model.backbone.pretrained and dist.is_main:
+            note(describe_init(self.meta.student, cfg.model.backbone.pretrained))
         seed_everything(cfg.run.seed + dist.rank)  # different augmentations per process
         self.student = self.meta.student
         if cfg.model.compile:
@@ -117,9 +105,11 @@ class PretrainTrainer:
                             if dist.world_size > 1 else self.student)
         self.objective = SSLObjective(cfg.head.out_dim, cfg.loss).to(self.device)
         self.criterion = self.objective.dino
-        self.optimizer = torch.optim.AdamW(param_groups(self.student,
-                                                        cfg.optim.decay_embeddings))
-        self.scaler = make_grad_scaler(self.device, cfg.run.precision)
+        o = cfg.optim
+        groups = param_groups(self.student, o.weight_decay, decay_embeddings=o.decay_embeddings)
+        self.stepper = OptimizerStepper(build_optimizer("adamw", groups, o.lr),
+                                        make_grad_scaler(self.device, cfg.run.precision),
+                                        o.clip_grad, o.clip_mode)
         self.iters_per_epoch = math.ceil(len(self.dataset) / dist.world_size
                                          / cfg.optim.batch_size)
         self._build_schedules()
@@ -129,53 +119,48 @@ class PretrainTrainer:
 
     def _build_schedules(self) -> None:
         o, n = self.cfg.optim, self.iters_per_epoch
+        total = o.epochs * n
         scale = o.batch_size * self.dist.world_size / 256
-        self.lr = cosine_schedule(o.lr * scale, o.min_lr, o.epochs, n, o.warmup_epochs)
-        self.wd = cosine_schedule(o.weight_decay, o.weight_decay_end, o.epochs, n)
-        self.momentum = cosine_schedule(o.momentum_teacher, 1.0, o.epochs, n)
+        self.lr = CosineScheduler(o.lr * scale, o.min_lr, total, round(o.warmup_epochs * n))
+        self.wd = CosineScheduler(o.weight_decay, o.weight_decay_end, total)
+        self.momentum = CosineScheduler(o.momentum_teacher, 1.0, total)
         loss = self.cfg.loss
-        self.teacher_temp = teacher_temp_schedule(loss.warmup_teacher_temp, loss.teacher_temp,
-                                                  loss.warmup_teacher_temp_epochs, o.epochs, n)
+        self.teacher_temp = CosineScheduler(loss.teacher_temp, loss.teacher_temp, total,
+                                            loss.warmup_teacher_temp_epochs * n,
+                                            loss.warmup_teacher_temp)
 
     # -- checkpoints ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
             "teacher": self.meta.teacher.state_dict(),
             "student": self.student.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            **self.stepper.state_dict(),
             "dino_loss": {"center": self.criterion.center.detach().cpu()},
             "ibot_loss": ({"center": self.objective.ibot.center.detach().cpu()}
                           if self.objective.ibot is not None else {}),
             "epoch": self.epoch, "iteration": self.iteration, "step": self.step,
-            "rng": get_rng_state(), "config": to_dict(self.cfg),
-            "arch": backbone_config(self.student.backbone),
+            "config": to_dict(self.cfg), "arch": backbone_config(self.student.backbone),
             "skipped": list(self.skipped),
         }
 
     def save(self) -> None:
         if not self.dist.is_main:
             return
-        atomic_torch_save(self.state(), self.output / f"checkpoint-{self.step:07d}.pth")
-        for old in checkpoints(self.output)[: -max(1, self.cfg.run.keep_last)]:
-            old.unlink()
+        save_training_state(self.state(), self.output / f"checkpoint-{self.step:07d}.pth")
+        prune_checkpoints(self.output, self.cfg.run.keep_last)
 
     def resume(self) -> Path | None:
-        found = checkpoints(self.output)
+        found = step_checkpoints(self.output)
         if not found:
             return None
-        state = safe_load(found[-1])
-        hint = " (choose another --output, or add --restart to start this run over)"
-        load_state_checked(self.meta.teacher, state["teacher"], found[-1], hint)
-        load_state_checked(self.student, state["student"], found[-1], hint)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
+        state = load_training_state(found[-1], {"teacher": self.meta.teacher,
+                                                "student": self.student}, RESUME_HINT)
+        self.stepper.load_state_dict(state)
         self.criterion.center.copy_(state["dino_loss"]["center"])
         if self.objective.ibot is not None:
             self.objective.ibot.center.copy_(state["ibot_loss"]["center"])
         self.epoch, self.iteration, self.step = state["epoch"], state["iteration"], state["step"]
         self.skipped = [s for s in state["skipped"] if s not in self.skipped] + self.skipped
-        set_rng_state(state["rng"])
         return found[-1]
 
     # -- training ---------------------------------------------------------------------------
@@ -190,14 +175,6 @@ class PretrainTrainer:
         return DataLoader(self.dataset, batch_size=cfg.optim.batch_size, sampler=order,
                           num_workers=cfg.data.num_workers, collate_fn=collate, generator=gen)
 
-    def set_schedules(self) -> int:
-        it = min(self.step, len(self.lr) - 1)
-        for group in self.optimizer.param_groups:
-            group["lr"] = float(self.lr[it])
-            if not group.get("fixed_wd"):
-                group["weight_decay"] = float(self.wd[it])
-        return it
-
     def forward(self, views: list[torch.Tensor]) -> tuple[SSLOutputs, list[torch.Tensor]]:
         """Student/teacher outputs for a batch of views, and the global views' masks (drawn
         from a generator seeded by run seed, step and rank, so a resumed run redraws them)."""
@@ -206,31 +183,25 @@ class PretrainTrainer:
         return ssl_forward(self.objective, self.meta, views, gen, self.ddp_student)
 
     def train_step(self, views: list[torch.Tensor]) -> dict[str, float]:
-        cfg = self.cfg
-        it = self.set_schedules()
+        cfg, it = self.cfg, self.step
+        self.stepper.set_schedules(self.lr[it], self.wd[it])
         views = [v.to(self.device, non_blocking=True) for v in views]
         with autocast(self.device, cfg.run.precision), self.collapse.watch():
             outputs, masks = self.forward(views)
         self.collapse.observe(outputs.teacher, self.criterion.center)
-        terms = self.objective(outputs, masks, float(self.teacher_temp[it]))
+        terms = self.objective(outputs, masks, self.teacher_temp[it])
         if not torch.isfinite(terms["loss"]):
             raise RuntimeError(f"non-finite loss at step {self.step}: {terms['loss'].item()}")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(terms["loss"]).backward()
+        self.stepper.backward(terms["loss"])
         if self.epoch < cfg.optim.freeze_last_layer:  # before clipping: frozen grads don't count
             for name, p in self.student.named_parameters():
                 if ".last_layer." in name:
                     p.grad = None
-        if cfg.optim.clip_grad > 0:
-            self.scaler.unscale_(self.optimizer)
-            clip_gradients(self.student.parameters(), cfg.optim.clip_grad, cfg.optim.clip_mode)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.meta.update_teacher(float(self.momentum[it]))
-        return {k: v.item() for k, v in terms.items()} | {"lr": float(self.lr[it]),
-                                                          "teacher_momentum": float(
-                                                              self.momentum[it])
-                                                          } | self.collapse.stats(terms)
+        self.stepper.clip(self.student.parameters())
+        self.stepper.apply()
+        self.meta.update_teacher(self.momentum[it])
+        return {k: v.item() for k, v in terms.items()} | {
+            "lr": self.lr[it], "teacher_momentum": self.momentum[it]} | self.collapse.stats(terms)
 
     def train_epoch(self) -> None:
         cfg = self.cfg
@@ -301,16 +272,17 @@ class PretrainTrainer:
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
+        """Every rank's skips gathered; on the main process: skipped.json, the teacher
+        backbone, the loss curves."""
+        self.skipped = merge_skips(all_gather_object(self.skipped))
         report = {"epochs": self.epoch, "steps": self.step, "num_clips": len(self.dataset),
                   "num_skipped": len(self.skipped), "skipped": self.skipped}
         if self.dist.is_main:
-            self.logger.close()
             atomic_write_json(self.skipped, self.output / "skipped.json")
             save_pretrained(self.meta.teacher.backbone, self.output / "backbone")
-            rows = read_jsonl(self.output / "metrics.jsonl") if (
-                self.output / "metrics.jsonl").exists() else []
+            rows = finish_logs(self.logger, self.output / "loss_curves.png",
+                               plot_pretrain_curves)
             if rows:
-                plot_pretrain_curves(rows, self.output / "loss_curves.png")
                 steps = [r for r in rows if "loss" in r][-3:]
                 report["final_loss"] = float(np.mean([r["loss"] for r in steps]))
                 report["final_entropy_ratio"] = float(np.mean([r["entropy_ratio"]
@@ -326,4 +298,7 @@ def pretrain(cfg: Any, data: str | Path, output: str | Path, restart: bool = Fal
     """Run (or resume) pre-training; returns a report (rank 0). An ``output`` holding a run
     with other settings is refused unless ``restart``."""
     dist = init_distributed(cfg.run.device)
-    return PretrainTrainer(cfg, data, output, dist, restart).run()
+    try:
+        return PretrainTrainer(cfg, data, output, dist, restart).run()
+    finally:
+        cleanup_distributed()

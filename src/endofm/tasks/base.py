@@ -6,31 +6,38 @@ items in a torch ``Dataset``, computes the loss of a batch, evaluates a model on
 and loads its fine-tuned model. The engine owns everything else: devices, precision,
 distributed training, the optimiser and schedule, selection protocol, checkpoints and resume.
 
-A task's config is its own dataclass (``settings_class``: ``model``/``data``/… sections) merged
-with :class:`EngineConfig`'s ``optim``/``train``/``protocol`` sections into one flat schema
-(:func:`task_config_schema`), so a YAML file or override reads ``data.img_size=64`` or
-``optim.lr=0.01`` alike.
+A task's config (``config_class``) is a dataclass deriving from :class:`EngineConfig`: the
+engine's ``optim``/``train``/``protocol`` sections plus the task's own (``model``, ``data``, …),
+so a YAML file or override reads ``data.img_size=64`` or ``optim.lr=0.01`` alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
+
+from endofm.config import from_dict
+from endofm.models.config import BackboneConfig
+from endofm.train.optim import ClipMode, OptimizerName
+from endofm.utils.device import Precision
+
+T = TypeVar("T")
 
 
 @dataclass
 class OptimConfig:
     """Optimiser and per-iteration schedule (linear warm-up, then cosine to ``min_lr``)."""
 
-    name: str = "sgd"  # sgd | adamw
+    name: OptimizerName = OptimizerName.sgd
     lr: float = 1e-3
     scale_lr_with_batch: bool = True  # lr × global batch / 256, as the release
     momentum: float = 0.9
@@ -39,6 +46,8 @@ class OptimConfig:
     warmup_epochs: float = 0.0
     min_lr: float = 0.0
     clip_grad: float = 0.0  # 0 = no clipping
+    clip_mode: ClipMode = ClipMode["global"]  # global norm | per_param (each tensor)
+    decay_embeddings: bool = False  # True: decay the positional tables and CLS token too
 
 
 @dataclass
@@ -48,14 +57,19 @@ class TrainConfig:
     accum_steps: int = 1  # gradient accumulation
     num_workers: int = 0
     device: str = "auto"
-    precision: str = "fp32"  # fp32 | bf16 | fp16
-    grad_checkpointing: bool = False
+    precision: Precision = Precision.fp32
     freeze_backbone: bool = False  # linear probe: only the head trains
     seed: int = 0
     eval_every: int = 1  # epochs between selection evaluations
     patience: int = 0  # early stopping: evaluations without a better selection score (0: off)
     log_every: int = 10  # iterations between JSONL log rows
     progress: bool = True  # progress bar / lines (``--quiet`` turns them off everywhere)
+
+
+class Selection(StrEnum):
+    val = "val"
+    fixed = "fixed"
+    test = "test"
 
 
 @dataclass
@@ -69,7 +83,7 @@ class ProtocolConfig:
     The test split is evaluated once, at the end, with the kept weights.
     """
 
-    selection: str = "val"  # val | fixed | test
+    selection: Selection = Selection.val
     val_fraction: float = 0.2
     val_seed: int = 0
 
@@ -85,12 +99,19 @@ class Task(ABC):
     """One downstream task. ``cfg`` is the merged config (task sections + engine sections)."""
 
     name: ClassVar[str]
-    settings_class: ClassVar[type]
+    config_class: ClassVar[type[EngineConfig]]
     selection_metric: ClassVar[str]
     test_split: ClassVar[str] = "test"
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
+
+    def backbone_settings(self, pretrained: str | Path | None) -> BackboneConfig:
+        """``model.backbone`` with ``pretrained`` (when given) as its weights."""
+        backbone = self.cfg.model.backbone
+        if pretrained is None:
+            return backbone
+        return dataclasses.replace(backbone, pretrained=str(pretrained))
 
     @abstractmethod
     def build_model(self, pretrained: str | Path | None) -> nn.Module:
@@ -131,24 +152,23 @@ class Task(ABC):
     @abstractmethod
     def load_model(self, path: str | Path) -> nn.Module:
         """Load a fine-tuned model (the project's format and, where one exists, the release's).
-        A missing or unloadable checkpoint is an error."""
+        A missing or unloadable checkpoint is an error. The config is left as it is."""
+
+    def saved_config(self, path: str | Path) -> Any:
+        """The config to evaluate the model saved at ``path`` with: a copy of ``cfg`` with the
+        settings the model was trained with (input size, clip length, …). Default: ``cfg``."""
+        return self.cfg
 
 
-def task_config_schema(task_cls: type[Task]) -> type:
-    """A dataclass with the task's sections followed by ``optim``, ``train``, ``protocol``."""
-    sections = [*dataclasses.fields(task_cls.settings_class), *dataclasses.fields(EngineConfig)]
-    # resolved types (the annotations are strings under ``from __future__ import annotations``)
-    fields = [(f.name, type(f.default_factory()), field(default_factory=f.default_factory))
-              for f in sections]
-    return dataclasses.make_dataclass(f"{task_cls.__name__}Config", fields)
+def saved_model_settings(schema: type[T], saved: Mapping[str, Any]) -> T:
+    """The ``model`` section a task folder's ``config.json`` records, as ``schema``, without the
+    backbone's initial weights (the folder holds the trained ones)."""
+    backbone = {**saved.get("backbone", {}), "pretrained": None}
+    return from_dict(schema, {**saved, "backbone": backbone})
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor in a (nested) batch to ``device``."""
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
+def task_config_schema(task_cls: type[Task]) -> type[EngineConfig]:
+    """The task's config dataclass: the engine's ``optim``/``train``/``protocol`` sections and
+    the task's own (``model``, ``data``, …)."""
+    return task_cls.config_class
+

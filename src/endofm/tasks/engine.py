@@ -9,6 +9,7 @@ split once with the kept weights. ``evaluate`` runs a saved model on a split. Di
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import warnings
@@ -23,20 +24,29 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from endofm.config import to_dict
-from endofm.models.checkpoint import load_state_checked, safe_load
 from endofm.models.registry import backbone_config
-from endofm.models.vision_transformer import VisionTransformer, skips_weight_decay
-from endofm.tasks.base import Task, to_device
+from endofm.models.vision_transformer import VisionTransformer
+from endofm.tasks.base import Task
+from endofm.train import (
+    RESUME_HINT,
+    CosineScheduler,
+    OptimizerStepper,
+    build_optimizer,
+    finish_logs,
+    load_training_state,
+    param_groups,
+    save_training_state,
+    to_device,
+)
+from endofm.train.run_record import CONFIG_NAME, describe_init, run_inputs, start_run
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
-from endofm.utils.io import atomic_torch_save, atomic_write_json, atomic_write_text
-from endofm.utils.logging import MetricLogger, plot_curves, read_jsonl
+from endofm.utils.io import atomic_write_json, atomic_write_text
+from endofm.utils.logging import MetricLogger, plot_curves
 from endofm.utils.progress import note, progress
-from endofm.utils.run_record import CONFIG_NAME, describe_init, run_inputs, start_run
-from endofm.utils.seed import get_rng_state, seed_everything, set_rng_state
+from endofm.utils.seed import seed_everything
 
 LAST = "last.pth"
-RESUME_HINT = " (choose another --output, or add --restart to start this run over)"
 
 
 def carve_validation(items: Sequence, fraction: float, seed: int) -> tuple[list, list]:
@@ -71,38 +81,30 @@ def split_items(task: Task, root: str | Path) -> tuple[list, list | None, list]:
                      f"{protocol.selection!r}")
 
 
-def param_groups(model: nn.Module, weight_decay: float, backbone_lr_mult: float) -> list[dict]:
-    """AdamW/SGD groups: no decay on biases, norms and positional/CLS tables; the backbone's
-    learning rate scaled by ``backbone_lr_mult``."""
-    groups: dict[tuple[bool, bool], list] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        no_decay = skips_weight_decay(name, p)
-        is_backbone = name.startswith("backbone.")
-        groups.setdefault((no_decay, is_backbone), []).append(p)
-    return [{"params": ps, "weight_decay": 0.0 if nd else weight_decay,
-             "lr_mult": backbone_lr_mult if bb else 1.0}
-            for (nd, bb), ps in sorted(groups.items())]
+def lr_schedule(base_lr: float, min_lr: float, epochs: int, steps_per_epoch: int,
+                warmup_epochs: float) -> CosineScheduler:
+    """Per optimiser step: a linear warm-up from ``base_lr / warmup`` to ``base_lr`` (no step is
+    taken at lr 0), then a cosine to ``min_lr``."""
+    warmup = round(warmup_epochs * steps_per_epoch)
+    return CosineScheduler(base_lr, min_lr, epochs * steps_per_epoch, warmup,
+                           base_lr / warmup if warmup else 0.0)
 
 
-def build_optimizer(model: nn.Module, optim: Any) -> torch.optim.Optimizer:
-    groups = param_groups(model, optim.weight_decay, optim.backbone_lr_mult)
-    if not groups:
-        raise ValueError("the model has no trainable parameters")
-    if optim.name == "sgd":
-        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum)
-    if optim.name == "adamw":
-        return torch.optim.AdamW(groups, lr=optim.lr)
-    raise ValueError(f"optim.name must be sgd or adamw, got {optim.name!r}")
+def run_evaluation(task: Task, model: nn.Module, items: Sequence, device: torch.device,
+                   out_dir: Path | None = None) -> dict[str, Any]:
+    """``task.evaluate`` with the model in eval mode (its mode restored afterwards)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return task.evaluate(model, items, device, task.cfg.train.precision, out_dir)
+    finally:
+        model.train(was_training)
 
 
-def lr_at(step: int, total: int, warmup: int, base_lr: float, min_lr: float) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine from ``base_lr`` to ``min_lr``."""
-    if step < warmup:
-        return base_lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return min_lr + 0.5 * (base_lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+def configured_pretrained(cfg: Any) -> str | None:
+    """``model.backbone.pretrained`` of a task config (``None`` where it has none)."""
+    backbone = getattr(getattr(cfg, "model", None), "backbone", None)
+    return getattr(backbone, "pretrained", None)
 
 
 class Trainer:
@@ -113,6 +115,7 @@ class Trainer:
         cfg = task.cfg
         self.task, self.cfg, self.dist = task, cfg, dist
         self.output = Path(output)
+        pretrained = pretrained or configured_pretrained(cfg)
         self.inputs, self.restart = run_inputs(root, pretrained), restart
         self.device = dist.device
         seed_everything(cfg.train.seed + dist.rank)
@@ -123,14 +126,15 @@ class Trainer:
         if cfg.train.freeze_backbone:
             for p in model.backbone.parameters():
                 p.requires_grad_(False)
-        if cfg.train.grad_checkpointing and hasattr(model, "backbone"):
-            model.backbone.set_grad_checkpointing(True)
         self.model = model.to(self.device)
         task.prepare(self.model, self.train_items, self.device, cfg.train.precision)
         self.ddp = (DistributedDataParallel(self.model, find_unused_parameters=True)
                     if dist.world_size > 1 else self.model)
-        self.optimizer = build_optimizer(self.model, cfg.optim)
-        self.scaler = make_grad_scaler(self.device, cfg.train.precision)
+        o = cfg.optim
+        groups = param_groups(self.model, o.weight_decay, o.backbone_lr_mult, o.decay_embeddings)
+        self.stepper = OptimizerStepper(build_optimizer(o.name, groups, o.lr, o.momentum),
+                                        make_grad_scaler(self.device, cfg.train.precision),
+                                        o.clip_grad, o.clip_mode)
         dataset = task.train_dataset(self.train_items)
         self.sampler = (DistributedSampler(dataset, seed=cfg.train.seed)
                         if dist.world_size > 1 else None)
@@ -138,8 +142,9 @@ class Trainer:
         self.steps_per_epoch = math.ceil(
             len(dataset) / (cfg.train.batch_size * dist.world_size) / cfg.train.accum_steps)
         global_batch = cfg.train.batch_size * cfg.train.accum_steps * dist.world_size
-        scale = global_batch / 256 if cfg.optim.scale_lr_with_batch else 1.0
-        self.base_lr, self.min_lr = cfg.optim.lr * scale, cfg.optim.min_lr * scale
+        scale = global_batch / 256 if o.scale_lr_with_batch else 1.0
+        self.lr = lr_schedule(o.lr * scale, o.min_lr * scale, cfg.train.epochs,
+                              self.steps_per_epoch, o.warmup_epochs)
         self.epoch, self.step, self.best_score, self.best_epoch = 0, 0, -math.inf, -1
         self.logger = MetricLogger(self.output)
 
@@ -158,10 +163,9 @@ class Trainer:
 
     # -- checkpoints ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "epoch": self.epoch, "step": self.step,
-                "best_score": self.best_score, "best_epoch": self.best_epoch,
-                "rng": get_rng_state(), "config": to_dict(self.cfg)} | self.arch()
+        return {"model": self.model.state_dict(), **self.stepper.state_dict(),
+                "epoch": self.epoch, "step": self.step, "best_score": self.best_score,
+                "best_epoch": self.best_epoch, "config": to_dict(self.cfg)} | self.arch()
 
     def arch(self) -> dict[str, Any]:
         """``{"arch": backbone settings}`` when the model has an Endo-FM backbone, else ``{}``."""
@@ -174,31 +178,20 @@ class Trainer:
         path = self.output / LAST
         if not path.is_file():
             return False
-        state = safe_load(path)
-        load_state_checked(self.model, state["model"], path, RESUME_HINT)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
+        state = load_training_state(path, {"model": self.model}, RESUME_HINT)
+        self.stepper.load_state_dict(state)
         self.epoch, self.step = state["epoch"], state["step"]
         self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
-        set_rng_state(state["rng"])
         return True
 
     # -- training ---------------------------------------------------------------------------
     def set_lr(self) -> float:
-        total = self.cfg.train.epochs * self.steps_per_epoch
-        warmup = round(self.cfg.optim.warmup_epochs * self.steps_per_epoch)
-        lr = lr_at(self.step, total, warmup, self.base_lr, self.min_lr)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr * group["lr_mult"]
+        lr = self.lr[self.step]
+        self.stepper.set_schedules(lr, self.cfg.optim.weight_decay)
         return lr
 
     def optimizer_step(self) -> None:
-        if self.cfg.optim.clip_grad > 0:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.stepper.step(self.model.parameters())
         self.step += 1
 
     def train_epoch(self) -> float:
@@ -207,7 +200,7 @@ class Trainer:
         losses: list[float] = []
         bar = progress(self.loader(self.epoch), desc=f"epoch {self.epoch + 1}/{train.epochs}",
                        unit="batch", enabled=self.dist.is_main and train.progress)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.stepper.optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(bar):
             if i % train.accum_steps == 0:
                 lr = self.set_lr()
@@ -216,7 +209,7 @@ class Trainer:
             if not torch.isfinite(loss):
                 raise RuntimeError(f"non-finite loss {loss.item()} at epoch {self.epoch + 1}, "
                                    f"iteration {i}")
-            self.scaler.scale(loss / train.accum_steps).backward()
+            self.stepper.backward(loss / train.accum_steps)
             last = i + 1 == len(bar)
             if (i + 1) % train.accum_steps == 0 or last:
                 self.optimizer_step()
@@ -256,8 +249,7 @@ class Trainer:
             is_eval_epoch = ((self.epoch + 1) % cfg.train.eval_every == 0
                              or self.epoch + 1 == cfg.train.epochs)
             if self.dist.is_main and self.val_items is not None and is_eval_epoch:
-                metrics = self.task.evaluate(self.model, self.val_items, self.device,
-                                             cfg.train.precision)
+                metrics = run_evaluation(self.task, self.model, self.val_items, self.device)
                 record |= {f"select/{k}": v for k, v in metrics.items()
                            if isinstance(v, (int, float))}
                 if self.select(metrics):
@@ -265,7 +257,7 @@ class Trainer:
             self.epoch += 1
             if self.dist.is_main:
                 self.logger.log(record, self.step)
-                atomic_torch_save(self.state(), self.output / LAST)
+                save_training_state(self.state(), self.output / LAST)
                 key = f"select/{self.task.selection_metric}"
                 score = f", {key} {record[key]:.4f}" if key in record else ""
                 print(f"epoch {self.epoch}/{cfg.train.epochs}: loss {loss:.4f}{score}")
@@ -290,8 +282,8 @@ class Trainer:
             kept = self.model
         else:
             kept = self.task.load_model(self.output / "best").to(self.device)
-        metrics = self.task.evaluate(kept, self.test_items, self.device,
-                                     self.cfg.train.precision, self.output / "test")
+        metrics = run_evaluation(self.task, kept, self.test_items, self.device,
+                                 self.output / "test")
         result = {**metrics, "split": self.task.test_split,
                   "selection": self.cfg.protocol.selection,
                   "selected_epoch": (self.best_epoch + 1 if self.val_items is not None
@@ -303,9 +295,9 @@ class Trainer:
                   "checkpoint": str(self.output / "best"),
                   "data_settings": to_dict(self.cfg.data)}
         atomic_write_json(result, self.output / "metrics.json")
-        self.logger.close()
-        rows = read_jsonl(self.output / "metrics.jsonl")
-        plot_curves(rows, ["train/loss"], self.output / "loss.png", title=self.task.name)
+        finish_logs(self.logger, self.output / "loss.png",
+                    lambda rows, path: plot_curves(rows, ["train/loss"], path,
+                                                   title=self.task.name))
         barrier()
         return result
 
@@ -326,7 +318,7 @@ def fit_seeds(task_cls: type[Task], cfg: Any, root: str | Path, output: str | Pa
     output = Path(output)
     runs = []
     for k in range(seeds):
-        run_cfg = cfg.copy()
+        run_cfg = copy.deepcopy(cfg)
         run_cfg.train.seed = cfg.train.seed + k
         runs.append(fit(task_cls(run_cfg), root, output / f"seed_{k}", pretrained, restart))
     keys = [k for k, v in runs[0].items() if isinstance(v, float) and not isinstance(v, bool)]
@@ -343,11 +335,12 @@ def evaluate(task: Task, checkpoint: str | Path, root: str | Path, output: str |
     """Evaluate a saved model on ``split`` (default: the task's test split) into ``output``;
     ``metrics.json`` records the checkpoint, the data settings and ``extra``."""
     dist = init_distributed(task.cfg.train.device)
+    task = type(task)(task.saved_config(checkpoint))
     model = task.load_model(checkpoint).to(dist.device)
     split = split or task.test_split
     items = task.read_items(root, split)
     output = Path(output)
-    metrics = task.evaluate(model, items, dist.device, task.cfg.train.precision, output)
+    metrics = run_evaluation(task, model, items, dist.device, output)
     result = {**metrics, "split": split, "checkpoint": str(checkpoint),
               "num_items": len(items), "data_settings": to_dict(task.cfg.data), **(extra or {})}
     atomic_write_json(result, output / "metrics.json")

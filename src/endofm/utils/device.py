@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from enum import StrEnum
 
 import torch
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+
+class Precision(StrEnum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+PRECISIONS = tuple(Precision)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

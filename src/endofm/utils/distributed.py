@@ -89,5 +89,6 @@ def barrier() -> None:
 
 
 def cleanup_distributed() -> None:
+    """Leave the process group (``destroy_process_group``) when one was joined."""
     if is_distributed():
         dist.destroy_process_group()

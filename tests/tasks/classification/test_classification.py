@@ -15,7 +15,7 @@ from endofm.data import open_video
 from endofm.models import load_classifier
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "endofm_reference_tiny"
-TINY = str(Path(__file__).resolve().parents[3] / "configs" / "classification" / "tiny.yaml")
+TINY = "tiny"  # the packaged recipe, by name
 
 
 @pytest.mark.slow
@@ -89,7 +89,7 @@ def test_evaluate_released_polypdiag_layout(sample_data, tmp_path):
     shutil.copytree(sample_data["polypdiag"], data)
     checkpoint = ASSETS / "polypdiag_tiny.pth"
     rc = main(["evaluate", "classification", "--config", TINY, "--checkpoint", str(checkpoint),
-               "--data", str(data), "--output", str(tmp_path / "ev"), "model.num_heads=4",
+               "--data", str(data), "--output", str(tmp_path / "ev"), "model.backbone.num_heads=4",
                "data.sampling_rate=16", "data.test_clips=1", "data.test_crops=1",
                "data.test_short_side=112", "data.crop_size=112"])
     assert rc == 0

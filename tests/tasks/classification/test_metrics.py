@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from endofm.tasks.classification.metrics import classification_metrics, plot_confusion_and_roc
+from endofm.eval.metrics import classification_metrics, plot_confusion_and_roc
 
 
 def test_binary_metrics_by_hand(tmp_path):

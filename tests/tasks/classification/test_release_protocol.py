@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from endofm.config import RECIPES, ConfigError, load_config
 from endofm.data import VideoItem
+from endofm.data import clips as classification_data
 from endofm.data.sampling import release_test_clip
 from endofm.data.transforms import crop, normalize, release_crop_box, to_clip
-from endofm.tasks.classification import data as classification_data
+from endofm.tasks.base import task_config_schema
+from endofm.tasks.classification import ClassificationTask
 from endofm.tasks.classification.data import ClassificationDataConfig
 
 # (video frames, fps) -> the release's 8 frame indices (sampling rate 32, 30 fps reference)
@@ -73,20 +76,17 @@ def test_test_views_release_protocol(monkeypatch, num_frames, indices):
     assert not torch.equal(centred, views)  # the default protocol is another clip and crop
 
 
-def test_release_protocol_rejects_several_views(monkeypatch):
-    monkeypatch.setattr(classification_data, "open_video", lambda path, fps: FakeVideo(50, 8, 8))
-    with pytest.raises(ValueError, match="one clip and one crop"):
-        classification_data.test_views(VideoItem(path="v.mp4", label=0),
-                   ClassificationDataConfig(test_protocol="release", test_crops=3))
-    with pytest.raises(ValueError, match="test_protocol"):
-        classification_data.test_views(VideoItem(path="v.mp4", label=0),
-                   ClassificationDataConfig(test_protocol="uniform"))
+def test_release_protocol_rejects_several_views():
+    schema = task_config_schema(ClassificationTask)
+    with pytest.raises(ConfigError, match="one clip and one crop"):
+        load_config(schema, None, ["data.test_protocol=release", "data.test_crops=3"])
+    with pytest.raises(ConfigError, match="test_protocol"):
+        load_config(schema, None, ["data.test_protocol=uniform"])
 
 
 def test_release_recipe_at_tiny_size(sample_data, tmp_path):
     """configs/classification/polypdiag_release.yaml with tiny.yaml's model and clip sizes (the
     release's test protocol and selection kept) fine-tunes and tests."""
-    from pathlib import Path
 
     from omegaconf import OmegaConf
 
@@ -95,9 +95,10 @@ def test_release_recipe_at_tiny_size(sample_data, tmp_path):
     from endofm.tasks.base import task_config_schema
     from endofm.tasks.engine import fit
 
-    configs = Path(__file__).parents[3] / "configs" / "classification"
+    configs = RECIPES / "classification"
     tiny = OmegaConf.load(configs / "tiny.yaml")
-    sizes = [f"model.{k}={v}" for k, v in tiny.model.items() if k != "drop_path_rate"]
+    sizes = [f"model.backbone.{k}={v}" for k, v in tiny.model.backbone.items()
+             if k != "drop_path_rate"]
     sizes += [f"data.{k}={v}".replace(" ", "") for k, v in tiny.data.items()
               if k not in ("test_clips", "clips_per_video")]
     task_cls = TASKS["classification"]

@@ -3,18 +3,20 @@
 import pytest
 import torch
 
+from endofm.models import BackboneConfig
 from endofm.tasks.detection.model import (
     DetectionModelConfig,
     SimplePyramid,
     build_detector,
 )
 
-TINY = {"backbone": "endofm_vit_tiny_patch16", "embed_dim": 96, "depth": 2, "num_heads": 4,
-        "pyramid_channels": 32, "min_size": 64, "max_size": 64, "drop_path_rate": 0.0}
+TINY = {"pyramid_channels": 32, "min_size": 64, "max_size": 64}
 
 
 def tiny(**kw) -> DetectionModelConfig:
-    return DetectionModelConfig(**(TINY | kw))
+    backbone = BackboneConfig("endofm_vit_tiny_patch16", img_size=64, num_frames=3, embed_dim=96,
+                              depth=2, num_heads=4, drop_path_rate=0.0)
+    return DetectionModelConfig(backbone=backbone, **(TINY | kw))
 
 
 def sample(seed: int = 0) -> tuple[list[torch.Tensor], list[dict]]:

@@ -1,19 +1,17 @@
 """The registered task: configs, save/load round trip, a tiny fine-tune on the sample data."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-from endofm.config import load_config
+from endofm.config import load_config, recipe_path
 from endofm.tasks import TASKS
 from endofm.tasks.base import task_config_schema
 from endofm.tasks.detection.metrics import METRIC_KEYS
 from endofm.tasks.engine import evaluate, fit
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "detection"
-TINY = CONFIGS / "tiny.yaml"
+TINY = recipe_path("detection", "tiny")
 
 
 def tiny_task(*overrides: str):
@@ -23,7 +21,7 @@ def tiny_task(*overrides: str):
 
 def test_configs_load():
     schema = task_config_schema(TASKS["detection"])
-    kumc = load_config(schema, CONFIGS / "kumc.yaml", [])
+    kumc = load_config(schema, recipe_path("detection", "kumc"), [])
     assert (kumc.model.min_size, kumc.model.max_size, kumc.model.head) == (600, 640, "fcos")
     assert kumc.model.num_classes == 2
     assert tiny_task().selection_metric == "ap50"
@@ -33,12 +31,17 @@ def test_save_load_round_trip(tmp_path):
     task = tiny_task("model.min_size=64", "model.max_size=64")
     model = task.build_model().eval()
     task.save_model(model, tmp_path / "ckpt")
-    loaded = tiny_task().load_model(tmp_path / "ckpt")
+    other = tiny_task()
+    loaded = other.load_model(tmp_path / "ckpt")
+    assert other.cfg == tiny_task().cfg  # loading leaves the config alone
+    restored = other.saved_config(tmp_path / "ckpt")
+    assert restored.model.min_size == 64
+    assert restored.model.min_size != other.cfg.model.min_size
     clip = [torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))]
     with torch.no_grad():
         a, b = model(clip)[0], loaded(clip)[0]
     assert torch.equal(a["scores"], b["scores"]) and torch.equal(a["boxes"], b["boxes"])
-    with pytest.raises(FileNotFoundError, match="detection checkpoint"):
+    with pytest.raises(FileNotFoundError, match="detector checkpoint"):
         task.load_model(tmp_path / "missing")
 
 

@@ -2,18 +2,17 @@
 ``evaluate`` of the saved model."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-from endofm.config import load_config
+from endofm.config import load_config, recipe_path
 from endofm.tasks import TASKS
 from endofm.tasks.base import task_config_schema
 from endofm.tasks.engine import evaluate, fit
 
 pytestmark = pytest.mark.slow
 
-TINY = Path(__file__).resolve().parents[3] / "configs" / "segmentation" / "tiny.yaml"
+TINY = recipe_path("segmentation", "tiny")
 
 
 def _task():
@@ -34,5 +33,5 @@ def test_tiny_finetune_reaches_high_dice_and_evaluates(sample_data, tmp_path):
     assert again["dice"] == pytest.approx(result["dice"], abs=1e-3)  # float order only
     names = {p.name for p in (out / "masks").iterdir()}
     assert names == set(written["per_sequence"])
-    with pytest.raises(FileNotFoundError, match="not a segmentation checkpoint"):
+    with pytest.raises(FileNotFoundError, match="not a segmenter checkpoint"):
         _task().load_model(tmp_path / "missing")

@@ -3,12 +3,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from endofm.models import VisionTransformer, safe_load
+from endofm.models import BackboneConfig, VisionTransformer, create_backbone, safe_load
 from endofm.tasks.segmentation.model import (
     HybridSegmenter,
     SegmentationModelConfig,
     ViTSegmenter,
-    build_backbone,
     build_segmenter,
 )
 
@@ -74,10 +73,10 @@ ASSET = Path(__file__).parents[2] / "assets" / "endofm_reference_tiny" / "endo_f
 
 @pytest.mark.parametrize("variant", ["hybrid", "vit"])
 def test_build_from_released_checkpoint(variant):
-    cfg = SegmentationModelConfig(variant=variant, backbone="endofm_vit_tiny_patch16",
-                                  pretrained=str(ASSET), num_heads=4, vit_layers=[0, 1],
-                                  **TINY_STEM)
-    backbone = build_backbone(cfg, img_size=32, num_frames=2)
+    cfg = SegmentationModelConfig(
+        variant=variant, backbone=BackboneConfig("endofm_vit_tiny_patch16", str(ASSET), 32, 2,
+                                                 num_heads=4), vit_layers=[0, 1], **TINY_STEM)
+    backbone = create_backbone(cfg.backbone)
     assert (backbone.embed_dim, len(backbone.blocks)) == (96, 2)  # from the checkpoint
     model = build_segmenter(cfg, backbone, img_size=32)
     ref = safe_load(ASSET)["teacher"]

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import endofm
-from endofm.config import load_config
+from endofm.config import RECIPES, load_config
 from endofm.data import CvcSequence
 from endofm.tasks import TASKS
 from endofm.tasks.base import task_config_schema
@@ -23,7 +23,7 @@ from endofm.tasks.segmentation.evaluation import predict_sequence
 from endofm.tasks.segmentation.loss import soft_dice_loss
 from endofm.tasks.segmentation.model import HybridSegmenter
 
-CONFIGS = Path(__file__).parents[3] / "configs" / "segmentation"
+CONFIGS = RECIPES / "segmentation"
 
 
 def test_dice_denominators_by_hand():
@@ -127,7 +127,9 @@ def test_release_recipe_at_tiny_size(sample_data, tmp_path):
     from omegaconf import OmegaConf
 
     tiny = OmegaConf.load(CONFIGS / "tiny.yaml")
-    sizes = [f"model.{k}={v}" for k, v in tiny.model.items() if k != "drop_path_rate"]
+    sizes = [f"model.{k}={v}" for k, v in tiny.model.items() if k != "backbone"]
+    sizes += [f"model.backbone.{k}={v}" for k, v in tiny.model.backbone.items()
+              if k != "drop_path_rate"]
     sizes = [s.replace(" ", "") for s in sizes]
     task_cls = TASKS["segmentation"]
     cfg = load_config(task_config_schema(task_cls), CONFIGS / "cvc12k_release.yaml", [

@@ -9,7 +9,6 @@ from endofm.data.datasets.records import (
     DatasetError,
     KumcFrame,
     KumcVideo,
-    Sequence,
     VideoItem,
 )
 
@@ -18,7 +17,6 @@ __all__ = [
     "DatasetError",
     "KumcFrame",
     "KumcVideo",
-    "Sequence",
     "VideoItem",
     "read_cvc",
     "read_kumc",

@@ -4,22 +4,16 @@ negative (no polyp). Classes: adenomatous = 1, hyperplastic = 2."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from xml.etree import ElementTree
 
 import numpy as np
 
 from endofm.data.datasets.records import KumcFrame, KumcVideo, report
+from endofm.data.images import natural_key
 
 CLASSES = {"adenomatous": 1, "hyperplastic": 2}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def natural_key(path: Path) -> tuple:
-    """Sort key: the last number in the file or folder name, then the name."""
-    numbers = re.findall(r"\d+", path.stem)
-    return (int(numbers[-1]) if numbers else -1, path.name)
 
 
 def split_dir(root: Path, split: str) -> Path:

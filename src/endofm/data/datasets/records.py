@@ -46,8 +46,6 @@ class CvcSequence:
     masks: list[Path]
 
 
-Sequence = CvcSequence
-
 
 @dataclass(frozen=True)
 class KumcFrame:

@@ -16,10 +16,11 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from endofm.data import VideoItem, read_polypdiag
-from endofm.models import VideoClassifier, create_backbone, load_classifier
-from endofm.tasks.base import Task
-from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips, test_views
-from endofm.tasks.classification.metrics import classification_metrics, plot_confusion_and_roc
+from endofm.data.clips import test_views
+from endofm.eval.metrics import classification_metrics, plot_confusion_and_roc
+from endofm.models import BackboneConfig, VideoClassifier, create_backbone, load_classifier
+from endofm.tasks.base import EngineConfig, Task
+from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips
 from endofm.tasks.classification.recipe import balanced_class_weights, linear_probe_head
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write
@@ -28,15 +29,10 @@ from endofm.utils.progress import progress
 
 @dataclass
 class ClassificationModelConfig:
-    """The backbone (a registry name + architecture overrides) and the head."""
+    """The backbone (its size and frame count follow ``data.crop_size`` / ``data.num_frames``)
+    and the head."""
 
-    name: str = "endofm_vit_base_patch16"
-    img_size: int = 224
-    num_frames: int = 8
-    embed_dim: int | None = None
-    depth: int | None = None
-    num_heads: int | None = None
-    drop_path_rate: float = 0.1
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
     num_classes: int = 2
     head_dropout: float = 0.0
     positive_class: int = 1  # the class F1/precision/recall/AUROC refer to (1 = abnormal)
@@ -53,23 +49,27 @@ class ClassificationRecipeConfig:
 
 
 @dataclass
-class ClassificationSettings:
+class ClassificationConfig(EngineConfig):
+    """The classification task's config: its sections plus the engine's."""
+
     model: ClassificationModelConfig = field(default_factory=ClassificationModelConfig)
     data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
     recipe: ClassificationRecipeConfig = field(default_factory=ClassificationRecipeConfig)
 
+    def __post_init__(self) -> None:
+        self.model.backbone.bind(self.data.crop_size, self.data.num_frames,
+                                 "data.crop_size/data.num_frames")
+
 
 class ClassificationTask(Task):
     name = "classification"
-    settings_class = ClassificationSettings
+    config_class = ClassificationConfig
     selection_metric = "f1"
     test_split = "val"  # PolypDiag's held-out split is splits/val.txt
 
     def build_model(self, pretrained: str | Path | None) -> nn.Module:
         m = self.cfg.model
-        backbone = create_backbone(m.name, pretrained, m.img_size, m.num_frames,
-                                   m.drop_path_rate, embed_dim=m.embed_dim, depth=m.depth,
-                                   num_heads=m.num_heads)
+        backbone = create_backbone(self.backbone_settings(pretrained))
         return VideoClassifier(backbone, m.num_classes, m.head_dropout)
 
     def read_items(self, root: str | Path, split: str) -> list[VideoItem]:
@@ -109,11 +109,8 @@ class ClassificationTask(Task):
 
     def evaluate(self, model: nn.Module, items: Sequence[VideoItem], device: torch.device,
                  precision: str, out_dir: Path | None = None) -> dict[str, Any]:
-        was_training = model.training
-        model.eval()
         probs = np.stack([self.predict(model, it, device, precision)
                           for it in progress(items, desc="evaluate", unit="video")])
-        model.train(was_training)
         labels = np.array([it.label for it in items])
         positive = self.cfg.model.positive_class
         metrics = classification_metrics(labels, probs, positive)
@@ -127,7 +124,7 @@ class ClassificationTask(Task):
         return model.save_pretrained(out_dir)
 
     def load_model(self, path: str | Path) -> nn.Module:
-        return load_classifier(path, num_heads=self.cfg.model.num_heads)
+        return load_classifier(path, num_heads=self.cfg.model.backbone.num_heads)
 
 
 def write_predictions(items: Sequence[VideoItem], probs: np.ndarray, path: Path) -> Path:

@@ -3,13 +3,13 @@
 from endofm.tasks.detection.metrics import METRIC_KEYS, FrameDetections, detection_metrics
 from endofm.tasks.detection.model import ClipDetector, DetectionModelConfig, build_detector
 from endofm.tasks.detection.task import (
+    DetectionConfig,
     DetectionDataConfig,
     DetectionEvalConfig,
-    DetectionSettings,
     DetectionTask,
 )
 
 __all__ = ["METRIC_KEYS", "ClipDetector", "DetectionDataConfig", "DetectionEvalConfig",
            "DetectionModelConfig",
-           "DetectionSettings", "DetectionTask", "FrameDetections", "build_detector",
+           "DetectionConfig", "DetectionTask", "FrameDetections", "build_detector",
            "detection_metrics"]

@@ -9,15 +9,13 @@ are negatives (empty targets). Resizing to the min/max size happens in the detec
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from endofm.data import KumcFrame, KumcVideo
+from endofm.data.images import read_image
 
 
 def clip_indices(target: int, length: int, num_frames: int, stride: int) -> np.ndarray:
@@ -27,15 +25,6 @@ def clip_indices(target: int, length: int, num_frames: int, stride: int) -> np.n
         raise ValueError(f"target frame {target} outside a video of {length} frames")
     offsets = (np.arange(num_frames) - num_frames // 2) * stride
     return np.clip(target + offsets, 0, length - 1).astype(np.int64)
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """uint8 ``[H, W, 3]`` of an image file (an unreadable file is an error naming it)."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read image ({error})") from error
 
 
 def hflip_boxes(boxes: Tensor, width: int) -> Tensor:
@@ -67,7 +56,7 @@ class KumcClips(Dataset):
         v, f = self.index[i]
         frames = self.videos[v].frames
         idx = clip_indices(f, len(frames), self.num_frames, self.stride)
-        images = [read_rgb(frames[j].image) for j in idx]
+        images = [read_image(frames[j].image) for j in idx]
         shape = images[self.num_frames // 2].shape
         for j, image in zip(idx, images, strict=True):
             if image.shape != shape:

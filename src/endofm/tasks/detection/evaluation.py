@@ -12,7 +12,8 @@ from matplotlib.patches import Rectangle
 from torch import nn
 from torch.utils.data import DataLoader
 
-from endofm.tasks.detection.data import KumcClips, collate, read_rgb
+from endofm.data.images import read_image
+from endofm.tasks.detection.data import KumcClips, collate
 from endofm.tasks.detection.metrics import (
     FrameDetections,
     choose_threshold,
@@ -32,9 +33,8 @@ COLOURS = {1: "tab:red", 2: "tab:cyan"}
 @torch.no_grad()
 def predict(model: nn.Module, dataset: KumcClips, device: torch.device, precision: str = "fp32",
             batch_size: int = 4, num_workers: int = 0) -> list[FrameDetections]:
-    """One :class:`FrameDetections` per dataset item, in dataset order."""
-    was_training = model.training
-    model.eval()
+    """One :class:`FrameDetections` per dataset item, in dataset order (``model`` in eval
+    mode)."""
     frames: list[FrameDetections] = []
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                         collate_fn=collate)
@@ -46,14 +46,13 @@ def predict(model: nn.Module, dataset: KumcClips, device: torch.device, precisio
                 target["boxes"].numpy(), target["labels"].numpy(),
                 out["boxes"].float().cpu().numpy(), out["scores"].float().cpu().numpy(),
                 out["labels"].cpu().numpy(), width=clip.shape[-1], height=clip.shape[-2]))
-    model.train(was_training)
     return frames
 
 
 def _draw(ax: Axes, dataset: KumcClips, i: int, det: FrameDetections,
           threshold: float) -> None:
     frame = dataset.frame(i)
-    ax.imshow(read_rgb(frame.image))
+    ax.imshow(read_image(frame.image))
     for box in det.gt_boxes:
         ax.add_patch(Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False,
                                edgecolor="lime", linestyle="--", linewidth=1))
@@ -111,8 +110,8 @@ def evaluate_clips(model: nn.Module, dataset: KumcClips, device: torch.device,
                    out_dir: Path | None = None, batch_size: int = 4,
                    choose: bool = False) -> dict:
     """Metrics (:data:`endofm.tasks.detection.metrics.METRIC_KEYS` plus ``num_frames``,
-    ``num_videos``); with ``out_dir`` also ``metrics.json``, ``predictions.json`` and
-    ``sheets/<video>.png``.
+    ``num_videos``); with ``out_dir`` also ``predictions.json`` and ``sheets/<video>.png``.
+    The caller puts the model in eval mode (the engine does).
 
     The thresholded metrics are taken at the model's ``operating_threshold`` when it has one,
     else at ``threshold`` (``score_threshold`` says which); ``at_release_threshold`` repeats
@@ -135,5 +134,4 @@ def evaluate_clips(model: nn.Module, dataset: KumcClips, device: torch.device,
         atomic_write_json(coco_prediction_file(dataset, frames, num_classes),
                           out_dir / "predictions.json")
         save_contact_sheets(dataset, frames, out_dir / "sheets", used)
-        atomic_write_json(result, out_dir / "metrics.json")
     return result

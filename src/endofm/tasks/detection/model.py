@@ -9,7 +9,8 @@ and pads every frame identically, and maps the boxes back to the original size.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,25 +19,28 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign
 
 from endofm.data.transforms import KINETICS_MEAN, KINETICS_STD
-from endofm.models import create_backbone
+from endofm.models import BackboneConfig, create_backbone
 
 STRIDES = (8, 16, 32, 64)
-HEADS = ("fcos", "retinanet", "faster_rcnn")
+
+
+class DetectionHead(StrEnum):
+    fcos = "fcos"
+    retinanet = "retinanet"
+    faster_rcnn = "faster_rcnn"
+
+
+HEADS = tuple(DetectionHead)
 
 
 @dataclass
 class DetectionModelConfig:
-    """Backbone, pyramid and head settings (0 for ``embed_dim``/``depth``/``num_heads`` keeps
-    the named backbone's value). Freezing and the backbone's learning-rate multiplier are the
+    """Backbone (its size follows ``model.min_size``, its frame count ``data.num_frames``),
+    pyramid and head settings. Freezing and the backbone's learning-rate multiplier are the
     engine's ``train.freeze_backbone`` / ``optim.backbone_lr_mult``."""
 
-    backbone: str = "endofm_vit_base_patch16"
-    pretrained: str | None = None
-    embed_dim: int = 0
-    depth: int = 0
-    num_heads: int = 0
-    drop_path_rate: float = 0.1
-    head: str = "fcos"
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: DetectionHead = DetectionHead.fcos
     num_classes: int = 2
     pyramid_channels: int = 256
     min_size: int = 600
@@ -163,15 +167,8 @@ class ClipDetector(nn.Module):
         return out
 
 
-def build_backbone(cfg: DetectionModelConfig, img_size: int, num_frames: int) -> nn.Module:
-    """The Endo-FM backbone (weights from ``cfg.pretrained`` when set)."""
-    return create_backbone(cfg.backbone, cfg.pretrained, img_size, num_frames,
-                           cfg.drop_path_rate, embed_dim=cfg.embed_dim, depth=cfg.depth,
-                           num_heads=cfg.num_heads)
-
-
 def build_detector(cfg: DetectionModelConfig, num_frames: int) -> ClipDetector:
     """Backbone + pyramid + ``cfg.head`` for clips of ``num_frames`` frames."""
     if cfg.head not in HEADS:
         raise ValueError(f"unknown detection head {cfg.head!r}; use one of {HEADS}")
-    return ClipDetector(cfg, build_backbone(cfg, cfg.min_size, num_frames), num_frames)
+    return ClipDetector(cfg, create_backbone(cfg.backbone), num_frames)

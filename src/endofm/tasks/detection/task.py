@@ -3,28 +3,26 @@ Endo-FM pyramid, frame-level + localisation + COCO metrics."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
-from safetensors.torch import load_file
 from torch import nn
 
-from endofm.config import to_dict
+from endofm.config import from_dict, to_dict
 from endofm.data import KumcVideo, read_kumc
 from endofm.models import backbone_config, create_model
-from endofm.models.checkpoint import save_state_dir
-from endofm.tasks.base import Task
+from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
+from endofm.tasks.base import EngineConfig, Task, saved_model_settings
 from endofm.tasks.detection.data import KumcClips, collate
 from endofm.tasks.detection.evaluation import evaluate_clips
 from endofm.tasks.detection.model import (
     ClipDetector,
     DetectionModelConfig,
-    build_backbone,
+    build_detector,
 )
 
 KIND = "detector"
@@ -55,31 +53,32 @@ class DetectionEvalConfig:
 
 
 @dataclass
-class DetectionSettings:
-    """The detection-specific part of the task config."""
+class DetectionConfig(EngineConfig):
+    """The detection task's config: its sections plus the engine's."""
 
     model: DetectionModelConfig = field(default_factory=DetectionModelConfig)
     data: DetectionDataConfig = field(default_factory=DetectionDataConfig)
     eval: DetectionEvalConfig = field(default_factory=DetectionEvalConfig)
+
+    def __post_init__(self) -> None:
+        self.model.backbone.bind(self.model.min_size, self.data.num_frames,
+                                 "model.min_size/data.num_frames")
 
 
 class DetectionTask(Task):
     """KUMC detection on the engine (``endofm finetune|evaluate detection``)."""
 
     name = "detection"
-    settings_class = DetectionSettings
+    config_class = DetectionConfig
     selection_metric = "ap50"
     test_split = "test"
 
     def build_model(self, pretrained: str | Path | None = None) -> ClipDetector:
-        """The detector; ``pretrained`` (if given) replaces ``model.pretrained`` as the
-        backbone checkpoint."""
-        model_cfg = self.cfg.model
-        if pretrained is not None:
-            model_cfg = OmegaConf.merge(model_cfg, {"pretrained": str(pretrained)})
-        num_frames = self.cfg.data.num_frames
-        return ClipDetector(model_cfg, build_backbone(model_cfg, model_cfg.min_size, num_frames),
-                             num_frames)
+        """The detector; its backbone from ``pretrained`` (the engine passes ``--pretrained`` or
+        ``model.backbone.pretrained``)."""
+        backbone = self.backbone_settings(pretrained)
+        return build_detector(dataclasses.replace(self.cfg.model, backbone=backbone),
+                              self.cfg.data.num_frames)
 
     def read_items(self, root: str | Path, split: str) -> list[KumcVideo]:
         videos = read_kumc(root, split)
@@ -119,23 +118,19 @@ class DetectionTask(Task):
                 "operating_threshold": getattr(model, "operating_threshold", None)}
         return save_state_dir(model.state_dict(), meta, out_dir)
 
+    def saved_config(self, path: str | Path) -> DetectionConfig:
+        """This config with the saved model's ``model`` and clip (``data``) settings."""
+        meta = read_state_meta(path, KIND)
+        return dataclasses.replace(
+            self.cfg, model=saved_model_settings(DetectionModelConfig, meta["model"]),
+            data=from_dict(DetectionDataConfig, meta["data"]))
+
     def load_model(self, path: str | Path) -> ClipDetector:
-        """Load a directory written by :meth:`save_model`; its model and clip settings replace
-        ``model``/``data`` so evaluation matches training."""
-        path = Path(path)
-        config, weights = path / "config.json", path / "model.safetensors"
-        if not config.is_file() or not weights.is_file():
-            raise FileNotFoundError(f"{path}: not a detection checkpoint directory "
-                                    "(needs config.json and model.safetensors)")
-        meta = json.loads(config.read_text())
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{config}: kind {meta.get('kind')!r} is not a {KIND!r} checkpoint")
-        model_cfg = OmegaConf.merge(OmegaConf.structured(DetectionModelConfig),
-                                    {**meta["model"], "pretrained": None})
-        data_cfg = OmegaConf.merge(OmegaConf.structured(DetectionDataConfig), meta["data"])
-        backbone = create_model(model_cfg.backbone, drop_path_rate=0.0, **meta["backbone"])
-        model = ClipDetector(model_cfg, backbone, data_cfg.num_frames)
-        model.load_state_dict(load_file(weights))
+        """Load a directory written by :meth:`save_model` (in eval mode)."""
+        meta, tensors = read_state_dir(path, KIND)
+        model_cfg = saved_model_settings(DetectionModelConfig, meta["model"])
+        backbone = create_model(model_cfg.backbone.name, drop_path_rate=0.0, **meta["backbone"])
+        model = ClipDetector(model_cfg, backbone, meta["data"]["num_frames"])
+        model.load_state_dict(tensors)
         model.operating_threshold = meta.get("operating_threshold")
-        self.cfg.model, self.cfg.data = model_cfg, data_cfg
         return model.eval()

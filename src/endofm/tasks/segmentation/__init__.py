@@ -5,12 +5,11 @@ from endofm.tasks.segmentation.model import (
     HybridSegmenter,
     SegmentationModelConfig,
     ViTSegmenter,
-    build_backbone,
     build_segmenter,
 )
 from endofm.tasks.segmentation.stitching import stitch, window_starts
 
 __all__ = [
-    "HybridSegmenter", "SegmentationModelConfig", "ViTSegmenter", "build_backbone",
+    "HybridSegmenter", "SegmentationModelConfig", "ViTSegmenter",
     "build_segmenter", "dice", "hd95", "iou", "sequence_metrics", "stitch", "window_starts",
 ]

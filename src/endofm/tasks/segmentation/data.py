@@ -13,53 +13,29 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from endofm.data.images import read_image
+from endofm.data.transforms import normalize
 from endofm.tasks.segmentation.stitching import window_indices, window_starts
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def read_frame(path: Path) -> np.ndarray:
-    """An RGB frame as ``uint8 [H, W, 3]``; an unreadable file raises naming it."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read frame ({exc})") from exc
 
 
 def read_mask(path: Path) -> np.ndarray:
     """A binary mask as ``uint8 [H, W]`` (1 = polyp); an unreadable file raises naming it."""
-    try:
-        with Image.open(path) as im:
-            return (np.asarray(im.convert("L")) > 127).astype(np.uint8)
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read mask ({exc})") from exc
+    return (read_image(path, "L") > 127).astype(np.uint8)
 
 
 def load_sequence(frames: SequenceABC[Path], masks: SequenceABC[Path]
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Frames ``uint8 [L, 3, H, W]`` and masks ``uint8 [L, H, W]`` of one sequence."""
-    imgs = np.stack([read_frame(p) for p in frames])
+    imgs = np.stack([read_image(p) for p in frames])
     gts = np.stack([read_mask(p) for p in masks])
     if imgs.shape[1:3] != gts.shape[1:]:
         raise ValueError(f"{masks[0]}: mask size {gts.shape[1:]} differs from frame size "
                          f"{imgs.shape[1:3]}")
     return torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(gts)
-
-
-def normalize(frames: torch.Tensor, mean: SequenceABC[float] = IMAGENET_MEAN,
-              std: SequenceABC[float] = IMAGENET_STD) -> torch.Tensor:
-    """``uint8 [T, 3, H, W]`` → normalised ``float32 [3, T, H, W]`` (the model's clip layout)."""
-    x = frames.float().div_(255.0)
-    m = torch.tensor(mean).view(1, 3, 1, 1)
-    s = torch.tensor(std).view(1, 3, 1, 1)
-    return ((x - m) / s).permute(1, 0, 2, 3).contiguous()
 
 
 NORMALISATIONS = ("imagenet", "release")

@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from endofm.tasks.segmentation.data import SegmentationSequences, read_frame
+from endofm.data.images import read_image
+from endofm.tasks.segmentation.data import SegmentationSequences
 from endofm.tasks.segmentation.metrics import sequence_metrics, summarize
 from endofm.tasks.segmentation.stitching import stitch, window_indices, window_starts
 from endofm.utils.device import autocast
-from endofm.utils.io import atomic_write_json
 from endofm.utils.progress import progress
 
 SHEET_FRAMES = 16
@@ -72,7 +72,7 @@ def save_contact_sheet(frame_paths: SequenceABC[Path], pred: np.ndarray, gt: np.
                        path: Path) -> Path:
     """A grid of up to ``SHEET_FRAMES`` evenly spaced frames with overlays, as a PNG."""
     idx = np.unique(np.linspace(0, len(frame_paths) - 1, SHEET_FRAMES).round().astype(int))
-    tiles = [_overlay(read_frame(frame_paths[i]), pred[i], gt[i]) for i in idx]
+    tiles = [_overlay(read_image(frame_paths[i]), pred[i], gt[i]) for i in idx]
     w0, h0 = tiles[0].size
     tw, th = SHEET_TILE, max(1, round(SHEET_TILE * h0 / w0))
     cols = min(len(tiles), 4)
@@ -92,11 +92,9 @@ def evaluate_sequences(model: nn.Module, sequences: SequenceABC, size: int,
 
     Returns ``{"dice", "iou", "hd95", "dice_frame", "iou_frame", "hd95_frame" (means over
     sequences), "num_sequences", "num_frames", "per_sequence": {name: metrics}}``. With
-    ``out_dir``, also writes ``masks/<sequence>/<frame>.png``, ``sheets/<sequence>.png`` and
-    ``metrics.json`` (atomically).
+    ``out_dir``, also writes ``masks/<sequence>/<frame>.png`` and ``sheets/<sequence>.png``.
+    The caller puts the model in eval mode (the engine does).
     """
-    was_training = model.training
-    model.eval()
     per_sequence: dict[str, dict[str, float]] = {}
     total_frames = 0
     pairs = zip(sequences, SegmentationSequences(sequences, size, normalise), strict=True)
@@ -111,9 +109,6 @@ def evaluate_sequences(model: nn.Module, sequences: SequenceABC, size: int,
         if out_dir is not None:
             save_mask_pngs(pred, seq.frames, out_dir / "masks" / name)
             save_contact_sheet(seq.frames, pred, gt, out_dir / "sheets" / f"{name}.png")
-    model.train(was_training)
     result = {**summarize(per_sequence), "num_sequences": len(per_sequence),
               "num_frames": total_frames, "per_sequence": per_sequence}
-    if out_dir is not None:
-        atomic_write_json(result, out_dir / "metrics.json")
     return result

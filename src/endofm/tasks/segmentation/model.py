@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import partial
 
 import torch
@@ -23,7 +24,8 @@ from timm.models.resnetv2 import Bottleneck, ResNetStage
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from endofm.models import create_backbone
+from endofm.models.config import BackboneConfig
+from endofm.models.vision_transformer import resize_time_embed
 
 STEM_STRIDE = 16
 
@@ -147,7 +149,7 @@ class HybridSegmenter(nn.Module):
         pos = F.interpolate(self.pos_embed, size=(h, w), mode="nearest")
         x = x + pos.unsqueeze(2)
         if self.use_time_embed:
-            time = F.interpolate(self.backbone.time_embed.transpose(1, 2), size=t, mode="nearest")
+            time = resize_time_embed(self.backbone.time_embed, t).transpose(1, 2)
             x = x + time.view(1, d, t, 1, 1)
         x = x.permute(0, 3, 4, 2, 1).reshape(batch, h * w * t, d)
         cls = self.backbone.cls_token + self.backbone.pos_embed[:, :1]
@@ -205,22 +207,21 @@ class ViTSegmenter(nn.Module):
         return _clips(y, b)
 
 
+class SegmenterVariant(StrEnum):
+    hybrid = "hybrid"
+    vit = "vit"
+
+
 @dataclass
 class SegmentationModelConfig:
     """Model settings. ``variant``: ``"hybrid"`` (TransUNet-style, the release) or ``"vit"``.
 
-    ``backbone`` names a registered Endo-FM config; ``pretrained`` is any checkpoint
-    ``endofm.create_model`` reads (``None``: random init). ``embed_dim``/``depth``/``num_heads``
-    left at 0 come from the checkpoint (or the named config without one).
+    ``backbone``: the Endo-FM backbone (its size and frame count follow ``data.img_size`` /
+    ``data.num_frames``).
     """
 
-    variant: str = "hybrid"
-    backbone: str = "endofm_vit_base_patch16"
-    pretrained: str | None = None
-    embed_dim: int = 0
-    depth: int = 0
-    num_heads: int = 0
-    drop_path_rate: float = 0.1
+    variant: SegmenterVariant = SegmenterVariant.hybrid
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
     num_classes: int = 2
     stem_width: int = 64
     stem_layers: list[int] = field(default_factory=lambda: [3, 4, 9])
@@ -230,13 +231,6 @@ class SegmentationModelConfig:
     decoder_channels: list[int] = field(default_factory=lambda: [256, 128, 64, 16])
     vit_layers: list[int] = field(default_factory=lambda: [3, 5, 7, 11])
     time_embed: bool = True  # false: no temporal table added (the release's hybrid segmenter)
-
-
-def build_backbone(cfg: SegmentationModelConfig, img_size: int, num_frames: int) -> nn.Module:
-    """The Endo-FM backbone for ``cfg``, its tables sized for ``img_size``/``num_frames``."""
-    return create_backbone(cfg.backbone, cfg.pretrained, img_size, num_frames,
-                           cfg.drop_path_rate, embed_dim=cfg.embed_dim, depth=cfg.depth,
-                           num_heads=cfg.num_heads)
 
 
 def build_segmenter(cfg: SegmentationModelConfig, backbone: nn.Module, img_size: int

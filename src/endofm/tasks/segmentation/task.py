@@ -2,33 +2,37 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
-from safetensors.torch import load_file
 from torch import nn
 
 from endofm.config import to_dict
 from endofm.data import CvcSequence, read_cvc
-from endofm.models import backbone_config, create_model
-from endofm.models.checkpoint import save_state_dir
-from endofm.tasks.base import Task
+from endofm.models import backbone_config, create_backbone, create_model
+from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
+from endofm.tasks.base import EngineConfig, Task, saved_model_settings
 from endofm.tasks.segmentation.data import SegmentationWindows
 from endofm.tasks.segmentation.evaluation import evaluate_sequences
 from endofm.tasks.segmentation.loss import CEDiceLoss
 from endofm.tasks.segmentation.model import (
     SegmentationModelConfig,
-    build_backbone,
     build_segmenter,
 )
 
 KIND = "segmenter"
 WINDOWS = ("frames", "whole_sequence")
+
+
+class CvcProtocol(StrEnum):
+    files = "files"
+    release = "release"
+    leakfree = "leakfree"
 
 
 @dataclass
@@ -40,7 +44,7 @@ class SegmentationDataConfig:
     is the release's leaky split (it warns); ``"leakfree"`` drops the test sequences from it.
     """
 
-    protocol: str = "files"
+    protocol: CvcProtocol = CvcProtocol.files
     split_dir: str | None = None
     img_size: int = 224
     num_frames: int = 8
@@ -67,12 +71,16 @@ class SegmentationLossConfig:
 
 
 @dataclass
-class SegmentationSettings:
-    """The segmentation-specific part of the task config."""
+class SegmentationConfig(EngineConfig):
+    """The segmentation task's config: its sections plus the engine's."""
 
     model: SegmentationModelConfig = field(default_factory=SegmentationModelConfig)
     data: SegmentationDataConfig = field(default_factory=SegmentationDataConfig)
     loss: SegmentationLossConfig = field(default_factory=SegmentationLossConfig)
+
+    def __post_init__(self) -> None:
+        self.model.backbone.bind(self.data.img_size, self.data.num_frames,
+                                 "data.img_size/data.num_frames")
 
 
 def read_sequences(root: str | Path, split: str, data: SegmentationDataConfig
@@ -88,7 +96,7 @@ class SegmentationTask(Task):
     """CVC-12k video polyp segmentation; the kept model is selected on sequence Dice."""
 
     name = "segmentation"
-    settings_class = SegmentationSettings
+    config_class = SegmentationConfig
     selection_metric = "dice"
 
     def __init__(self, cfg: Any) -> None:
@@ -102,13 +110,10 @@ class SegmentationTask(Task):
                                     cfg.loss.dice_denominator)
 
     def build_model(self, pretrained: str | Path | None = None) -> nn.Module:
-        """The ``model.variant`` segmenter; ``pretrained`` (if given) replaces
-        ``model.pretrained`` as the backbone checkpoint."""
-        data, model_cfg = self.cfg.data, self.cfg.model
-        if pretrained is not None:
-            model_cfg = OmegaConf.merge(model_cfg, {"pretrained": str(pretrained)})
-        backbone = build_backbone(model_cfg, data.img_size, data.num_frames)
-        return build_segmenter(model_cfg, backbone, data.img_size)
+        """The ``model.variant`` segmenter; its backbone from ``pretrained`` (the engine passes
+        ``--pretrained`` or ``model.backbone.pretrained``)."""
+        backbone = create_backbone(self.backbone_settings(pretrained))
+        return build_segmenter(self.cfg.model, backbone, self.cfg.data.img_size)
 
     def read_items(self, root: str | Path, split: str) -> list[CvcSequence]:
         return read_sequences(root, split, self.cfg.data)
@@ -142,23 +147,21 @@ class SegmentationTask(Task):
                 "normalise": self.cfg.data.normalise}
         return save_state_dir(model.state_dict(), meta, out_dir)
 
+    def saved_config(self, path: str | Path) -> SegmentationConfig:
+        """This config with the saved model's input size, window length and input
+        normalisation, so evaluation and prediction match training."""
+        meta = read_state_meta(path, KIND)
+        data = dataclasses.replace(self.cfg.data, img_size=meta["img_size"],
+                                   num_frames=meta["num_frames"],
+                                   normalise=meta.get("normalise", "imagenet"))
+        return dataclasses.replace(
+            self.cfg, data=data, model=saved_model_settings(SegmentationModelConfig, meta["model"]))
+
     def load_model(self, path: str | Path) -> nn.Module:
-        """Load a directory written by ``save_model``. Its input size, window length and input
-        normalisation replace ``data.img_size``/``data.num_frames``/``data.normalise`` so
-        evaluation and prediction match training."""
-        path = Path(path)
-        config, weights = path / "config.json", path / "model.safetensors"
-        if not config.is_file() or not weights.is_file():
-            raise FileNotFoundError(f"{path}: not a segmentation checkpoint directory "
-                                    "(needs config.json and model.safetensors)")
-        meta = json.loads(config.read_text())
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{config}: kind {meta.get('kind')!r} is not a {KIND!r} checkpoint")
-        model_cfg = OmegaConf.merge(OmegaConf.structured(SegmentationModelConfig),
-                                    {**meta["model"], "pretrained": None})
-        backbone = create_model(model_cfg.backbone, drop_path_rate=0.0, **meta["backbone"])
+        """Load a directory written by :meth:`save_model` (in eval mode)."""
+        meta, tensors = read_state_dir(path, KIND)
+        model_cfg = saved_model_settings(SegmentationModelConfig, meta["model"])
+        backbone = create_model(model_cfg.backbone.name, drop_path_rate=0.0, **meta["backbone"])
         model = build_segmenter(model_cfg, backbone, meta["img_size"])
-        model.load_state_dict(load_file(weights))
-        self.cfg.data.img_size, self.cfg.data.num_frames = meta["img_size"], meta["num_frames"]
-        self.cfg.data.normalise = meta.get("normalise", "imagenet")
+        model.load_state_dict(tensors)
         return model.eval()

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from endofm.config import load_config
-from endofm.utils.run_record import (
+from endofm.train.run_record import (
     RunMismatchError,
     differing_keys,
     find_record,

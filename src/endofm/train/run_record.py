@@ -24,7 +24,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from endofm.utils.io import atomic_write_text
+from endofm.config import GIT_LINE, flatten, load_yaml, save_settings, to_dict
 from endofm.utils.text import short_list
 
 CONFIG_NAME = "config.yaml"
@@ -36,7 +36,6 @@ MAY_DIFFER = frozenset({"device", "num_workers", "progress", "log_every", "save_
 LOG_FILES = ("metrics.jsonl", "tensorboard")
 # Sections that only shape training, not the model or its inputs.
 TRAINING_SECTIONS = frozenset({"optim", "train", "protocol", "run", "inputs"})
-GIT_LINE = "# git commit:"
 
 
 class RunMismatchError(ValueError):
@@ -66,7 +65,7 @@ def start_run(cfg: Any, output: str | Path, inputs: Mapping[str, Any], restart: 
     """Check ``output`` against this run's settings and write ``config.yaml`` (see the module
     docstring). ``state_files`` are glob patterns of the loop's checkpoints."""
     output = Path(output)
-    record = {**OmegaConf.to_container(cfg, resolve=True), "inputs": dict(inputs)}
+    record = {**to_dict(cfg), "inputs": dict(inputs)}
     path = output / CONFIG_NAME
     if restart:
         clear_run(output, state_files)
@@ -82,17 +81,11 @@ def start_run(cfg: Any, output: str | Path, inputs: Mapping[str, Any], restart: 
 
 def save_record(record: Mapping[str, Any], output: str | Path) -> Path:
     """Write ``record`` as ``config.yaml`` with the git commit."""
-    from endofm.config import git_commit
-
-    text = OmegaConf.to_yaml(OmegaConf.create(dict(record)))
-    return atomic_write_text(text + f"{GIT_LINE} {git_commit() or 'unknown'}\n",
-                             Path(output) / CONFIG_NAME)
+    return save_settings(record, Path(output) / CONFIG_NAME)
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
     """A run's ``config.yaml`` as a plain dict."""
-    from endofm.config import load_yaml
-
     return OmegaConf.to_container(load_yaml(Path(path)), resolve=True)  # type: ignore[return-value]
 
 
@@ -106,16 +99,6 @@ def differing_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
             and key.rsplit(".", 1)[-1] not in MAY_DIFFER]
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists are values)."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat |= flatten(value, f"{name}.")
-        else:
-            flat[name] = value
-    return flat
 
 
 def clear_run(output: Path, state_files: Sequence[str]) -> None:

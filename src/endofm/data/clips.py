@@ -1,0 +1,96 @@
+"""Labelled video clips (PolypDiag-style): the clip settings, a random crop and the test-time
+views of a video (temporally spread clips x spatial crops). Used by the classification task
+and the pre-training k-NN monitor. Frames stay uint8 until the final normalisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import torch
+from torch import Tensor
+
+from endofm.data.datasets import VideoItem
+from endofm.data.sampling import eval_clips, release_test_clip
+from endofm.data.transforms import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    crop,
+    normalize,
+    release_crop_box,
+    short_side_resize,
+    to_clip,
+    uniform_crop_boxes,
+)
+from endofm.data.video import open_video
+
+
+class TestProtocol(StrEnum):
+    """``centred``: ``test_clips`` clips (one: centred), short side ``test_short_side``,
+    ``test_crops`` crops (one: the centre). ``release``: the release's code as it runs: one clip
+    from frame 0 (frames clamped to the last one), short side ``crop_size``, the left/top crop
+    (ENDOFM.md §5)."""
+
+    centred = "centred"
+    release = "release"
+
+
+@dataclass
+class VideoClipsConfig:
+    """Labelled video clips: frames per clip, sampling rate, crops (train and test)."""
+
+    num_frames: int = 8
+    sampling_rate: int = 32
+    target_fps: float = 30.0
+    train_short_side: list[int] = field(default_factory=lambda: [256, 320])
+    crop_size: int = 224
+    test_short_side: int = 256
+    test_clips: int = 1  # temporal clips per video at test time (averaged)
+    test_crops: int = 1  # spatial crops per clip at test time (averaged)
+    test_protocol: TestProtocol = TestProtocol.centred
+    clips_per_video: int = 1  # random training clips drawn from each video per epoch
+    flip: bool = True
+    mean: list[float] = field(default_factory=lambda: list(KINETICS_MEAN))
+    std: list[float] = field(default_factory=lambda: list(KINETICS_STD))
+    folder_fps: float = 30.0
+
+    def __post_init__(self) -> None:
+        views = (self.test_clips, self.test_crops)
+        if self.test_protocol == TestProtocol.release and views != (1, 1):
+            raise ValueError("data.test_protocol=release takes one clip and one crop; set "
+                             f"data.test_clips=1 data.test_crops=1 (got {self.test_clips}, "
+                             f"{self.test_crops})")
+
+
+def random_crop(clip: Tensor, size: int, gen: torch.Generator | None = None) -> Tensor:
+    """A random ``size x size`` crop of uint8 ``[T, 3, H, W]`` (same for all frames)."""
+    h, w = clip.shape[-2:]
+    top = int(torch.randint(0, h - size + 1, (1,), generator=gen))
+    left = int(torch.randint(0, w - size + 1, (1,), generator=gen))
+    return clip[..., top:top + size, left:left + size]
+
+
+def release_test_view(item: VideoItem, cfg: VideoClipsConfig) -> Tensor:
+    """The release's single test view of a video: ``[1, 3, T, S, S]`` float."""
+    video = open_video(item.path, cfg.folder_fps)
+    idx = release_test_clip(video.num_frames, video.fps, cfg.num_frames, cfg.sampling_rate,
+                            cfg.target_fps)
+    clip = short_side_resize(to_clip(video.read(idx)), cfg.crop_size)
+    clip = crop(clip, release_crop_box(*clip.shape[-2:], cfg.crop_size))
+    return normalize(clip, cfg.mean, cfg.std)[None]
+
+
+def test_views(item: VideoItem, cfg: VideoClipsConfig) -> Tensor:
+    """All test views of a video (``cfg.test_protocol``): ``[clips*crops, 3, T, S, S]``
+    float."""
+    if cfg.test_protocol == TestProtocol.release:
+        return release_test_view(item, cfg)
+    video = open_video(item.path, cfg.folder_fps)
+    clips = eval_clips(video.num_frames, video.fps, cfg.num_frames, cfg.sampling_rate,
+                       cfg.test_clips, cfg.target_fps)
+    views = []
+    for idx in clips:
+        clip = short_side_resize(to_clip(video.read(idx)), cfg.test_short_side)
+        for box in uniform_crop_boxes(*clip.shape[-2:], cfg.crop_size, cfg.test_crops):
+            views.append(normalize(crop(clip, box), cfg.mean, cfg.std))
+    return torch.stack(views)

@@ -1,0 +1,45 @@
+"""The backbone section of every config: ``model.backbone.{name, pretrained, img_size, ...}``.
+
+Every command (pre-training, the three tasks, the probe) builds its video ViT from one
+:class:`BackboneConfig`. Its input size and frame count belong to the data settings as well
+(the crop size, the clip length); they are written once: left unset (``None``) they are taken
+from the data settings when the config is loaded, and a value given in both places that
+disagrees is an error (:meth:`BackboneConfig.bind`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class BackboneConfig:
+    """``name``: a registered config (``endofm.list_models()``); ``pretrained``: any checkpoint
+    ``endofm.create_model`` reads (``None``: random init); ``embed_dim``/``depth``/``num_heads``
+    ``None``: from the checkpoint, else the named config; ``img_size``/``num_frames`` ``None``:
+    from the command's data settings."""
+
+    name: str = "endofm_vit_base_patch16"
+    pretrained: str | None = None
+    img_size: int | None = None
+    num_frames: int | None = None
+    embed_dim: int | None = None
+    depth: int | None = None
+    num_heads: int | None = None
+    drop_path_rate: float = 0.1
+    grad_checkpointing: bool = False  # recompute each block in the backward pass
+
+    def bind(self, img_size: int, num_frames: int, source: str) -> None:
+        """Fill the unset size and frame count from the data settings (``source`` names
+        them, e.g. ``"data.crop_size/data.num_frames"``); a set value that disagrees raises
+        ``ValueError``."""
+        size_key, frames_key = source.split("/")
+        for key, own, given, data_key in (("img_size", self.img_size, img_size, size_key),
+                                          ("num_frames", self.num_frames, num_frames,
+                                           frames_key)):
+            if own is None:
+                setattr(self, key, given)
+            elif own != given:
+                raise ValueError(f"model.backbone.{key}={own} disagrees with {data_key}="
+                                 f"{given}; set only {data_key} (model.backbone.{key} follows "
+                                 "it)")
