@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from endofm.utils.figures import save_figure
+
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray,
                            positive: int = 1) -> dict[str, Any]:
@@ -58,7 +60,4 @@ def plot_confusion_and_roc(labels: np.ndarray, probs: np.ndarray, out_path: Path
     else:
         axes[1].axis("off")
     fig.tight_layout()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
-    return out_path
+    return save_figure(fig, out_path, dpi=110)

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from endofm.utils.figures import save_figure
 from endofm.utils.io import atomic_write, atomic_write_text  # noqa: E402
 
 STYLE = ("body{font-family:sans-serif;margin:24px;max-width:1100px}"
@@ -26,14 +27,6 @@ STYLE = ("body{font-family:sans-serif;margin:24px;max-width:1100px}"
          "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
          ".frames{display:flex;flex-wrap:wrap;gap:8px}.frames figure{margin:0}"
          "figcaption{font-size:12px;color:#444}")
-
-
-def save_figure(fig: plt.Figure, path: Path) -> Path:
-    """Write a matplotlib figure as PNG atomically and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
-    plt.close(fig)
-    return path
 
 
 def timeline_plot(times: np.ndarray, series: Mapping[str, np.ndarray], ylabel: str, path: Path,
@@ -50,7 +43,7 @@ def timeline_plot(times: np.ndarray, series: Mapping[str, np.ndarray], ylabel: s
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
-    return save_figure(fig, path)
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 def tint(frame: np.ndarray, mask: np.ndarray, colour: Sequence[int] = (255, 0, 0),

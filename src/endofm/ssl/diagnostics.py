@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from endofm.utils.figures import save_figure
+
 
 class CollapseWarning(UserWarning):
     """Pre-training shows the signs of a collapsed representation."""
@@ -138,8 +140,4 @@ def plot_pretrain_curves(rows: Sequence[Mapping[str, object]], out_path: str | P
             ax.legend()
     fig.suptitle("pre-training")
     fig.tight_layout()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
-    return out_path
+    return save_figure(fig, out_path)

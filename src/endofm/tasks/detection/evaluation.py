@@ -23,7 +23,8 @@ from endofm.tasks.detection.metrics import (
     threshold_metrics,
 )
 from endofm.utils.device import autocast
-from endofm.utils.io import atomic_write, atomic_write_json
+from endofm.utils.figures import save_figure
+from endofm.utils.io import atomic_write_json
 from endofm.utils.progress import progress
 
 CLASS_NAMES = {1: "adenomatous", 2: "hyperplastic"}
@@ -87,8 +88,7 @@ def save_contact_sheets(dataset: KumcClips, frames: list[FrameDetections], out_d
             _draw(ax, dataset, i, frames[i], threshold)
         fig.tight_layout()
         path = out_dir / f"{dataset.videos[v].name}.png"
-        atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, dpi=100, format="png"))
-        paths.append(path)
+        paths.append(save_figure(fig, path))
     return paths
 
 
