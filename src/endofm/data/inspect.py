@@ -25,7 +25,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import av
 from PIL import Image
 
 from endofm.data.datasets.cvc import image_dirs, read_ranges
@@ -33,7 +32,7 @@ from endofm.data.datasets.kumc import CLASSES, IMAGE_SUFFIXES, read_frame
 from endofm.data.datasets.polypdiag import read_polypdiag
 from endofm.data.images import natural_key
 from endofm.data.manifest import scan_videos, unsupported_files
-from endofm.data.video import FrameFolder, VideoError, open_video
+from endofm.data.video import VideoError, open_video
 from endofm.utils.progress import progress
 
 FORMATS = ("videos", "polypdiag", "cvc", "kumc")
@@ -64,30 +63,9 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def count_decoded_frames(path: Path) -> int:
-    """Frames of a video, all decoded; raises :class:`VideoError` if it is corrupt, empty or
-    truncated (fewer frames decode than the file's header declares)."""
-    source = open_video(path)
-    if isinstance(source, FrameFolder):
-        for file in source.files:
-            try:
-                image_size(file)
-            except OSError as exc:
-                raise VideoError(file, f"unreadable frame ({exc})") from exc
-        return source.num_frames
-    decoded = 0
-    try:
-        with av.open(str(path)) as container:
-            declared = container.streams.video[0].frames
-            for _ in container.decode(video=0):
-                decoded += 1
-    except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise VideoError(path, f"corrupt video data after {decoded} frames ({exc})") from exc
-    if decoded == 0:
-        raise VideoError(path, "no decodable frames")
-    if declared and decoded < declared:
-        raise VideoError(path, f"truncated: header declares {declared} frames, "
-                         f"only {decoded} decode")
-    return decoded
+    """Frames of a video (file or frame folder), all decoded; raises :class:`VideoError` if it
+    is corrupt, empty or truncated (fewer frames decode than the file's header declares)."""
+    return open_video(path).verify()
 
 
 def _probe(path: Path, errors: list[dict[str, str]]) -> int | None:

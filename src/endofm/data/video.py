@@ -78,6 +78,11 @@ class VideoSource:
     def _read_unique(self, indices: list[int], height: int, width: int) -> dict[int, np.ndarray]:
         raise NotImplementedError
 
+    def verify(self) -> int:
+        """Decode every frame; the number decoded (a damaged source raises
+        :class:`VideoError`)."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({str(self.path)!r}, fps={self.fps:.3f}, "
                 f"num_frames={self.num_frames}, size={self.height}x{self.width})")
@@ -105,6 +110,25 @@ class FileVideo(VideoSource):
             self.num_frames = self._count_frames(container, stream)
         if self.num_frames <= 0:
             raise VideoError(self.path, "no decodable frames")
+
+    def verify(self) -> int:
+        """Decode every frame; returns how many decoded. A corrupt stream, no frames, or
+        fewer frames than the header declares (a truncated file) is a :class:`VideoError`."""
+        decoded = 0
+        with self._open() as container:
+            declared = self._video_stream(container).frames
+            try:
+                for _ in container.decode(video=0):
+                    decoded += 1
+            except (av.FFmpegError, UnicodeDecodeError) as exc:
+                raise VideoError(self.path, f"corrupt video data after {decoded} frames "
+                                 f"({exc})") from exc
+        if decoded == 0:
+            raise VideoError(self.path, "no decodable frames")
+        if declared and decoded < declared:
+            raise VideoError(self.path, f"truncated: header declares {declared} frames, "
+                             f"only {decoded} decode")
+        return decoded
 
     def _open(self) -> av.container.InputContainer:
         try:
@@ -223,6 +247,13 @@ class FrameFolder(VideoSource):
 
     def _read_unique(self, indices: list[int], height: int, width: int) -> dict[int, np.ndarray]:
         return {i: self._load(i, (height, width)) for i in indices}
+
+    def verify(self) -> int:
+        """Decode every image; returns the frame count (an unreadable image is a
+        :class:`VideoError` naming it)."""
+        for index in range(self.num_frames):
+            self._load(index, None)
+        return self.num_frames
 
 
 class VideoWriter:
