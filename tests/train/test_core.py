@@ -133,3 +133,7 @@ def test_to_device_and_finish_logs(tmp_path):
     rows = finish_logs(logger, tmp_path / "loss.png", lambda *a: drawn.append(a))
     assert [r["loss"] for r in rows] == [1.0, 0.5]
     assert drawn == [(rows, tmp_path / "loss.png")]
+    one = MetricLogger(tmp_path / "one", tensorboard=False)  # a run of a single logged step
+    one.log({"loss": 2.0}, 0)
+    rows = finish_logs(one, tmp_path / "one.png", lambda *a: drawn.append(a))
+    assert drawn[-1] == (rows, tmp_path / "one.png") and len(rows) == 1
