@@ -24,7 +24,7 @@ from endofm.eval.knn import knn_classify
 from endofm.eval.linear import DEFAULT_CS, linear_probe
 from endofm.eval.metrics import classification_metrics
 from endofm.models import BackboneConfig, create_backbone
-from endofm.utils.device import resolve_device
+from endofm.utils.device import Precision, resolve_device
 from endofm.utils.io import atomic_write_json
 from endofm.utils.seed import seed_everything
 
@@ -58,7 +58,7 @@ class ProbeConfig:
     data: VideoClipsConfig = field(default_factory=VideoClipsConfig)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     device: str = "auto"
-    precision: str = "fp32"
+    precision: Precision = Precision.fp32
 
     def __post_init__(self) -> None:
         self.model.backbone.bind(self.data.crop_size, self.data.num_frames,

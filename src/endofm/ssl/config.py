@@ -43,6 +43,14 @@ class MaskMode(StrEnum):
     frame = "frame"
 
 
+class TeacherMode(StrEnum):
+    """``eval``: no drop path, eval mode (DINOv2); ``release``: the student's drop path, train
+    mode (the release)."""
+
+    eval = "eval"
+    release = "release"
+
+
 # ``skip``: counted and reported; ``raise``: the first broken file stops the run
 OnError = StrEnum("OnError", [("skip", "skip"), ("raise", "raise")])
 
@@ -117,7 +125,7 @@ class SSLConfig:
     # eval: the teacher has no drop path and stays in eval mode (DINOv2); release: the teacher
     # keeps the student's drop path rate and stays in train mode, so its targets are computed
     # with drop path active (the release). Either way it moves only by EMA.
-    teacher: str = "eval"
+    teacher: TeacherMode = TeacherMode.eval
 
 
 @dataclass
