@@ -1,10 +1,12 @@
 """Does the tiny pre-training learn? k-NN probe accuracy of a randomly initialised vs a
 pre-trained tiny backbone on a synthetic task where random features are weak
-(``endofm.data.synth_probe``: ``motion``, camera advancing vs withdrawing, or ``polyp``, a polyp
-or none under strong per-video lighting/colour changes), with the pre-training's final teacher
-entropy / ln K, over several seeds.
+(``endofm.data.synth_probe``: ``texture``, dense fine vs sparse coarse vessels under lighting
+that drifts within each video; ``motion``, camera advancing vs withdrawing; ``polyp`` /
+``polyp_drift``, a polyp or none under per-video / drifting lighting), with the pre-training's
+final teacher entropy / ln K, over several seeds.
 
-    python benchmarks/ssl_probe.py [--seeds 3] [--task motion] [--variant base] [--threads 1]
+    python benchmarks/ssl_probe.py [--seeds 3] [--first-seed 0] [--task texture]
+        [--variant base] [--threads 1] [--pretrain-videos 48] [--probe-videos 48]
         [--out DIR] [key=value ...]
 
 Per seed: render the task (seeded), probe a random-init backbone (init seed = the seed),
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 from endofm.config import load_config, recipe_path
-from endofm.data.synth_probe import TASKS, synthesize_probe_task
+from endofm.data.synth_probe import TASKS, ProbeTaskSize, synthesize_probe_task
 from endofm.eval.probe import ProbeConfig, run_probe
 from endofm.ssl import PretrainConfig, pretrain
 
@@ -46,18 +48,18 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def run_seed(seed: int, out: Path, pretrain_overrides: list[str], config: Path,
-             device: str, task: str) -> dict[str, float]:
-    data = synthesize_probe_task(out / "task", seed, task)
+             device: str, task: str, size: ProbeTaskSize | None = None) -> dict[str, float]:
+    data = synthesize_probe_task(out / "task", seed, task, size or ProbeTaskSize())
     probe_cfg = load_config(ProbeConfig, PROBE, [f"device={device}", f"model.init_seed={seed}",
                                                  f"probe.k=[1,{HEADLINE_K},10]"])
-    random = run_probe(probe_cfg, None, data["probe"], out / "probe_random", method="knn")
+    random = run_probe(probe_cfg, None, data["probe"], out / "probe_random", method="all")
     cfg = load_config(PretrainConfig, config, [f"run.seed={seed}", f"run.device={device}",
                                                "run.progress=false", *pretrain_overrides])
     tic = time.perf_counter()
     report = pretrain(cfg, data["pretrain"], out / "pretrain")
     minutes = (time.perf_counter() - tic) / 60
     trained = run_probe(probe_cfg, out / "pretrain" / "backbone", data["probe"],
-                        out / "probe_pretrained", method="knn")
+                        out / "probe_pretrained", method="all")
     key = f"knn_k{HEADLINE_K}"
     return {"random": random["probes"][key]["accuracy"],
             "pretrained": trained["probes"][key]["accuracy"],
@@ -75,7 +77,10 @@ def main() -> None:
     parser.add_argument("--variant", default="base", choices=sorted(VARIANTS))
     parser.add_argument("--config", type=Path, default=PRETRAIN, help="pre-training YAML")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--task", default="motion", choices=TASKS)
+    parser.add_argument("--task", default="texture", choices=TASKS)
+    parser.add_argument("--pretrain-videos", type=int, default=ProbeTaskSize.pretrain_videos)
+    parser.add_argument("--probe-videos", type=int, default=ProbeTaskSize.train_videos,
+                        help="labelled videos in each of the probe's train and val splits")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (1 avoids thrashing on a shared, loaded machine)")
     parser.add_argument("--out", type=Path, default=None,
@@ -90,18 +95,23 @@ def main() -> None:
         out = args.out or Path(tmp)
         rows = []
         print(f"variant {args.variant}: {' '.join(overrides) or '(config as is)'}")
-        print("seed  random  pretrained  delta  entropy_ratio  collapse  minutes")
+        print("seed  random  pretrained  delta  entropy_ratio  collapse  minutes"
+              "  (linear probe: random  pretrained)")
         for seed in range(args.first_seed, args.first_seed + args.seeds):
+            size = ProbeTaskSize(pretrain_videos=args.pretrain_videos,
+                                 train_videos=args.probe_videos, val_videos=args.probe_videos)
             r = run_seed(seed, out / f"seed_{seed}", overrides, args.config, args.device,
-                         args.task)
+                         args.task, size)
             rows.append(r)
             print(f"{seed:4d}  {r['random']:6.3f}  {r['pretrained']:10.3f}  "
                   f"{r['pretrained'] - r['random']:+5.3f}  {r['entropy_ratio']:13.3f}  "
-                  f"{int(r['collapse_warning']):8d}  {r['pretrain_minutes']:7.1f}", flush=True)
+                  f"{int(r['collapse_warning']):8d}  {r['pretrain_minutes']:7.1f}"
+                  f"  {r['random_linear']:6.3f}  {r['pretrained_linear']:6.3f}", flush=True)
         summary = {k: (float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows])))
                    for k in rows[0]}
         print(f"k-NN accuracy (k={HEADLINE_K}) mean ± std over {len(rows)} seeds:")
-        for key in ("random", "pretrained", "entropy_ratio", "pretrain_minutes"):
+        for key in ("random", "pretrained", "entropy_ratio", "pretrain_minutes",
+                    "random_linear", "pretrained_linear"):
             mean, std = summary[key]
             print(f"  {key:17s} {mean:.3f} ± {std:.3f}")
         gain = summary["pretrained"][0] - summary["random"][0]

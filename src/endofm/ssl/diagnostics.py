@@ -62,7 +62,9 @@ class CollapseMonitor:
     """Computes the diagnostics each step and warns on a lasting collapse.
 
     ``backbone`` is the teacher backbone: inside :meth:`watch` a forward hook keeps its outputs
-    (the global views' embeddings ``[B, D]`` per forward) for ``embedding_std``.
+    (the global views' embeddings ``[B, D]`` per forward) for ``embedding_std``. A forward that
+    bypasses ``backbone.forward`` (the masked forward of iBOT / KoLeo training calls
+    ``forward_features``) passes its embeddings to :meth:`observe` instead.
     """
 
     def __init__(self, backbone: nn.Module, out_dim: int, cfg: CollapseConfig) -> None:
@@ -82,9 +84,14 @@ class CollapseMonitor:
         finally:
             handle.remove()
 
-    def observe(self, teacher: Sequence[Tensor], center: Tensor) -> None:
-        """Record the teacher outputs of this step (call before the loss updates the centre)."""
+    def observe(self, teacher: Sequence[Tensor], center: Tensor,
+                embeddings: Sequence[Tensor] = ()) -> None:
+        """Record the teacher outputs of this step (call before the loss updates the centre)
+        and, if given, the teacher backbone's embeddings of the global views (``[B, D]`` each;
+        they replace what the hook kept)."""
         self.prototypes = effective_prototypes(teacher, center)
+        if embeddings:
+            self.embeddings = [e.detach() for e in embeddings]
 
     def stats(self, terms: Mapping[str, Tensor]) -> dict[str, float]:
         """This step's diagnostics from the loss terms (``teacher_entropy``, ``kl``)."""

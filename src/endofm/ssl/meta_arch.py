@@ -4,7 +4,7 @@ the student all views, batched by shape (one forward per distinct view shape).""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -69,13 +69,16 @@ class SSLOutputs:
     ``[B, K]``) and per global view (``teacher``), the student's backbone CLS features per
     global view (``student_cls``, ``[B, D]`` each), and the patch-head outputs at the masked
     tokens of all global views, view after view (``student_patch`` / ``teacher_patch``,
-    ``[M, K]``)."""
+    ``[M, K]``). ``teacher_cls``: the teacher's backbone CLS features per global view (the
+    masked forward goes through ``forward_features``, which a forward hook on the backbone
+    does not see; empty for the plain forward)."""
 
     student: list[Tensor]
     teacher: list[Tensor]
     student_cls: list[Tensor]
     student_patch: Tensor | None
     teacher_patch: Tensor | None
+    teacher_cls: list[Tensor] = field(default_factory=list)
 
 
 TEACHER_MODES = ("eval", "release")
@@ -139,7 +142,8 @@ class SSLMetaArch(nn.Module):
                           teacher=[o.logits for o in teacher],
                           student_cls=[o.cls for o in globals_],
                           student_patch=torch.cat([o.patch for o in globals_]),
-                          teacher_patch=torch.cat([o.patch for o in teacher]))
+                          teacher_patch=torch.cat([o.patch for o in teacher]),
+                          teacher_cls=[o.cls for o in teacher])
 
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:

@@ -188,7 +188,7 @@ class PretrainTrainer:
         views = [v.to(self.device, non_blocking=True) for v in views]
         with autocast(self.device, cfg.run.precision), self.collapse.watch():
             outputs, masks = self.forward(views)
-        self.collapse.observe(outputs.teacher, self.criterion.center)
+        self.collapse.observe(outputs.teacher, self.criterion.center, outputs.teacher_cls)
         terms = self.objective(outputs, masks, self.teacher_temp[it])
         if not torch.isfinite(terms["loss"]):
             raise RuntimeError(f"non-finite loss at step {self.step}: {terms['loss'].item()}")
