@@ -116,6 +116,55 @@ def test_carve_validation_is_disjoint_and_seeded():
         carve_validation([1], 0.2, 0)
 
 
+def test_carve_validation_stratified_keeps_class_proportions():
+    labels = [0] * 12 + [1] * 4  # 3:1
+    items = list(range(16))
+    train, val = carve_validation(items, 0.25, seed=0, labels=labels)
+    assert sorted(labels[i] for i in val) == [0, 0, 0, 1]
+    assert sorted(train + val) == items
+    balanced = [k % 2 for k in range(16)]
+    for seed in range(10):  # a plain shuffle gives 3:1 or 4:0 for some of these seeds
+        _, val = carve_validation(items, 0.25, seed, labels=balanced)
+        assert sorted(balanced[i] for i in val) == [0, 0, 1, 1]
+    assert carve_validation(items, 0.25, 3, balanced) == carve_validation(items, 0.25, 3,
+                                                                          balanced)
+
+
+@pytest.mark.parametrize(("scores", "expected_epoch"), [
+    ([0.8, 0.1, 0.5, 0.3, 0.2, 0.42], 0),  # the starting weights beat every trained epoch
+    ([0.3, 0.1, 0.5, 0.3, 0.2, 0.42], 2),
+])
+def test_starting_weights_are_a_selection_candidate(tmp_path, scores, expected_epoch):
+    class InitialTask(ToyTask):
+        def select_initial(self):
+            return True
+
+    task = InitialTask(cfg())
+    task.scores = scores  # epoch 0, four epochs, then the test evaluation
+    result = fit(task, "root", tmp_path)
+    assert result["selected_epoch"] == expected_epoch
+    assert task.calls == 6
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["epoch"] == 0 and rows[0]["select/score"] == scores[0]
+    if expected_epoch == 0:  # the kept model is the untrained one
+        kept = task.load_model(tmp_path / "best").state_dict()
+        for k, v in task.build_model(None).state_dict().items():
+            assert torch.equal(v, kept[k]), k
+
+
+def test_starting_weights_count_for_early_stopping(tmp_path):
+    class InitialTask(ToyTask):
+        def select_initial(self):
+            return True
+
+    task = InitialTask(cfg("train.patience=2", "train.epochs=10"))
+    task.scores = [0.9, 0.1, 0.2, 0.42]  # nothing beats epoch 0: stop after 2 epochs
+    result = fit(task, "root", tmp_path)
+    assert result["selected_epoch"] == 0
+    assert torch.load(tmp_path / "last.pth", weights_only=False)["epoch"] == 2
+    assert task.calls == 4
+
+
 def test_lr_schedule_warmup_and_cosine():
     lr = lr_schedule(1.0, 0.0, epochs=2, steps_per_epoch=5, warmup_epochs=0.4)  # 2 warm-up
     assert lr[0] == pytest.approx(0.5)

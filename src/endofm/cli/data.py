@@ -15,7 +15,7 @@ MAX_ERRORS_SHOWN = 20
 # ``endofm.data.synth_render.STYLES``, spelled out so that building the parser does not import
 # the data modules (tests check they agree).
 FORMATS = ("videos", "polypdiag", "cvc", "kumc")
-SCALES = ("demo", "small", "tiny")
+SCALES = ("bench", "demo", "small", "tiny")
 STYLES = ("nbi", "white_light")
 
 

@@ -48,8 +48,10 @@ PRETRAIN_SOURCES = ("colonoscopic", "ldpolyp")
 
 @dataclass(frozen=True)
 class SynthScale:
-    """Sizes of the sample data: ``small`` (the tests' ``sample_data``), ``demo`` (larger) and
-    ``tiny`` (one or two items per part, for quick checks of the writers)."""
+    """Sizes of the sample data: ``small`` (the tests' ``sample_data``), ``demo`` (larger),
+    ``tiny`` (one or two items per part, for quick checks of the writers) and ``bench``
+    (``small`` with 48 + 48 PolypDiag videos: enough test videos for an F1 that does not move
+    in steps of 0.1, for benchmarks/classification_renders.py)."""
 
     pretrain_videos_per_source: int = 2
     pretrain_seconds: float = 8.0
@@ -73,6 +75,7 @@ SCALES = {
     "demo": SynthScale(pretrain_videos_per_source=4, pretrain_seconds=10.0, polypdiag_train=32,
                        polypdiag_val=16, polypdiag_frames=96, polypdiag_size=128, cvc_train=10,
                        cvc_test=4, cvc_frames=(16, 24), kumc_videos=(10, 3, 4), kumc_frames=16),
+    "bench": SynthScale(polypdiag_train=48, polypdiag_val=48),
     "tiny": SynthScale(pretrain_videos_per_source=1, pretrain_seconds=0.5, pretrain_size=64,
                        polypdiag_train=2, polypdiag_val=2, polypdiag_frames=8, polypdiag_size=64,
                        cvc_train=1, cvc_test=1, cvc_frames=(4, 4), cvc_size=(48, 64),
@@ -215,8 +218,8 @@ def synth_kumc(out: Path, seed: int, scale: SynthScale,
 def synthesize(out_dir: str | Path, seed: int = 0, scale: str = "small",
                style: str = "white_light") -> dict[str, Path]:
     """Write the sample data under ``out_dir``; returns ``{"root", "videos", "polypdiag",
-    "cvc", "kumc"}`` paths. ``scale``: ``"small"`` (the tests' data, a few seconds), ``"demo"``
-    or ``"tiny"`` (see :class:`SynthScale`); ``style``: a name in
+    "cvc", "kumc"}`` paths. ``scale``: ``"small"`` (the tests' data, a few seconds), ``"demo"``,
+    ``"bench"`` or ``"tiny"`` (see :class:`SynthScale`); ``style``: a name in
     :data:`endofm.data.synth_render.STYLES` (``white_light``, ``nbi``)."""
     look = get_style(style)
     if scale not in SCALES:

@@ -17,7 +17,9 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray,
 
     Binary (C == 2): F1, precision and recall of class ``positive`` (PolypDiag: 1 = abnormal),
     AUROC of its probability. Multi-class: macro averages and one-vs-rest AUROC. AUROC is
-    ``None`` when only one class is present. All values are fractions in [0, 1].
+    ``None`` when only one class is present. All values are fractions in [0, 1], except
+    ``log_loss`` (the mean cross-entropy of the labels' probabilities, clipped at 1e-7) and
+    ``neg_log_loss`` (its negative: higher is better, a selection score).
     """
     labels = np.asarray(labels, dtype=np.int64)
     num_classes = probs.shape[1]
@@ -33,6 +35,9 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray,
         "confusion_matrix": skm.confusion_matrix(
             labels, preds, labels=list(range(num_classes))).tolist(),
     }
+    clipped = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
+    out["log_loss"] = float(-np.log(clipped).mean()) if len(labels) else None
+    out["neg_log_loss"] = None if out["log_loss"] is None else -out["log_loss"]
     if len(np.unique(labels)) > 1:
         out["auroc"] = float(skm.roc_auc_score(labels, probs[:, positive]) if binary else
                              skm.roc_auc_score(labels, probs, multi_class="ovr",

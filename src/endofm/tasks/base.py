@@ -135,6 +135,16 @@ class Task(ABC):
         head from ``items``); default: nothing."""
         return None
 
+    def stratify_labels(self, items: Sequence) -> list[int] | None:
+        """One class label per item to stratify the validation carve-out by, or ``None``
+        (default: a plain seeded shuffle)."""
+        return None
+
+    def select_initial(self) -> bool:
+        """Whether the weights as :meth:`prepare` leaves them are a selection candidate
+        ("epoch 0", evaluated on the validation carve-out before training); default: no."""
+        return False
+
     @abstractmethod
     def loss(self, model: nn.Module, batch: Any) -> Tensor:
         """The scalar training loss of ``batch`` (already on the model's device)."""

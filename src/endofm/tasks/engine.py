@@ -49,14 +49,25 @@ from endofm.utils.seed import seed_everything
 LAST = "last.pth"
 
 
-def carve_validation(items: Sequence, fraction: float, seed: int) -> tuple[list, list]:
+def carve_validation(items: Sequence, fraction: float, seed: int,
+                     labels: Sequence[int] | None = None) -> tuple[list, list]:
     """Split ``items`` into (train, val) by item with a seeded shuffle; val gets at least one
-    item and train keeps at least one."""
+    item and train keeps at least one. With ``labels`` (one per item) the carve-out is
+    stratified: each class gives val its share of ``fraction`` (rounded), in seeded order."""
     if len(items) < 2:
         raise ValueError(f"cannot carve a validation split from {len(items)} training item(s); "
                          "use protocol.selection=fixed")
     order = list(range(len(items)))
-    random.Random(seed).shuffle(order)
+    rng = random.Random(seed)
+    rng.shuffle(order)
+    if labels is not None:
+        # within each class, the k-th of n items (shuffled) gets rank k / n; val takes the
+        # lowest ranks, so every class is represented in proportion
+        rank: dict[int, float] = {}
+        for label in sorted(set(labels)):
+            members = [i for i in order if labels[i] == label]
+            rank |= {i: k / len(members) for k, i in enumerate(members)}
+        order = sorted(order, key=lambda i: rank[i])  # stable: ties keep the shuffled order
     n_val = min(len(items) - 1, max(1, round(fraction * len(items))))
     val = sorted(order[:n_val])
     train = sorted(order[n_val:])
@@ -69,7 +80,8 @@ def split_items(task: Task, root: str | Path) -> tuple[list, list | None, list]:
     train = task.read_items(root, "train")
     test = task.read_items(root, task.test_split)
     if protocol.selection == "val":
-        train, val = carve_validation(train, protocol.val_fraction, protocol.val_seed)
+        train, val = carve_validation(train, protocol.val_fraction, protocol.val_seed,
+                                      task.stratify_labels(train))
         return train, val, test
     if protocol.selection == "fixed":
         return train, None, test
@@ -231,8 +243,22 @@ class Trainer:
     def stalled(self) -> bool:
         """Early stopping: ``train.patience`` epochs since the best selection score."""
         patience = self.cfg.train.patience
-        return (patience > 0 and self.val_items is not None and self.best_epoch >= 0
+        return (patience > 0 and self.val_items is not None and self.best_score > -math.inf
                 and self.epoch - 1 - self.best_epoch >= patience)
+
+    def select_initial(self) -> None:
+        """Epoch 0: the starting weights (e.g. a linear-probe warm start) as the first selection
+        candidate, so the kept model is never worse on the carve-out than where training began.
+        Saved in ``last`` at once, so a resume does not evaluate it again."""
+        metrics = run_evaluation(self.task, self.model, self.val_items, self.device)
+        record = {"epoch": 0} | {f"select/{k}": v for k, v in metrics.items()
+                                 if isinstance(v, (int, float))}
+        self.best_score, self.best_epoch = float(metrics[self.task.selection_metric]), -1
+        self.save_best()
+        self.logger.log(record, self.step)
+        save_training_state(self.state(), self.output / LAST)
+        key = f"select/{self.task.selection_metric}"
+        print(f"epoch 0/{self.cfg.train.epochs} (starting weights): {key} {record[key]:.4f}")
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -243,6 +269,10 @@ class Trainer:
         self.logger.rewind(self.step + 1)  # rows up to the checkpoint's step stay
         if self.dist.is_main and resumed:
             print(f"resumed from {self.output / LAST} at epoch {self.epoch}")
+        if (not resumed and self.val_items is not None and self.task.select_initial()
+                and self.dist.is_main):
+            self.select_initial()
+        barrier()
         while self.epoch < cfg.train.epochs and not self.stalled():
             loss = self.train_epoch()
             record: dict[str, Any] = {"epoch": self.epoch + 1, "train/loss_epoch": loss}

@@ -1,6 +1,7 @@
-"""Small-data aids: class-balanced weights, the linear-probe warm start of the head (LP-FT) and
-early stopping."""
+"""Small-data aids: class-balanced weights and sampling, the linear-probe warm start of the head
+(LP-FT, tempered), the stratified carve-out and early stopping."""
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -32,23 +33,99 @@ def test_warm_started_head_reproduces_the_linear_probe(monkeypatch):
                                                 num_frames=2, embed_dim=96, depth=1,
                                                 num_heads=4))
     items = [VideoItem(path=f"v{i}.mp4", label=int(y)) for i, y in enumerate(labels)]
-    C = recipe.linear_probe_head(model, items, ClassificationDataConfig(), torch.device("cpu"))
+    C, scale = recipe.linear_probe_head(model, items, ClassificationDataConfig(),
+                                        torch.device("cpu"))
     reference = linear_probe(feats, labels)
-    assert C == reference.C
+    assert (C, scale) == (reference.C, 1.0)
     with torch.no_grad():
         probs = model.linear(torch.from_numpy(feats)).softmax(-1).numpy()
     np.testing.assert_allclose(probs, reference.predict_proba(feats), atol=1e-5)
 
 
-@pytest.mark.parametrize(("patience", "epoch", "best", "stops"), [
-    (0, 10, 0, False),  # off
-    (3, 4, 1, False),   # epochs 3, 4 (indices 2, 3) without improvement
-    (3, 5, 1, True),    # three epochs since the best
-    (3, 5, -1, False),  # nothing selected yet
+def test_tempered_warm_start_keeps_the_probes_predictions(monkeypatch):
+    # features that vary little between videos: the probe's raw-feature weights are huge
+    rng = np.random.default_rng(1)
+    feats = (rng.standard_normal((40, 96)) * 0.01 + 1).astype(np.float32)
+    labels = (feats[:, 0] + 0.005 * rng.standard_normal(40) > 1).astype(int)
+    monkeypatch.setattr(recipe.features, "embed_videos", lambda *a, **k: feats)
+    items = [VideoItem(path=f"v{i}.mp4", label=int(y)) for i, y in enumerate(labels)]
+    model = VideoClassifier(endofm.create_model("endofm_vit_tiny_patch16", img_size=32,
+                                                num_frames=2, embed_dim=96, depth=1,
+                                                num_heads=4))
+    _, scale = recipe.linear_probe_head(model, items, ClassificationDataConfig(),
+                                        torch.device("cpu"), max_norm=1.5)
+    reference = linear_probe(feats, labels).predict_proba(feats)
+    assert scale < 1
+    weight = model.linear.weight.detach().double().numpy()
+    assert np.linalg.norm(weight[1] - weight[0]) == pytest.approx(1.5, rel=1e-4)
+    with torch.no_grad():
+        logits = model.linear(torch.from_numpy(feats)).double().numpy()
+    margin = logits[:, 1] - logits[:, 0]
+    np.testing.assert_array_equal(logits.argmax(1), reference.argmax(1))
+    assert np.array_equal(np.argsort(margin), np.argsort(reference[:, 1] - reference[:, 0]))
+
+
+def test_class_balanced_order_draws_every_class_equally():
+    items = [VideoItem(path=f"v{i}.mp4", label=int(i < 3)) for i in range(10)]  # 3 vs 7
+    order = recipe.class_balanced_order(items)
+    counts = np.bincount([it.label for it in order])
+    assert counts.tolist() == [7, 7]
+    minority = [it.path for it in order if it.label == 1]
+    assert sorted(minority.count(p) for p in {"v0.mp4", "v1.mp4", "v2.mp4"}) == [2, 2, 3]
+    assert {it.path for it in order} == {it.path for it in items}
+
+
+def test_sample_balancing_dataset_and_stratified_carve_out():
+    from endofm.config import ConfigError, load_config
+    from endofm.tasks import TASKS
+    from endofm.tasks.base import task_config_schema
+
+    task_cls = TASKS["classification"]
+    cfg = load_config(task_config_schema(task_cls), None, ["recipe.balance=sample",
+                                                           "data.clips_per_video=2"])
+    task = task_cls(cfg)
+    items = [VideoItem(path=f"v{i}.mp4", label=int(i < 3)) for i in range(10)]
+    dataset = task.train_dataset(items)
+    assert len(dataset) == 2 * 14
+    assert np.bincount([it.label for it in dataset.items]).tolist() == [7, 7]
+    assert task.stratify_labels(items) == [it.label for it in items]
+    assert task.select_initial() is False
+    cfg.recipe.lp_warm_start = True
+    assert task.select_initial() is True
+    with pytest.raises(ConfigError, match="balance"):  # a choice, checked at load time
+        load_config(task_config_schema(task_cls), None, ["recipe.balance=oversample"])
+
+
+@pytest.mark.parametrize(("patience", "epoch", "best", "score", "stops"), [
+    (0, 10, 0, 0.5, False),         # off
+    (3, 4, 1, 0.5, False),          # epochs 3, 4 (indices 2, 3) without improvement
+    (3, 5, 1, 0.5, True),           # three epochs since the best
+    (3, 5, -1, -math.inf, False),   # nothing selected yet
+    (3, 3, -1, 0.5, True),          # the starting weights (epoch 0) stayed best for 3 epochs
+    (3, 2, -1, 0.5, False),
 ])
-def test_early_stopping(patience, epoch, best, stops):
+def test_early_stopping(patience, epoch, best, score, stops):
     trainer = SimpleNamespace(cfg=SimpleNamespace(train=SimpleNamespace(patience=patience)),
-                              val_items=[0], epoch=epoch, best_epoch=best)
+                              val_items=[0], epoch=epoch, best_epoch=best, best_score=score)
     assert Trainer.stalled(trainer) is stops
     trainer.val_items = None  # no validation carve-out: never
     assert Trainer.stalled(trainer) is False
+
+
+def test_log_loss_selection_metric():
+    from endofm.config import ConfigError, load_config
+    from endofm.eval.metrics import classification_metrics
+    from endofm.tasks import TASKS
+    from endofm.tasks.base import task_config_schema
+
+    probs = np.array([[0.8, 0.2], [0.4, 0.6], [0.9, 0.1]])
+    m = classification_metrics(np.array([0, 1, 1]), probs)
+    assert m["log_loss"] == pytest.approx(-np.log([0.8, 0.6, 0.1]).mean())
+    assert m["neg_log_loss"] == -m["log_loss"]
+    task_cls = TASKS["classification"]
+    schema = task_config_schema(task_cls)
+    assert task_cls(load_config(schema, None, [])).selection_metric == "f1"
+    task = task_cls(load_config(schema, None, ["recipe.select_metric=neg_log_loss"]))
+    assert task.selection_metric == "neg_log_loss"
+    with pytest.raises(ConfigError, match="select_metric"):  # a choice, checked at load time
+        load_config(schema, None, ["recipe.select_metric=loss"])

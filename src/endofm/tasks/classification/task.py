@@ -4,8 +4,10 @@ linear probe, test-time averaging over clips × crops."""
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,11 @@ from endofm.eval.metrics import classification_metrics, plot_confusion_and_roc
 from endofm.models import BackboneConfig, VideoClassifier, create_backbone, load_classifier
 from endofm.tasks.base import EngineConfig, Task
 from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips
-from endofm.tasks.classification.recipe import balanced_class_weights, linear_probe_head
+from endofm.tasks.classification.recipe import (
+    balanced_class_weights,
+    class_balanced_order,
+    linear_probe_head,
+)
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write
 from endofm.utils.progress import progress
@@ -38,14 +44,36 @@ class ClassificationModelConfig:
     positive_class: int = 1  # the class F1/precision/recall/AUROC refer to (1 = abnormal)
 
 
+class Balance(StrEnum):
+    none = "none"
+    loss = "loss"
+    sample = "sample"
+
+
+class SelectMetric(StrEnum):
+    f1 = "f1"
+    neg_log_loss = "neg_log_loss"
+    accuracy = "accuracy"
+
+
 @dataclass
 class ClassificationRecipeConfig:
     """Small-data aids: ``balance="loss"`` weights the cross-entropy by inverse class frequency
-    of the training items; ``lp_warm_start`` fits the head as a linear probe on the frozen
-    backbone's features before fine-tuning (LP-FT)."""
+    of the training items, ``balance="sample"`` draws every class equally often per epoch
+    (minority videos repeat); ``lp_warm_start`` fits the head as a linear probe on the frozen
+    backbone's features before fine-tuning (LP-FT) and, with a validation carve-out, makes that
+    starting point a selection candidate (epoch 0), so the kept model is never worse on the
+    carve-out than the probe it started from."""
 
-    balance: str = "none"  # none | loss
+    balance: Balance = Balance.none
     lp_warm_start: bool = False
+    # the validation score that selects the kept epoch (and drives early stopping): f1, or
+    # neg_log_loss (the carve-out's mean cross-entropy, negated), which moves smoothly where a
+    # few-video F1 jumps in big steps and lets one lucky epoch win
+    select_metric: SelectMetric = SelectMetric.f1
+    # the warm-started head is scaled down (same predictions) until its class weight vectors
+    # differ by at most this (L2; recipe.linear_probe_head); .inf: the probe as fitted
+    lp_max_norm: float = math.inf
 
 
 @dataclass
@@ -64,7 +92,10 @@ class ClassificationConfig(EngineConfig):
 class ClassificationTask(Task):
     name = "classification"
     config_class = ClassificationConfig
-    selection_metric = "f1"
+
+    @property
+    def selection_metric(self) -> str:  # type: ignore[override]
+        return str(self.cfg.recipe.select_metric)
     test_split = "val"  # PolypDiag's held-out split is splits/val.txt
 
     def build_model(self, pretrained: str | Path | None) -> nn.Module:
@@ -77,19 +108,29 @@ class ClassificationTask(Task):
 
     def train_dataset(self, items: Sequence[VideoItem]) -> Dataset:
         balance = self.cfg.recipe.balance
-        if balance not in ("none", "loss"):
-            raise ValueError(f"recipe.balance must be none or loss, got {balance!r}")
         if balance == "loss":
             self.class_weights = balanced_class_weights([it.label for it in items],
                                                         self.cfg.model.num_classes)
+        if balance == "sample":
+            return TrainClips(class_balanced_order(items), self.cfg.data)
         return TrainClips(items, self.cfg.data)
+
+    def stratify_labels(self, items: Sequence[VideoItem]) -> list[int]:
+        """The validation carve-out keeps the class proportions of the training split."""
+        return [it.label for it in items]
+
+    def select_initial(self) -> bool:
+        return self.cfg.recipe.lp_warm_start
 
     def prepare(self, model: nn.Module, items: Sequence[VideoItem], device: torch.device,
                 precision: str) -> None:
         """LP-FT: the head starts as a linear probe of the frozen backbone (if enabled)."""
-        if self.cfg.recipe.lp_warm_start:
-            C = linear_probe_head(model, items, self.cfg.data, device, precision)
-            print(f"linear-probe warm start of the head (C={C:g})")
+        recipe = self.cfg.recipe
+        if recipe.lp_warm_start:
+            C, scale = linear_probe_head(model, items, self.cfg.data, device, precision,
+                                         max_norm=recipe.lp_max_norm)
+            print(f"linear-probe warm start of the head (C={C:g}, weights scaled by "
+                  f"{scale:.3g})")
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         clips, labels = batch
