@@ -9,13 +9,16 @@
 7. predict with the fine-tuned classifier over whole PolypDiag videos: timelines, key frames,
    one report.html per video and an index.html.
 
-Everything is written under demo_output/ (delete it to start over; a re-run resumes).
+Everything is written under demo_output/. Each run starts over: the results of an earlier run
+(possibly made by another endofm version, whose run folders a resume would refuse) are removed
+first; the rendered sample data is kept.
 Pass ``--all`` to also fine-tune segmentation and detection.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +32,16 @@ def endofm(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "endofm.cli.main", *args], check=True)
 
 
+def clear_results() -> None:
+    """Remove an earlier run's results (everything under ``OUT`` but the sample data)."""
+    if OUT.is_dir():
+        for child in OUT.iterdir():
+            if child != DATA:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
 def main() -> None:
+    clear_results()
     if not (DATA / "polypdiag").is_dir():
         endofm("data", "synth", "--out", str(DATA), "--seed", "0")
     endofm("data", "inspect", str(DATA / "polypdiag"))
