@@ -11,8 +11,10 @@ import endofm
 from endofm.config import RECIPES, load_config
 from endofm.ssl import DINOHead, Encoder, PretrainConfig, SSLMetaArch, pretrain
 from endofm.ssl.masking import BlockMaskConfig, view_masks
-from endofm.ssl.trainer import PretrainTrainer, build_encoder
+from endofm.ssl.trainer import build_encoder
 from endofm.train import step_checkpoints as checkpoints
+
+from .conftest import pretrain_killed_at_step
 
 CONFIGS = RECIPES / "pretrain"
 FAST = ["model.backbone.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
@@ -93,17 +95,7 @@ def test_resume_with_every_option_on_is_exact(sample_data, tmp_path, monkeypatch
     videos = sample_data["videos"]
     options = [*EVERYTHING, f"loss.centering={centering}", "run.save_every_steps=1"]
     pretrain(cfg(*options), videos, tmp_path / "straight")
-    original = PretrainTrainer.train_step
-
-    def killed(self, views):
-        if self.step == 3:
-            raise KeyboardInterrupt
-        return original(self, views)
-
-    monkeypatch.setattr(PretrainTrainer, "train_step", killed)
-    with pytest.raises(KeyboardInterrupt):
-        pretrain(cfg(*options), videos, tmp_path / "split")
-    monkeypatch.setattr(PretrainTrainer, "train_step", original)
+    pretrain_killed_at_step(cfg(*options), videos, tmp_path / "split", monkeypatch)
     pretrain(cfg(*options), videos, tmp_path / "split")
     a, b = state(tmp_path / "straight"), state(tmp_path / "split")
     assert a["step"] == b["step"] == 4

@@ -20,6 +20,8 @@ from endofm.ssl.trainer import PretrainTrainer
 from endofm.train import step_checkpoints as checkpoints
 from endofm.utils.distributed import init_distributed
 
+from .conftest import pretrain_killed_at_step
+
 pytestmark = pytest.mark.slow
 
 TINY = recipe_path("pretrain", "tiny")
@@ -38,18 +40,9 @@ def state(output):
 def test_resume_after_kill_mid_epoch_is_exact(sample_data, tmp_path, monkeypatch):
     videos = sample_data["videos"]
     pretrain(cfg("run.save_every_steps=1"), videos, tmp_path / "straight")
-    original = PretrainTrainer.train_step
-
-    def killed(self, views):
-        if self.step == 3:
-            raise KeyboardInterrupt
-        return original(self, views)
-
-    monkeypatch.setattr(PretrainTrainer, "train_step", killed)
-    with pytest.raises(KeyboardInterrupt):
-        pretrain(cfg("run.save_every_steps=1"), videos, tmp_path / "split")
+    pretrain_killed_at_step(cfg("run.save_every_steps=1"), videos, tmp_path / "split",
+                            monkeypatch)
     assert state(tmp_path / "split")["step"] == 3
-    monkeypatch.setattr(PretrainTrainer, "train_step", original)
     pretrain(cfg("run.save_every_steps=1"), videos, tmp_path / "split")
     a, b = state(tmp_path / "straight"), state(tmp_path / "split")
     assert a["step"] == b["step"] == 4
