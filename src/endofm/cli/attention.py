@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from endofm.cli.inference_args import add_runtime_args, add_window_args, report_errors
+from endofm.cli.inference_args import add_io_args, add_runtime_args, add_window_args, report_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,11 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "per head, renormalised over the patches), up-sampled and overlaid on the "
                     "frames: DIR/<video>/sheets/window_<k>.png, attention.mp4 and "
                     "attention.npy [windows, T, heads, h, w].")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
-                   help="video files, folders (recursive), frame folders or manifests")
-    p.add_argument("--checkpoint", required=True, type=Path,
-                   help="backbone checkpoint or fine-tuned task directory")
-    p.add_argument("--output", required=True, type=Path)
+    add_io_args(p, "backbone checkpoint or fine-tuned task directory")
     add_window_args(p)
     p.add_argument("--size", type=int, default=None,
                    help="short side, then a centre crop (default: the checkpoint's image size)")

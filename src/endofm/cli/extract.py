@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from endofm.cli.inference_args import add_runtime_args, add_window_args, report_errors
+from endofm.cli.inference_args import add_io_args, add_runtime_args, add_window_args, report_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,12 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(DIR/<path relative to its input>.npy, [windows, D] or [windows, D, h, w]), "
                     "DIR/index.csv (one row per window) and DIR/run.json. Re-running the same "
                     "command skips finished videos. Window k covers frames k*S + j*R, j < T.")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
-                   help="video files, folders (recursive), frame folders or manifests")
-    p.add_argument("--checkpoint", required=True, type=Path,
-                   help="backbone checkpoint (any layout endofm.create_model reads) or a "
-                        "fine-tuned task directory (its backbone is used)")
-    p.add_argument("--output", required=True, type=Path, help="output folder")
+    add_io_args(p, "backbone checkpoint (any layout endofm.create_model reads) or a "
+                   "fine-tuned task directory (its backbone is used)")
     add_window_args(p)
     p.add_argument("--size", type=int, default=None,
                    help="short side in pixels, then a centre PX x PX crop (default: the "

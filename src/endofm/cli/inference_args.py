@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+
+def add_io_args(p: argparse.ArgumentParser, checkpoint_help: str) -> None:
+    """``INPUT...``, ``--checkpoint`` and ``--output``."""
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                   help="video files, folders (recursive), frame folders or manifests")
+    p.add_argument("--checkpoint", required=True, type=Path, help=checkpoint_help)
+    p.add_argument("--output", required=True, type=Path, help="output folder")
 
 
 def add_window_args(p: argparse.ArgumentParser) -> None:

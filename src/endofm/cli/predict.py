@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from endofm.cli.inference_args import add_runtime_args, report_errors
+from endofm.cli.inference_args import add_io_args, add_runtime_args, report_errors
 
 TASK_HELP = {
     "classification": "per-window probabilities, timeline.csv/png and a video-level decision "
@@ -25,12 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
     for task, text in TASK_HELP.items():
         t = tasks.add_parser(task, help=text, description=text)
-        t.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
-                       help="video files, folders (recursive), frame folders or manifests")
-        t.add_argument("--checkpoint", required=True, type=Path)
+        add_io_args(t, "a directory written by `endofm finetune` (classification: also the "
+                       "released polypdiag.pth layout)")
         t.add_argument("--num-heads", type=int, default=None,
                        help="attention heads, for released files of a width no named config has")
-        t.add_argument("--output", required=True, type=Path)
         t.add_argument("--frame-step", default=None, metavar="R",
                        help="frames (or seconds, 0.5s) between a window's frames "
                             "(classification; default 32 at 30 fps) or between predicted "
