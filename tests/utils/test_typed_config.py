@@ -128,3 +128,23 @@ def test_backbone_size_and_frames_follow_the_data_or_disagree_loudly(group, size
                                           f"{frames_key}=6"):
         load_config(schema(group), recipe_path(group, "tiny"),
                     [f"{frames_key}=6", "model.backbone.num_frames=5"])
+
+
+def test_backbone_section_reaches_the_model_and_pretrained_is_one_setting(tmp_path):
+    """``model.backbone`` settings reach ``create_backbone``; ``--pretrained`` and
+    ``model.backbone.pretrained`` are the same setting for the engine."""
+    from endofm.models import create_backbone, save_pretrained
+    from endofm.tasks.engine import configured_pretrained
+
+    cfg = load_config(schema("classification"), recipe_path("classification", "tiny"),
+                      ["model.backbone.grad_checkpointing=true", "model.backbone.depth=1"])
+    model = create_backbone(cfg.model.backbone)
+    assert model.grad_checkpointing and len(model.blocks) == 1 and model.img_size == 64
+    saved = save_pretrained(model, tmp_path / "bb")
+    with_weights = load_config(schema("classification"), recipe_path("classification", "tiny"),
+                               [f"model.backbone.pretrained={saved}"])
+    task = TASKS["classification"](with_weights)
+    assert configured_pretrained(with_weights) == str(saved)
+    assert task.backbone_settings(None).pretrained == str(saved)
+    assert task.backbone_settings(tmp_path / "other").pretrained == str(tmp_path / "other")
+    assert configured_pretrained(object()) is None  # a task config without a backbone
