@@ -3,6 +3,7 @@ with SDPA attention (endofm) beside the explicit q kᵀ → softmax → v form o
 released code's), plus the achieved GFLOP/s against a measured GEMM rate.
 
     python benchmarks/backbone.py [--device auto] [--frames 8 16] [--repeats 3] [--quick]
+        [--precisions fp32 bf16] [--compile]
 
 FLOPs are counted with ``torch.utils.flop_counter`` on a meta-device copy (2 FLOP per
 multiply-add; 392 GFLOP for one 8x224x224 clip). Peak memory is the allocator's high-water
@@ -13,7 +14,10 @@ medians over ``--repeats`` forwards after ``--warmup``; on a shared machine chec
 The last table divides each SDPA forward's time by the time of the same linear-layer GEMMs
 alone (every ``nn.Linear`` call of that forward, with its input shape, weights and precision,
 replayed as bare ``F.linear`` calls in the same run): the bound a forward made only of its
-GEMMs would reach. ``--compile`` adds ``torch.compile``d forwards to that table.
+GEMMs would reach. Forwards and GEMM replays are timed alternately (at least 3 pairs) and the
+median per-pair ratio is printed, so that a shared host's drifting speed cancels out.
+``--compile`` adds forwards compiled as ``endofm extract --compile`` compiles them
+(:func:`endofm.inference.backbone.maybe_compile`: inductor with freezing) to that table.
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import endofm
+from endofm.inference.backbone import maybe_compile
 from endofm.utils.device import autocast, resolve_device
 
 MODEL = "endofm_vit_base_patch16"
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
+_M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
 
@@ -84,8 +90,10 @@ def _cpu_peak_mib(fn: Callable[[], object]) -> float | None:
 
     Free heap memory is first returned to the system (``malloc_trim``) and, for the call only,
     blocks of 1 MiB and more are served by mmap, so that every byte the call touches counts;
-    afterwards glibc's largest default threshold (32 MiB) is restored so that timings are not
-    burdened with page faults.
+    afterwards the thresholds are set to where glibc's dynamic ones settle for tensor-sized
+    blocks (mmap above 32 MiB, heap trimmed above 64 MiB): setting one fixes both, and a trim
+    threshold left at its 128 KiB default returns freed activations to the system after every
+    op, so that later timings would pay page faults (+10-15 % on a ViT-B CPU forward).
     """
     libc = _libc()
     if libc is None or not libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20):
@@ -100,6 +108,7 @@ def _cpu_peak_mib(fn: Callable[[], object]) -> float | None:
         return None
     finally:
         libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
 
 
 def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float | None:
@@ -159,9 +168,8 @@ def linear_calls(model: nn.Module, x: torch.Tensor, precision: str
     return calls
 
 
-def gemm_seconds(model: nn.Module, x: torch.Tensor, precision: str, warmup: int,
-                 repeats: int) -> float:
-    """Median seconds of the forward's linear GEMMs alone (same shapes, weights, dtype)."""
+def gemm_replay(model: nn.Module, x: torch.Tensor, precision: str) -> Callable[[], None]:
+    """The forward's linear GEMMs alone (same shapes, weights, dtype) as one callable."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     inputs: dict[torch.Size, torch.Tensor] = {}
     calls = []
@@ -176,7 +184,19 @@ def gemm_seconds(model: nn.Module, x: torch.Tensor, precision: str, warmup: int,
             for a, w, b in calls:
                 F.linear(a, w, b)
 
-    return timed(gemms, x.device, warmup, repeats)
+    return gemms
+
+
+def interleaved_ratio(forward: Callable[[], object], gemms: Callable[[], object],
+                      device: torch.device, warmup: int, repeats: int
+                      ) -> tuple[float, float, float]:
+    """Median forward seconds, median GEMM seconds and the median of their per-pair ratios,
+    timing the two alternately so that a shared host's drifting speed cancels out."""
+    pairs = [(timed(forward, device, warmup if i == 0 else 0, 1),
+              timed(gemms, device, warmup if i == 0 else 0, 1)) for i in range(repeats)]
+    fwd, gemm = (sorted(p[k] for p in pairs)[repeats // 2] for k in (0, 1))
+    ratios = sorted(f / g for f, g in pairs)
+    return fwd, gemm, ratios[repeats // 2]
 
 
 def parse_args() -> argparse.Namespace:
@@ -190,23 +210,31 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--gemm-size", type=int, default=4096)
     p.add_argument("--quick", action="store_true",
                    help="one timed forward per setting, a 2048 GEMM")
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
+                   help="bf16 is emulated (very slow) on CPUs without AVX512-BF16/AMX")
     p.add_argument("--compile", action="store_true",
                    help="also time torch.compile'd forwards against their GEMMs")
     return p.parse_args()
 
 
-def gemm_ratio_rows(model: nn.Module, x: torch.Tensor, precision: str, seconds: float,
+def gemm_ratio_rows(model: nn.Module, x: torch.Tensor, precision: str,
                     args: argparse.Namespace) -> list[str]:
     """Rows of forward time / linear-GEMM time for the eager (and compiled) forward."""
-    gemm = gemm_seconds(model, x, precision, args.warmup, args.repeats)
+    gemms = gemm_replay(model, x, precision)
     clip = f"{x.shape[2]:>3}x{x.shape[3]}x{x.shape[4]}"
-    rows = [f"{clip} {precision:>5} {'eager':>9} {seconds * 1e3:>9.0f} {gemm * 1e3:>9.0f} "
-            f"{seconds / gemm:>6.2f}"]
+    forwards = {"eager": model}
     if args.compile:
-        compiled = torch.compile(model, dynamic=False)
-        c_seconds, _ = measure(compiled, x, precision, args.warmup + 1, args.repeats)
-        rows.append(f"{clip} {precision:>5} {'compiled':>9} {c_seconds * 1e3:>9.0f} "
-                    f"{gemm * 1e3:>9.0f} {c_seconds / gemm:>6.2f}")
+        forwards["compiled"] = maybe_compile(model, True)
+    rows = []
+    for name, module in forwards.items():
+        def forward(module: nn.Module = module) -> torch.Tensor:
+            with torch.inference_mode(), autocast(x.device, precision):
+                return module(x)
+
+        fwd, gemm, ratio = interleaved_ratio(forward, gemms, x.device, args.warmup + 1,
+                                             max(args.repeats, 3))
+        rows.append(f"{clip} {precision:>5} {name:>9} {fwd * 1e3:>9.0f} {gemm * 1e3:>9.0f} "
+                    f"{ratio:>6.2f}")
     return rows
 
 
@@ -216,12 +244,13 @@ def main() -> None:
         args.repeats, args.gemm_size = 1, 2048
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    peaks = {p: gemm_rate(device, dtype, args.gemm_size, max(args.repeats, 3))
-             for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    peaks = {p: gemm_rate(device, dtypes[p], args.gemm_size, max(args.repeats, 3))
+             for p in args.precisions}
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"batch {args.batch}, load average {_load()}")
-    print(f"GEMM {args.gemm_size}^3: fp32 {peaks['fp32']:.0f} GFLOP/s, "
-          f"bf16 {peaks['bf16']:.0f} GFLOP/s")
+    print(f"GEMM {args.gemm_size}^3: " + ", ".join(f"{p} {rate:.1f} GFLOP/s"
+                                                     for p, rate in peaks.items()))
     model = endofm.create_model(MODEL, img_size=args.img_size).to(device).eval()
     header = (f"{'clip':>10} {'prec':>5} {'attention':>9} {'ms':>9} {'GFLOP/s':>8} "
               f"{'%GEMM':>6} {'peak MiB':>9}")
@@ -232,7 +261,7 @@ def main() -> None:
         flops_per_clip[frames] = forward_flops(frames, args.img_size)
         flops = args.batch * flops_per_clip[frames]
         x = torch.randn(args.batch, 3, frames, args.img_size, args.img_size, device=device)
-        for precision in ("fp32", "bf16"):
+        for precision in args.precisions:
             for explicit in (False, True):
                 model.set_explicit_attention(explicit)
                 seconds, peak = measure(model, x, precision, args.warmup, args.repeats)
@@ -242,7 +271,7 @@ def main() -> None:
                       f"{rate:>8.0f} {100 * rate / peaks[precision]:>5.0f}% "
                       f"{'n/a' if peak is None else f'{peak:.0f}':>9}")
                 if not explicit:
-                    ratios += gemm_ratio_rows(model, x, precision, seconds, args)
+                    ratios += gemm_ratio_rows(model, x, precision, args)
     print(f"\n{'clip':>10} {'prec':>5} {'forward':>9} {'ms':>9} {'GEMMs ms':>9} "
           f"{'ratio':>6}\n" + "-" * 53)
     print("\n".join(ratios))

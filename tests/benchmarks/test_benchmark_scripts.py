@@ -34,3 +34,27 @@ def test_gpu_table_forward_row_runs():
     cells = forward_row("bf16", torch.device("cpu"), sizes(dry_run=True))
     assert cells[0].startswith("forward 8x64x64") and "clips/s" in cells[3]
     assert "gpu_table" in sys.modules
+
+
+def test_backbone_gemm_ratio_rows_run():
+    import argparse
+
+    from backbone import gemm_ratio_rows
+
+    import endofm
+
+    model = endofm.create_model("endofm_vit_tiny_patch16", img_size=32, num_frames=2).eval()
+    args = argparse.Namespace(compile=False, warmup=0, repeats=3)
+    (row,) = gemm_ratio_rows(model, torch.randn(1, 3, 2, 32, 32), "fp32", args)
+    assert row.split()[2] == "eager" and float(row.split()[-1]) > 0
+
+
+def test_interleaved_ratio_takes_the_median_of_per_pair_ratios(monkeypatch):
+    import backbone
+
+    # alternately timed pairs (forward, GEMMs): (1, 2), (9, 1), (1, 4) seconds
+    clock = iter([0, 1.0, 0, 2.0, 0, 9.0, 0, 1.0, 0, 1.0, 0, 4.0])
+    monkeypatch.setattr(backbone.time, "perf_counter", lambda: next(clock))
+    fwd, gemm, ratio = backbone.interleaved_ratio(lambda: None, lambda: None,
+                                                  torch.device("cpu"), 0, 3)
+    assert (fwd, gemm, ratio) == (1.0, 2.0, 0.5)  # column medians; ratios 0.5, 9, 0.25

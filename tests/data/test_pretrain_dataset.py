@@ -115,3 +115,44 @@ def test_source_weights(data):
     assert weights.tolist() == [0.5, 0.5, 3.0]
     with pytest.raises(ValueError, match="unknown sources"):
         ds.sample_weights({"c": 1.0})
+
+
+def test_keep_decoded_gives_the_same_views_without_decoding_again(data, tmp_path, monkeypatch):
+    cfg = PretrainViewsConfig(global_size=32, local_size=16, decode_short_side=24)
+    items = [ClipItem(data / "good.mp4", 0.0, 1.0), ClipItem(data / "good.mp4", 0.3, 1.3)]
+    lazy = PretrainClipDataset(items, PretrainViews(cfg))
+    kept = PretrainClipDataset(items, PretrainViews(cfg), keep_decoded=True)
+    assert kept.decoded_bytes == 40 * 24 * 32 * 3  # the shared video counted once
+    assert kept._videos[0] is kept._videos[1]
+    for index in (0, 1):
+        torch.manual_seed(index)
+        expected = lazy[index]
+        torch.manual_seed(index)
+        got = kept[index]
+        assert all(torch.equal(a, b) for a, b in zip(expected, got, strict=True))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(type(kept._videos[0].source), "read", no_decoding)
+    kept[0]
+
+
+def test_keep_decoded_reports_a_video_that_fails_to_decode(data, tmp_path, monkeypatch):
+    from endofm.data.video import FileVideo
+
+    original = FileVideo.read
+
+    def failing(self, indices, short_side=None):
+        if self.path.name == "bad.mp4":
+            raise VideoError(self.path, "corrupt video data")
+        return original(self, indices, short_side)
+
+    (tmp_path / "bad.mp4").write_bytes((data / "good.mp4").read_bytes())
+    monkeypatch.setattr(FileVideo, "read", failing)
+    items = [tmp_path / "bad.mp4", data / "good.mp4"]
+    ds = PretrainClipDataset(items, PretrainViews(CFG), on_error="skip", keep_decoded=True)
+    assert len(ds) == 1 and ds.report()["skipped"] == [
+        {"path": str(tmp_path / "bad.mp4"), "reason": "corrupt video data"}]
+    with pytest.raises(VideoError, match="bad.mp4"):
+        PretrainClipDataset(items, PretrainViews(CFG), keep_decoded=True)

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from endofm.data.manifest import ClipItem
 from endofm.data.sampling import random_window
 from endofm.data.transforms import to_clip
-from endofm.data.video import VideoError, VideoSource, open_video
+from endofm.data.video import DecodedVideo, VideoError, VideoSource, open_video
 from endofm.data.views import PretrainViews, needed_frames
 
 
@@ -46,10 +46,15 @@ class PretrainClipDataset(Dataset):
             failures returned as :class:`Skip` records).
         folder_fps: frame rate of frame-folder sources.
         probe: open every video now (find broken files early); otherwise lazily.
+        keep_decoded: decode every video once now, at ``views.cfg.decode_short_side``, and keep
+            its frames in memory (``decoded_bytes``; shared with forked loader workers): for
+            small datasets, where decoding would otherwise cost most of a step. A video that
+            fails to decode is handled as a probe failure.
     """
 
     def __init__(self, items: Sequence[ClipItem | str | Path], views: PretrainViews,
-                 on_error: str = "raise", folder_fps: float = 30.0, probe: bool = True) -> None:
+                 on_error: str = "raise", folder_fps: float = 30.0, probe: bool = True,
+                 keep_decoded: bool = False) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.views = views
@@ -58,16 +63,36 @@ class PretrainClipDataset(Dataset):
         self.skipped: list[dict[str, str]] = []
         self.items: list[ClipItem] = []
         self._videos: list[VideoSource | None] = []
+        decoded: dict[Path, VideoSource | None] = {}
         for item in items:
             item = item if isinstance(item, ClipItem) else ClipItem(path=Path(item))
-            video = self._probe(item) if probe else None
-            if probe and video is None:
+            video = self._probe(item) if probe or keep_decoded else None
+            if keep_decoded and video is not None:
+                if item.path not in decoded:
+                    decoded[item.path] = self._decode(video)
+                video = decoded[item.path]
+            if (probe or keep_decoded) and video is None:
                 continue
             self.items.append(item)
             self._videos.append(video)
         if not self.items:
             raise ValueError(f"no usable videos ({len(self.skipped)} skipped: "
                              f"{self.skipped[:3]}{' ...' if len(self.skipped) > 3 else ''})")
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Memory held by videos kept decoded (``keep_decoded``), each counted once."""
+        kept = {id(v): v.nbytes for v in self._videos if isinstance(v, DecodedVideo)}
+        return sum(kept.values())
+
+    def _decode(self, video: VideoSource) -> DecodedVideo | None:
+        try:
+            return DecodedVideo(video, self.views.cfg.decode_short_side)
+        except VideoError as error:
+            if self.on_error == "raise":
+                raise
+            self.skipped.append({"path": str(error.path), "reason": error.reason})
+            return None
 
     def __len__(self) -> int:
         return len(self.items)

@@ -256,6 +256,30 @@ class FrameFolder(VideoSource):
         return self.num_frames
 
 
+class DecodedVideo(VideoSource):
+    """Every frame of another source, decoded once at ``short_side`` and kept in memory as
+    uint8 ``[N, H', W', 3]`` (``nbytes`` of them): for small datasets that are read over and
+    over, such as the tiny pre-training recipes. Reads at another size go to the source."""
+
+    def __init__(self, source: VideoSource, short_side: int | None) -> None:
+        self.source, self.short_side = source, short_side
+        self.path, self.fps, self.num_frames = source.path, source.fps, source.num_frames
+        self.height, self.width = source.height, source.width
+        self.frames = source.read(range(source.num_frames), short_side)
+
+    @property
+    def nbytes(self) -> int:
+        return self.frames.nbytes
+
+    def read(self, indices: Sequence[int], short_side: int | None = None) -> np.ndarray:
+        if short_side != self.short_side:
+            return self.source.read(indices, short_side)
+        return self.frames[self._check_indices(indices)]
+
+    def verify(self) -> int:
+        return self.source.verify()
+
+
 class VideoWriter:
     """Write uint8 ``[H, W, 3]`` frames to a video file (H.264 when available, else MPEG-4).
 

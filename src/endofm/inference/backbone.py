@@ -86,6 +86,24 @@ def feature_shape(backbone: VisionTransformer, features: str, height: int,
     return (backbone.embed_dim,)
 
 
+class FrozenCompiled(nn.Module):
+    """``torch.compile`` of an inference-only ``module`` with inductor's freezing: weights are
+    folded in as constants and, on CPU, pre-packed for oneDNN/MKL, with GELU fused into its
+    GEMM. Valid because inference never changes them. Shapes are fixed (callers pad the last
+    batch). Freezing is read when a graph is compiled, i.e. inside a call, so every call runs
+    under it."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.compiled = torch.compile(module, dynamic=False)
+
+    def forward(self, *args: Tensor) -> Tensor:
+        from torch._inductor import config as inductor_config  # imports inductor: only here
+
+        with inductor_config.patch(freezing=True):
+            return self.compiled(*args)
+
+
 def maybe_compile(module: nn.Module, enable: bool) -> nn.Module:
-    """``torch.compile(module)`` when ``enable`` (fixed shapes: callers pad the last batch)."""
-    return torch.compile(module, dynamic=False) if enable else module
+    """:class:`FrozenCompiled` ``module`` when ``enable``, else ``module`` itself."""
+    return FrozenCompiled(module) if enable else module

@@ -118,6 +118,9 @@ class SSLDataConfig:
     num_workers: int = 4
     folder_fps: float = 30.0
     source_weights: dict[str, float] = field(default_factory=dict)
+    # decode every video once at the start and keep its frames in memory (small datasets:
+    # frames x H x W x 3 bytes at views.decode_short_side, reported at the start)
+    keep_decoded: bool = False
 
 
 @dataclass

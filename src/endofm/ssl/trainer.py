@@ -90,7 +90,11 @@ class PretrainTrainer:
         items = resolve_items(data, self.skipped)
         self.dataset = PretrainClipDataset(items, PretrainViews(cfg.views),
                                            on_error=cfg.data.on_error,
-                                           folder_fps=cfg.data.folder_fps)
+                                           folder_fps=cfg.data.folder_fps,
+                                           keep_decoded=cfg.data.keep_decoded)
+        if cfg.data.keep_decoded and dist.is_main:
+            note(f"kept {len(self.dataset)} videos decoded in memory "
+                 f"({self.dataset.decoded_bytes / 2**20:.1f} MiB)")
         self.skipped += self.dataset.skipped
         self.weights = (self.dataset.sample_weights(dict(cfg.data.source_weights))
                         if cfg.data.source_weights else None)
