@@ -58,3 +58,17 @@ def test_interleaved_ratio_takes_the_median_of_per_pair_ratios(monkeypatch):
     fwd, gemm, ratio = backbone.interleaved_ratio(lambda: None, lambda: None,
                                                   torch.device("cpu"), 0, 3)
     assert (fwd, gemm, ratio) == (1.0, 2.0, 0.5)  # column medians; ratios 0.5, 9, 0.25
+
+
+def test_ssl_probe_seed_runs_every_variant_key(tmp_path):
+    from ssl_probe import PRETRAIN, VARIANTS, run_seed
+
+    from endofm.data.synth_probe import ProbeTaskSize
+
+    assert {"recipe", "base", "sk", "sk+ibot", "sk+ibot+koleo"} <= set(VARIANTS)
+    size = ProbeTaskSize(pretrain_videos=4, train_videos=4, val_videos=4, frames=20)
+    row = run_seed(0, tmp_path, ["optim.epochs=1", "optim.batch_size=2",
+                                 "views.min_window_frames=16", *VARIANTS["sk+ibot+koleo"]],
+                   PRETRAIN, "cpu", "texture", size)
+    assert 0 <= row["random"] <= 1 and 0 <= row["pretrained"] <= 1
+    assert 0 < row["entropy_ratio"] <= 1 and "pretrained_linear" in row

@@ -79,6 +79,16 @@ def test_broken_files_reported_and_checkpoint_loads(sample_data, tmp_path, capsy
     assert state(out)["epoch"] == 3
 
 
+def test_keep_decoded_trains_exactly_as_decoding_each_step(sample_data, tmp_path, capsys):
+    videos = sample_data["videos"]
+    pretrain(cfg(), videos, tmp_path / "decoding")
+    pretrain(cfg("data.keep_decoded=true"), videos, tmp_path / "kept")
+    assert "videos decoded in memory" in capsys.readouterr().out
+    a, b = state(tmp_path / "decoding"), state(tmp_path / "kept")
+    for k, v in a["teacher"].items():
+        assert torch.equal(v, b["teacher"][k]), k
+
+
 def test_tiny_run_student_learns_to_match_teacher(sample_data, tmp_path):
     """The student's part of the loss (KL to the teacher) falls over the tiny run; the total
     also contains the teacher's entropy, which centring raises at this scale."""

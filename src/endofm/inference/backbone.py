@@ -88,10 +88,10 @@ def feature_shape(backbone: VisionTransformer, features: str, height: int,
 
 class FrozenCompiled(nn.Module):
     """``torch.compile`` of an inference-only ``module`` with inductor's freezing: weights are
-    folded in as constants and, on CPU, pre-packed for oneDNN/MKL, with GELU fused into its
-    GEMM. Valid because inference never changes them. Shapes are fixed (callers pad the last
-    batch). Freezing is read when a graph is compiled, i.e. inside a call, so every call runs
-    under it."""
+    folded in as constants (on CPU pre-packed for oneDNN/MKL, GELU fused into its GEMM), valid
+    because inference never changes them. Shapes are fixed (callers pad the last batch).
+    Freezing is read when a graph is compiled, i.e. inside a call, so every call runs under
+    it."""
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()

@@ -40,7 +40,7 @@ def resize_time_embed(time_embed: Tensor, num_frames: int) -> Tensor:
 class GELU(nn.GELU):
     """Exact (erf) GELU, computed in place when no gradient needs its input: a forward
     without autograd then skips allocating and page-faulting a ``[B, L, 4D]`` buffer per
-    block (about 3 % of a ViT-B forward on a 2-core CPU)."""
+    block (GELU takes half the time in place on a 2-core CPU: 3.2 vs 6.4 ms at 1569 x 3072)."""
 
     def forward(self, x: Tensor) -> Tensor:
         if x.requires_grad:
