@@ -93,7 +93,7 @@ def _cpu_peak_mib(fn: Callable[[], object]) -> float | None:
     afterwards the thresholds are set to where glibc's dynamic ones settle for tensor-sized
     blocks (mmap above 32 MiB, heap trimmed above 64 MiB): setting one fixes both, and a trim
     threshold left at its 128 KiB default returns freed activations to the system after every
-    op, so that later timings would pay page faults (+10-15 % on a ViT-B CPU forward).
+    op, so that later timings would pay page faults for them.
     """
     libc = _libc()
     if libc is None or not libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20):
