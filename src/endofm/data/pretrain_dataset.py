@@ -63,15 +63,12 @@ class PretrainClipDataset(Dataset):
         self.skipped: list[dict[str, str]] = []
         self.items: list[ClipItem] = []
         self._videos: list[VideoSource | None] = []
-        decoded: dict[Path, VideoSource | None] = {}
+        opened = probe or keep_decoded
+        decoded: dict[Path, DecodedVideo] | None = {} if keep_decoded else None
         for item in items:
             item = item if isinstance(item, ClipItem) else ClipItem(path=Path(item))
-            video = self._probe(item) if probe or keep_decoded else None
-            if keep_decoded and video is not None:
-                if item.path not in decoded:
-                    decoded[item.path] = self._decode(video)
-                video = decoded[item.path]
-            if (probe or keep_decoded) and video is None:
+            video = self._probe(item, decoded) if opened else None
+            if opened and video is None:
                 continue
             self.items.append(item)
             self._videos.append(video)
@@ -85,22 +82,21 @@ class PretrainClipDataset(Dataset):
         kept = {id(v): v.nbytes for v in self._videos if isinstance(v, DecodedVideo)}
         return sum(kept.values())
 
-    def _decode(self, video: VideoSource) -> DecodedVideo | None:
-        try:
-            return DecodedVideo(video, self.views.cfg.decode_short_side)
-        except VideoError as error:
-            if self.on_error == "raise":
-                raise
-            self.skipped.append({"path": str(error.path), "reason": error.reason})
-            return None
-
     def __len__(self) -> int:
         return len(self.items)
 
-    def _probe(self, item: ClipItem) -> VideoSource | None:
+    def _probe(self, item: ClipItem, decoded: dict[Path, DecodedVideo] | None
+               ) -> VideoSource | None:
+        """``item``'s opened (with ``decoded``: decoded, shared by path) video, or ``None`` when
+        it fails and is skipped."""
         try:
-            video = open_video(item.path, self.folder_fps)
+            video = decoded.get(item.path) if decoded is not None else None
+            if video is None:
+                video = open_video(item.path, self.folder_fps)
             self._frame_range(video, item)
+            if decoded is not None and not isinstance(video, DecodedVideo):
+                video = decoded[item.path] = DecodedVideo(video,
+                                                          self.views.cfg.decode_short_side)
             return video
         except VideoError as error:
             if self.on_error == "raise":
