@@ -1,19 +1,22 @@
 """Does the tiny pre-training learn? k-NN probe accuracy of a randomly initialised vs a
 pre-trained tiny backbone on a synthetic task where random features are weak
-(``endofm.data.synth_probe``: ``texture``, dense fine vs sparse coarse vessels under lighting
-that drifts within each video; ``motion``, camera advancing vs withdrawing; ``polyp`` /
-``polyp_drift``, a polyp or none under per-video / drifting lighting), with the pre-training's
-final teacher entropy / ln K, over several seeds.
+(``endofm.data.synth_probe``: ``polyp_drift``, a polyp or none under lighting that drifts
+within each video; ``polyp``, the same under per-video lighting; ``texture``, dense fine vs
+sparse coarse vessels under drifting lighting; ``motion``, camera advancing vs withdrawing),
+with the pre-training's final teacher entropy / ln K, over several seeds.
 
-    python benchmarks/ssl_probe.py [--seeds 3] [--first-seed 0] [--task texture]
+    python benchmarks/ssl_probe.py [--seeds 3] [--first-seed 0] [--task polyp_drift]
         [--variant recipe] [--threads 1] [--pretrain-videos 48] [--probe-videos 48]
-        [--out DIR] [key=value ...]
+        [--supervised-epochs 20] [--out DIR] [key=value ...]
 
 Per seed: render the task (seeded), probe a random-init backbone (init seed = the seed),
 pre-train with ``--config`` (default: the packaged tiny_learns recipe), the ``--variant``'s
 overrides and any ``key=value`` overrides on the task's unlabelled videos (``run.seed`` = the
-seed), then probe the teacher backbone. Prints a row per seed and mean ± std; the goal is
-pre-trained ≥ random + 0.15 (k-NN accuracy at the headline k) and final entropy ratio ≤ 0.8.
+seed), then probe the teacher backbone; with ``--supervised-epochs`` also train the tiny
+classification recipe with the labels (the ceiling: can this backbone learn the label at all?).
+Prints a row per seed and mean ± std; the goal is pre-trained ≥ random + 0.15 (k-NN accuracy at
+the headline k) and final entropy ratio ≤ 0.8. The default task is ``polyp_drift``: the tiny
+backbone cannot learn ``texture`` even with the labels (README).
 """
 
 from __future__ import annotations
@@ -31,10 +34,14 @@ from endofm.config import load_config, recipe_path
 from endofm.data.synth_probe import TASKS, ProbeTaskSize, synthesize_probe_task
 from endofm.eval.probe import ProbeConfig, run_probe
 from endofm.ssl import PretrainConfig, pretrain
+from endofm.tasks import TASKS as FINETUNE_TASKS
+from endofm.tasks.base import task_config_schema
+from endofm.tasks.engine import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAIN = recipe_path("pretrain", "tiny_learns")
 PROBE = recipe_path("probe", "tiny")
+SUPERVISED = recipe_path("classification", "tiny")  # same backbone, clips and test views
 HEADLINE_K = 5
 # Named recipe variants: overrides on top of the config. ``recipe``: the config as it is
 # (tiny_learns: DINO + KoLeo 0.5 on the backbone's CLS). Issue 14's ablation (cumulative, from
@@ -51,8 +58,23 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
+def supervised_accuracy(probe_root: Path, out: Path, seed: int, device: str,
+                        epochs: int) -> float:
+    """Validation accuracy of the tiny classification recipe trained *with the labels* from a
+    random init on the probe's training split: whether this backbone can learn the task's label
+    at all in this budget. A task it cannot learn with labels cannot show that pre-training
+    learns it."""
+    task_cls = FINETUNE_TASKS["classification"]
+    cfg = load_config(task_config_schema(task_cls), SUPERVISED, [
+        f"train.device={device}", f"train.seed={seed}", f"train.epochs={epochs}",
+        "train.progress=false", "protocol.selection=fixed"])
+    return float(fit(task_cls(cfg), probe_root, out)["accuracy"])
+
+
 def run_seed(seed: int, out: Path, pretrain_overrides: list[str], config: Path,
-             device: str, task: str, size: ProbeTaskSize | None = None) -> dict[str, float]:
+             device: str, task: str, size: ProbeTaskSize | None = None,
+             supervised_epochs: int = 0) -> dict[str, float]:
+    """One seed's row; with ``supervised_epochs`` > 0 also the supervised reference."""
     data = synthesize_probe_task(out / "task", seed, task, size or ProbeTaskSize())
     probe_cfg = load_config(ProbeConfig, PROBE, [f"device={device}", f"model.init_seed={seed}",
                                                  f"probe.k=[1,{HEADLINE_K},10]"])
@@ -65,13 +87,17 @@ def run_seed(seed: int, out: Path, pretrain_overrides: list[str], config: Path,
     trained = run_probe(probe_cfg, out / "pretrain" / "backbone", data["probe"],
                         out / "probe_pretrained", method="all")
     key = f"knn_k{HEADLINE_K}"
+    reference = ({"supervised": supervised_accuracy(data["probe"], out / "supervised", seed,
+                                                    device, supervised_epochs)}
+                 if supervised_epochs else {})
     return {"random": random["probes"][key]["accuracy"],
             "pretrained": trained["probes"][key]["accuracy"],
             "entropy_ratio": report["final_entropy_ratio"],
             "collapse_warning": float(report["collapse_warning"]),
             "pretrain_minutes": minutes,
             **{f"random_{k}": v["accuracy"] for k, v in random["probes"].items()},
-            **{f"pretrained_{k}": v["accuracy"] for k, v in trained["probes"].items()}}
+            **{f"pretrained_{k}": v["accuracy"] for k, v in trained["probes"].items()},
+            **reference}
 
 
 def main() -> None:
@@ -81,10 +107,13 @@ def main() -> None:
     parser.add_argument("--variant", default="recipe", choices=sorted(VARIANTS))
     parser.add_argument("--config", type=Path, default=PRETRAIN, help="pre-training YAML")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--task", default="texture", choices=TASKS)
+    parser.add_argument("--task", default="polyp_drift", choices=TASKS)
     parser.add_argument("--pretrain-videos", type=int, default=ProbeTaskSize.pretrain_videos)
     parser.add_argument("--probe-videos", type=int, default=ProbeTaskSize.train_videos,
                         help="labelled videos in each of the probe's train and val splits")
+    parser.add_argument("--supervised-epochs", type=int, default=0,
+                        help="also train the tiny classification recipe with the labels for "
+                             "this many epochs (0: off): can the backbone learn the task at all?")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (1 avoids thrashing on a shared, loaded machine)")
     parser.add_argument("--out", type=Path, default=None,
@@ -105,17 +134,21 @@ def main() -> None:
             size = ProbeTaskSize(pretrain_videos=args.pretrain_videos,
                                  train_videos=args.probe_videos, val_videos=args.probe_videos)
             r = run_seed(seed, out / f"seed_{seed}", overrides, args.config, args.device,
-                         args.task, size)
+                         args.task, size, args.supervised_epochs)
             rows.append(r)
+            supervised = f"  supervised {r['supervised']:.3f}" if "supervised" in r else ""
             print(f"{seed:4d}  {r['random']:6.3f}  {r['pretrained']:10.3f}  "
                   f"{r['pretrained'] - r['random']:+5.3f}  {r['entropy_ratio']:13.3f}  "
                   f"{int(r['collapse_warning']):8d}  {r['pretrain_minutes']:7.1f}"
-                  f"  {r['random_linear']:6.3f}  {r['pretrained_linear']:6.3f}", flush=True)
+                  f"  {r['random_linear']:6.3f}  {r['pretrained_linear']:6.3f}{supervised}",
+                  flush=True)
         summary = {k: (float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows])))
                    for k in rows[0]}
         print(f"k-NN accuracy (k={HEADLINE_K}) mean ± std over {len(rows)} seeds:")
         for key in ("random", "pretrained", "entropy_ratio", "pretrain_minutes",
-                    "random_linear", "pretrained_linear"):
+                    "random_linear", "pretrained_linear", "supervised"):
+            if key not in summary:
+                continue
             mean, std = summary[key]
             print(f"  {key:17s} {mean:.3f} ± {std:.3f}")
         gain = summary["pretrained"][0] - summary["random"][0]

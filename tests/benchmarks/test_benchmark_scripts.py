@@ -69,6 +69,34 @@ def test_ssl_probe_seed_runs_every_variant_key(tmp_path):
     size = ProbeTaskSize(pretrain_videos=4, train_videos=4, val_videos=4, frames=20)
     row = run_seed(0, tmp_path, ["optim.epochs=1", "optim.batch_size=2",
                                  "views.min_window_frames=16", *VARIANTS["sk+ibot+koleo"]],
-                   PRETRAIN, "cpu", "texture", size)
-    assert 0 <= row["random"] <= 1 and 0 <= row["pretrained"] <= 1
+                   PRETRAIN, "cpu", "texture", size, supervised_epochs=1)
+    assert 0 <= row["random"] <= 1 and 0 <= row["pretrained"] <= 1 and 0 <= row["supervised"] <= 1
     assert 0 < row["entropy_ratio"] <= 1 and "pretrained_linear" in row
+
+
+def _bright_dark_task(root: Path, per_class: int) -> Path:
+    """A PolypDiag-layout folder whose label is the videos' brightness (1 bright, 0 dark)."""
+    import numpy as np
+
+    from endofm.data import write_video
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        lines = []
+        for k in range(2 * per_class):
+            label = k % 2
+            level = 190 if label else 50
+            frames = (level + rng.integers(-20, 20, (16, 64, 64, 3))).astype(np.uint8)
+            name = f"{split}_{k}.mp4"
+            write_video(root / "videos" / name, frames, fps=30.0)
+            lines.append(f"{name},{label}\n")
+        (root / "splits").mkdir(parents=True, exist_ok=True)
+        (root / "splits" / f"{split}.txt").write_text("".join(lines))
+    return root
+
+
+def test_ssl_probe_supervised_reference_learns_a_visible_label(tmp_path):
+    from ssl_probe import supervised_accuracy
+
+    root = _bright_dark_task(tmp_path / "task", per_class=4)
+    assert supervised_accuracy(root, tmp_path / "run", 0, "cpu", epochs=4) == 1.0

@@ -243,3 +243,66 @@ def test_seeds_report_mean_and_std(tmp_path):
     assert summary["score"] == pytest.approx((runs[0]["score"] + runs[1]["score"]) / 2)
     assert summary["score_std"] == pytest.approx(abs(runs[0]["score"] - runs[1]["score"]) / 2)
     assert json.loads((tmp_path / "metrics.json").read_text())["seeds"] == 2
+
+
+class RecordingToyTask(ToyTask):
+    """ToyTask that records the raw weights after every optimiser step."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.trajectory: list[dict[str, torch.Tensor]] = []
+
+    def loss(self, model, batch):
+        if getattr(model, "training", False):
+            self.trajectory.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return super().loss(model, batch)
+
+
+def test_weight_ema_averages_the_steps_and_is_what_is_kept(tmp_path):
+    decay = 0.8
+    task = RecordingToyTask(cfg("protocol.selection=fixed", "train.epochs=3",
+                                f"train.ema_decay={decay}"))
+    fit(task, "root", tmp_path)
+    state = torch.load(tmp_path / "last.pth", weights_only=True)
+    # the weights seen by step k's loss are those after step k-1: replay the EMA over them
+    after_steps = [*task.trajectory[1:], state["model"]]
+    expected = {k: v.clone() for k, v in after_steps[0].items()}  # the first update copies
+    for w in after_steps[1:]:
+        for k in expected:
+            expected[k].mul_(decay).add_(w[k], alpha=1 - decay)
+    for k, v in expected.items():
+        torch.testing.assert_close(state["ema"][k], v)
+        assert not torch.allclose(state["ema"][k], state["model"][k]), k
+    kept = torch.load(tmp_path / "best" / "model.pt", weights_only=True)
+    for k, v in kept.items():
+        assert torch.equal(v, state["ema"][k]), k
+
+
+def test_weight_ema_selects_on_the_averaged_weights(tmp_path):
+    task = ToyTask(cfg("train.ema_decay=0.9"))
+    fit(task, "root", tmp_path)
+    state = torch.load(tmp_path / "last.pth", weights_only=True)
+    kept = torch.load(tmp_path / "best" / "model.pt", weights_only=True)
+    assert state["best_epoch"] == 3  # the toy loss keeps falling: the last epoch is kept
+    for k, v in kept.items():
+        assert torch.equal(v, state["ema"][k]), k
+
+
+def test_resume_with_weight_ema_continues_exactly(tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    fit(ToyTask(cfg("train.ema_decay=0.9")), "root", straight)
+    split = tmp_path / "split"
+    fit_killed_in_epoch(lambda: ToyTask(cfg("train.ema_decay=0.9")), split, monkeypatch)
+    fit(ToyTask(cfg("train.ema_decay=0.9")), "root", split)
+    a = torch.load(straight / "last.pth", weights_only=True)
+    b = torch.load(split / "last.pth", weights_only=True)
+    for part in ("model", "ema"):
+        for k, v in a[part].items():
+            assert torch.equal(v, b[part][k]), (part, k)
+
+
+def test_weight_ema_decay_out_of_range_is_one_clear_error():
+    from endofm.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.ema_decay must be in"):
+        cfg("train.ema_decay=1.0")

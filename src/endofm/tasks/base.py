@@ -62,8 +62,15 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 1  # epochs between selection evaluations
     patience: int = 0  # early stopping: evaluations without a better selection score (0: off)
+    # exponential moving average of the weights, updated after every optimiser step (0: off);
+    # with it the averaged weights are the ones evaluated, selected, kept and tested
+    ema_decay: float = 0.0
     log_every: int = 10  # iterations between JSONL log rows
     progress: bool = True  # progress bar / lines (``--quiet`` turns them off everywhere)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 class Selection(StrEnum):

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from timm.utils import ModelEmaV3
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
@@ -140,6 +141,8 @@ class Trainer:
                 p.requires_grad_(False)
         self.model = model.to(self.device)
         task.prepare(self.model, self.train_items, self.device, cfg.train.precision)
+        self.ema = (ModelEmaV3(self.model, decay=cfg.train.ema_decay)
+                    if cfg.train.ema_decay > 0 else None)
         self.ddp = (DistributedDataParallel(self.model, find_unused_parameters=True)
                     if dist.world_size > 1 else self.model)
         o = cfg.optim
@@ -160,6 +163,11 @@ class Trainer:
         self.epoch, self.step, self.best_score, self.best_epoch = 0, 0, -math.inf, -1
         self.logger = MetricLogger(self.output)
 
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are evaluated, selected and kept: the EMA's when it is on."""
+        return self.ema.module if self.ema is not None else self.model
+
     # -- data -------------------------------------------------------------------------------
     def loader(self, epoch: int) -> DataLoader:
         """The epoch's loader; shuffling is seeded by (seed, epoch) so a resume replays it."""
@@ -174,8 +182,13 @@ class Trainer:
                           drop_last=False, persistent_workers=False)
 
     # -- checkpoints ------------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        """The modules whose weights a training state holds."""
+        return {"model": self.model} | ({"ema": self.ema.module} if self.ema is not None else {})
+
     def state(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), **self.stepper.state_dict(),
+        return {**{k: m.state_dict() for k, m in self.modules().items()},
+                **self.stepper.state_dict(),
                 "epoch": self.epoch, "step": self.step, "best_score": self.best_score,
                 "best_epoch": self.best_epoch, "config": to_dict(self.cfg)} | self.arch()
 
@@ -190,7 +203,7 @@ class Trainer:
         path = self.output / LAST
         if not path.is_file():
             return False
-        state = load_training_state(path, {"model": self.model}, RESUME_HINT)
+        state = load_training_state(path, self.modules(), RESUME_HINT)
         self.stepper.load_state_dict(state)
         self.epoch, self.step = state["epoch"], state["step"]
         self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
@@ -205,6 +218,8 @@ class Trainer:
     def optimizer_step(self) -> None:
         self.stepper.step(self.model.parameters())
         self.step += 1
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.step)
 
     def train_epoch(self) -> float:
         train = self.cfg.train
@@ -250,7 +265,7 @@ class Trainer:
         """Epoch 0: the starting weights (e.g. a linear-probe warm start) as the first selection
         candidate, so the kept model is never worse on the carve-out than where training began.
         Saved in ``last`` at once, so a resume does not evaluate it again."""
-        metrics = run_evaluation(self.task, self.model, self.val_items, self.device)
+        metrics = run_evaluation(self.task, self.eval_model, self.val_items, self.device)
         record = {"epoch": 0} | {f"select/{k}": v for k, v in metrics.items()
                                  if isinstance(v, (int, float))}
         self.best_score, self.best_epoch = float(metrics[self.task.selection_metric]), -1
@@ -279,7 +294,8 @@ class Trainer:
             is_eval_epoch = ((self.epoch + 1) % cfg.train.eval_every == 0
                              or self.epoch + 1 == cfg.train.epochs)
             if self.dist.is_main and self.val_items is not None and is_eval_epoch:
-                metrics = run_evaluation(self.task, self.model, self.val_items, self.device)
+                metrics = run_evaluation(self.task, self.eval_model, self.val_items,
+                                         self.device)
                 record |= {f"select/{k}": v for k, v in metrics.items()
                            if isinstance(v, (int, float))}
                 if self.select(metrics):
@@ -298,7 +314,7 @@ class Trainer:
         """The kept weights in the task's format, with the run's settings beside them (so
         ``endofm evaluate`` needs no ``--config``)."""
         best = self.output / "best"
-        self.task.save_model(self.model, best)
+        self.task.save_model(self.eval_model, best)
         atomic_write_text((self.output / CONFIG_NAME).read_text(encoding="utf-8"),
                           best / CONFIG_NAME)
 
@@ -309,7 +325,7 @@ class Trainer:
             return {}
         if self.val_items is None:
             self.save_best()
-            kept = self.model
+            kept = self.eval_model
         else:
             kept = self.task.load_model(self.output / "best").to(self.device)
         metrics = run_evaluation(self.task, kept, self.test_items, self.device,
