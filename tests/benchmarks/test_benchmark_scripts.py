@@ -4,6 +4,7 @@ tiny sizes on the CPU (the figures themselves are not checked)."""
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -76,8 +77,6 @@ def test_ssl_probe_seed_runs_every_variant_key(tmp_path):
 
 def _bright_dark_task(root: Path, per_class: int) -> Path:
     """A PolypDiag-layout folder whose label is the videos' brightness (1 bright, 0 dark)."""
-    import numpy as np
-
     from endofm.data import write_video
 
     rng = np.random.default_rng(0)
