@@ -7,13 +7,15 @@ with the pre-training's final teacher entropy / ln K, over several seeds.
 
     python benchmarks/ssl_probe.py [--seeds 3] [--first-seed 0] [--task polyp_drift]
         [--variant recipe] [--threads 1] [--pretrain-videos 48] [--probe-videos 48]
-        [--supervised-epochs 20] [--out DIR] [key=value ...]
+        [--supervised-epochs 20] [--factors] [--out DIR] [key=value ...]
 
 Per seed: render the task (seeded), probe a random-init backbone (init seed = the seed),
 pre-train with ``--config`` (default: the packaged tiny_learns recipe), the ``--variant``'s
 overrides and any ``key=value`` overrides on the task's unlabelled videos (``run.seed`` = the
 seed), then probe the teacher backbone; with ``--supervised-epochs`` also train the tiny
-classification recipe with the labels (the ceiling: can this backbone learn the label at all?).
+classification recipe with the labels (the ceiling: can this backbone learn the label at all?),
+with ``--factors`` the k-NN accuracy of both backbones' features for the videos' nuisance
+factors (``probe/factors.csv``) instead of the label.
 Prints a row per seed and mean ± std; the goal is pre-trained ≥ random + 0.15 (k-NN accuracy at
 the headline k) and final entropy ratio ≤ 0.8. The default task is ``polyp_drift``: the tiny
 backbone cannot learn ``texture`` even with the labels (README).
@@ -22,6 +24,7 @@ backbone cannot learn ``texture`` even with the labels (README).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import tempfile
 import time
@@ -31,7 +34,7 @@ import numpy as np
 import torch
 
 from endofm.config import load_config, recipe_path
-from endofm.data.synth_probe import TASKS, ProbeTaskSize, synthesize_probe_task
+from endofm.data.synth_probe import FACTORS, TASKS, ProbeTaskSize, synthesize_probe_task
 from endofm.eval.probe import ProbeConfig, run_probe
 from endofm.ssl import PretrainConfig, pretrain
 from endofm.tasks import TASKS as FINETUNE_TASKS
@@ -71,10 +74,48 @@ def supervised_accuracy(probe_root: Path, out: Path, seed: int, device: str,
     return float(fit(task_cls(cfg), probe_root, out)["accuracy"])
 
 
+def factor_tasks(probe_root: Path, out: Path) -> dict[str, Path]:
+    """A PolypDiag-layout root per nuisance factor of ``probe_root/factors.csv`` (the same
+    videos, ``videos/`` linked), labelled 1 where the factor is above its median over the
+    training videos (``advancing`` is 0/1 already). Factors constant over the training videos
+    are left out."""
+    with (probe_root / "factors.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    roots = {}
+    for factor in FACTORS:
+        train = [float(r[factor]) for r in rows if r["split"] == "train"]
+        cut = 0.5 if factor == "advancing" else float(np.median(train))
+        if min(train) == max(train):
+            continue
+        root = out / factor
+        (root / "splits").mkdir(parents=True, exist_ok=True)
+        if not (root / "videos").exists():
+            (root / "videos").symlink_to((probe_root / "videos").resolve(),
+                                         target_is_directory=True)
+        for split in ("train", "val"):
+            labels = [f"{r['video']},{int(float(r[factor]) > cut)}\n"
+                      for r in rows if r["split"] == split]
+            (root / "splits" / f"{split}.txt").write_text("".join(labels))
+        roots[factor] = root
+    return roots
+
+
+def factor_accuracies(probe_cfg: ProbeConfig, checkpoint: Path | None, roots: dict[str, Path],
+                      out: Path) -> dict[str, float]:
+    """k-NN accuracy (headline k) of the features predicting each factor instead of the
+    label: what else the features encode."""
+    key = f"knn_k{HEADLINE_K}"
+    return {factor: run_probe(probe_cfg, checkpoint, root, out / factor,
+                              method="knn")["probes"][key]["accuracy"]
+            for factor, root in roots.items()}
+
+
 def run_seed(seed: int, out: Path, pretrain_overrides: list[str], config: Path,
              device: str, task: str, size: ProbeTaskSize | None = None,
-             supervised_epochs: int = 0) -> dict[str, float]:
-    """One seed's row; with ``supervised_epochs`` > 0 also the supervised reference."""
+             supervised_epochs: int = 0, factors: bool = False) -> dict[str, float]:
+    """One seed's row; with ``supervised_epochs`` > 0 also the supervised reference, with
+    ``factors`` the nuisance-factor k-NN accuracies (``random_<factor>``,
+    ``pretrained_<factor>``)."""
     data = synthesize_probe_task(out / "task", seed, task, size or ProbeTaskSize())
     probe_cfg = load_config(ProbeConfig, PROBE, [f"device={device}", f"model.init_seed={seed}",
                                                  f"probe.k=[1,{HEADLINE_K},10]"])
@@ -90,6 +131,11 @@ def run_seed(seed: int, out: Path, pretrain_overrides: list[str], config: Path,
     reference = ({"supervised": supervised_accuracy(data["probe"], out / "supervised", seed,
                                                     device, supervised_epochs)}
                  if supervised_epochs else {})
+    if factors:
+        roots = factor_tasks(data["probe"], out / "factor_tasks")
+        for name, checkpoint in (("random", None), ("pretrained", out / "pretrain" / "backbone")):
+            found = factor_accuracies(probe_cfg, checkpoint, roots, out / f"factors_{name}")
+            reference |= {f"{name}_{factor}": acc for factor, acc in found.items()}
     return {"random": random["probes"][key]["accuracy"],
             "pretrained": trained["probes"][key]["accuracy"],
             "entropy_ratio": report["final_entropy_ratio"],
@@ -114,6 +160,10 @@ def main() -> None:
     parser.add_argument("--supervised-epochs", type=int, default=0,
                         help="also train the tiny classification recipe with the labels for "
                              "this many epochs (0: off): can the backbone learn the task at all?")
+    parser.add_argument("--factors", action="store_true",
+                        help="also probe what else the features encode: k-NN accuracy for each "
+                             "nuisance factor (brightness, vignette, lumen size, camera "
+                             "direction) above vs below its median")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (1 avoids thrashing on a shared, loaded machine)")
     parser.add_argument("--out", type=Path, default=None,
@@ -134,7 +184,7 @@ def main() -> None:
             size = ProbeTaskSize(pretrain_videos=args.pretrain_videos,
                                  train_videos=args.probe_videos, val_videos=args.probe_videos)
             r = run_seed(seed, out / f"seed_{seed}", overrides, args.config, args.device,
-                         args.task, size, args.supervised_epochs)
+                         args.task, size, args.supervised_epochs, args.factors)
             rows.append(r)
             supervised = f"  supervised {r['supervised']:.3f}" if "supervised" in r else ""
             print(f"{seed:4d}  {r['random']:6.3f}  {r['pretrained']:10.3f}  "
@@ -142,15 +192,21 @@ def main() -> None:
                   f"{int(r['collapse_warning']):8d}  {r['pretrain_minutes']:7.1f}"
                   f"  {r['random_linear']:6.3f}  {r['pretrained_linear']:6.3f}{supervised}",
                   flush=True)
+            encoded = [f"{f} {r[f'random_{f}']:.2f} -> {r[f'pretrained_{f}']:.2f}"
+                       for f in FACTORS if f"random_{f}" in r]
+            if encoded:
+                print(f"      factors k-NN (random -> pretrained): {', '.join(encoded)}",
+                      flush=True)
         summary = {k: (float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows])))
                    for k in rows[0]}
         print(f"k-NN accuracy (k={HEADLINE_K}) mean ± std over {len(rows)} seeds:")
         for key in ("random", "pretrained", "entropy_ratio", "pretrain_minutes",
-                    "random_linear", "pretrained_linear", "supervised"):
+                    "random_linear", "pretrained_linear", "supervised",
+                    *(f"{m}_{f}" for f in FACTORS for m in ("random", "pretrained"))):
             if key not in summary:
                 continue
             mean, std = summary[key]
-            print(f"  {key:17s} {mean:.3f} ± {std:.3f}")
+            print(f"  {key:22s} {mean:.3f} ± {std:.3f}")
         gain = summary["pretrained"][0] - summary["random"][0]
         ok = gain >= 0.15 and summary["entropy_ratio"][0] <= 0.8
         print(f"  gain {gain:+.3f} (goal ≥ +0.15), entropy ratio goal ≤ 0.8: "

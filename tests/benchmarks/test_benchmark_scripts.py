@@ -70,9 +70,33 @@ def test_ssl_probe_seed_runs_every_variant_key(tmp_path):
     size = ProbeTaskSize(pretrain_videos=4, train_videos=4, val_videos=4, frames=20)
     row = run_seed(0, tmp_path, ["optim.epochs=1", "optim.batch_size=2",
                                  "views.min_window_frames=16", *VARIANTS["sk+ibot+koleo"]],
-                   PRETRAIN, "cpu", "texture", size, supervised_epochs=1)
+                   PRETRAIN, "cpu", "texture", size, supervised_epochs=1, factors=True)
     assert 0 <= row["random"] <= 1 and 0 <= row["pretrained"] <= 1 and 0 <= row["supervised"] <= 1
     assert 0 < row["entropy_ratio"] <= 1 and "pretrained_linear" in row
+    for factor in ("brightness", "vignette", "lumen_size"):
+        assert 0 <= row[f"random_{factor}"] <= 1 and 0 <= row[f"pretrained_{factor}"] <= 1
+
+
+def test_ssl_probe_factor_tasks_label_above_the_training_median(tmp_path):
+    from ssl_probe import factor_tasks
+
+    from endofm.data import read_polypdiag
+
+    probe = tmp_path / "probe"
+    (probe / "videos").mkdir(parents=True)
+    rows = ["video,split,label,brightness,vignette,lumen_size,advancing\n"]
+    for k, (split, bright, adv) in enumerate([("train", 0.1, 1), ("train", 0.5, 0),
+                                              ("train", 0.3, 1), ("val", 0.4, 0),
+                                              ("val", 0.2, 1)]):
+        (probe / "videos" / f"v{k}.mp4").write_bytes(b"")
+        rows.append(f"v{k}.mp4,{split},0,{bright},0.45,0.3,{adv}\n")
+    (probe / "factors.csv").write_text("".join(rows))
+    roots = factor_tasks(probe, tmp_path / "factors")
+    assert set(roots) == {"brightness", "advancing"}  # vignette and lumen size are constant
+    labels = {split: [it.label for it in read_polypdiag(roots["brightness"], split)]
+              for split in ("train", "val")}
+    assert labels == {"train": [0, 1, 0], "val": [1, 0]}  # training median 0.3
+    assert [it.label for it in read_polypdiag(roots["advancing"], "train")] == [1, 0, 1]
 
 
 def _bright_dark_task(root: Path, per_class: int) -> Path:

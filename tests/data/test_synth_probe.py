@@ -3,6 +3,7 @@ task's label is about (motion direction, drifting lighting, vessel texture)."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from endofm.data import open_video, read_polypdiag
 from endofm.data.synth_probe import (
+    FACTORS,
     TASKS,
     ProbeTaskSize,
     apply_look,
@@ -37,6 +39,25 @@ def test_layout_labels_and_shapes(tmp_path: Path, task: str) -> None:
     assert frames.dtype == np.uint8
     # the unlabelled pre-training videos are not the probe's videos
     assert not (paths["pretrain"] / train[0].path.name).exists()
+
+
+@pytest.mark.parametrize("task", ["polyp_drift", "motion"])
+def test_factors_file_describes_every_probe_video(tmp_path: Path, task: str) -> None:
+    paths = synthesize_probe_task(tmp_path, seed=2, task=task, size=SMALL)
+    with (paths["probe"] / "factors.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    items = read_polypdiag(paths["probe"], "train") + read_polypdiag(paths["probe"], "val")
+    assert [(r["video"], int(r["label"])) for r in rows] == [(it.path.name, it.label)
+                                                             for it in items]
+    assert [r["split"] for r in rows] == ["train"] * 4 + ["val"] * 2
+    for row, item in zip(rows, items, strict=True):
+        decoded = open_video(item.path).read(np.arange(SMALL.frames)).mean() / 255
+        assert float(row["brightness"]) == pytest.approx(decoded, abs=0.02)
+        assert row["advancing"] in ("0", "1")
+    vignettes = {r["vignette"] for r in rows}
+    # drifting-light tasks draw a vignette and lumen per video; motion shares one look
+    assert len(vignettes) == (1 if task == "motion" else len(rows)), vignettes
+    assert set(FACTORS) <= set(rows[0])
 
 
 def test_unknown_task_refused(tmp_path: Path) -> None:

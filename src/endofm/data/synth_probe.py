@@ -25,7 +25,8 @@ learn it even when trained with the labels (validation accuracy 0.44-0.50, seed 
 
 ``synthesize_probe_task(out, seed, task)`` writes ``out/pretrain/*.mp4`` (unlabelled videos for
 pre-training) and ``out/probe/`` in the PolypDiag layout (``videos/`` + ``splits/{train,val}.txt``,
-balanced), all rendered by :mod:`endofm.data.synth_render`.
+balanced) with ``factors.csv`` (every probe video's nuisance factors, :data:`FACTORS`), all
+rendered by :mod:`endofm.data.synth_render`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ from endofm.data.video import VideoWriter
 from endofm.utils.io import atomic_write_text
 
 TASKS = ("motion", "polyp", "polyp_drift", "texture")
+# per-video factors other than the label, in probe/factors.csv (what else could features encode?)
+FACTORS = ("brightness", "vignette", "lumen_size", "advancing")
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,10 @@ def apply_look(frame: np.ndarray, gain: np.ndarray, gamma: float) -> np.ndarray:
 
 
 def write_task_video(path: Path, task: str, label: int, size: ProbeTaskSize,
-                     rng: np.random.Generator) -> None:
-    """One video of ``task`` with ``label`` (see the module docstring)."""
+                     rng: np.random.Generator) -> dict[str, float]:
+    """One video of ``task`` with ``label`` (see the module docstring); returns its nuisance
+    factors (:data:`FACTORS`): mean brightness of the written frames in [0, 1], vignette
+    strength, lumen size and whether the camera advances (1) or withdraws (0)."""
     if task == "motion":
         scene = random_scene(rng, [], size.size)
         advancing = bool(label)
@@ -146,10 +151,15 @@ def write_task_video(path: Path, task: str, label: int, size: ProbeTaskSize,
         advancing = bool(rng.random() < 0.5)
     camera = motion_camera(rng, size.frames, size.size, advancing)
     look = drifting_look(rng, size.frames) if task in ("polyp_drift", "texture") else None
+    brightness = 0.0
     with VideoWriter(path, size.fps, size.size, size.size, options=ENCODER_OPTIONS) as writer:
         for i in range(size.frames):
             frame = render_frame(scene, camera, i, size.size, size.size)[0]
-            writer.write(frame if look is None else apply_look(frame, look[0][i], look[1][i]))
+            frame = frame if look is None else apply_look(frame, look[0][i], look[1][i])
+            writer.write(frame)
+            brightness += float(frame.mean()) / 255.0 / size.frames
+    return {"brightness": brightness, "vignette": scene.style.vignette,
+            "lumen_size": scene.style.lumen_size, "advancing": float(advancing)}
 
 
 def synthesize_probe_task(out_dir: str | Path, seed: int = 0, task: str = "motion",
@@ -161,6 +171,7 @@ def synthesize_probe_task(out_dir: str | Path, seed: int = 0, task: str = "motio
     counts = {"pretrain": size.pretrain_videos, "train": size.train_videos,
               "val": size.val_videos}
     index = 0
+    factor_rows = [",".join(("video", "split", "label", *FACTORS)) + "\n"]
     for part, count in counts.items():
         folder = out / "pretrain" if part == "pretrain" else out / "probe" / "videos"
         folder.mkdir(parents=True, exist_ok=True)
@@ -169,9 +180,13 @@ def synthesize_probe_task(out_dir: str | Path, seed: int = 0, task: str = "motio
             rng = np.random.default_rng(np.random.SeedSequence([seed, 7, index]))
             label = k % 2
             name = f"{part}_{k:03d}.mp4"
-            write_task_video(folder / name, task, label, size, rng)
+            factors = write_task_video(folder / name, task, label, size, rng)
             lines.append(f"{name},{label}\n")
+            if part != "pretrain":
+                values = ",".join(f"{factors[f]:.6g}" for f in FACTORS)
+                factor_rows.append(f"{name},{part},{label},{values}\n")
             index += 1
         if part != "pretrain":
             atomic_write_text("".join(lines), out / "probe" / "splits" / f"{part}.txt")
+    atomic_write_text("".join(factor_rows), out / "probe" / "factors.csv")
     return {"pretrain": out / "pretrain", "probe": out / "probe"}
