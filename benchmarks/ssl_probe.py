@@ -101,12 +101,13 @@ def factor_tasks(probe_root: Path, out: Path) -> dict[str, Path]:
 
 
 def factor_accuracies(probe_cfg: ProbeConfig, checkpoint: Path | None, roots: dict[str, Path],
-                      out: Path) -> dict[str, float]:
+                      out: Path, cache_dir: Path) -> dict[str, float]:
     """k-NN accuracy (headline k) of the features predicting each factor instead of the
-    label: what else the features encode."""
+    label: what else the features encode. ``cache_dir``: the label probe's feature cache (the
+    same videos, so nothing is embedded again)."""
     key = f"knn_k{HEADLINE_K}"
-    return {factor: run_probe(probe_cfg, checkpoint, root, out / factor,
-                              method="knn")["probes"][key]["accuracy"]
+    return {factor: run_probe(probe_cfg, checkpoint, root, out / factor, method="knn",
+                              cache_dir=cache_dir)["probes"][key]["accuracy"]
             for factor, root in roots.items()}
 
 
@@ -128,14 +129,15 @@ def run_seed(seed: int, out: Path, pretrain_overrides: list[str], config: Path,
     trained = run_probe(probe_cfg, out / "pretrain" / "backbone", data["probe"],
                         out / "probe_pretrained", method="all")
     key = f"knn_k{HEADLINE_K}"
-    reference = ({"supervised": supervised_accuracy(data["probe"], out / "supervised", seed,
-                                                    device, supervised_epochs)}
-                 if supervised_epochs else {})
+    extra = ({"supervised": supervised_accuracy(data["probe"], out / "supervised", seed,
+                                                device, supervised_epochs)}
+             if supervised_epochs else {})
     if factors:
         roots = factor_tasks(data["probe"], out / "factor_tasks")
         for name, checkpoint in (("random", None), ("pretrained", out / "pretrain" / "backbone")):
-            found = factor_accuracies(probe_cfg, checkpoint, roots, out / f"factors_{name}")
-            reference |= {f"{name}_{factor}": acc for factor, acc in found.items()}
+            found = factor_accuracies(probe_cfg, checkpoint, roots, out / f"factors_{name}",
+                                      out / f"probe_{name}" / "features")
+            extra |= {f"{name}_{factor}": acc for factor, acc in found.items()}
     return {"random": random["probes"][key]["accuracy"],
             "pretrained": trained["probes"][key]["accuracy"],
             "entropy_ratio": report["final_entropy_ratio"],
@@ -143,7 +145,7 @@ def run_seed(seed: int, out: Path, pretrain_overrides: list[str], config: Path,
             "pretrain_minutes": minutes,
             **{f"random_{k}": v["accuracy"] for k, v in random["probes"].items()},
             **{f"pretrained_{k}": v["accuracy"] for k, v in trained["probes"].items()},
-            **reference}
+            **extra}
 
 
 def main() -> None:

@@ -75,6 +75,9 @@ def test_ssl_probe_seed_runs_every_variant_key(tmp_path):
     assert 0 < row["entropy_ratio"] <= 1 and "pretrained_linear" in row
     for factor in ("brightness", "vignette", "lumen_size"):
         assert 0 <= row[f"random_{factor}"] <= 1 and 0 <= row[f"pretrained_{factor}"] <= 1
+    for name in ("random", "pretrained"):  # the factor probes reuse the label probe's features
+        assert len(list((tmp_path / f"probe_{name}" / "features").glob("*.npy"))) == 2
+    assert not list(tmp_path.glob("factors_*/**/*.npy"))
 
 
 def test_ssl_probe_factor_tasks_label_above_the_training_median(tmp_path):

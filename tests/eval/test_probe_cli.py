@@ -1,6 +1,7 @@
 """``endofm probe`` on the sample data: metrics.json keys, cached features reused."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 
@@ -37,3 +38,25 @@ def test_probe_writes_finetuning_keys_and_reuses_cached_features(sample_data, tm
     capsys.readouterr()
     assert main([*args, "model.init_seed=1", "--method", "knn"]) == 1  # the CLI reports it
     assert "features should come from the cache" in capsys.readouterr().err
+
+
+def test_relabelled_videos_reuse_cached_features(sample_data, tmp_path, monkeypatch):
+    """The same videos under other labels (another task on them) are the same features."""
+    from endofm.config import load_config, recipe_path
+    from endofm.data import read_polypdiag
+    from endofm.eval.probe import ProbeConfig, build_backbone, split_features
+
+    cfg = load_config(ProbeConfig, recipe_path("probe", TINY), ["device=cpu",
+                                                               "data.test_clips=1"])
+    items = read_polypdiag(sample_data["polypdiag"], "val")
+    backbone = build_backbone(cfg, None)
+    first, labels = split_features(cfg, backbone, "w", items, tmp_path)
+    flipped = [replace(it, label=1 - it.label) for it in items]
+
+    def no_extraction(*_args, **_kwargs):
+        raise AssertionError("features should come from the cache")
+
+    monkeypatch.setattr(probe_module, "embed_videos", no_extraction)
+    again, new_labels = split_features(cfg, backbone, "w", flipped, tmp_path)
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(new_labels, 1 - labels)

@@ -46,9 +46,10 @@ def file_identity(path: str | Path) -> list:
 
 
 def cache_key(weights: Any, settings: dict, items: Sequence[VideoItem]) -> str:
-    """A hex digest of the weights' identity, the settings and the videos (paths, labels,
-    sizes, modification times)."""
-    videos = [[*file_identity(it.path)[0], it.label] for it in items]
+    """A hex digest of the weights' identity, the settings and the videos (paths, sizes,
+    modification times, in order). Labels are not part of it: features do not depend on them,
+    so the same videos relabelled (another task on them) reuse the cached features."""
+    videos = [file_identity(it.path)[0] for it in items]
     blob = json.dumps({"weights": weights, "settings": settings, "videos": videos},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
