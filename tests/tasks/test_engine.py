@@ -306,3 +306,26 @@ def test_weight_ema_decay_out_of_range_is_one_clear_error():
 
     with pytest.raises(ConfigError, match="train.ema_decay must be in"):
         cfg("train.ema_decay=1.0")
+
+
+@pytest.mark.parametrize(("min_steps", "epochs"), [(0, 2), (6, 2), (7, 3), (20, 7)])
+def test_min_steps_lengthens_the_schedule_in_whole_epochs(tmp_path, min_steps, epochs):
+    """12 items at batch 4: 3 steps an epoch, 2 epochs asked for."""
+    trainer_out = tmp_path / "run"
+    result = fit(ToyTask(cfg("protocol.selection=fixed", "train.epochs=2",
+                             f"train.min_steps={min_steps}")), "root", trainer_out)
+    assert result["selected_epoch"] == epochs
+    state = torch.load(trainer_out / "last.pth", weights_only=True)
+    assert (state["epoch"], state["step"]) == (epochs, 3 * epochs)
+    lrs = [row["lr"] for row in map(json.loads, (trainer_out / "metrics.jsonl").open())
+           if "lr" in row]
+    assert len(lrs) == 3 * epochs
+    # one cosine schedule over all the steps: still above 0 at the last step, and near it
+    assert lrs[0] == pytest.approx(0.05) and 0 < lrs[-1] < 0.01
+    assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+def test_min_steps_below_zero_is_one_clear_error():
+    from endofm.config import ConfigError
+    with pytest.raises(ConfigError, match="min_steps"):
+        cfg("train.min_steps=-1")

@@ -53,6 +53,9 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 20
+    # at least this many optimiser steps: a training set too small for them in ``epochs``
+    # trains for more (whole) epochs, so the schedule does not shrink with the data (0: off)
+    min_steps: int = 0
     batch_size: int = 4  # per process
     accum_steps: int = 1  # gradient accumulation
     num_workers: int = 0
@@ -69,6 +72,8 @@ class TrainConfig:
     progress: bool = True  # progress bar / lines (``--quiet`` turns them off everywhere)
 
     def __post_init__(self) -> None:
+        if self.min_steps < 0:
+            raise ValueError(f"train.min_steps must be >= 0, got {self.min_steps}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
 

@@ -156,9 +156,14 @@ class Trainer:
         self.dataset = dataset
         self.steps_per_epoch = math.ceil(
             len(dataset) / (cfg.train.batch_size * dist.world_size) / cfg.train.accum_steps)
+        self.epochs = max(cfg.train.epochs,
+                          math.ceil(cfg.train.min_steps / self.steps_per_epoch))
+        if self.epochs > cfg.train.epochs and dist.is_main:
+            print(f"train.min_steps={cfg.train.min_steps}: {self.epochs} epochs of "
+                  f"{self.steps_per_epoch} steps instead of {cfg.train.epochs}")
         global_batch = cfg.train.batch_size * cfg.train.accum_steps * dist.world_size
         scale = global_batch / 256 if o.scale_lr_with_batch else 1.0
-        self.lr = lr_schedule(o.lr * scale, o.min_lr * scale, cfg.train.epochs,
+        self.lr = lr_schedule(o.lr * scale, o.min_lr * scale, self.epochs,
                               self.steps_per_epoch, o.warmup_epochs)
         self.epoch, self.step, self.best_score, self.best_epoch = 0, 0, -math.inf, -1
         self.logger = MetricLogger(self.output)
@@ -225,7 +230,7 @@ class Trainer:
         train = self.cfg.train
         self.ddp.train()
         losses: list[float] = []
-        bar = progress(self.loader(self.epoch), desc=f"epoch {self.epoch + 1}/{train.epochs}",
+        bar = progress(self.loader(self.epoch), desc=f"epoch {self.epoch + 1}/{self.epochs}",
                        unit="batch", enabled=self.dist.is_main and train.progress)
         self.stepper.optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(bar):
@@ -273,7 +278,7 @@ class Trainer:
         self.logger.log(record, self.step)
         save_training_state(self.state(), self.output / LAST)
         key = f"select/{self.task.selection_metric}"
-        print(f"epoch 0/{self.cfg.train.epochs} (starting weights): {key} {record[key]:.4f}")
+        print(f"epoch 0/{self.epochs} (starting weights): {key} {record[key]:.4f}")
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -288,11 +293,11 @@ class Trainer:
                 and self.dist.is_main):
             self.select_initial()
         barrier()
-        while self.epoch < cfg.train.epochs and not self.stalled():
+        while self.epoch < self.epochs and not self.stalled():
             loss = self.train_epoch()
             record: dict[str, Any] = {"epoch": self.epoch + 1, "train/loss_epoch": loss}
             is_eval_epoch = ((self.epoch + 1) % cfg.train.eval_every == 0
-                             or self.epoch + 1 == cfg.train.epochs)
+                             or self.epoch + 1 == self.epochs)
             if self.dist.is_main and self.val_items is not None and is_eval_epoch:
                 metrics = run_evaluation(self.task, self.eval_model, self.val_items,
                                          self.device)
@@ -306,7 +311,7 @@ class Trainer:
                 save_training_state(self.state(), self.output / LAST)
                 key = f"select/{self.task.selection_metric}"
                 score = f", {key} {record[key]:.4f}" if key in record else ""
-                print(f"epoch {self.epoch}/{cfg.train.epochs}: loss {loss:.4f}{score}")
+                print(f"epoch {self.epoch}/{self.epochs}: loss {loss:.4f}{score}")
             barrier()
         return self.finish()
 
@@ -333,7 +338,7 @@ class Trainer:
         result = {**metrics, "split": self.task.test_split,
                   "selection": self.cfg.protocol.selection,
                   "selected_epoch": (self.best_epoch + 1 if self.val_items is not None
-                                     else self.cfg.train.epochs),
+                                     else self.epochs),
                   "selection_score": (self.best_score if self.val_items is not None else None),
                   "num_train_items": len(self.train_items),
                   "num_selection_items": len(self.val_items or []),

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -114,3 +115,25 @@ def test_missing_or_wrong_checkpoint_is_an_error(sample_data, tmp_path, capsys):
     assert main([*args, "--checkpoint", str(ASSETS / "endo_fm_tiny.pth")]) == 1
     assert "not a classifier checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "ev" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_robust_recipe_trains_on_every_video_from_the_probe_warm_start(
+        sample_data, tiny_pretrained, tmp_path, capsys):
+    """tiny_robust: the head starts as the tempered linear probe, every training video is
+    trained on (no carve-out), a small training set gets more epochs to reach
+    ``train.min_steps``, and the last epoch is kept."""
+    train_videos = (sample_data["polypdiag"] / "splits" / "train.txt").read_text().split()
+    steps_per_epoch = math.ceil(len(train_videos) * 6 / 4)  # 6 clips a video, batch 4
+    out = tmp_path / "robust"
+    assert main(["finetune", "classification", "--config", "tiny_robust", "--data",
+                 str(sample_data["polypdiag"]), "--output", str(out), "--pretrained",
+                 str(tiny_pretrained), "train.epochs=1", f"train.min_steps={steps_per_epoch + 1}",
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "linear-probe warm start of the head" in printed
+    assert f"2 epochs of {steps_per_epoch} steps instead of 1" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_train_items"] == len(train_videos)
+    assert metrics["num_selection_items"] == 0
+    assert metrics["selected_epoch"] == 2
