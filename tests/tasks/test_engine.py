@@ -308,12 +308,12 @@ def test_weight_ema_decay_out_of_range_is_one_clear_error():
         cfg("train.ema_decay=1.0")
 
 
-@pytest.mark.parametrize(("min_steps", "epochs"), [(0, 2), (6, 2), (7, 3), (20, 7)])
-def test_min_steps_lengthens_the_schedule_in_whole_epochs(tmp_path, min_steps, epochs):
+@pytest.mark.parametrize(("min_samples", "epochs"), [(0, 2), (24, 2), (25, 3), (80, 7)])
+def test_min_samples_lengthens_the_schedule_in_whole_epochs(tmp_path, min_samples, epochs):
     """12 items at batch 4: 3 steps an epoch, 2 epochs asked for."""
     trainer_out = tmp_path / "run"
     result = fit(ToyTask(cfg("protocol.selection=fixed", "train.epochs=2",
-                             f"train.min_steps={min_steps}")), "root", trainer_out)
+                             f"train.min_samples={min_samples}")), "root", trainer_out)
     assert result["selected_epoch"] == epochs
     state = torch.load(trainer_out / "last.pth", weights_only=True)
     assert (state["epoch"], state["step"]) == (epochs, 3 * epochs)
@@ -325,7 +325,14 @@ def test_min_steps_lengthens_the_schedule_in_whole_epochs(tmp_path, min_steps, e
     assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
 
 
-def test_min_steps_below_zero_is_one_clear_error():
+def test_min_samples_ignore_the_batch_size(tmp_path):
+    """The same 25 samples: 3 epochs at batch 4 and at batch 2 (6 steps an epoch)."""
+    result = fit(ToyTask(cfg("protocol.selection=fixed", "train.epochs=2", "train.batch_size=2",
+                             "train.min_samples=25")), "root", tmp_path)
+    assert result["selected_epoch"] == 3
+
+
+def test_min_samples_below_zero_is_one_clear_error():
     from endofm.config import ConfigError
-    with pytest.raises(ConfigError, match="min_steps"):
-        cfg("train.min_steps=-1")
+    with pytest.raises(ConfigError, match="min_samples"):
+        cfg("train.min_samples=-1")

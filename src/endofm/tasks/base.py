@@ -53,9 +53,11 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 20
-    # at least this many optimiser steps: a training set too small for them in ``epochs``
-    # trains for more (whole) epochs, so the schedule does not shrink with the data (0: off)
-    min_steps: int = 0
+    # at least this many training samples (clips) seen: a training set too small for them in
+    # ``epochs`` trains for more whole epochs, so the schedule does not shrink with the data;
+    # counted in samples, not steps, so the batch size and the number of processes leave it
+    # alone (0: off)
+    min_samples: int = 0
     batch_size: int = 4  # per process
     accum_steps: int = 1  # gradient accumulation
     num_workers: int = 0
@@ -72,8 +74,8 @@ class TrainConfig:
     progress: bool = True  # progress bar / lines (``--quiet`` turns them off everywhere)
 
     def __post_init__(self) -> None:
-        if self.min_steps < 0:
-            raise ValueError(f"train.min_steps must be >= 0, got {self.min_steps}")
+        if self.min_samples < 0:
+            raise ValueError(f"train.min_samples must be >= 0, got {self.min_samples}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
 

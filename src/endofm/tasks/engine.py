@@ -156,11 +156,10 @@ class Trainer:
         self.dataset = dataset
         self.steps_per_epoch = math.ceil(
             len(dataset) / (cfg.train.batch_size * dist.world_size) / cfg.train.accum_steps)
-        self.epochs = max(cfg.train.epochs,
-                          math.ceil(cfg.train.min_steps / self.steps_per_epoch))
+        self.epochs = max(cfg.train.epochs, math.ceil(cfg.train.min_samples / len(dataset)))
         if self.epochs > cfg.train.epochs and dist.is_main:
-            print(f"train.min_steps={cfg.train.min_steps}: {self.epochs} epochs of "
-                  f"{self.steps_per_epoch} steps instead of {cfg.train.epochs}")
+            print(f"train.min_samples={cfg.train.min_samples}: {self.epochs} epochs of "
+                  f"{len(dataset)} samples instead of {cfg.train.epochs}")
         global_batch = cfg.train.batch_size * cfg.train.accum_steps * dist.world_size
         scale = global_batch / 256 if o.scale_lr_with_batch else 1.0
         self.lr = lr_schedule(o.lr * scale, o.min_lr * scale, self.epochs,

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -122,17 +121,17 @@ def test_robust_recipe_trains_on_every_video_from_the_probe_warm_start(
         sample_data, tiny_pretrained, tmp_path, capsys):
     """tiny_robust: the head starts as the tempered linear probe, every training video is
     trained on (no carve-out), a small training set gets more epochs to reach
-    ``train.min_steps``, and the last epoch is kept."""
+    ``train.min_samples``, and the last epoch is kept."""
     train_videos = (sample_data["polypdiag"] / "splits" / "train.txt").read_text().split()
-    steps_per_epoch = math.ceil(len(train_videos) * 6 / 4)  # 6 clips a video, batch 4
+    clips = len(train_videos) * 6  # 6 clips a video
     out = tmp_path / "robust"
     assert main(["finetune", "classification", "--config", "tiny_robust", "--data",
                  str(sample_data["polypdiag"]), "--output", str(out), "--pretrained",
-                 str(tiny_pretrained), "train.epochs=1", f"train.min_steps={steps_per_epoch + 1}",
+                 str(tiny_pretrained), "train.epochs=1", f"train.min_samples={clips + 1}",
                  "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "linear-probe warm start of the head" in printed
-    assert f"2 epochs of {steps_per_epoch} steps instead of 1" in printed
+    assert f"2 epochs of {clips} samples instead of 1" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_train_items"] == len(train_videos)
     assert metrics["num_selection_items"] == 0
