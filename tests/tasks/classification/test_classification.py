@@ -122,8 +122,11 @@ def test_robust_recipe_trains_on_every_video_from_the_probe_warm_start(
     """tiny_robust: the head starts as the tempered linear probe, every training video is
     trained on (no carve-out), a small training set gets more epochs to reach
     ``train.min_samples``, and the last epoch is kept."""
+    from endofm.config import recipe_path
+
+    recipe = yaml.safe_load(recipe_path("classification", "tiny_robust").read_text())
     train_videos = (sample_data["polypdiag"] / "splits" / "train.txt").read_text().split()
-    clips = len(train_videos) * 6  # 6 clips a video
+    clips = len(train_videos) * recipe["data"]["clips_per_video"]  # one epoch's samples
     out = tmp_path / "robust"
     assert main(["finetune", "classification", "--config", "tiny_robust", "--data",
                  str(sample_data["polypdiag"]), "--output", str(out), "--pretrained",
