@@ -129,3 +129,103 @@ def test_log_loss_selection_metric():
     assert task.selection_metric == "neg_log_loss"
     with pytest.raises(ConfigError, match="select_metric"):  # a choice, checked at load time
         load_config(schema, None, ["recipe.select_metric=loss"])
+
+
+def _classification(overrides):
+    from endofm.config import load_config
+    from endofm.tasks import TASKS
+    from endofm.tasks.base import task_config_schema
+
+    task_cls = TASKS["classification"]
+    return task_cls(load_config(task_config_schema(task_cls), None, overrides))
+
+
+def test_flips_and_quarter_turns_reach_all_eight_and_nothing_else():
+    from endofm.tasks.classification.data import augment
+
+    clip = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).reshape(2, 3, 4, 4)
+    dihedral = {tuple(c.flatten().tolist()) for k in range(4)
+                for c in (clip.rot90(k, dims=(-2, -1)), clip.flip(-1).rot90(k, dims=(-2, -1)))}
+    assert len(dihedral) == 8
+    torch.manual_seed(0)
+    cfg = ClassificationDataConfig(flip=False)
+    assert torch.equal(augment(clip, cfg), clip)  # every augmentation off: the clip as it is
+    cfg = ClassificationDataConfig(vflip=True, rot90=True)
+    seen = {tuple(augment(clip, cfg).flatten().tolist()) for _ in range(200)}
+    assert seen == dihedral
+    cfg = ClassificationDataConfig(flip=False, vflip=True)
+    assert {tuple(augment(clip, cfg).flatten().tolist()) for _ in range(50)} == {
+        tuple(clip.flatten().tolist()), tuple(clip.flip(-2).flatten().tolist())}
+    cfg = ClassificationDataConfig(flip=False, rot90=True)
+    assert {tuple(augment(clip, cfg).flatten().tolist()) for _ in range(100)} == {
+        tuple(clip.rot90(k, dims=(-2, -1)).flatten().tolist()) for k in range(4)}
+
+
+def test_training_clips_are_augmented(tmp_path):
+    from endofm.data.video import write_video
+    from endofm.tasks.classification.data import TrainClips
+
+    frame = np.zeros((32, 32, 3), np.uint8)
+    frame[:16, :16] = 230  # one bright quadrant: where it lands tells the clip's orientation
+    path = write_video(tmp_path / "v.mp4", np.repeat(frame[None], 8, 0))
+    item = VideoItem(path=str(path), label=1)
+
+    def bright_quadrants(cfg):
+        ds = TrainClips([item], cfg)
+        quadrants = set()
+        for i in range(24):
+            clip, label = ds[i % len(ds)]
+            assert label == 1 and clip.shape == (3, 2, 32, 32)
+            q = clip[0, 0].unfold(0, 16, 16).unfold(1, 16, 16).mean((-1, -2))
+            quadrants.add(int(q.argmax()))
+        return quadrants
+
+    torch.manual_seed(0)
+    settings = dict(num_frames=2, sampling_rate=1, train_short_side=[32, 32], crop_size=32)
+    assert bright_quadrants(ClassificationDataConfig(flip=False, **settings)) == {0}
+    assert bright_quadrants(ClassificationDataConfig(flip=False, rot90=True, **settings)) == {
+        0, 1, 2, 3}
+
+
+def test_colour_jitter_is_one_draw_per_clip_at_its_probability():
+    from endofm.tasks.classification.data import augment
+
+    torch.manual_seed(0)
+    frame = torch.randint(40, 200, (1, 3, 8, 8), dtype=torch.uint8)
+    clip = frame.repeat(3, 1, 1, 1)  # three identical frames
+    cfg = ClassificationDataConfig(flip=False, jitter_p=1.0, jitter=[0.5, 0.5, 0.5, 0.1])
+    out = [augment(clip, cfg) for _ in range(20)]
+    assert all(o.dtype == torch.uint8 and o.shape == clip.shape for o in out)
+    assert all(torch.equal(o[0], o[1]) and torch.equal(o[0], o[2]) for o in out)
+    assert sum(not torch.equal(o, clip) for o in out) >= 19
+    cfg = ClassificationDataConfig(flip=False, jitter_p=0.5)
+    changed = sum(not torch.equal(augment(clip, cfg), clip) for _ in range(400))
+    assert 150 < changed < 250
+    cfg = ClassificationDataConfig(flip=False, jitter_p=0.0)
+    assert all(torch.equal(augment(clip, cfg), clip) for _ in range(20))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.jitter_p=1.5", "data.jitter_p must be in"),
+    ("data.jitter=[0.4,0.4,0.2]", "data.jitter takes four"),
+    ("data.jitter=[0.4,0.4,0.2,0.7]", "data.jitter takes four"),
+    ("recipe.label_smoothing=1.0", "recipe.label_smoothing must be in"),
+    ("recipe.label_smoothing=-0.1", "recipe.label_smoothing must be in"),
+])
+def test_augmentation_and_smoothing_settings_are_checked(override, message):
+    from endofm.config import ConfigError
+
+    with pytest.raises((ConfigError, ValueError), match=message):
+        _classification([override])
+
+
+def test_label_smoothing_bounds_the_loss_of_a_confident_right_answer():
+    model = lambda clips: clips  # noqa: E731  (the "clips" are the logits)
+    logits = torch.tensor([[12.0, -12.0], [-12.0, 12.0]])
+    labels = torch.tensor([0, 1])
+    plain = _classification([]).loss(model, (logits, labels))
+    smooth = _classification(["recipe.label_smoothing=0.2"]).loss(model, (logits, labels))
+    assert plain < 1e-6
+    # targets 0.9 / 0.1: the loss is at least their entropy, and it pulls the logits together
+    assert smooth > -(0.9 * math.log(0.9) + 0.1 * math.log(0.1))
+    assert smooth == pytest.approx(0.1 * 24, rel=1e-3)

@@ -1,11 +1,17 @@
 """PolypDiag clips as released: 8 frames at sampling rate 32 (30 fps reference); training with
 a random short-side scale, a random crop and a flip; testing on temporally spread clips × spatial
-crops. Frames stay uint8 until the final normalisation."""
+crops. Frames stay uint8 until the final normalisation.
+
+Beyond the release (off by default): an endoscope has no "up", so ``vflip`` and ``rot90``
+complete the horizontal flip to the eight flips and quarter turns of the square crop; and
+``jitter_p`` applies a colour jitter (``jitter``: brightness, contrast, saturation, hue; one
+draw for all frames of a clip) with that probability, against lighting and colour that differ
+between videos (and between hospitals)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -14,12 +20,39 @@ from torch.utils.data import Dataset
 from endofm.data import VideoItem, open_video
 from endofm.data.clips import VideoClipsConfig, random_crop
 from endofm.data.sampling import train_clip
-from endofm.data.transforms import hflip, normalize, short_side_resize, to_clip
+from endofm.data.transforms import color_jitter, hflip, normalize, short_side_resize, to_clip
 
 
 @dataclass
 class ClassificationDataConfig(VideoClipsConfig):
-    """The classification task's ``data`` section."""
+    """The classification task's ``data`` section: the clip settings and the training
+    augmentations beyond the release's flip (module docstring)."""
+
+    vflip: bool = False
+    rot90: bool = False
+    jitter_p: float = 0.0
+    jitter: list[float] = field(default_factory=lambda: [0.4, 0.4, 0.2, 0.05])
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.jitter_p <= 1.0:
+            raise ValueError(f"data.jitter_p must be in [0, 1] (got {self.jitter_p})")
+        if len(self.jitter) != 4 or min(self.jitter) < 0 or self.jitter[3] > 0.5:
+            raise ValueError("data.jitter takes four strengths >= 0 (brightness, contrast, "
+                             f"saturation, hue <= 0.5) (got {self.jitter})")
+
+
+def augment(clip: Tensor, cfg: ClassificationDataConfig) -> Tensor:
+    """The training flips, quarter turns and colour jitter of uint8 ``[T, 3, S, S]``."""
+    if cfg.flip and torch.rand(()) < 0.5:
+        clip = hflip(clip)
+    if cfg.vflip and torch.rand(()) < 0.5:
+        clip = clip.flip(-2)
+    if cfg.rot90:
+        clip = clip.rot90(int(torch.randint(0, 4, ())), dims=(-2, -1))
+    if cfg.jitter_p > 0 and torch.rand(()) < cfg.jitter_p:
+        clip = color_jitter(clip, *cfg.jitter)
+    return clip
 
 
 class TrainClips(Dataset):
@@ -39,7 +72,5 @@ class TrainClips(Dataset):
         lo, hi = cfg.train_short_side
         side = int(torch.randint(lo, hi + 1, (1,)))
         clip = short_side_resize(to_clip(video.read(idx)), side)
-        clip = random_crop(clip, cfg.crop_size)
-        if cfg.flip and torch.rand(()) < 0.5:
-            clip = hflip(clip)
+        clip = augment(random_crop(clip, cfg.crop_size), cfg)
         return normalize(clip, cfg.mean, cfg.std), item.label

@@ -74,6 +74,14 @@ class ClassificationRecipeConfig:
     # the warm-started head is scaled down (same predictions) until its class weight vectors
     # differ by at most this (L2; recipe.linear_probe_head); .inf: the probe as fitted
     lp_max_norm: float = math.inf
+    # cross-entropy against (1 - s) one-hot + s uniform targets: a bounded logit gap, so a few
+    # training videos cannot drive the model to arbitrary confidence
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError("recipe.label_smoothing must be in [0, 1) "
+                             f"(got {self.label_smoothing})")
 
 
 @dataclass
@@ -137,7 +145,8 @@ class ClassificationTask(Task):
         logits = model(clips)
         weight = getattr(self, "class_weights", None)
         return F.cross_entropy(logits, labels,
-                               weight=None if weight is None else weight.to(logits.device))
+                               weight=None if weight is None else weight.to(logits.device),
+                               label_smoothing=self.cfg.recipe.label_smoothing)
 
     @torch.no_grad()
     def predict(self, model: nn.Module, item: VideoItem, device: torch.device,
