@@ -102,6 +102,11 @@ def hflip(clip: torch.Tensor) -> torch.Tensor:
     return F.horizontal_flip(clip)
 
 
+def vflip(clip: torch.Tensor) -> torch.Tensor:
+    """Vertical flip of every frame of ``[T,3,H,W]``."""
+    return F.vertical_flip(clip)
+
+
 def color_jitter(clip: torch.Tensor, brightness: float, contrast: float, saturation: float,
                  hue: float) -> torch.Tensor:
     """One random colour jitter (factors and order) applied to all frames of ``[T,3,H,W]``."""

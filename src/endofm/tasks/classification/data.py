@@ -20,7 +20,14 @@ from torch.utils.data import Dataset
 from endofm.data import VideoItem, open_video
 from endofm.data.clips import VideoClipsConfig, random_crop
 from endofm.data.sampling import train_clip
-from endofm.data.transforms import color_jitter, hflip, normalize, short_side_resize, to_clip
+from endofm.data.transforms import (
+    color_jitter,
+    hflip,
+    normalize,
+    short_side_resize,
+    to_clip,
+    vflip,
+)
 
 
 @dataclass
@@ -47,7 +54,7 @@ def augment(clip: Tensor, cfg: ClassificationDataConfig) -> Tensor:
     if cfg.flip and torch.rand(()) < 0.5:
         clip = hflip(clip)
     if cfg.vflip and torch.rand(()) < 0.5:
-        clip = clip.flip(-2)
+        clip = vflip(clip)
     if cfg.rot90:
         clip = clip.rot90(int(torch.randint(0, 4, ())), dims=(-2, -1))
     if cfg.jitter_p > 0 and torch.rand(()) < cfg.jitter_p:
