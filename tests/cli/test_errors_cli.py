@@ -198,9 +198,12 @@ def test_usage_error_exits_2() -> None:
 
 def test_ctrl_c_asks_to_resume(tmp_path: Path) -> None:
     out = tmp_path / "synth"
+    # SIG_DFL survives exec: under a background job (nohup, `&`) SIGINT is inherited ignored,
+    # and a Python started that way never raises KeyboardInterrupt
     proc = subprocess.Popen(cli("data", "synth", "--out", str(out), "--scale", "small"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env())
+                            env=cli_env(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not (out / "videos").exists() and proc.poll() is None:
         assert time.monotonic() < deadline, "synth never started"
