@@ -53,6 +53,14 @@ def test_resume_after_kill_mid_epoch_is_exact(sample_data, tmp_path, monkeypatch
     assert torch.equal(a["dino_loss"]["center"], b["dino_loss"]["center"])
 
 
+def test_epoch_checkpoints_every_n_epochs_and_at_the_last(sample_data, tmp_path):
+    out = tmp_path / "run"
+    pretrain(cfg("optim.epochs=3", "run.save_every_epochs=2", "run.save_every_steps=0",
+                 "run.keep_last=10"),
+             sample_data["videos"], out)
+    assert [torch.load(c, weights_only=True)["epoch"] for c in checkpoints(out)] == [2, 3]
+
+
 def test_broken_files_reported_and_checkpoint_loads(sample_data, tmp_path, capsys):
     data = tmp_path / "videos"
     shutil.copytree(sample_data["videos"], data)

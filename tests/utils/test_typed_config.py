@@ -56,6 +56,14 @@ def test_bad_choices_fail_at_load_time(group, override, key):
         load_config(schema(group), None, [override])
 
 
+@pytest.mark.parametrize("override", ["run.save_every_epochs=0", "run.keep_last=0",
+                                      "run.log_every=0", "run.save_every_steps=-1"])
+def test_run_intervals_out_of_range_fail_at_load_time(override):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"{key} must be >= \d, got -?\d"):
+        load_config(schema("pretrain"), None, [override])
+
+
 def test_from_dict_round_trips_and_checks():
     cfg = from_dict(SSLOptimConfig, {"clip_mode": "per_param", "lr": 1e-3})
     assert cfg.clip_mode is ClipMode.per_param and cfg.lr == 1e-3

@@ -137,9 +137,17 @@ class RunConfig:
     precision: Precision = Precision.fp16  # the release: fp16 with a grad scaler
     seed: int = 0
     save_every_steps: int = 0  # 0: only at epoch ends
+    save_every_epochs: int = 1  # the epoch-end checkpoint every N epochs (and at the last)
     keep_last: int = 3
     log_every: int = 10
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("save_every_epochs", "keep_last", "log_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"run.{key} must be >= 1, got {getattr(self, key)}")
+        if self.save_every_steps < 0:
+            raise ValueError(f"run.save_every_steps must be >= 0, got {self.save_every_steps}")
 
 
 @dataclass

@@ -20,7 +20,7 @@ def knn_probe(backbone: nn.Module, root: str | Path, img_size: int, num_frames: 
               precision: str) -> dict[str, float]:
     """k-NN accuracy and F1 (class 1) on ``val`` with ``train`` as the memory bank."""
     cfg = VideoClipsConfig(num_frames=num_frames, sampling_rate=sampling_rate,
-                                   crop_size=img_size, test_short_side=img_size)
+                           crop_size=img_size, test_short_side=img_size)
     train_items, val_items = read_polypdiag(root, "train"), read_polypdiag(root, "val")
     train = embed_videos(backbone, train_items, cfg, device, precision)
     val = embed_videos(backbone, val_items, cfg, device, precision)

@@ -2,9 +2,10 @@
 
 One process per device (``torchrun`` for several). Checkpoints keep the released layout
 (``teacher``/``student`` with ``backbone.``/``head.`` keys) plus the full resume state, are
-written atomically every ``run.save_every_steps`` steps and at each epoch end (the last
-``run.keep_last`` kept), and a run restarted on the same output folder continues exactly where
-the newest checkpoint left it (mid-epoch included).
+written atomically every ``run.save_every_steps`` steps and at the end of every
+``run.save_every_epochs``-th epoch and of the last (the last ``run.keep_last`` kept), and a run
+restarted on the same output folder continues exactly where the newest checkpoint left it
+(mid-epoch included).
 """
 
 from __future__ import annotations
@@ -232,6 +233,12 @@ class PretrainTrainer:
                 self.save()
         self.epoch, self.iteration = self.epoch + 1, 0
 
+    def epoch_checkpoint_due(self) -> bool:
+        """Whether the epoch just finished ends with a checkpoint: every
+        ``run.save_every_epochs``-th epoch, and the last."""
+        return (self.epoch % self.cfg.run.save_every_epochs == 0
+                or self.epoch >= self.cfg.optim.epochs)
+
     def warn(self, message: str | None) -> None:
         if message and self.dist.is_main:
             note(f"WARNING: {message}")
@@ -270,7 +277,8 @@ class PretrainTrainer:
                 print(f"{len(self.skipped)} file(s) skipped; see {self.output / 'skipped.json'}")
         while self.epoch < self.cfg.optim.epochs:
             self.train_epoch()
-            self.save()
+            if self.epoch_checkpoint_due():
+                self.save()
             self.monitor()
             barrier()
         return self.finish()

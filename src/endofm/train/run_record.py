@@ -32,7 +32,7 @@ FINGERPRINT_BYTES = 1 << 20
 # Settings (last key component) that may change between a run and its resumption: where and how
 # it runs, how often it logs and saves, and how long it goes on (``epochs``: extending a run).
 MAY_DIFFER = frozenset({"device", "num_workers", "progress", "log_every", "save_every_steps",
-                        "keep_last", "epochs"})
+                        "save_every_epochs", "keep_last", "epochs"})
 LOG_FILES = ("metrics.jsonl", "tensorboard")
 # Sections that only shape training, not the model or its inputs.
 TRAINING_SECTIONS = frozenset({"optim", "train", "protocol", "run", "inputs"})
