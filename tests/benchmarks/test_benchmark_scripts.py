@@ -88,7 +88,7 @@ def test_ssl_probe_quick_variant_is_the_recipe_at_a_shorter_budget():
 
     recipe = load_config(PretrainConfig, PRETRAIN, [])
     quick = load_config(PretrainConfig, PRETRAIN, VARIANTS["quick"])
-    assert (recipe.optim.epochs, quick.optim.epochs) == (600, 75)
+    assert (recipe.optim.epochs, quick.optim.epochs) == (1200, 75)
     recipe.optim.epochs = quick.optim.epochs
     assert recipe == quick  # nothing else differs
 
