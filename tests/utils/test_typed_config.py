@@ -57,8 +57,9 @@ def test_bad_choices_fail_at_load_time(group, override, key):
 
 
 @pytest.mark.parametrize("override", ["run.save_every_epochs=0", "run.keep_last=0",
-                                      "run.log_every=0", "run.save_every_steps=-1"])
-def test_run_intervals_out_of_range_fail_at_load_time(override):
+                                      "run.log_every=0", "run.save_every_steps=-1",
+                                      "monitor.every_epochs=0", "monitor.k=0"])
+def test_run_and_monitor_intervals_out_of_range_fail_at_load_time(override):
     key = override.split("=")[0]
     with pytest.raises(ConfigError, match=rf"{key} must be >= \d, got -?\d"):
         load_config(schema("pretrain"), None, [override])

@@ -160,6 +160,11 @@ class MonitorConfig:
     num_frames: int = 8
     sampling_rate: int = 32
 
+    def __post_init__(self) -> None:
+        for key in ("every_epochs", "k", "num_frames", "sampling_rate"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"monitor.{key} must be >= 1, got {getattr(self, key)}")
+
 
 @dataclass
 class PretrainConfig:
