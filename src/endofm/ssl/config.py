@@ -131,6 +131,13 @@ class SSLConfig:
     teacher: TeacherMode = TeacherMode.eval
 
 
+def require_at_least(section: object, name: str, minimum: int, *keys: str) -> None:
+    """Raise ``ValueError`` naming ``name.key`` for the first of ``keys`` below ``minimum``."""
+    for key in keys:
+        if getattr(section, key) < minimum:
+            raise ValueError(f"{name}.{key} must be >= {minimum}, got {getattr(section, key)}")
+
+
 @dataclass
 class RunConfig:
     device: str = "auto"
@@ -143,11 +150,8 @@ class RunConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for key in ("save_every_epochs", "keep_last", "log_every"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"run.{key} must be >= 1, got {getattr(self, key)}")
-        if self.save_every_steps < 0:
-            raise ValueError(f"run.save_every_steps must be >= 0, got {self.save_every_steps}")
+        require_at_least(self, "run", 1, "save_every_epochs", "keep_last", "log_every")
+        require_at_least(self, "run", 0, "save_every_steps")
 
 
 @dataclass
@@ -161,9 +165,7 @@ class MonitorConfig:
     sampling_rate: int = 32
 
     def __post_init__(self) -> None:
-        for key in ("every_epochs", "k", "num_frames", "sampling_rate"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"monitor.{key} must be >= 1, got {getattr(self, key)}")
+        require_at_least(self, "monitor", 1, "every_epochs", "k", "num_frames", "sampling_rate")
 
 
 @dataclass
