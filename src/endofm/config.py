@@ -38,6 +38,14 @@ class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
 
 
+def require_at_least(section: object, name: str, minimum: int, *keys: str) -> None:
+    """A schema section's range check (for its ``__post_init__``): ``ValueError`` naming
+    ``name.key`` for the first of ``keys`` whose value is below ``minimum``."""
+    for key in keys:
+        if getattr(section, key) < minimum:
+            raise ValueError(f"{name}.{key} must be >= {minimum}, got {getattr(section, key)}")
+
+
 def recipe_groups() -> list[str]:
     """The recipe groups shipped with the package (one per command)."""
     return sorted(p.name for p in RECIPES.iterdir() if p.is_dir())

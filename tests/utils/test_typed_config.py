@@ -65,6 +65,16 @@ def test_run_and_monitor_intervals_out_of_range_fail_at_load_time(override):
         load_config(schema("pretrain"), None, [override])
 
 
+@pytest.mark.parametrize("group", ["classification", "segmentation", "detection"])
+@pytest.mark.parametrize("override", ["train.accum_steps=0", "train.log_every=0",
+                                      "train.eval_every=0", "train.batch_size=0",
+                                      "train.patience=-1", "train.min_samples=-1"])
+def test_task_intervals_out_of_range_fail_at_load_time(group, override):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"{key} must be >= \d, got -?\d"):
+        load_config(schema(group), None, [override])
+
+
 def test_from_dict_round_trips_and_checks():
     cfg = from_dict(SSLOptimConfig, {"clip_mode": "per_param", "lr": 1e-3})
     assert cfg.clip_mode is ClipMode.per_param and cfg.lr == 1e-3

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from endofm.config import require_at_least
 from endofm.data.views import PretrainViewsConfig
 from endofm.models.config import BackboneConfig
 from endofm.ssl.diagnostics import CollapseConfig
@@ -129,13 +130,6 @@ class SSLConfig:
     # keeps the student's drop path rate and stays in train mode, so its targets are computed
     # with drop path active (the release). Either way it moves only by EMA.
     teacher: TeacherMode = TeacherMode.eval
-
-
-def require_at_least(section: object, name: str, minimum: int, *keys: str) -> None:
-    """Raise ``ValueError`` naming ``name.key`` for the first of ``keys`` below ``minimum``."""
-    for key in keys:
-        if getattr(section, key) < minimum:
-            raise ValueError(f"{name}.{key} must be >= {minimum}, got {getattr(section, key)}")
 
 
 @dataclass

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from endofm.config import from_dict
+from endofm.config import from_dict, require_at_least
 from endofm.models.config import BackboneConfig
 from endofm.train.optim import ClipMode, OptimizerName
 from endofm.utils.device import Precision
@@ -74,8 +74,8 @@ class TrainConfig:
     progress: bool = True  # progress bar / lines (``--quiet`` turns them off everywhere)
 
     def __post_init__(self) -> None:
-        if self.min_samples < 0:
-            raise ValueError(f"train.min_samples must be >= 0, got {self.min_samples}")
+        require_at_least(self, "train", 1, "batch_size", "accum_steps", "eval_every", "log_every")
+        require_at_least(self, "train", 0, "min_samples", "patience", "num_workers")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
 
