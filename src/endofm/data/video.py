@@ -280,11 +280,20 @@ class DecodedVideo(VideoSource):
         return self.source.verify()
 
 
+# libx264's macroblock-tree rate control made the bytes, and the decoded pixels, of the same
+# frames differ from one encoding to the next when the frames were rendered between writes
+# (PyAV 18.1, "veryfast" and default presets, one thread or many; not with mbtree=0, which
+# the "ultrafast" preset and zerolatency tuning imply). Off by default so a render is
+# reproducible; ``options={"x264-params": ...}`` replaces it.
+X264_REPRODUCIBLE = {"x264-params": "mbtree=0"}
+
+
 class VideoWriter:
     """Write uint8 ``[H, W, 3]`` frames to a video file (H.264 when available, else MPEG-4).
 
     Use as a context manager; the file is complete once it closes. Odd sizes are not allowed
-    by H.264's 4:2:0 sampling, so ``height`` and ``width`` must be even.
+    by H.264's 4:2:0 sampling, so ``height`` and ``width`` must be even. With libx264 the same
+    frames give the same bytes (:data:`X264_REPRODUCIBLE`).
     """
 
     def __init__(self, path: str | Path, fps: float, height: int, width: int,
@@ -302,8 +311,9 @@ class VideoWriter:
         self._stream.pix_fmt = "yuv420p"
         if gop_size is not None:
             self._stream.codec_context.gop_size = gop_size
-        if options:
-            self._stream.options = dict(options)
+        defaults = X264_REPRODUCIBLE if codec == "libx264" else {}
+        if defaults or options:
+            self._stream.options = defaults | dict(options or {})
         self._next_pts = 0
 
     def write(self, frame: np.ndarray) -> None:
