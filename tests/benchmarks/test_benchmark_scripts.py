@@ -66,7 +66,7 @@ def test_ssl_probe_seed_runs_every_variant_key(tmp_path):
 
     from endofm.data.synth_probe import ProbeTaskSize
 
-    assert {"recipe", "quick", "base", "sk", "sk+ibot", "sk+ibot+koleo"} <= set(VARIANTS)
+    assert {"recipe", "minutes", "quick", "base", "sk", "sk+ibot", "sk+ibot+koleo"} <= set(VARIANTS)
     size = ProbeTaskSize(pretrain_videos=4, train_videos=4, val_videos=4, frames=20)
     row = run_seed(0, tmp_path, ["optim.epochs=1", "optim.batch_size=2",
                                  "views.min_window_frames=16", *VARIANTS["sk+ibot+koleo"]],
@@ -80,17 +80,18 @@ def test_ssl_probe_seed_runs_every_variant_key(tmp_path):
     assert not list(tmp_path.glob("factors_*/**/*.npy"))
 
 
-def test_ssl_probe_quick_variant_is_the_recipe_at_a_shorter_budget():
+@pytest.mark.parametrize(("variant", "epochs"), [("minutes", 300), ("quick", 75)])
+def test_ssl_probe_short_variants_are_the_recipe_at_a_shorter_budget(variant, epochs):
     from ssl_probe import PRETRAIN, VARIANTS
 
     from endofm.config import load_config
     from endofm.ssl import PretrainConfig
 
     recipe = load_config(PretrainConfig, PRETRAIN, [])
-    quick = load_config(PretrainConfig, PRETRAIN, VARIANTS["quick"])
-    assert (recipe.optim.epochs, quick.optim.epochs) == (1200, 75)
-    recipe.optim.epochs = quick.optim.epochs
-    assert recipe == quick  # nothing else differs
+    short = load_config(PretrainConfig, PRETRAIN, VARIANTS[variant])
+    assert (recipe.optim.epochs, short.optim.epochs) == (1200, epochs)
+    recipe.optim.epochs = short.optim.epochs
+    assert recipe == short  # nothing else differs
 
 
 def test_ssl_probe_factor_tasks_label_above_the_training_median(tmp_path):
