@@ -1,4 +1,5 @@
 import random
+import time
 
 import numpy as np
 import pytest
@@ -65,6 +66,32 @@ def test_rewind_purges_tensorboard_events(tmp_path):
     for step in (3, 4):
         resumed.log({"loss": 10.0 * step}, step=step)
     resumed.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss")] == [
+        (0, 0.0), (1, 1.0), (2, 2.0), (3, 30.0), (4, 40.0)]
+
+
+def test_resumed_events_sort_after_a_crashed_run_of_the_same_second(tmp_path):
+    """TensorBoard reads event files in name order (second, host, pid): the crashed run's
+    file, renamed as if written this very second by a process with a larger pid (a quick
+    restart), must still be read before the resumed run's, or its steps undo the purge."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    crashed = MetricLogger(tmp_path)
+    for step in range(6):
+        crashed.log({"loss": float(step)}, step=step)
+    crashed.close()
+    (written,) = (tmp_path / "tensorboard").iterdir()
+    same_second = f"events.out.tfevents.{int(time.time()) + 1}.host.99999999.0"
+    written.rename(written.with_name(same_second))
+    resumed = MetricLogger(tmp_path)
+    resumed.rewind(3)
+    for step in (3, 4):
+        resumed.log({"loss": 10.0 * step}, step=step)
+    resumed.close()
+    names = sorted(p.name for p in (tmp_path / "tensorboard").iterdir())
+    assert names[0] == same_second
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     assert [(e.step, e.value) for e in events.Scalars("loss")] == [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -62,6 +63,7 @@ class MetricLogger:
         if self._tb is None and self.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
+            wait_for_a_later_event_file(self.tb_dir)
             self._tb = SummaryWriter(log_dir=str(self.tb_dir), purge_step=self._purge_step)
         return self._tb
 
@@ -70,6 +72,20 @@ class MetricLogger:
             self._tb.flush()
             self._tb.close()
             self._tb = None
+
+
+def wait_for_a_later_event_file(tb_dir: Path) -> None:
+    """Sleep until a new TensorBoard event file will sort after those in ``tb_dir``.
+
+    TensorBoard reads a folder's event files in name order, and a name starts with the second
+    it was created in, then the host and the process id. A run resumed within the same second
+    as the crashed run's file (a quick restart) could sort before it when its process id is
+    smaller; the crashed run's steps would then be read last and undo the resumed run's purge.
+    """
+    stamps = [int(part) for f in tb_dir.glob("events.out.tfevents.*")
+              if (part := f.name.split(".")[3]).isdigit()]
+    if stamps:
+        time.sleep(max(0.0, max(stamps) + 1 - time.time()))
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
