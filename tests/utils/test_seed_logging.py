@@ -74,8 +74,9 @@ def test_rewind_purges_tensorboard_events(tmp_path):
 
 def test_resumed_events_sort_after_a_crashed_run_of_the_same_second(tmp_path):
     """TensorBoard reads event files in name order (second, host, pid): the crashed run's
-    file, renamed as if written this very second by a process with a larger pid (a quick
-    restart), must still be read before the resumed run's, or its steps undo the purge."""
+    file, renamed as if a process with a larger pid had written it no earlier than the resumed
+    run starts (a quick restart; one second ahead, so the test does not race the clock), must
+    still be read before the resumed run's, or its steps undo the purge."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     crashed = MetricLogger(tmp_path)
