@@ -97,7 +97,7 @@ def test_vessel_texture_dense_has_finer_detail() -> None:
 
 def test_same_seed_same_bytes(tmp_path: Path) -> None:
     """The benchmark's renders are reproducible to the byte at its own frame size (libx264's
-    macroblock tree made half of these videos differ between two renders)."""
+    macroblock tree made about 60 % of a seed's videos differ between two renders)."""
     size = ProbeTaskSize(pretrain_videos=4, train_videos=2, val_videos=2)
     runs = [synthesize_probe_task(tmp_path / name, seed=0, task="polyp_drift", size=size)
             for name in ("a", "b")]

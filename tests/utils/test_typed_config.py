@@ -58,7 +58,8 @@ def test_bad_choices_fail_at_load_time(group, override, key):
 
 @pytest.mark.parametrize("override", ["run.save_every_epochs=0", "run.keep_last=0",
                                       "run.log_every=0", "run.save_every_steps=-1",
-                                      "monitor.every_epochs=0", "monitor.k=0"])
+                                      "monitor.every_epochs=0", "monitor.k=0",
+                                      "monitor.num_frames=0", "monitor.sampling_rate=0"])
 def test_run_and_monitor_intervals_out_of_range_fail_at_load_time(override):
     key = override.split("=")[0]
     with pytest.raises(ConfigError, match=rf"{key} must be >= \d, got -?\d"):
@@ -68,7 +69,8 @@ def test_run_and_monitor_intervals_out_of_range_fail_at_load_time(override):
 @pytest.mark.parametrize("group", ["classification", "segmentation", "detection"])
 @pytest.mark.parametrize("override", ["train.accum_steps=0", "train.log_every=0",
                                       "train.eval_every=0", "train.batch_size=0",
-                                      "train.patience=-1", "train.min_samples=-1"])
+                                      "train.patience=-1", "train.min_samples=-1",
+                                      "train.num_workers=-1"])
 def test_task_intervals_out_of_range_fail_at_load_time(group, override):
     key = override.split("=")[0]
     with pytest.raises(ConfigError, match=rf"{key} must be >= \d, got -?\d"):
