@@ -6,6 +6,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from endofm.data import VideoError, open_video
@@ -170,3 +171,25 @@ def test_timestamp_gap_is_served_by_the_next_frame(tmp_path):
         container.mux(stream.encode(None))
     video = open_video(path)
     assert frame_numbers(video.read([9, 10, 11, 12, 29])) == [9, 10, 10, 11, 28]
+
+
+class _DecodeThreads(torch.utils.data.Dataset):
+    """Item 0: the decoding thread count a video stream gets where the item is loaded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, i: int) -> int:
+        video = open_video(self.path)
+        with video._open() as container:
+            return video._video_stream(container).codec_context.thread_count
+
+
+def test_a_dataloader_worker_decodes_on_one_thread(video_file):
+    dataset = _DecodeThreads(video_file)
+    assert dataset[0] == 0  # this process: FFmpeg's choice
+    loader = torch.utils.data.DataLoader(dataset, num_workers=1, batch_size=None)
+    assert list(loader) == [1]

@@ -44,8 +44,20 @@ class FrameSize:
 
     def apply(self, source: VideoSource, frames: Sequence[int]) -> Tensor:
         """Decode ``frames`` of ``source`` → uint8 ``[T, 3, H, W]``."""
+        return self.apply_many(source, [frames])[0]
+
+    def apply_many(self, source: VideoSource, windows: Sequence[Sequence[int]]) -> list[Tensor]:
+        """Decode the frames of several windows of ``source`` in one pass (one seek, each frame
+        decoded once) → a uint8 ``[T_k, 3, H, W]`` clip per window."""
+        frames = source.read([i for w in windows for i in w], short_side=self.short_side
+                             or self.size)
+        ends = list(accumulate(len(w) for w in windows))
+        return [self._shape(to_clip(frames[end - len(w):end]))
+                for w, end in zip(windows, ends, strict=True)]
+
+    def _shape(self, clip: Tensor) -> Tensor:
+        """Resize (a smaller video is upscaled) and crop a decoded ``[T, 3, H, W]`` clip."""
         side = self.short_side or self.size
-        clip = to_clip(source.read(frames, short_side=side))
         if self.upscale and min(clip.shape[-2:]) != side:  # a smaller video is upscaled
             clip = short_side_resize(clip, side)
         if self.crop:
@@ -101,6 +113,25 @@ class WindowDataset(Dataset):
             return job, window, self.frame_size.apply(self.jobs[job].source, window.frames)
         except VideoError as exc:
             return job, window, exc.reason
+
+    def __getitems__(self, positions: list[int]) -> list[tuple[int, Window, Tensor | str]]:
+        """The items at ``positions``. A batch of one video's windows (what
+        :class:`VideoBatches` yields) is decoded in one pass: adjacent windows would otherwise
+        each seek back to a keyframe and decode the frames between them again. If that pass
+        fails, the windows are decoded one by one, so the readable windows of a truncated
+        video are kept."""
+        located = [self.locate(i) for i in positions]
+        jobs = {job for job, _ in located}
+        if len(located) < 2 or len(jobs) > 1:
+            return [self[i] for i in positions]
+        job = jobs.pop()
+        windows = [self.jobs[job].plan[k] for _, k in located]
+        try:
+            clips = self.frame_size.apply_many(self.jobs[job].source,
+                                               [w.frames for w in windows])
+        except VideoError:
+            return [self[i] for i in positions]
+        return [(job, w, c) for w, c in zip(windows, clips, strict=True)]
 
 
 class VideoBatches:

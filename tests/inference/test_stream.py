@@ -1,0 +1,57 @@
+"""Window streaming: a batch of one video's windows is decoded in one pass, equal to decoding
+each window alone, and a failing batch falls back to its windows one by one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from endofm.data import VideoError, open_video, write_video
+from endofm.inference.stream import FrameSize, VideoBatches, VideoJob, WindowDataset
+from endofm.inference.windows import WindowSpec
+
+from .conftest import moving_frames
+
+
+class CountingSource:
+    """A video source that counts its ``read`` calls and fails past ``readable`` frames."""
+
+    def __init__(self, source, readable: int | None = None) -> None:
+        self.source, self.readable, self.reads = source, readable, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.source, name)
+
+    def read(self, indices: Sequence[int], short_side: int | None = None) -> np.ndarray:
+        self.reads += 1
+        if self.readable is not None and max(indices) >= self.readable:
+            raise VideoError(self.source.path, "frame could not be decoded (cut)")
+        return self.source.read(indices, short_side)
+
+
+def dataset(tmp_path, readable: int | None = None) -> tuple[WindowDataset, CountingSource]:
+    video = open_video(write_video(tmp_path / "v.mp4", moving_frames(60), fps=30))
+    source = CountingSource(video, readable)
+    plan = WindowSpec(num_frames=4, frame_step=3, stride=6).plan(video.num_frames, video.fps)
+    return WindowDataset([VideoJob("v.mp4", source, plan)], FrameSize(32)), source
+
+
+def test_a_batch_is_one_read_equal_to_its_windows_read_alone(tmp_path):
+    data, source = dataset(tmp_path)
+    (first, *_) = list(VideoBatches(data, 4))
+    batch = data.__getitems__(first)
+    assert source.reads == 1 and len(batch) == 4
+    for position, (job, window, clip) in zip(first, batch, strict=True):
+        alone = data[position]
+        assert (job, window.index) == (alone[0], alone[1].index) and clip.shape == (4, 3, 32, 32)
+        assert torch.equal(clip, alone[2])
+
+
+def test_a_failing_batch_keeps_its_readable_windows(tmp_path):
+    data, source = dataset(tmp_path, readable=22)  # window k reads frames 6k..6k+9
+    batch = data.__getitems__(list(range(5)))
+    assert source.reads == 1 + 5
+    assert [isinstance(clip, torch.Tensor) for _, _, clip in batch] == [True] * 3 + [False] * 2
+    assert "could not be decoded" in batch[4][2]
