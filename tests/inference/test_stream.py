@@ -9,7 +9,13 @@ import numpy as np
 import torch
 
 from endofm.data import VideoError, open_video, write_video
-from endofm.inference.stream import FrameSize, VideoBatches, VideoJob, WindowDataset
+from endofm.inference.stream import (
+    FrameSize,
+    VideoBatches,
+    VideoJob,
+    WindowDataset,
+    nearby_runs,
+)
 from endofm.inference.windows import WindowSpec
 
 from .conftest import moving_frames
@@ -31,10 +37,13 @@ class CountingSource:
         return self.source.read(indices, short_side)
 
 
-def dataset(tmp_path, readable: int | None = None) -> tuple[WindowDataset, CountingSource]:
+def dataset(tmp_path, readable: int | None = None,
+            stride: int = 6) -> tuple[WindowDataset, CountingSource]:
+    """Windows of 4 frames 3 apart (frames ``stride*k .. stride*k + 9``) over 60 frames."""
     video = open_video(write_video(tmp_path / "v.mp4", moving_frames(60), fps=30))
     source = CountingSource(video, readable)
-    plan = WindowSpec(num_frames=4, frame_step=3, stride=6).plan(video.num_frames, video.fps)
+    plan = WindowSpec(num_frames=4, frame_step=3, stride=stride).plan(video.num_frames,
+                                                                        video.fps)
     return WindowDataset([VideoJob("v.mp4", source, plan)], FrameSize(32)), source
 
 
@@ -55,3 +64,12 @@ def test_a_failing_batch_keeps_its_readable_windows(tmp_path):
     assert source.reads == 1 + 5
     assert [isinstance(clip, torch.Tensor) for _, _, clip in batch] == [True] * 3 + [False] * 2
     assert "could not be decoded" in batch[4][2]
+
+
+def test_windows_far_apart_are_decoded_apart(tmp_path):
+    data, source = dataset(tmp_path, stride=24)  # frames 24k..24k+9: gaps of 15 > spans of 10
+    batch = data.__getitems__([0, 1, 2])
+    assert source.reads == 3 and all(isinstance(clip, torch.Tensor) for _, _, clip in batch)
+    assert [len(run) for run in nearby_runs([data.jobs[0].plan[k] for k in range(3)])] == [1] * 3
+    data, _ = dataset(tmp_path, stride=18)  # gaps of 9: one run
+    assert [len(run) for run in nearby_runs([data.jobs[0].plan[k] for k in range(3)])] == [3]

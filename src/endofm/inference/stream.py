@@ -12,7 +12,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 import torch
 from torch import Tensor
@@ -108,30 +108,51 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[int, Window, Tensor | str]:
         job, k = self.locate(i)
-        window = self.jobs[job].plan[k]
+        return self._item(job, self.jobs[job].plan[k])
+
+    def __getitems__(self, positions: list[int]) -> list[tuple[int, Window, Tensor | str]]:
+        """The items at ``positions``. Within a batch of one video's windows (what
+        :class:`VideoBatches` yields), each run of nearby windows is decoded in one pass:
+        adjacent windows would otherwise each seek back to a keyframe and decode the frames
+        between them again."""
+        located = [self.locate(i) for i in positions]
+        if len({job for job, _ in located}) > 1:
+            return [self[i] for i in positions]
+        job = located[0][0]
+        windows = [self.jobs[job].plan[k] for _, k in located]
+        return [item for run in nearby_runs(windows) for item in self._decode_run(job, run)]
+
+    def _item(self, job: int, window: Window) -> tuple[int, Window, Tensor | str]:
         try:
             return job, window, self.frame_size.apply(self.jobs[job].source, window.frames)
         except VideoError as exc:
             return job, window, exc.reason
 
-    def __getitems__(self, positions: list[int]) -> list[tuple[int, Window, Tensor | str]]:
-        """The items at ``positions``. A batch of one video's windows (what
-        :class:`VideoBatches` yields) is decoded in one pass: adjacent windows would otherwise
-        each seek back to a keyframe and decode the frames between them again. If that pass
-        fails, the windows are decoded one by one, so the readable windows of a truncated
-        video are kept."""
-        located = [self.locate(i) for i in positions]
-        jobs = {job for job, _ in located}
-        if len(located) < 2 or len(jobs) > 1:
-            return [self[i] for i in positions]
-        job = jobs.pop()
-        windows = [self.jobs[job].plan[k] for _, k in located]
-        try:
-            clips = self.frame_size.apply_many(self.jobs[job].source,
-                                               [w.frames for w in windows])
-        except VideoError:
-            return [self[i] for i in positions]
-        return [(job, w, c) for w, c in zip(windows, clips, strict=True)]
+    def _decode_run(self, job: int, windows: list[Window]) -> list[tuple[int, Window,
+                                                                         Tensor | str]]:
+        """One pass over ``windows``; if it fails, window by window, so the readable windows
+        of a truncated video are kept."""
+        if len(windows) > 1:
+            try:
+                clips = self.frame_size.apply_many(self.jobs[job].source,
+                                                   [w.frames for w in windows])
+                return [(job, w, c) for w, c in zip(windows, clips, strict=True)]
+            except VideoError:
+                pass
+        return [self._item(job, w) for w in windows]
+
+
+def nearby_runs(windows: Sequence[Window]) -> list[list[Window]]:
+    """``windows`` (in order) split wherever the gap to the next window is longer than a
+    window's span: decoding through a longer gap would cost more than seeking past it."""
+    runs = [[windows[0]]]
+    for before, after in pairwise(windows):
+        span = int(before.frames[-1]) - int(before.frames[0]) + 1
+        if int(after.frames[0]) - int(before.frames[-1]) > span:
+            runs.append([after])
+        else:
+            runs[-1].append(after)
+    return runs
 
 
 class VideoBatches:
