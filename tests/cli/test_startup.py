@@ -51,3 +51,23 @@ def test_common_options_before_or_after_the_command():
     args = parser.parse_args(["info", "x.pth", "--quiet", "--debug"])
     assert (args.quiet, args.debug) == (True, True)
     assert parser.parse_args(["info", "x.pth"]).quiet is False
+
+
+EXTRACT = """
+import sys
+import endofm.inference
+from endofm.inference.extract import extract
+from endofm.inference.encoder import VideoEncoder
+print("task code:", sorted(m for m in ("sklearn", "endofm.tasks", "endofm.inference.predict")
+                           if m in sys.modules))
+print("names:", all(getattr(endofm.inference, n) is not None for n in dir(endofm.inference)))
+"""
+
+
+def test_extract_does_not_import_the_task_code():
+    """``endofm extract`` starts without the task heads, metrics and scikit-learn; the lazy
+    ``endofm.inference`` still resolves every name it lists."""
+    result = subprocess.run([sys.executable, "-c", EXTRACT], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-2:] == ["task code: []", "names: True"]
