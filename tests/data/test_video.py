@@ -1,5 +1,6 @@
 """Decoding: metadata, seeking correctness, frame folders, and every bad-input case."""
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -180,7 +181,7 @@ class _DecodeThreads(torch.utils.data.Dataset):
         self.path = path
 
     def __len__(self) -> int:
-        return 1
+        return 2
 
     def __getitem__(self, i: int) -> int:
         video = open_video(self.path)
@@ -188,8 +189,11 @@ class _DecodeThreads(torch.utils.data.Dataset):
             return video._video_stream(container).codec_context.thread_count
 
 
-def test_a_dataloader_worker_decodes_on_one_thread(video_file):
+def test_a_dataloader_worker_decodes_on_its_share_of_the_cores(video_file, monkeypatch):
     dataset = _DecodeThreads(video_file)
     assert dataset[0] == 0  # this process: FFmpeg's choice
-    loader = torch.utils.data.DataLoader(dataset, num_workers=1, batch_size=None)
-    assert list(loader) == [1]
+    for cores, workers, share in [(2, 2, 1), (2, 1, 2), (16, 4, 4), (3, 4, 1)]:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _, n=cores: set(range(n)))
+        loader = torch.utils.data.DataLoader(dataset, num_workers=workers, batch_size=None,
+                                             multiprocessing_context="fork")
+        assert list(loader) == [share, share], (cores, workers)

@@ -10,6 +10,7 @@ Every failure raises :class:`VideoError` naming the file and the problem.
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from fractions import Fraction
@@ -29,10 +30,14 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
 
 
 def decode_threads() -> int:
-    """FFmpeg decoding threads: 1 in a DataLoader worker (the workers are the parallelism;
-    each one's frame threads would only compete with the model's threads and cost about a
-    fifth more CPU per frame), else 0 (FFmpeg's choice, about one per core)."""
-    return 1 if get_worker_info() is not None else 0
+    """FFmpeg decoding threads: in a DataLoader worker, its share of this process's cores
+    (``cores // num_workers``, at least 1: frame threads beyond that only compete with the
+    other workers and the model, and cost about a fifth more CPU per frame); elsewhere 0
+    (FFmpeg's choice, about one per core)."""
+    worker = get_worker_info()
+    if worker is None:
+        return 0
+    return max(1, len(os.sched_getaffinity(0)) // worker.num_workers)
 
 
 class VideoError(RuntimeError):
