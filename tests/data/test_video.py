@@ -175,7 +175,7 @@ def test_timestamp_gap_is_served_by_the_next_frame(tmp_path):
 
 
 class _DecodeThreads(torch.utils.data.Dataset):
-    """Item 0: the decoding thread count a video stream gets where the item is loaded."""
+    """Every item: the decoding thread count a video stream gets where the item is loaded."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
