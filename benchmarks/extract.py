@@ -1,17 +1,22 @@
 """``endofm extract`` end to end against the bare backbone, and its memory against video length.
 
     python benchmarks/extract.py [--minutes 10 1] [--precisions fp32 bf16] [--device auto]
+        [--compile]
 
 Makes synthetic 30 fps videos (256 px short side, moving shapes over noise, the encoder's
 default GOP) of each length once (cached in ``--cache``), then for each precision:
 
 (a) windows/s of ``endofm extract`` (a separate process: decoding in DataLoader workers, the
     model, the ``.npy`` writes) on the longest video, divided by windows/s of the bare backbone
-    forward on pre-decoded tensors with the same settings (goal: >= 0.9);
+    forward on pre-decoded tensors with the same settings (goal: >= 0.9), the mean of the bare
+    rates timed just before and just after the extract runs, so that a shared host's drifting
+    speed counts on both sides of the ratio;
 (b) the peak RSS of the extract process on the longest video minus that on the shortest (main
     process and, separately, its largest decoding worker; goal: under 300 MiB).
 
 The backbone is a randomly initialised ViT-B/16 (no download) saved once as a checkpoint.
+``--compile`` runs both sides compiled (``endofm extract --compile``; the extract time includes
+the compilation).
 """
 
 from __future__ import annotations
@@ -71,7 +76,8 @@ def run_extract(ckpt: Path, video: Path, out: Path, args: argparse.Namespace,
         "                  'workers_mib': r(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n")
     cmd = [sys.executable, "-c", code, "extract", "--checkpoint", str(ckpt), str(video),
            "--output", str(out), "--device", args.device, "--precision", precision,
-           "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--quiet"]
+           "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--quiet",
+           *(["--compile"] if args.compile else [])]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     windows = len(np.load(next(out.glob("*.npy")), mmap_mode="r"))
@@ -81,7 +87,7 @@ def run_extract(ckpt: Path, video: Path, out: Path, args: argparse.Namespace,
 def bare_rate(ckpt: Path, args: argparse.Namespace, precision: str) -> float:
     """Windows/s of the backbone alone on pre-decoded uint8 batches (normalisation included)."""
     encoder = VideoEncoder(ckpt, device=args.device, precision=precision,
-                           batch_size=args.batch_size)
+                           batch_size=args.batch_size, compile=args.compile)
     clips = torch.randint(0, 256, (args.batch_size, 8, 3, 224, 224), dtype=torch.uint8)
     encoder.forward(clips)  # warm-up
     start = time.perf_counter()
@@ -99,6 +105,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3, help="bare-backbone batches timed")
+    p.add_argument("--compile", action="store_true", help="extract and bare forward compiled")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "endofm_bench")
     return p.parse_args()
 
@@ -114,14 +121,16 @@ def main() -> None:
         torch.manual_seed(0)
         endofm.save_pretrained(endofm.create_model("endofm_vit_base_patch16"), ckpt)
     print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"batch {args.batch_size}, workers {args.workers}, load {os.getloadavg()[0]:.2f}")
+          f"batch {args.batch_size}, workers {args.workers}, compile {args.compile}, "
+          f"load {os.getloadavg()[0]:.2f}")
     print(f"{'prec':>5} {'extract w/s':>11} {'bare w/s':>9} {'(a) ratio':>9} "
           f"{'RSS long':>9} {'RSS short':>9} {'(b) diff':>9} {'worker diff':>11}")
     for precision in args.precisions:
+        before = bare_rate(ckpt, args, precision)
         with tempfile.TemporaryDirectory() as tmp:
             long_r = run_extract(ckpt, long_v, Path(tmp) / "long", args, precision)
             short_r = run_extract(ckpt, short_v, Path(tmp) / "short", args, precision)
-        bare = bare_rate(ckpt, args, precision)
+        bare = (before + bare_rate(ckpt, args, precision)) / 2
         print(f"{precision:>5} {long_r['windows_per_s']:>11.3f} {bare:>9.3f} "
               f"{long_r['windows_per_s'] / bare:>9.2f} {long_r['self_mib']:>9.0f} "
               f"{short_r['self_mib']:>9.0f} {long_r['self_mib'] - short_r['self_mib']:>9.0f} "

@@ -59,6 +59,38 @@ def test_own_directory_round_trip(tmp_path, reference):
         assert torch.equal(a, b)
 
 
+def test_loading_without_random_init_draws_nothing_and_leaves_nothing_uninitialised(
+        tmp_path, reference):
+    """``random_init=False`` builds the model on the meta device: every tensor is the
+    checkpoint's, a mask token the checkpoint lacks is its initial zeros, and the random stream
+    is untouched; the default draws the init first, as the release's fine-tuning does."""
+    plain = endofm.create_model("endofm_vit_base_patch16", pretrained=reference["pretrain"],
+                                num_heads=4)
+    endofm.save_pretrained(plain, tmp_path / "m")
+    state = torch.random.get_rng_state()
+    with pytest.warns(UserWarning, match="mask_token only in the model"):
+        model = endofm.create_model("endofm_vit_base_patch16", pretrained=tmp_path / "m",
+                                    use_mask_token=True, random_init=False)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(model.mask_token, torch.zeros(1, 1, model.embed_dim))
+    expected = plain.state_dict()
+    for key, value in model.state_dict().items():
+        if key != "mask_token":
+            assert torch.equal(value, expected[key]), key
+    assert not list(model.buffers()) and not any(p.is_meta for p in model.parameters())
+    again = endofm.create_model("endofm_vit_base_patch16", pretrained=tmp_path / "m")
+    assert not torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(v, expected[k]) for k, v in again.state_dict().items())
+
+
+def test_extraction_loads_its_backbone_without_random_init(tmp_path, reference):
+    from endofm.inference import load_backbone
+
+    state = torch.random.get_rng_state()
+    model = load_backbone(reference["pretrain"], num_heads=4)
+    assert torch.equal(torch.random.get_rng_state(), state) and not model.training
+
+
 def test_other_size_and_frames_are_adapted_with_warning(reference):
     with pytest.warns(UserWarning) as record:
         model = endofm.create_model("endofm_vit_base_patch16", pretrained=reference["pretrain"],

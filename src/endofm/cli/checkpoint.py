@@ -69,7 +69,8 @@ def run_convert(args: argparse.Namespace) -> int:
 
     ckpt = load_checkpoint(args.checkpoint)
     heads = resolve_num_heads(ckpt.config, args.num_heads, ckpt.path)
-    model = create_model("endofm_vit_base_patch16", pretrained=args.checkpoint, num_heads=heads)
+    model = create_model("endofm_vit_base_patch16", pretrained=args.checkpoint, num_heads=heads,
+                         random_init=False)
     out = save_pretrained(model, args.out)
     print(f"wrote {out} (layout {ckpt.layout}, num_heads {heads}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters)")
