@@ -224,7 +224,7 @@ def gemm_ratio_rows(model: nn.Module, x: torch.Tensor, precision: str,
     clip = f"{x.shape[2]:>3}x{x.shape[3]}x{x.shape[4]}"
     forwards = {"eager": model}
     if args.compile:
-        forwards["compiled"] = maybe_compile(model, True)
+        forwards["compiled"] = maybe_compile(model, True, x.device, precision)
     rows = []
     for name, module in forwards.items():
         def forward(module: nn.Module = module) -> torch.Tensor:

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from endofm.cli import data as data_cli
 from endofm.cli import probe as probe_cli
 from endofm.cli import tasks as tasks_cli
@@ -51,6 +53,22 @@ def test_common_options_before_or_after_the_command():
     args = parser.parse_args(["info", "x.pth", "--quiet", "--debug"])
     assert (args.quiet, args.debug) == (True, True)
     assert parser.parse_args(["info", "x.pth"]).quiet is False
+
+
+def test_only_extract_offers_compile(capsys):
+    """``--compile`` is offered only where the command compiles its model (it did nothing in
+    ``predict`` and ``attention``)."""
+    from endofm.cli.main import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["extract", "--checkpoint", "c", "v.mp4", "--output", "o",
+                              "--compile"]).compile is True
+    for argv in (["predict", "classification", "--checkpoint", "c", "v.mp4", "--output", "o"],
+                 ["attention", "--checkpoint", "c", "v.mp4", "--output", "o"]):
+        assert not hasattr(parser.parse_args(argv), "compile")
+        with pytest.raises(SystemExit):
+            parser.parse_args([*argv, "--compile"])
+        assert "unrecognized arguments: --compile" in capsys.readouterr().err
 
 
 EXTRACT = """

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(its pre-training); default kinetics")
     p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                    help="dtype of the .npy files (default float32)")
-    add_runtime_args(p)
+    add_runtime_args(p, compile=True)
     p.set_defaults(func=run_extract)
 
 

@@ -24,7 +24,10 @@ def add_window_args(p: argparse.ArgumentParser) -> None:
                    help="step between window starts, in frames or seconds (2s); default T*R")
 
 
-def add_runtime_args(p: argparse.ArgumentParser, batch_size: int = 8) -> None:
+def add_runtime_args(p: argparse.ArgumentParser, batch_size: int = 8,
+                     compile: bool = False) -> None:
+    """Batch, workers, device and precision; ``--compile`` only where the command compiles its
+    model (``compile``)."""
     p.add_argument("--batch-size", type=int, default=batch_size,
                    help=f"windows per forward (default {batch_size})")
     p.add_argument("--workers", type=int, default=2,
@@ -32,7 +35,9 @@ def add_runtime_args(p: argparse.ArgumentParser, batch_size: int = 8) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="auto (default): bf16 where the device has native bf16, else fp32")
-    p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
+    if compile:
+        p.add_argument("--compile", action="store_true",
+                       help="run the backbone through torch.compile (inductor, weights frozen)")
 
 
 def report_errors(errors: list[dict]) -> int:

@@ -92,7 +92,8 @@ class VideoEncoder:
         self.features, self.normalization = features, normalization
         self.batch_size, self.num_workers = batch_size, num_workers
         self.compiled, self.folder_fps = compile, folder_fps
-        self.extractor = maybe_compile(FeatureExtractor(self.backbone, features), compile)
+        self.extractor = maybe_compile(FeatureExtractor(self.backbone, features), compile,
+                                       self.device, self.precision)
 
     def settings(self) -> dict[str, object]:
         """Everything that determines the features (recorded in ``run.json``)."""
