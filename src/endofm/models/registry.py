@@ -67,10 +67,10 @@ def create_model(name: str = "endofm_vit_base_patch16", pretrained: str | Path |
     taken from the named config of the file's width (:func:`resolve_num_heads`); for any other
     width ``num_heads`` must be passed. Returns the model in train mode on the CPU.
 
-    ``random_init``: a model loaded from ``pretrained`` is first randomly initialised, as the
-    release's fine-tuning does, so what a seeded run draws next (a task head's init) is the
-    same as there; ``False`` skips that draw (:func:`model_from_state`: a faster start,
-    for inference).
+    ``random_init``: a model loaded from ``pretrained`` is first randomly initialised (as the
+    release builds its model before loading weights), so what a seeded run draws next, e.g. a
+    task head's init, does not depend on whether weights were loaded; ``False`` skips that draw
+    (:func:`model_from_state`: a faster start, for inference).
     """
     cfg = model_config(name, **overrides)
     if pretrained is None:
@@ -83,11 +83,11 @@ def create_model(name: str = "endofm_vit_base_patch16", pretrained: str | Path |
     if "num_heads" not in overrides and "num_heads" not in ckpt.config:
         if cfg["embed_dim"] != named_width:
             cfg["num_heads"] = resolve_num_heads(ckpt.config, source=ckpt.path)
-    return model_from_state(cfg, ckpt.state_dict, ckpt.path, random_init)
+    return model_from_state(cfg, ckpt.state_dict, ckpt.path, random_init=random_init)
 
 
 def model_from_state(cfg: dict[str, Any], state_dict: dict[str, Tensor],
-                     source: str | Path = "", random_init: bool = False) -> VisionTransformer:
+                     source: str | Path = "", *, random_init: bool) -> VisionTransformer:
     """``VisionTransformer(**cfg)`` holding ``state_dict`` (adapted by
     :func:`~endofm.models.checkpoint.adapt_state_dict`; a strict load).
 
