@@ -100,3 +100,20 @@ def test_compiled_bf16_matmul_attention_keeps_the_fp32_features():
             out = compiled(x).float()
     assert not any(layer.explicit for layer in attention_layers(extractor))
     assert torch.nn.functional.cosine_similarity(out, reference).min() >= 0.99
+
+
+@pytest.mark.parametrize(("precision", "sdpa_calls"), [("bf16", False), ("fp32", True)])
+def test_the_compiled_graph_calls_sdpa_only_where_chosen(precision, sdpa_calls):
+    """The real compiled forward (not a stand-in): in bf16 on a CPU no SDPA kernel runs."""
+    from torch.profiler import ProfilerActivity, profile
+
+    extractor = FeatureExtractor(_tiny(depth=1), "cls")
+    compiled = maybe_compile(extractor, True, torch.device("cpu"), precision)
+    x = torch.randn(1, 3, 2, 32, 32)
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16,
+                                                enabled=precision == "bf16"):
+        compiled(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            compiled(x)
+    names = {event.key for event in prof.key_averages()}
+    assert any("scaled_dot_product" in name for name in names) is sdpa_calls, sorted(names)
