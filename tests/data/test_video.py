@@ -197,3 +197,14 @@ def test_a_dataloader_worker_decodes_on_its_share_of_the_cores(video_file, monke
         loader = torch.utils.data.DataLoader(dataset, num_workers=workers, batch_size=None,
                                              multiprocessing_context="fork")
         assert list(loader) == [share, share], (cores, workers)
+
+
+def test_usable_cores_without_an_affinity_call(monkeypatch):
+    """macOS and Windows have no ``os.sched_getaffinity``: all cores count there."""
+    from endofm.data.video import usable_cores
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert usable_cores() == 8
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert usable_cores() == 1

@@ -7,10 +7,10 @@ import endofm
 from endofm.inference.backbone import (
     FeatureExtractor,
     FrozenCompiled,
-    attention_layers,
     explicit_attention,
     maybe_compile,
 )
+from endofm.models.vision_transformer import attention_layers
 
 pytestmark = pytest.mark.slow
 

@@ -37,7 +37,15 @@ def decode_threads() -> int:
     worker = get_worker_info()
     if worker is None:
         return 0
-    return max(1, len(os.sched_getaffinity(0)) // worker.num_workers)
+    return max(1, usable_cores() // worker.num_workers)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS has one, as on Linux; else
+    all of them, e.g. on macOS and Windows)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class VideoError(RuntimeError):

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from endofm.models import Attention, VisionTransformer, create_model
 from endofm.models.checkpoint import CONFIG_NAME
+from endofm.models.vision_transformer import attention_layers
 
 FEATURES = ("cls", "mean_patch", "patch_grid")
 TASK_KINDS = {"segmenter": "segmentation", "detector": "detection"}
@@ -106,19 +107,18 @@ class FrozenCompiled(nn.Module):
     def __init__(self, module: nn.Module, matmul_attention: bool = False) -> None:
         super().__init__()
         self.compiled = torch.compile(module, dynamic=False)
-        self.matmul_attention = matmul_attention
         self.attention_layers = attention_layers(module) if matmul_attention else []
+
+    @property
+    def matmul_attention(self) -> bool:
+        """Whether attention is traced as matmuls (there are layers to switch)."""
+        return bool(self.attention_layers)
 
     def forward(self, *args: Tensor) -> Tensor:
         from torch._inductor import config as inductor_config  # imports inductor: only here
 
         with inductor_config.patch(freezing=True), explicit_attention(self.attention_layers):
             return self.compiled(*args)
-
-
-def attention_layers(module: nn.Module) -> list[Attention]:
-    """Every attention layer of ``module``."""
-    return [m for m in module.modules() if isinstance(m, Attention)]
 
 
 @contextmanager

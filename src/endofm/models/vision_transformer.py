@@ -95,6 +95,11 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(out))
 
 
+def attention_layers(module: nn.Module) -> list[Attention]:
+    """Every attention layer of ``module``."""
+    return [m for m in module.modules() if isinstance(m, Attention)]
+
+
 class Block(nn.Module):
     """One pre-norm transformer block over ``[B, 1 + N*T, D]`` tokens.
 
@@ -247,9 +252,8 @@ class VisionTransformer(nn.Module):
 
     def set_explicit_attention(self, enable: bool = True) -> None:
         """Use explicit matmul+softmax attention (the released form) instead of SDPA."""
-        for m in self.modules():
-            if isinstance(m, Attention):
-                m.explicit = enable
+        for layer in attention_layers(self):
+            layer.explicit = enable
 
     # -- embedding -------------------------------------------------------------------------
     def _spatial_pos(self, h: int, w: int) -> Tensor:
