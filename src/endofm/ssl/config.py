@@ -62,7 +62,7 @@ class SSLModelConfig:
     checkpoint; its size and frame count follow ``views.global_size`` / ``views.num_frames``)."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    compile: bool = False  # torch.compile the student
+    compile: bool = False  # torch.compile the student (a graph per view shape)
 
 
 @dataclass

@@ -105,7 +105,9 @@ class PretrainTrainer:
         seed_everything(cfg.run.seed + dist.rank)  # different augmentations per process
         self.student = self.meta.student
         if cfg.model.compile:
-            self.student.compile()
+            # one graph per view shape: traced with symbolic shapes, the second shape failed to
+            # compile on a CPU ("cannot determine truth value of Relational")
+            self.student.compile(dynamic=False)
         self.ddp_student = (DistributedDataParallel(self.student)
                             if dist.world_size > 1 else self.student)
         self.objective = SSLObjective(cfg.head.out_dim, cfg.loss).to(self.device)
