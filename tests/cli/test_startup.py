@@ -71,6 +71,28 @@ def test_only_extract_offers_compile(capsys):
         assert "unrecognized arguments: --compile" in capsys.readouterr().err
 
 
+
+def test_overrides_may_follow_the_options(capsys):
+    """``key=value`` overrides after the options join those before them, in order; other
+    leftovers, and overrides given to a command that takes none, stay usage errors."""
+    from endofm.cli.main import build_parser, parse_args
+
+    parser = build_parser()
+    args = parse_args(parser, ["pretrain", "--config", "tiny", "--data", "d", "optim.epochs=1",
+                               "--output", "o", "head.num_layers=1", "optim.epochs=2"])
+    assert args.overrides == ["optim.epochs=1", "head.num_layers=1", "optim.epochs=2"]
+    assert (str(args.data), str(args.output)) == ("d", "o")
+    args = parse_args(parser, ["finetune", "classification", "--data", "d", "--output", "o",
+                               "train.epochs=1"])
+    assert args.overrides == ["train.epochs=1"]
+    for argv in (["pretrain", "--config", "tiny", "--data", "d", "--output", "o", "--bogus"],
+                 ["extract", "--checkpoint", "c", "v.mp4", "--output", "o", "a=1"]):
+        with pytest.raises(SystemExit) as exit_:
+            parse_args(parser, argv)
+        assert exit_.value.code == 2
+        assert "unrecognized arguments" in capsys.readouterr().err
+
+
 EXTRACT = """
 import sys
 import endofm.inference
