@@ -156,3 +156,23 @@ def test_compiled_student_trains_like_the_eager_one(sample_data, tmp_path):
     a, b = state(tmp_path / "eager"), state(tmp_path / "compiled")
     for k, v in a["student"].items():
         torch.testing.assert_close(b["student"][k], v, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("attention_type", ["space_only", "joint_space_time"])
+def test_pretraining_with_the_release_ablations(sample_data, tmp_path, attention_type):
+    """``model.backbone.attention_type`` trains the release's ablations; the checkpoint and the
+    saved backbone record it, so every later command rebuilds the same model."""
+    out = tmp_path / "run"
+    pretrain(cfg("optim.epochs=1", f"model.backbone.attention_type={attention_type}"),
+             sample_data["videos"], out)
+    assert state(out)["arch"]["attention_type"] == attention_type
+    names = set(state(out)["student"])
+    assert not any("temporal_attn" in k for k in names)  # divided space-time's own layers
+    assert ("backbone.time_embed" in names) == (attention_type == "joint_space_time")
+    model = endofm.create_model("endofm_vit_tiny_patch16", pretrained=out / "backbone")
+    assert model.attention_type == attention_type
+
+
+def test_unknown_attention_type_is_a_config_error():
+    with pytest.raises(ValueError, match="attention_type"):
+        cfg("model.backbone.attention_type=divided")

@@ -10,14 +10,19 @@ disagrees is an error (:meth:`BackboneConfig.bind`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+ATTENTION_TYPES = ("divided_space_time", "space_only", "joint_space_time")
+# the release's attention (divided space-time) and its two ablations
+AttentionType = StrEnum("AttentionType", [(name, name) for name in ATTENTION_TYPES])
 
 
 @dataclass
 class BackboneConfig:
     """``name``: a registered config (``endofm.list_models()``); ``pretrained``: any checkpoint
     ``endofm.create_model`` reads (``None``: random init); ``embed_dim``/``depth``/``num_heads``
-    ``None``: from the checkpoint, else the named config; ``img_size``/``num_frames`` ``None``:
-    from the command's data settings."""
+    ``None``: from the checkpoint, else the named config (``attention_type`` too);
+    ``img_size``/``num_frames`` ``None``: from the command's data settings."""
 
     name: str = "endofm_vit_base_patch16"
     pretrained: str | None = None
@@ -26,6 +31,7 @@ class BackboneConfig:
     embed_dim: int | None = None
     depth: int | None = None
     num_heads: int | None = None
+    attention_type: AttentionType | None = None
     drop_path_rate: float = 0.1
     grad_checkpointing: bool = False  # recompute each block in the backward pass
 

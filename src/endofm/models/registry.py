@@ -138,7 +138,7 @@ def create_backbone(cfg: BackboneConfig, **changes: Any) -> VisionTransformer:
     if cfg.img_size is None or cfg.num_frames is None:
         raise ValueError("model.backbone.img_size / num_frames are unset: load the config with "
                          "endofm.config.load_config, which takes them from the data settings")
-    arch = {key: value for key in ("embed_dim", "depth", "num_heads")
+    arch = {key: value for key in ("embed_dim", "depth", "num_heads", "attention_type")
             if (value := getattr(cfg, key))}
     return create_model(cfg.name, pretrained=cfg.pretrained or None, img_size=cfg.img_size,
                         num_frames=cfg.num_frames, drop_path_rate=cfg.drop_path_rate,

@@ -17,8 +17,7 @@ from timm.layers import DropPath, Mlp, resample_abs_pos_embed, trunc_normal_
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-ATTENTION_TYPES = ("divided_space_time", "space_only", "joint_space_time")
-
+from endofm.models.config import ATTENTION_TYPES
 
 NO_DECAY_PARAMS = ("pos_embed", "cls_token", "time_embed")
 
@@ -98,6 +97,15 @@ class Attention(nn.Module):
 def attention_layers(module: nn.Module) -> list[Attention]:
     """Every attention layer of ``module``."""
     return [m for m in module.modules() if isinstance(m, Attention)]
+
+
+def require_per_frame_tokens(backbone: nn.Module, user: str) -> None:
+    """Raise ``ValueError`` naming ``user`` (e.g. ``"the detector"``) when ``backbone`` is
+    ``space_only``, whose blocks average the frames' tokens: dense heads need each frame's own."""
+    if getattr(backbone, "attention_type", "divided_space_time") == "space_only":
+        raise ValueError(f"{user} needs each frame's own tokens, which a space_only backbone "
+                         "averages away (use attention_type 'divided_space_time' or "
+                         "'joint_space_time')")
 
 
 class Block(nn.Module):
@@ -206,7 +214,7 @@ class VisionTransformer(nn.Module):
         self.img_size, self.patch_size, self.num_frames = img_size, patch_size, num_frames
         self.embed_dim = self.num_features = embed_dim
         self.depth, self.num_heads = depth, num_heads
-        self.attention_type = attention_type
+        self.attention_type = str(attention_type)  # a plain string (config.json, checkpoints)
         self.grad_checkpointing = grad_checkpointing
         grid = img_size // patch_size
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)

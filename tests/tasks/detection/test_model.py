@@ -114,3 +114,19 @@ def test_bad_clip_and_head_are_errors():
         model([torch.rand(3, 2, 64, 64)])
     with pytest.raises(ValueError, match="head"):
         build_detector(tiny(head="yolo"), num_frames=3)
+
+
+@pytest.mark.parametrize("attention_type", ["divided_space_time", "joint_space_time"])
+def test_backbones_with_per_frame_tokens_build(attention_type):
+    cfg = tiny()
+    cfg.backbone.attention_type = attention_type
+    assert build_detector(cfg, num_frames=3).backbone.attention_type == attention_type
+
+
+def test_a_space_only_backbone_is_refused_when_built():
+    """``space_only`` averages the frames' tokens, so there is no target frame to detect in:
+    refused with the reason when the model is built, not at the first forward."""
+    cfg = tiny()
+    cfg.backbone.attention_type = "space_only"
+    with pytest.raises(ValueError, match="the detector needs each frame.s own tokens"):
+        build_detector(cfg, num_frames=3)

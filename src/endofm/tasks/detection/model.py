@@ -20,6 +20,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from endofm.data.transforms import KINETICS_MEAN, KINETICS_STD
 from endofm.models import BackboneConfig, create_backbone
+from endofm.models.vision_transformer import require_per_frame_tokens
 
 STRIDES = (8, 16, 32, 64)
 
@@ -88,6 +89,7 @@ class ClipBackbone(nn.Module):
 
     def __init__(self, vit: nn.Module, num_frames: int, channels: int) -> None:
         super().__init__()
+        require_per_frame_tokens(vit, "the detector")
         self.__dict__["vit"] = vit
         self.num_frames = num_frames
         self.target = num_frames // 2

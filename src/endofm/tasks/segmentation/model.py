@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from endofm.models.config import BackboneConfig
-from endofm.models.vision_transformer import resize_time_embed
+from endofm.models.vision_transformer import require_per_frame_tokens, resize_time_embed
 
 STEM_STRIDE = 16
 
@@ -125,9 +125,7 @@ class HybridSegmenter(nn.Module):
                  time_embed: bool = True) -> None:
         super().__init__()
         self.use_time_embed = time_embed
-        if getattr(backbone, "attention_type", "divided_space_time") == "space_only":
-            raise ValueError("the hybrid segmenter needs a backbone with temporal attention "
-                             "(attention_type 'divided_space_time' or 'joint_space_time')")
+        require_per_frame_tokens(backbone, "the hybrid segmenter")
         dim = backbone.embed_dim
         self.backbone = backbone
         self.stem = ResNetV2Stem(stem_width, stem_layers, stem_channels, gn_groups)
@@ -183,6 +181,7 @@ class ViTSegmenter(nn.Module):
                  layers: Sequence[int] = (3, 5, 7, 11),
                  decoder_channels: Sequence[int] = (256, 128, 64, 16)) -> None:
         super().__init__()
+        require_per_frame_tokens(backbone, "the ViT segmenter")
         depth = len(backbone.blocks)
         if not layers or any(not 0 <= i < depth for i in layers):
             raise ValueError(f"layers {list(layers)} must index the backbone's {depth} blocks")
