@@ -71,7 +71,6 @@ def test_only_extract_offers_compile(capsys):
         assert "unrecognized arguments: --compile" in capsys.readouterr().err
 
 
-
 def test_overrides_may_follow_the_options(capsys):
     """``key=value`` overrides after the options join those before them, in order; other
     leftovers, and overrides given to a command that takes none, stay usage errors."""

@@ -68,11 +68,9 @@ def test_bad_sizes_are_errors():
         ViTSegmenter(_backbone(), layers=(5,))
 
 
-
 def test_a_space_only_backbone_is_refused_when_built():
     """``space_only`` averages the frames' tokens: both variants refuse it with the reason
     when built (the ViT variant failed at its first forward, inside the backbone)."""
-    torch.manual_seed(0)
     backbone = VisionTransformer(img_size=32, embed_dim=96, depth=2, num_heads=4, num_frames=2,
                                  attention_type="space_only")
     with pytest.raises(ValueError, match="the hybrid segmenter needs each frame's own tokens"):
