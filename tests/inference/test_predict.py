@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -123,6 +124,14 @@ def test_wrong_task_for_a_checkpoint_is_an_error(task_dirs, videos, tmp_path, ca
     assert run_predict("detection", task_dirs["classification"], videos, tmp_path) == 1
     assert "is a classification model, not a detection model" in capsys.readouterr().err
 
+
+
+def test_a_finetune_run_folder_names_its_model(task_dirs, videos, tmp_path, capsys):
+    """The ``--output`` of ``endofm finetune`` is not the model; the error says where it is."""
+    run = tmp_path / "run"
+    shutil.copytree(task_dirs["classification"], run / "best")
+    assert run_predict("classification", run, videos, tmp_path / "out") == 1
+    assert f"it is a run folder, whose model is {run / 'best'}" in capsys.readouterr().err
 
 def test_released_polypdiag_file_predicts(videos, tmp_path):
     ckpt = Path(__file__).resolve().parents[1] / "assets" / "endofm_reference_tiny" / \

@@ -193,8 +193,20 @@ def test_classifier_from_pretrain_checkpoint_is_refused(reference):
 
 def test_directory_without_weights(tmp_path):
     (tmp_path / "d").mkdir()
-    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+    with pytest.raises(FileNotFoundError, match="model.safetensors missing\\)$"):
         load_checkpoint(tmp_path / "d")
+
+
+@pytest.mark.parametrize("inner", ["best", "backbone"])
+def test_a_run_folder_names_its_model(tmp_path, inner):
+    """Given the ``--output`` of ``endofm finetune`` (``best/``) or ``endofm pretrain``
+    (``backbone/``), the error names the model folder inside."""
+    model = tmp_path / "run" / inner
+    model.mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(b"")
+    (model / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=f"run folder, whose model is .*run/{inner}$"):
+        load_checkpoint(tmp_path / "run")
 
 
 def test_classifier_round_trip(tmp_path, reference):

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from endofm.models.checkpoint import CONFIG_NAME
+from endofm.models.checkpoint import CONFIG_NAME, run_folder_hint
 
 KIND_TO_TASK = {"classifier": "classification", "segmenter": "segmentation",
                 "detector": "detection"}
@@ -46,7 +46,7 @@ def infer_task(path: str | Path) -> str:
     config = path / CONFIG_NAME
     if not config.is_file():
         raise FileNotFoundError(f"{path}: not a fine-tuned model directory ({CONFIG_NAME} "
-                                "missing)")
+                                f"missing){run_folder_hint(path, CONFIG_NAME)}")
     kind = json.loads(config.read_text()).get("kind")
     if kind not in KIND_TO_TASK:
         raise ValueError(f"{config}: kind {kind!r} is not a fine-tuned task model; expected "

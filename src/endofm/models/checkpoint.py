@@ -343,6 +343,17 @@ def load_state_checked(module: torch.nn.Module, sd: Mapping[str, Tensor],
     module.load_state_dict(sd)
 
 
+# where a run folder keeps its model: `endofm finetune` in best/, `endofm pretrain` in backbone/
+RUN_MODEL_FOLDERS = ("best", "backbone")
+
+
+def run_folder_hint(path: Path, name: str) -> str:
+    """For an error about ``path`` lacking ``name``: ``"; it is a run folder, whose model is
+    PATH/best"`` when ``path`` is a run folder holding a model with that file, else ``""``."""
+    inner = [path / sub for sub in RUN_MODEL_FOLDERS if (path / sub / name).is_file()]
+    return f"; it is a run folder, whose model is {inner[0]}" if inner else ""
+
+
 def save_state_dir(tensors: Mapping[str, Tensor], meta: Mapping[str, Any],
                    out_dir: str | Path) -> Path:
     """Write ``model.safetensors`` + ``config.json`` into ``out_dir`` (each atomically)."""
@@ -362,7 +373,8 @@ def read_state_meta(path: str | Path, kind: str | None = None) -> dict[str, Any]
     for name in (WEIGHTS_NAME, CONFIG_NAME):
         if not (path / name).is_file():
             what = f"a {kind} checkpoint" if kind else "an endofm model"
-            raise FileNotFoundError(f"{path}: not {what} directory ({name} missing)")
+            raise FileNotFoundError(f"{path}: not {what} directory ({name} missing)"
+                                    f"{run_folder_hint(path, name)}")
     try:
         meta = json.loads((path / CONFIG_NAME).read_text())
     except (OSError, ValueError) as exc:
