@@ -107,6 +107,10 @@ def test_intermediate_layers_and_attention_maps():
     torch.testing.assert_close(attn.sum(-1), torch.ones(2, 2, 4, 7))
     with pytest.raises(ValueError, match="out of range"):
         model.get_intermediate_layers(x, n=[5])
+    space_only = tiny(attention_type="space_only").eval()
+    assert space_only.get_intermediate_layers(x)[0].shape == (2, 7, 48)  # frames averaged
+    with pytest.raises(ValueError, match=r"reshape=True\) needs each frame's own tokens"):
+        space_only.get_intermediate_layers(x, reshape=True)
 
 
 def timm_reference(model, x: torch.Tensor) -> torch.Tensor:

@@ -346,8 +346,8 @@ class VisionTransformer(nn.Module):
         Each is ``[B, 1 + N*T, D]``; with ``reshape=True`` the patch tokens as a feature volume
         ``[B, D, T, h, w]`` (CLS dropped). ``norm`` applies the final LayerNorm.
         """
-        if self.attention_type == "space_only" and reshape:
-            raise ValueError("reshape=True needs per-frame tokens; space_only averages frames")
+        if reshape:
+            require_per_frame_tokens(self, "get_intermediate_layers(reshape=True)")
         wanted = set(range(self.depth - n, self.depth)) if isinstance(n, int) else set(n)
         if not wanted or min(wanted) < 0 or max(wanted) >= self.depth:
             raise ValueError(f"block indices {sorted(wanted)} out of range for depth {self.depth}")
