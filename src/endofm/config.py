@@ -16,6 +16,7 @@ resolved config and the git commit into the run folder.
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,14 +37,6 @@ GIT_LINE = "# git commit:"
 
 class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
-
-
-def require_at_least(section: object, name: str, minimum: int, *keys: str) -> None:
-    """A schema section's range check (for its ``__post_init__``): ``ValueError`` naming
-    ``name.key`` for the first of ``keys`` whose value is below ``minimum``."""
-    for key in keys:
-        if getattr(section, key) < minimum:
-            raise ValueError(f"{name}.{key} must be >= {minimum}, got {getattr(section, key)}")
 
 
 def recipe_groups() -> list[str]:
@@ -99,16 +92,21 @@ def load_config(schema: type[T], path: str | Path | None = None,
     for override in overrides:
         cfg = merge_checked(cfg, parse_override(override),
                             f"command-line override '{override}'")
-    return to_typed(cfg, f"config {path}" if path is not None else schema.__name__)
+    return to_typed(cfg, f"config {path}" if path is not None else schema.__name__, overrides)
 
 
-def to_typed(cfg: DictConfig, source: str) -> Any:
-    """``OmegaConf.to_object(cfg)``; a failed check is one :class:`ConfigError` naming
-    ``source``."""
+def to_typed(cfg: DictConfig, source: str, overrides: Sequence[str] = ()) -> Any:
+    """``OmegaConf.to_object(cfg)``; a failed check is one :class:`ConfigError` naming the last
+    of ``overrides`` whose key the check's message names, else ``source``."""
     try:
         return OmegaConf.to_object(cfg)
     except (OmegaConfBaseException, TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid setting in {source}: {_first_line(exc)}") from exc
+        message = _first_line(exc)
+        named = [o for o in overrides
+                 if re.search(rf"(?<![\w.]){re.escape(o.split('=', 1)[0].strip())}(?!\w)",
+                              message)]
+        blamed = f"command-line override '{named[-1]}'" if named else source
+        raise ConfigError(f"invalid setting in {blamed}: {message}") from exc
 
 
 def from_dict(schema: type[T], values: Mapping[str, Any]) -> T:

@@ -60,6 +60,17 @@ def test_no_crop_keeps_the_frame_at_patch_multiples(tiny_backbone_dir, videos):
     assert encoder.encode(videos / "a.mp4")[0].shape == (7, 96, 3, 4)  # whole 48x64 frame
 
 
+@pytest.mark.parametrize("setting,message", [
+    ({"num_frames": 0}, "num_frames must be at least 1, got 0"),
+    ({"size": 0}, "size 0 must be a positive multiple of 16"),
+    ({"num_workers": -1}, "num_workers must be >= 0"),
+])
+def test_a_zero_or_negative_setting_is_refused_not_replaced_by_the_default(tiny_backbone_dir,
+                                                                          setting, message):
+    with pytest.raises(ValueError, match=message):
+        VideoEncoder(tiny_backbone_dir, device="cpu", **setting)
+
+
 def test_encode_raises_naming_the_window_that_fails(tiny_backbone_dir, tmp_path):
     data = write_video(tmp_path / "full.mkv", moving_frames(60), fps=24).read_bytes()
     (tmp_path / "cut.mkv").write_bytes(data[: len(data) // 2])

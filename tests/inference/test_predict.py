@@ -126,6 +126,17 @@ def test_wrong_task_for_a_checkpoint_is_an_error(task_dirs, videos, tmp_path, ca
 
 
 
+@pytest.mark.parametrize("option,message", [
+    (["--size", "0"], "size must be >= 1 pixel, got 0"),
+    (["--workers", "-1"], "num_workers must be >= 0"),
+])
+def test_a_zero_size_or_negative_workers_is_one_clear_error(task_dirs, videos, tmp_path, capsys,
+                                                            option, message):
+    assert run_predict("classification", task_dirs["classification"], videos, tmp_path,
+                       *option) == 1
+    assert message in capsys.readouterr().err
+
+
 def test_a_finetune_run_folder_names_its_model(task_dirs, videos, tmp_path, capsys):
     """The ``--output`` of ``endofm finetune`` is not the model; the error says where it is."""
     run = tmp_path / "run"

@@ -18,7 +18,7 @@ import endofm
 from endofm.cli.main import main
 from endofm.config import load_config, recipe_path
 from endofm.ssl import PretrainConfig, pretrain
-from endofm.ssl.trainer import PretrainTrainer
+from endofm.ssl.trainer import PretrainTrainer, build_encoder
 from endofm.train import step_checkpoints as checkpoints
 from endofm.utils.distributed import init_distributed
 
@@ -176,3 +176,10 @@ def test_pretraining_with_the_release_ablations(sample_data, tmp_path, attention
 def test_unknown_attention_type_is_a_config_error():
     with pytest.raises(ValueError, match="attention_type"):
         cfg("model.backbone.attention_type=divided")
+
+
+def test_a_local_view_size_the_patches_do_not_tile_is_refused_when_the_model_is_built():
+    with pytest.raises(ValueError, match=r"views.local_size=40 is not a multiple of the "
+                                         r"backbone's patch size 16"):
+        build_encoder(cfg("views.local_size=40"))
+    assert build_encoder(cfg("views.local_size=48")).backbone.patch_size == 16

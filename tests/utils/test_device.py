@@ -16,6 +16,11 @@ def test_resolve_device_cuda_without_gpu_is_an_error():
         resolve_device("cuda")
 
 
+def test_an_unknown_device_name_is_one_clear_error():
+    with pytest.raises(ValueError, match=r"unknown device 'gpu': use auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu")
+
+
 def test_precision_validation():
     with pytest.raises(ValueError, match="precision must be one of"):
         check_precision("fp8")

@@ -77,6 +77,67 @@ def test_task_intervals_out_of_range_fail_at_load_time(group, override):
         load_config(schema(group), None, [override])
 
 
+@pytest.mark.parametrize("group,override,expected", [
+    ("pretrain", "optim.batch_size=0", "optim.batch_size must be >= 1, got 0"),
+    ("pretrain", "optim.lr=-1", "optim.lr must be >= 0"),
+    ("pretrain", "optim.momentum_teacher=1.5", "optim.momentum_teacher must be in [0, 1]"),
+    ("pretrain", "data.num_workers=-1", "data.num_workers must be >= 0"),
+    ("pretrain", "data.folder_fps=0", "data.folder_fps must be in (0, inf]"),
+    ("pretrain", "data.source_weights={a: -1}", "data.source_weights.a must be >= 0"),
+    ("pretrain", "head.out_dim=0", "head.out_dim must be >= 1"),
+    ("pretrain", "loss.teacher_temp=0", "loss.teacher_temp must be in (0, inf]"),
+    ("pretrain", "loss.center_momentum=1.5", "loss.center_momentum must be in [0, 1]"),
+    ("pretrain", "loss.sk_iterations=0", "loss.sk_iterations must be >= 1"),
+    ("pretrain", "loss.ibot_mask_ratio=[0.5,0.1]", "loss.ibot_mask_ratio must be [lo, hi]"),
+    ("pretrain", "views.jitter_p=2", "views.jitter_p must be in [0, 1]"),
+    ("pretrain", "views.hue=0.6", "views.hue must be in [0, 0.5]"),
+    ("pretrain", "views.global_scale=[1.5,2]", "views.global_scale must be [lo, hi] with 0 <"),
+    ("pretrain", "views.local_scale=[0.4,0.1]", "views.local_scale must be [lo, hi]"),
+    ("pretrain", "views.crop_ratio=[0,1]", "views.crop_ratio must be [lo, hi] with 0 <"),
+    ("pretrain", "views.global_frames=[4]", "views.global_frames must list"),
+    ("pretrain", "views.local_frames=[0,2]", "every view needs at least one frame"),
+    ("pretrain", "views.min_window_frames=4", "views.min_window_frames=4 is too small"),
+    ("pretrain", "views.std=[0.2,0.2]", "views.mean and views.std must be 3 values"),
+    ("pretrain", "views.interpolation=cubic", "views.interpolation: unknown interpolation"),
+    ("probe", "probe.k=[5,0]", "probe.k must list neighbour counts >= 1, got [5, 0]"),
+    ("probe", "probe.Cs=[]", "probe.Cs must list regularisation strengths > 0"),
+    ("probe", "probe.temperature=0", "probe.temperature must be in (0, inf]"),
+    ("probe", "probe.folds=0", "probe.folds must be >= 1"),
+    ("probe", "data.test_short_side=100", "data.test_short_side=100 is smaller than "
+                                          "data.crop_size=224"),
+    ("classification", "optim.momentum=2", "optim.momentum must be in [0, 1]"),
+    ("classification", "optim.warmup_epochs=-1", "optim.warmup_epochs must be >= 0"),
+    ("classification", "protocol.val_fraction=0", "protocol.val_fraction must be in (0, 1)"),
+    ("classification", "data.clips_per_video=0", "data.clips_per_video must be >= 1"),
+    ("classification", "model.head_dropout=1", "model.head_dropout must be in [0, 1)"),
+    ("classification", "model.positive_class=2", "model.positive_class must be in [0, 1]"),
+    ("segmentation", "data.rotation=-1", "data.rotation must be >= 0"),
+    ("segmentation", "loss.dice_weight=-1", "loss.dice_weight must be >= 0"),
+    ("detection", "model.max_size=500", "model.max_size must be >= 600"),
+    ("detection", "eval.score_threshold=2", "eval.score_threshold must be in [0, 1]"),
+    ("detection", "data.frame_stride=0", "data.frame_stride must be >= 1"),
+])
+def test_out_of_range_settings_fail_at_load_time_naming_the_override(group, override,
+                                                                      expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(schema(group), None, [override])
+    assert f"invalid setting in command-line override '{override}': {expected}" in str(err.value)
+
+
+def test_a_range_error_blames_the_override_that_set_the_key_else_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("optim:\n  weight_decay_end: -1.0\n")
+    blamed_file = rf"invalid setting in config {path}: optim.weight_decay_end must be >= 0"
+    with pytest.raises(ConfigError, match=blamed_file):
+        load_config(PretrainConfig, path, ["optim.epochs=2"])
+    # an override of a key that the named one merely starts with is not blamed
+    with pytest.raises(ConfigError, match=blamed_file):
+        load_config(PretrainConfig, path, ["optim.weight_decay=0.1"])
+    with pytest.raises(ConfigError, match=r"override 'optim.weight_decay_end=-3': optim.weight"):
+        load_config(PretrainConfig, path, ["optim.weight_decay_end=-2",
+                                           "optim.weight_decay_end=-3"])
+
+
 def test_from_dict_round_trips_and_checks():
     cfg = from_dict(SSLOptimConfig, {"clip_mode": "per_param", "lr": 1e-3})
     assert cfg.clip_mode is ClipMode.per_param and cfg.lr == 1e-3
@@ -125,6 +186,12 @@ def test_run_config_records_the_git_commit_and_stays_loadable(tmp_path):
     assert load_config(PretrainConfig, path) == cfg
 
 
+# the test frame size a 96 px crop is cut from, where the tiny recipe's is smaller (the training
+# sizes are checked when training starts: evaluation does not use them)
+LARGER_FRAMES = {"classification": ["data.test_short_side=96"],
+                 "probe": ["data.test_short_side=96"]}
+
+
 @pytest.mark.parametrize(("group", "size_key", "frames_key"), [
     ("pretrain", "views.global_size", "views.num_frames"),
     ("classification", "data.crop_size", "data.num_frames"),
@@ -135,16 +202,16 @@ def test_run_config_records_the_git_commit_and_stays_loadable(tmp_path):
 def test_backbone_size_and_frames_follow_the_data_or_disagree_loudly(group, size_key,
                                                                       frames_key):
     """One ``model.backbone`` section everywhere; its size and frame count are the data's."""
-    cfg = load_config(schema(group), recipe_path(group, "tiny"), [f"{size_key}=96",
-                                                                  f"{frames_key}=6"])
+    size = [f"{size_key}=96", *LARGER_FRAMES.get(group, [])]
+    cfg = load_config(schema(group), recipe_path(group, "tiny"), [*size, f"{frames_key}=6"])
     assert (cfg.model.backbone.img_size, cfg.model.backbone.num_frames) == (96, 6)
     same = load_config(schema(group), recipe_path(group, "tiny"),
-                       [f"{size_key}=96", "model.backbone.img_size=96"])
+                       [*size, "model.backbone.img_size=96"])
     assert same.model.backbone.img_size == 96
     with pytest.raises(ConfigError, match=f"model.backbone.img_size=80 disagrees with "
                                           f"{size_key}=96"):
         load_config(schema(group), recipe_path(group, "tiny"),
-                    [f"{size_key}=96", "model.backbone.img_size=80"])
+                    [*size, "model.backbone.img_size=80"])
     with pytest.raises(ConfigError, match=f"model.backbone.num_frames=5 disagrees with "
                                           f"{frames_key}=6"):
         load_config(schema(group), recipe_path(group, "tiny"),

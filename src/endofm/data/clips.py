@@ -4,6 +4,7 @@ and the pre-training k-NN monitor. Frames stay uint8 until the final normalisati
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -23,6 +24,7 @@ from endofm.data.transforms import (
     uniform_crop_boxes,
 )
 from endofm.data.video import open_video
+from endofm.utils.checks import require_at_least, require_in_range
 
 
 class TestProtocol(StrEnum):
@@ -55,6 +57,15 @@ class VideoClipsConfig:
     folder_fps: float = 30.0
 
     def __post_init__(self) -> None:
+        require_at_least(self, "data", 1, "num_frames", "sampling_rate", "crop_size",
+                         "test_clips", "test_crops", "clips_per_video")
+        if self.test_short_side < self.crop_size:
+            raise ValueError(f"data.test_short_side={self.test_short_side} is smaller than "
+                             f"data.crop_size={self.crop_size}, which is cut from it")
+        require_in_range(self, "data", 0, math.inf, "target_fps", "folder_fps", low_open=True)
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"data.mean and data.std must be 3 values each, std > 0; got "
+                             f"{list(self.mean)} and {list(self.std)}")
         views = (self.test_clips, self.test_crops)
         if self.test_protocol == TestProtocol.release and views != (1, 1):
             raise ValueError("data.test_protocol=release takes one clip and one crop; set "

@@ -16,6 +16,7 @@ so a dataset decodes only the union of the frames the plans use.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from endofm.data import transforms as TF
 from endofm.data.sampling import evenly_spaced, window_frames
+from endofm.utils.checks import require_at_least, require_in_range, require_interval
 
 
 @dataclass
@@ -55,6 +57,39 @@ class PretrainViewsConfig:
     std: list[float] = field(default_factory=lambda: list(TF.IMAGENET_STD))
     decode_short_side: int | None = 256
 
+    def __post_init__(self) -> None:
+        require_at_least(self, "views", 1, "num_frames", "sampling_rate", "global_size",
+                         "local_size", "local_window_divisor")
+        require_at_least(self, "views", 0, "global_offset", "brightness", "contrast",
+                         "saturation")
+        require_in_range(self, "views", 0, math.inf, "target_fps", low_open=True)
+        require_in_range(self, "views", 0, 1, "flip_p", "jitter_p", "grayscale_p")
+        require_in_range(self, "views", 0, 0.5, "hue")
+        require_interval(self, "views", 0, 1, "global_scale", "local_scale", low_open=True)
+        require_interval(self, "views", 0, math.inf, "crop_ratio", low_open=True)
+        if len(self.global_frames) != 2:
+            raise ValueError("views.global_frames must list the frame counts of the 2 global "
+                             f"views, got {list(self.global_frames)}")
+        if min([*self.global_frames, *self.local_frames]) < 1:
+            raise ValueError("every view needs at least one frame: views.global_frames="
+                             f"{list(self.global_frames)}, views.local_frames="
+                             f"{list(self.local_frames)}")
+        if self.min_window_frames < max(self.global_offset + 1, self.local_window_divisor + 1):
+            raise ValueError(f"views.min_window_frames={self.min_window_frames} is too small for "
+                             f"views.global_offset={self.global_offset} and "
+                             f"views.local_window_divisor={self.local_window_divisor} (at least "
+                             f"{max(self.global_offset, self.local_window_divisor) + 1})")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"views.mean and views.std must be 3 values each, std > 0; got "
+                             f"{list(self.mean)} and {list(self.std)}")
+        if self.decode_short_side is not None and self.decode_short_side < 1:
+            raise ValueError(f"views.decode_short_side must be >= 1 or null, got "
+                             f"{self.decode_short_side}")
+        try:
+            TF.interpolation(self.interpolation)
+        except ValueError as exc:
+            raise ValueError(f"views.interpolation: {exc}") from None
+
 
 @dataclass
 class ViewPlan:
@@ -76,11 +111,6 @@ class PretrainViews:
         if isinstance(cfg, DictConfig):
             cfg = OmegaConf.to_object(cfg)
         self.cfg = cfg if cfg is not None else PretrainViewsConfig()
-        if len(self.cfg.global_frames) != 2:
-            raise ValueError("global_frames must list the frame counts of the 2 global views")
-        if self.cfg.min_window_frames < max(self.cfg.global_offset + 1,
-                                            self.cfg.local_window_divisor + 1):
-            raise ValueError("min_window_frames is too small for global_offset / local windows")
 
     @property
     def num_views(self) -> int:

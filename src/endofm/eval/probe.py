@@ -9,6 +9,7 @@ metrics under ``probes``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from endofm.eval.knn import knn_classify
 from endofm.eval.linear import DEFAULT_CS, linear_probe
 from endofm.eval.metrics import classification_metrics
 from endofm.models import BackboneConfig, create_backbone
+from endofm.utils.checks import require_at_least, require_in_range
 from endofm.utils.device import Precision, resolve_device
 from endofm.utils.io import atomic_write_json
 from endofm.utils.seed import seed_everything
@@ -50,6 +52,16 @@ class ProbeSettings:
     folds: int = 5
     seed: int = 0
     positive_class: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.k or min(self.k) < 1:
+            raise ValueError(f"probe.k must list neighbour counts >= 1, got {list(self.k)}")
+        if not self.Cs or min(self.Cs) <= 0:
+            raise ValueError(f"probe.Cs must list regularisation strengths > 0, got "
+                             f"{list(self.Cs)}")
+        require_in_range(self, "probe", 0, math.inf, "temperature", low_open=True)
+        require_at_least(self, "probe", 1, "folds")
+        require_at_least(self, "probe", 0, "positive_class")
 
 
 @dataclass

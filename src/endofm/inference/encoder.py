@@ -86,8 +86,12 @@ class VideoEncoder:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.backbone = backbone.eval().to(self.device)
-        self.spec = WindowSpec(num_frames or backbone.num_frames, frame_step, stride)
-        self.frame_size = FrameSize(size or backbone.img_size, crop,
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0 (0 decodes in this process), got "
+                             f"{num_workers}")
+        self.spec = WindowSpec(backbone.num_frames if num_frames is None else num_frames,
+                               frame_step, stride)
+        self.frame_size = FrameSize(backbone.img_size if size is None else size, crop,
                                     multiple=backbone.patch_size)
         self.features, self.normalization = features, normalization
         self.batch_size, self.num_workers = batch_size, num_workers

@@ -130,6 +130,11 @@ class Predictor:
                  stride: str | int | None = None, batch_size: int = 4, num_workers: int = 0,
                  device: str = "auto", precision: str = "auto", size: int | None = None,
                  folder_fps: float = 30.0) -> None:
+        if size is not None and size < 1:
+            raise ValueError(f"size must be >= 1 pixel, got {size}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0 (0 decodes in this process), got "
+                             f"{num_workers}")
         self.task_model = task_model
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)

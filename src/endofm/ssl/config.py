@@ -4,14 +4,15 @@ differs from the release")."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from endofm.config import require_at_least
 from endofm.data.views import PretrainViewsConfig
 from endofm.models.config import BackboneConfig
 from endofm.ssl.diagnostics import CollapseConfig
 from endofm.train.optim import ClipMode
+from endofm.utils.checks import require_at_least, require_in_range, require_interval
 from endofm.utils.device import Precision
 
 
@@ -73,6 +74,9 @@ class HeadConfig:
     num_layers: int = 3
     norm_last_layer: bool = True
 
+    def __post_init__(self) -> None:
+        require_at_least(self, "head", 1, "out_dim", "hidden_dim", "bottleneck_dim", "num_layers")
+
 
 @dataclass
 class SSLLossConfig:
@@ -94,6 +98,15 @@ class SSLLossConfig:
     ibot_mask_input: bool = True  # False: the student sees the whole clip (EndoFM-LV's code)
     koleo_weight: float = 0.0  # KoLeo on the student's global-view CLS features; 0: off
 
+    def __post_init__(self) -> None:
+        require_in_range(self, "loss", 0, math.inf, "teacher_temp", "warmup_teacher_temp",
+                         "student_temp", low_open=True)
+        require_in_range(self, "loss", 0, 1, "center_momentum", "ibot_mask_probability")
+        require_at_least(self, "loss", 0, "warmup_teacher_temp_epochs", "ibot_weight",
+                         "koleo_weight")
+        require_at_least(self, "loss", 1, "sk_iterations")
+        require_interval(self, "loss", 0, 1, "ibot_mask_ratio")
+
 
 @dataclass
 class SSLOptimConfig:
@@ -112,6 +125,12 @@ class SSLOptimConfig:
     decay_embeddings: bool = False  # True: the release decays pos/time tables and CLS token
     freeze_last_layer: int = 1  # epochs
 
+    def __post_init__(self) -> None:
+        require_at_least(self, "optim", 1, "batch_size")
+        require_at_least(self, "optim", 0, "epochs", "lr", "min_lr", "warmup_epochs",
+                         "weight_decay", "weight_decay_end", "clip_grad", "freeze_last_layer")
+        require_in_range(self, "optim", 0, 1, "momentum_teacher")
+
 
 @dataclass
 class SSLDataConfig:
@@ -122,6 +141,13 @@ class SSLDataConfig:
     # decode every video once at the start and keep its frames in memory (small datasets:
     # frames x H x W x 3 bytes at views.decode_short_side, reported at the start)
     keep_decoded: bool = False
+
+    def __post_init__(self) -> None:
+        require_at_least(self, "data", 0, "num_workers")
+        require_in_range(self, "data", 0, math.inf, "folder_fps", low_open=True)
+        for source, weight in self.source_weights.items():
+            if weight < 0:
+                raise ValueError(f"data.source_weights.{source} must be >= 0, got {weight}")
 
 
 @dataclass

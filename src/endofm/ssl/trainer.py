@@ -63,7 +63,10 @@ def build_encoder(cfg: Any) -> Encoder:
     term on, the backbone gets a mask token and, with ``loss.ibot_separate_head``, a patch head
     of the same shape as the DINO head."""
     m, ibot = cfg.model.backbone, cfg.loss.ibot_weight > 0
-    backbone = create_backbone(m, use_mask_token=ibot)
+    backbone = create_backbone(m, use_mask_token=ibot)  # refuses a global size it cannot tile
+    if cfg.views.local_size % backbone.patch_size:
+        raise ValueError(f"views.local_size={cfg.views.local_size} is not a multiple of the "
+                         f"backbone's patch size {backbone.patch_size}")
     h = cfg.head
 
     def new_head() -> DINOHead:

@@ -25,9 +25,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from endofm.config import from_dict, require_at_least
+from endofm.config import from_dict
 from endofm.models.config import BackboneConfig
 from endofm.train.optim import ClipMode, OptimizerName
+from endofm.utils.checks import require_at_least, require_in_range
 from endofm.utils.device import Precision
 
 T = TypeVar("T")
@@ -48,6 +49,11 @@ class OptimConfig:
     clip_grad: float = 0.0  # 0 = no clipping
     clip_mode: ClipMode = ClipMode["global"]  # global norm | per_param (each tensor)
     decay_embeddings: bool = False  # True: decay the positional tables and CLS token too
+
+    def __post_init__(self) -> None:
+        require_at_least(self, "optim", 0, "lr", "weight_decay", "backbone_lr_mult",
+                         "warmup_epochs", "min_lr", "clip_grad")
+        require_in_range(self, "optim", 0, 1, "momentum")
 
 
 @dataclass
@@ -100,6 +106,9 @@ class ProtocolConfig:
     selection: Selection = Selection.val
     val_fraction: float = 0.2
     val_seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_in_range(self, "protocol", 0, 1, "val_fraction", low_open=True, high_open=True)
 
 
 @dataclass

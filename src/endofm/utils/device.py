@@ -22,7 +22,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     """``"auto"`` picks CUDA when available, else CPU; anything else goes to ``torch.device``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device={name!r} was requested but CUDA is not available here")
     return device

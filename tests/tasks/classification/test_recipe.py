@@ -224,3 +224,12 @@ def test_label_smoothing_bounds_the_loss_of_a_confident_right_answer():
     # targets 0.9 / 0.1: the loss is at least their entropy, and it pulls the logits together
     assert smooth > -(0.9 * math.log(0.9) + 0.1 * math.log(0.1))
     assert smooth == pytest.approx(0.1 * 24, rel=1e-3)
+
+
+@pytest.mark.parametrize("sides", [[200, 300], [300, 260], [256]])
+def test_training_frames_smaller_than_the_crop_are_refused_when_training_starts(sides):
+    cfg = ClassificationDataConfig(train_short_side=sides)  # loads: evaluation does not use it
+    with pytest.raises(ValueError, match=r"data.train_short_side must be \[lo, hi\] with "
+                                         r"data.crop_size=224 <= lo <= hi"):
+        TrainClips([], cfg)
+    TrainClips([], ClassificationDataConfig(train_short_side=[224, 224]))

@@ -28,6 +28,7 @@ from endofm.data.transforms import (
     to_clip,
     vflip,
 )
+from endofm.utils.checks import require_in_range
 
 
 @dataclass
@@ -42,8 +43,7 @@ class ClassificationDataConfig(VideoClipsConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 <= self.jitter_p <= 1.0:
-            raise ValueError(f"data.jitter_p must be in [0, 1] (got {self.jitter_p})")
+        require_in_range(self, "data", 0, 1, "jitter_p")
         if len(self.jitter) != 4 or min(self.jitter) < 0 or self.jitter[3] > 0.5:
             raise ValueError("data.jitter takes four strengths >= 0 (brightness, contrast, "
                              f"saturation, hue <= 0.5) (got {self.jitter})")
@@ -66,6 +66,11 @@ class TrainClips(Dataset):
     """``clips_per_video`` random clips per video per epoch: ``(clip [3, T, S, S], label)``."""
 
     def __init__(self, items: Sequence[VideoItem], cfg: ClassificationDataConfig) -> None:
+        sides = list(cfg.train_short_side)  # checked here: evaluation does not use it
+        if len(sides) != 2 or not cfg.crop_size <= sides[0] <= sides[1]:
+            raise ValueError(f"data.train_short_side must be [lo, hi] with data.crop_size="
+                             f"{cfg.crop_size} <= lo <= hi (the training crop is cut from a "
+                             f"frame of short side in that range), got {sides}")
         self.items, self.cfg = list(items), cfg
 
     def __len__(self) -> int:

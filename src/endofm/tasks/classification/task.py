@@ -28,6 +28,7 @@ from endofm.tasks.classification.recipe import (
     class_balanced_order,
     linear_probe_head,
 )
+from endofm.utils.checks import require_at_least, require_in_range
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write
 from endofm.utils.progress import progress
@@ -42,6 +43,11 @@ class ClassificationModelConfig:
     num_classes: int = 2
     head_dropout: float = 0.0
     positive_class: int = 1  # the class F1/precision/recall/AUROC refer to (1 = abnormal)
+
+    def __post_init__(self) -> None:
+        require_at_least(self, "model", 2, "num_classes")
+        require_in_range(self, "model", 0, 1, "head_dropout", high_open=True)
+        require_in_range(self, "model", 0, self.num_classes - 1, "positive_class")
 
 
 class Balance(StrEnum):

@@ -21,6 +21,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from endofm.data.transforms import KINETICS_MEAN, KINETICS_STD
 from endofm.models import BackboneConfig, create_backbone
 from endofm.models.vision_transformer import require_per_frame_tokens
+from endofm.utils.checks import require_at_least, require_in_range
 
 STRIDES = (8, 16, 32, 64)
 
@@ -48,6 +49,12 @@ class DetectionModelConfig:
     max_size: int = 640
     score_thresh: float = 0.05
     detections_per_img: int = 100
+
+    def __post_init__(self) -> None:
+        require_at_least(self, "model", 2, "num_classes")
+        require_at_least(self, "model", 1, "pyramid_channels", "min_size", "detections_per_img")
+        require_at_least(self, "model", self.min_size, "max_size")
+        require_in_range(self, "model", 0, 1, "score_thresh")
 
 
 def _conv_gn(cin: int, cout: int, kernel: int) -> nn.Sequential:

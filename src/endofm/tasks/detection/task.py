@@ -24,6 +24,7 @@ from endofm.tasks.detection.model import (
     DetectionModelConfig,
     build_detector,
 )
+from endofm.utils.checks import require_at_least, require_in_range
 
 KIND = "detector"
 
@@ -35,6 +36,9 @@ class DetectionDataConfig:
     num_frames: int = 3
     frame_stride: int = 1
     flip: bool = True
+
+    def __post_init__(self) -> None:
+        require_at_least(self, "data", 1, "num_frames", "frame_stride")
 
 
 @dataclass
@@ -50,6 +54,10 @@ class DetectionEvalConfig:
     score_threshold: float = 0.5
     choose_threshold: bool = True
     batch_size: int = 4
+
+    def __post_init__(self) -> None:
+        require_in_range(self, "eval", 0, 1, "score_threshold")
+        require_at_least(self, "eval", 1, "batch_size")
 
 
 @dataclass

@@ -24,6 +24,7 @@ from endofm.tasks.segmentation.model import (
     SegmentationModelConfig,
     build_segmenter,
 )
+from endofm.utils.checks import require_at_least
 
 KIND = "segmenter"
 WINDOWS = ("frames", "whole_sequence")
@@ -62,12 +63,19 @@ class SegmentationDataConfig:
     # false: one crop/flip/rotation for all frames of a window; true: drawn per frame (release)
     augment_per_frame: bool = False
 
+    def __post_init__(self) -> None:
+        require_at_least(self, "data", 1, "img_size", "num_frames", "train_stride", "eval_stride")
+        require_at_least(self, "data", 0, "crop_margin", "rotation")
+
 
 @dataclass
 class SegmentationLossConfig:
     ce_weight: float = 0.5
     dice_weight: float = 0.5
     dice_denominator: str = "sum"  # sum: Σp + Σg; squares: Σp² + Σg² (the release)
+
+    def __post_init__(self) -> None:
+        require_at_least(self, "loss", 0, "ce_weight", "dice_weight")
 
 
 @dataclass
