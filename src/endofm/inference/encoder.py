@@ -82,13 +82,13 @@ class VideoEncoder:
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {sorted(NORMALIZATIONS)}, "
                              f"got {normalization!r}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0 (0 decodes in this process), got "
+                             f"{num_workers}")
         backbone = load_backbone(model) if isinstance(model, (str, Path)) else model
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.backbone = backbone.eval().to(self.device)
-        if num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0 (0 decodes in this process), got "
-                             f"{num_workers}")
         self.spec = WindowSpec(backbone.num_frames if num_frames is None else num_frames,
                                frame_step, stride)
         self.frame_size = FrameSize(backbone.img_size if size is None else size, crop,

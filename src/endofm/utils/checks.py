@@ -3,6 +3,8 @@ naming the setting (``section.key``), the allowed range and the value given."""
 
 from __future__ import annotations
 
+import math
+
 
 def require_at_least(section: object, name: str, minimum: int, *keys: str) -> None:
     """A schema section's range check (for its ``__post_init__``): ``ValueError`` naming
@@ -15,13 +17,18 @@ def require_at_least(section: object, name: str, minimum: int, *keys: str) -> No
 def require_in_range(section: object, name: str, low: float, high: float, *keys: str,
                      low_open: bool = False, high_open: bool = False) -> None:
     """A schema section's range check: ``ValueError`` naming ``name.key`` for the first of
-    ``keys`` outside ``[low, high]`` (an open end excludes the bound; ``inf`` for none)."""
+    ``keys`` outside ``[low, high]`` (an open end excludes the bound; ``high=inf``: no upper
+    bound, "must be > low")."""
     for key in keys:
         value = getattr(section, key)
         if (value < low or value > high or (low_open and value == low)
                 or (high_open and value == high)):
-            bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-            raise ValueError(f"{name}.{key} must be in {bounds}, got {value}")
+            if high == math.inf:
+                bounds = f"{'>' if low_open else '>='} {low:g}"
+            else:
+                bounds = (f"in {'(' if low_open else '['}{low:g}, {high:g}"
+                          f"{')' if high_open else ']'}")
+            raise ValueError(f"{name}.{key} must be {bounds}, got {value}")
 
 
 def require_interval(section: object, name: str, low: float, high: float, *keys: str,
