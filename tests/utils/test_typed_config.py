@@ -113,7 +113,7 @@ def test_task_intervals_out_of_range_fail_at_load_time(group, override):
     ("classification", "model.positive_class=2", "model.positive_class must be in [0, 1]"),
     ("segmentation", "data.rotation=-1", "data.rotation must be >= 0"),
     ("segmentation", "loss.dice_weight=-1", "loss.dice_weight must be >= 0"),
-    ("detection", "model.max_size=500", "model.max_size must be >= 600"),
+    ("detection", "model.max_size=500", "model.max_size=500 is smaller than model.min_size=600"),
     ("detection", "eval.score_threshold=2", "eval.score_threshold must be in [0, 1]"),
     ("detection", "data.frame_stride=0", "data.frame_stride must be >= 1"),
 ])

@@ -53,7 +53,9 @@ class DetectionModelConfig:
     def __post_init__(self) -> None:
         require_at_least(self, "model", 2, "num_classes")
         require_at_least(self, "model", 1, "pyramid_channels", "min_size", "detections_per_img")
-        require_at_least(self, "model", self.min_size, "max_size")
+        if self.max_size < self.min_size:
+            raise ValueError(f"model.max_size={self.max_size} is smaller than model.min_size="
+                             f"{self.min_size}")
         require_in_range(self, "model", 0, 1, "score_thresh")
 
 
