@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
 import torch
 
 from endofm.data import VideoError, open_video, write_video
@@ -15,6 +16,7 @@ from endofm.inference.stream import (
     VideoJob,
     WindowDataset,
     nearby_runs,
+    stream_windows,
 )
 from endofm.inference.windows import WindowSpec
 
@@ -73,3 +75,8 @@ def test_windows_far_apart_are_decoded_apart(tmp_path):
     assert [len(run) for run in nearby_runs([data.jobs[0].plan[k] for k in range(3)])] == [1] * 3
     data, _ = dataset(tmp_path, stride=18)  # gaps of 9: one run
     assert [len(run) for run in nearby_runs([data.jobs[0].plan[k] for k in range(3)])] == [3]
+
+
+def test_a_negative_worker_count_is_refused_before_any_decoding():
+    with pytest.raises(ValueError, match="num_workers must be >= 0 .*got -1"):
+        next(stream_windows([], FrameSize(32), batch_size=2, num_workers=-1))

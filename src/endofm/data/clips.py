@@ -24,7 +24,7 @@ from endofm.data.transforms import (
     uniform_crop_boxes,
 )
 from endofm.data.video import open_video
-from endofm.utils.checks import require_at_least, require_in_range
+from endofm.utils.checks import require_at_least, require_in_range, require_mean_std
 
 
 class TestProtocol(StrEnum):
@@ -63,9 +63,7 @@ class VideoClipsConfig:
             raise ValueError(f"data.test_short_side={self.test_short_side} is smaller than "
                              f"data.crop_size={self.crop_size}, which is cut from it")
         require_in_range(self, "data", 0, math.inf, "target_fps", "folder_fps", low_open=True)
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(f"data.mean and data.std must be 3 values each, std > 0; got "
-                             f"{list(self.mean)} and {list(self.std)}")
+        require_mean_std(self, "data")
         views = (self.test_clips, self.test_crops)
         if self.test_protocol == TestProtocol.release and views != (1, 1):
             raise ValueError("data.test_protocol=release takes one clip and one crop; set "

@@ -25,7 +25,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from endofm.data import transforms as TF
 from endofm.data.sampling import evenly_spaced, window_frames
-from endofm.utils.checks import require_at_least, require_in_range, require_interval
+from endofm.utils.checks import (
+    require_at_least,
+    require_in_range,
+    require_interval,
+    require_mean_std,
+)
 
 
 @dataclass
@@ -79,9 +84,7 @@ class PretrainViewsConfig:
                              f"views.global_offset={self.global_offset} and "
                              f"views.local_window_divisor={self.local_window_divisor} (at least "
                              f"{max(self.global_offset, self.local_window_divisor) + 1})")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(f"views.mean and views.std must be 3 values each, std > 0; got "
-                             f"{list(self.mean)} and {list(self.std)}")
+        require_mean_std(self, "views")
         if self.decode_short_side is not None and self.decode_short_side < 1:
             raise ValueError(f"views.decode_short_side must be >= 1 or null, got "
                              f"{self.decode_short_side}")

@@ -30,7 +30,7 @@ from torch import Tensor
 from endofm.data import VideoSource
 from endofm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
 from endofm.inference.encoder import normalize_batch, open_job
-from endofm.inference.stream import FrameSize, VideoJob, stream_windows
+from endofm.inference.stream import FrameSize, VideoJob, check_num_workers, stream_windows
 from endofm.inference.task_models import TaskModel, load_task_model
 from endofm.inference.windows import Window, WindowSpec
 from endofm.tasks.segmentation.data import read_input, to_model_input
@@ -132,9 +132,7 @@ class Predictor:
                  folder_fps: float = 30.0) -> None:
         if size is not None and size < 1:
             raise ValueError(f"size must be >= 1 pixel, got {size}")
-        if num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0 (0 decodes in this process), got "
-                             f"{num_workers}")
+        check_num_workers(num_workers)
         self.task_model = task_model
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)

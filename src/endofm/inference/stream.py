@@ -182,10 +182,18 @@ def collate_windows(items: list[tuple[int, Window, Tensor | str]]) -> WindowBatc
     return WindowBatch(items[0][0], [w for w, _ in ok], clips, errors)
 
 
+def check_num_workers(num_workers: int) -> None:
+    """``ValueError`` for a negative decoding-worker count (callers check it up front)."""
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0 (0 decodes in this process), got "
+                         f"{num_workers}")
+
+
 def stream_windows(jobs: Sequence[VideoJob], frame_size: FrameSize, batch_size: int,
                    num_workers: int = 0, pin_memory: bool = False) -> Iterator[WindowBatch]:
     """Batches of decoded windows of ``jobs``, in order; ``num_workers`` processes decode
     ahead of the consumer (0 decodes in this process)."""
+    check_num_workers(num_workers)
     dataset = WindowDataset(jobs, frame_size)
     if len(dataset) == 0:
         return

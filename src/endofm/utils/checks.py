@@ -31,6 +31,14 @@ def require_in_range(section: object, name: str, low: float, high: float, *keys:
             raise ValueError(f"{name}.{key} must be {bounds}, got {value}")
 
 
+def require_mean_std(section: object, name: str) -> None:
+    """``name.mean`` and ``name.std``: three values each (RGB), every std above 0."""
+    mean, std = list(section.mean), list(section.std)
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ValueError(f"{name}.mean and {name}.std must be 3 values each, std > 0; got "
+                         f"{mean} and {std}")
+
+
 def require_interval(section: object, name: str, low: float, high: float, *keys: str,
                      low_open: bool = False) -> None:
     """A ``[lo, hi]`` pair setting: two values with ``low <= lo <= hi <= high`` (``low < lo``
