@@ -212,6 +212,7 @@ def save_settings(settings: Mapping[str, Any], path: Path) -> Path:
     text = OmegaConf.to_yaml(OmegaConf.create(dict(settings)))
     return atomic_write_text(text + f"{GIT_LINE} {git_commit() or 'unknown'}\n", path)
 
+
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists are values)."""
     flat: dict[str, Any] = {}

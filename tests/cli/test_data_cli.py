@@ -9,6 +9,7 @@ import pytest
 
 from endofm.cli.main import main
 from endofm.data.inspect import inspect_dataset
+from endofm.data.synth_probe import synthesize_probe_task
 
 
 def test_synth_writes_all_layouts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -17,6 +18,17 @@ def test_synth_writes_all_layouts(tmp_path: Path, capsys: pytest.CaptureFixture[
     for part in ("videos", "polypdiag", "cvc", "kumc"):
         assert str(tmp_path / part) in printed
         assert inspect_dataset(tmp_path / part)["format"] == part
+
+
+def test_a_negative_seed_is_one_line_naming_it(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """(NumPy's own "expected non-negative integer" named nothing.)"""
+    assert main(["data", "synth", "--out", str(tmp_path / "s"), "--seed", "-1"]) == 1
+    assert capsys.readouterr().err == ("endofm: error: seed must be >= 0 (a NumPy seed), "
+                                       "got -1\n")
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        synthesize_probe_task(tmp_path / "p", seed=-2)
 
 
 def test_inspect_json_matches_library(sample_data: dict[str, Path],

@@ -78,3 +78,23 @@ def test_through_the_endofm_entry_point(videos, tmp_path, capsys):
     assert len(list((tmp_path / "p").glob("*.png"))) == 1
     assert main(["data", "prepare-pretrain", str(videos), "--out", str(out)]) == 1
     assert "no usable clips" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "options", "message"), [
+    ("prepare-pretrain", ["--clip-seconds", "0"], "clip_seconds must be positive, got 0.0"),
+    ("prepare-pretrain", ["--folder-fps", "0"],
+     "folder_fps (frame folders' frame rate) must be > 0, got 0.0"),
+    ("prepare-pretrain", ["--transcode", "--short-side", "0"],
+     "short_side (of the transcoded clips) must be at least 2 pixels, got 0"),
+    ("preview-views", ["--folder-fps", "-5"], "folder_fps (frame folders' frame rate) must be > 0"),
+    ("preview-views", ["--num-clips", "0"], "num_clips must be positive, got 0"),
+])
+def test_a_bad_number_is_one_line_naming_it(videos, tmp_path, capsys, command, options, message):
+    """Each ends in the CLI's one error line before anything is written (a zero short side
+    used to reach the encoder: "avcodec_open2(...) returned 22"; a zero frame rate ran)."""
+    out = tmp_path / "out"
+    assert main(["data", command, str(videos / "a.mp4" if command == "preview-views" else videos),
+                 "--out", str(out), *options]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"endofm: error: {message}") and err.count("\n") == 1
+    assert not out.exists()

@@ -16,12 +16,17 @@ def test_probe_writes_finetuning_keys_and_reuses_cached_features(sample_data, tm
                                                                   monkeypatch, capsys):
     args = ["probe", "--config", TINY, "--data", str(sample_data["polypdiag"]),
             "--output", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
-            "data.test_clips=1", "probe.k=[1,3]", "device=cpu"]
+            "data.test_clips=1", "probe.k=[1,3,40]", "device=cpu"]
     assert main(args) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # 16 training videos: k=40 is capped, and says so
+    assert [metrics["probes"][f"knn_k{k}"]["k_used"] for k in (1, 3, 40)] == [1, 3, 16]
+    assert "knn_k40: accuracy" in (out := capsys.readouterr().out)
+    assert "(k=40 > 16 training videos: all of them vote)" in out
+    assert "knn_k3: accuracy" in out and "(k=3" not in out
     finetune_keys = set(classification_metrics(np.array([0, 1]), np.eye(2)))
     assert finetune_keys <= set(metrics)
-    assert list(metrics["probes"]) == ["knn_k1", "knn_k3", "linear"]
+    assert list(metrics["probes"]) == ["knn_k1", "knn_k3", "knn_k40", "linear"]
     assert metrics["probe"] == "knn_k1" and metrics["num_test_items"] == 8
     assert metrics["accuracy"] == metrics["probes"]["knn_k1"]["accuracy"]
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2  # train and val

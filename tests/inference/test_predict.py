@@ -125,16 +125,24 @@ def test_wrong_task_for_a_checkpoint_is_an_error(task_dirs, videos, tmp_path, ca
     assert "is a classification model, not a detection model" in capsys.readouterr().err
 
 
-
-@pytest.mark.parametrize("option,message", [
-    (["--size", "0"], "size must be >= 1 pixel, got 0"),
-    (["--workers", "-1"], "num_workers must be >= 0"),
+@pytest.mark.parametrize("task,option,message", [
+    ("classification", ["--size", "0"], "size must be >= 1 pixel, got 0"),
+    ("classification", ["--workers", "-1"], "num_workers must be >= 0"),
+    ("classification", ["--batch-size", "0"], "batch size must be at least 1, got 0"),
+    ("classification", ["--threshold", "2"], "threshold must be in [0, 1], got 2.0"),
+    ("classification", ["--smooth", "2"],
+     "smooth (the smoothing width, in windows) must be a positive odd number, got 2"),
+    ("detection", ["--threshold", "-0.1"], "threshold must be in [0, 1], got -0.1"),
+    ("classification", ["--stride", "0"], "stride '0' must be positive"),
 ])
-def test_a_zero_size_or_negative_workers_is_one_clear_error(task_dirs, videos, tmp_path, capsys,
-                                                            option, message):
-    assert run_predict("classification", task_dirs["classification"], videos, tmp_path,
-                       *option) == 1
-    assert message in capsys.readouterr().err
+def test_a_bad_setting_is_one_clear_error_before_any_video(task_dirs, videos, tmp_path, capsys,
+                                                           task, option, message):
+    """Refused when the predictor is made: no progress line, nothing written (a threshold of 2
+    used to call every video normal; a zero batch failed after the progress bar started)."""
+    assert run_predict(task, task_dirs[task], videos, tmp_path / "out", *option) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"endofm: error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_finetune_run_folder_names_its_model(task_dirs, videos, tmp_path, capsys):

@@ -77,6 +77,8 @@ def test_windows_far_apart_are_decoded_apart(tmp_path):
     assert [len(run) for run in nearby_runs([data.jobs[0].plan[k] for k in range(3)])] == [3]
 
 
-def test_a_negative_worker_count_is_refused_before_any_decoding():
+def test_a_negative_worker_count_or_empty_batch_is_refused_before_any_decoding():
     with pytest.raises(ValueError, match="num_workers must be >= 0 .*got -1"):
         next(stream_windows([], FrameSize(32), batch_size=2, num_workers=-1))
+    with pytest.raises(ValueError, match="batch size must be at least 1, got 0"):
+        next(stream_windows([], FrameSize(32), batch_size=0))

@@ -1,3 +1,7 @@
+"""Window plans: spans in frames or seconds, clamped last windows, offsets."""
+
+import re
+
 import numpy as np
 import pytest
 
@@ -37,6 +41,20 @@ def test_spans_in_seconds_and_frames():
     for bad in ("abc", "0", "1.5", "-2s"):
         with pytest.raises(ValueError):
             span_frames(bad, 30.0)
+
+
+@pytest.mark.parametrize(("spans", "message"), [
+    ({"stride": "0"}, "stride '0' must be positive"),
+    ({"frame_step": "0s"}, "frame step '0s' must be positive"),
+    ({"stride": 0}, "stride 0 must be positive"),
+    ({"frame_step": "1.5"}, "frame step '1.5': a frame count must be a whole number"),
+    ({"stride": "2 sec"}, "invalid stride '2 sec': give frames"),
+])
+def test_a_bad_span_is_refused_when_the_spec_is_made_naming_it(spans, message):
+    """Before any video is opened (a zero stride used to fail at the first video as "span '0'
+    must be positive", after the progress bar had started)."""
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        WindowSpec(8, **spans)
 
 
 def test_offset_range_keeps_absolute_frame_numbers():

@@ -67,7 +67,7 @@ def test_run_and_monitor_intervals_out_of_range_fail_at_load_time(override):
 
 
 @pytest.mark.parametrize("group", ["classification", "segmentation", "detection"])
-@pytest.mark.parametrize("override", ["train.accum_steps=0", "train.log_every=0",
+@pytest.mark.parametrize("override", ["train.epochs=0", "train.accum_steps=0", "train.log_every=0",
                                       "train.eval_every=0", "train.batch_size=0",
                                       "train.patience=-1", "train.min_samples=-1",
                                       "train.num_workers=-1"])
@@ -79,6 +79,7 @@ def test_task_intervals_out_of_range_fail_at_load_time(group, override):
 
 @pytest.mark.parametrize("group,override,expected", [
     ("pretrain", "optim.batch_size=0", "optim.batch_size must be >= 1, got 0"),
+    ("pretrain", "optim.epochs=0", "optim.epochs must be >= 1, got 0"),
     ("pretrain", "optim.lr=-1", "optim.lr must be >= 0"),
     ("pretrain", "optim.momentum_teacher=1.5", "optim.momentum_teacher must be in [0, 1]"),
     ("pretrain", "data.num_workers=-1", "data.num_workers must be >= 0"),

@@ -80,6 +80,7 @@ def _evaluate_config(args: argparse.Namespace):
     record = find_record(args.checkpoint)
     trained = trained_settings(record) if record else None
     if trained is not None:
+        _check_record_task(args.task, trained, record)
         conflicts = settings_conflicts(trained, explicit_settings(config, args.overrides))
         if conflicts and not args.override_settings:
             raise ConfigError(
@@ -93,6 +94,33 @@ def _evaluate_config(args: argparse.Namespace):
     cfg = load_config(task_config_schema(task_cls), config, args.overrides, base=trained,
                       base_source=f"training settings {record}")
     return task_cls, cfg, record
+
+
+def _check_record_task(task: str, trained: dict, record: Path) -> None:
+    """A run record another command wrote (a pre-training run, another task's run) is one
+    clear error naming what it is, not the first setting the task's schema lacks."""
+    from endofm.config import ConfigError, load_config
+    from endofm.ssl import PretrainConfig
+    from endofm.tasks import TASKS
+    from endofm.tasks.base import task_config_schema
+
+    def fits(schema: type) -> bool:
+        try:
+            load_config(schema, None, [], base=trained, base_source=str(record))
+        except ConfigError:
+            return False
+        return True
+
+    if fits(task_config_schema(TASKS[task])):
+        return
+    if fits(PretrainConfig):
+        raise ConfigError(f"{record}: this is a pre-training run, not a fine-tuned {task} "
+                          "model; `endofm probe` evaluates a pre-trained backbone, `endofm "
+                          f"finetune {task} --pretrained` trains a {task} model from it")
+    for other in TASK_NAMES:
+        if other != task and fits(task_config_schema(TASKS[other])):
+            raise ConfigError(f"{record}: this is a {other} run, not a {task} run; evaluate "
+                              f"it with `endofm evaluate {other}`")
 
 
 def _summary(metrics: dict) -> str:

@@ -17,7 +17,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from endofm.data.manifest import ClipItem, scan_videos, unsupported_files, write_manifest
-from endofm.data.video import VideoError, VideoSource, VideoWriter, open_video
+from endofm.data.video import (
+    VideoError,
+    VideoSource,
+    VideoWriter,
+    check_folder_fps,
+    open_video,
+)
 from endofm.utils.io import atomic_write_json
 from endofm.utils.progress import progress as progress_bar
 
@@ -110,6 +116,10 @@ def prepare_pretrain(sources: list[str | Path], out_dir: str | Path, clip_second
     """Build ``out_dir/manifest.csv`` from ``sources``; returns the report (also saved as JSON)."""
     if clip_seconds <= 0:
         raise ValueError(f"clip_seconds must be positive, got {clip_seconds}")
+    check_folder_fps(folder_fps)
+    if transcode and short_side < 2:
+        raise ValueError(f"short_side (of the transcoded clips) must be at least 2 pixels, "
+                         f"got {short_side}")
     out_dir = Path(out_dir)
     report = PrepareReport(manifest=str(out_dir / "manifest.csv"))
     items: list[ClipItem] = []

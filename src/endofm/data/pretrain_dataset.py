@@ -24,7 +24,13 @@ from torch.utils.data import Dataset
 from endofm.data.manifest import ClipItem
 from endofm.data.sampling import random_window
 from endofm.data.transforms import to_clip
-from endofm.data.video import DecodedVideo, VideoError, VideoSource, open_video
+from endofm.data.video import (
+    DecodedVideo,
+    VideoError,
+    VideoSource,
+    check_folder_fps,
+    open_video,
+)
 from endofm.data.views import PretrainViews, needed_frames
 
 
@@ -57,6 +63,7 @@ class PretrainClipDataset(Dataset):
                  keep_decoded: bool = False) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        check_folder_fps(folder_fps)
         self.views = views
         self.on_error = on_error
         self.folder_fps = folder_fps

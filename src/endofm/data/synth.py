@@ -222,6 +222,8 @@ def synthesize(out_dir: str | Path, seed: int = 0, scale: str = "small",
     ``"bench"`` or ``"tiny"`` (see :class:`SynthScale`); ``style``: a name in
     :data:`endofm.data.synth_render.STYLES` (``white_light``, ``nbi``)."""
     look = get_style(style)
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0 (a NumPy seed), got {seed}")
     if scale not in SCALES:
         raise ValueError(f"unknown synth scale {scale!r}; choose one of {sorted(SCALES)}")
     sizes = SCALES[scale]

@@ -167,6 +167,8 @@ def synthesize_probe_task(out_dir: str | Path, seed: int = 0, task: str = "motio
     """Write the task under ``out_dir``; returns ``{"pretrain", "probe"}`` paths."""
     if task not in TASKS:
         raise ValueError(f"unknown probe task {task!r}; choose one of {TASKS}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0 (a NumPy seed), got {seed}")
     out = Path(out_dir)
     counts = {"pretrain": size.pretrain_videos, "train": size.train_videos,
               "val": size.val_videos}

@@ -236,10 +236,17 @@ class FileVideo(VideoSource):
         return out, False
 
 
+def check_folder_fps(fps: float) -> None:
+    """Frame folders have no frame rate of their own: the one they are played at must be > 0."""
+    if fps <= 0:
+        raise ValueError(f"folder_fps (frame folders' frame rate) must be > 0, got {fps}")
+
+
 class FrameFolder(VideoSource):
     """A folder of image files (jpg/png/tif/bmp), ordered by the last number in each name."""
 
     def __init__(self, path: str | Path, fps: float = 30.0) -> None:
+        check_folder_fps(fps)
         self.path = Path(path)
         self.fps = float(fps)
         self.files = sorted(

@@ -102,7 +102,8 @@ def split_features(cfg: Any, backbone: torch.nn.Module, weights_id: Any,
 def probe_scores(train: np.ndarray, y_train: np.ndarray, test: np.ndarray,
                  settings: Any, method: str = "all") -> dict[str, tuple[np.ndarray, dict]]:
     """``{probe name: (class probabilities [Q, C], details)}`` for ``knn_k<k>`` and/or
-    ``linear``, in the order asked for."""
+    ``linear``, in the order asked for. A k-NN's ``k_used`` is ``k`` capped at the number of
+    training rows (a larger ``k`` lets every training row vote)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     num_classes = max(int(y_train.max()) + 1, 2)
@@ -110,7 +111,8 @@ def probe_scores(train: np.ndarray, y_train: np.ndarray, test: np.ndarray,
     if method in ("knn", "all"):
         for k in settings.k:
             probs = knn_classify(train, y_train, test, k, settings.temperature, num_classes)
-            out[f"knn_k{k}"] = probs, {"k": int(k), "temperature": settings.temperature}
+            out[f"knn_k{k}"] = probs, {"k": int(k), "k_used": min(int(k), len(train)),
+                                       "temperature": settings.temperature}
     if method in ("linear", "all"):
         fitted = linear_probe(train, y_train, tuple(settings.Cs), settings.folds, settings.seed)
         probs = fitted.predict_proba(test)

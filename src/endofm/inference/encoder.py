@@ -17,7 +17,7 @@ from torch import Tensor
 from endofm.data import VideoError, open_video
 from endofm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
 from endofm.inference.backbone import FeatureExtractor, load_backbone, maybe_compile
-from endofm.inference.stream import FrameSize, VideoJob, check_num_workers, stream_windows
+from endofm.inference.stream import FrameSize, VideoJob, check_loader_settings, stream_windows
 from endofm.inference.windows import Window, WindowSpec
 from endofm.models import VisionTransformer
 from endofm.utils.device import autocast, resolve_device, resolve_precision
@@ -82,7 +82,7 @@ class VideoEncoder:
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {sorted(NORMALIZATIONS)}, "
                              f"got {normalization!r}")
-        check_num_workers(num_workers)
+        check_loader_settings(batch_size, num_workers)
         backbone = load_backbone(model) if isinstance(model, (str, Path)) else model
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)

@@ -30,7 +30,7 @@ from torch import Tensor
 from endofm.data import VideoSource
 from endofm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
 from endofm.inference.encoder import normalize_batch, open_job
-from endofm.inference.stream import FrameSize, VideoJob, check_num_workers, stream_windows
+from endofm.inference.stream import FrameSize, VideoJob, check_loader_settings, stream_windows
 from endofm.inference.task_models import TaskModel, load_task_model
 from endofm.inference.windows import Window, WindowSpec
 from endofm.tasks.segmentation.data import read_input, to_model_input
@@ -132,7 +132,7 @@ class Predictor:
                  folder_fps: float = 30.0) -> None:
         if size is not None and size < 1:
             raise ValueError(f"size must be >= 1 pixel, got {size}")
-        check_num_workers(num_workers)
+        check_loader_settings(batch_size, num_workers)
         self.task_model = task_model
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
@@ -170,9 +170,19 @@ class Predictor:
         return normalize_batch(clips.to(self.device, non_blocking=True), self.mean, self.std)
 
 
+def check_threshold(threshold: float) -> None:
+    """A decision threshold on a probability or score: in [0, 1]."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+
+
 class ClassificationPredictor(Predictor):
     def __init__(self, task_model: TaskModel, *args: object, threshold: float = 0.5,
                  smooth: int = 3, **kwargs: object) -> None:
+        check_threshold(threshold)
+        if smooth < 1 or smooth % 2 == 0:
+            raise ValueError(f"smooth (the smoothing width, in windows) must be a positive odd "
+                             f"number, got {smooth}")
         super().__init__(task_model, *args, **kwargs)
         self.threshold, self.smooth = threshold, smooth
         data = task_model.settings.data
@@ -252,6 +262,8 @@ class DetectionPredictor(Predictor):
 
     def __init__(self, task_model: TaskModel, *args: object, threshold: float | None = None,
                  **kwargs: object) -> None:
+        if threshold is not None:
+            check_threshold(threshold)
         super().__init__(task_model, *args, **kwargs)
         chosen = getattr(task_model.model, "operating_threshold", None)
         self.threshold = threshold if threshold is not None else (chosen or 0.5)

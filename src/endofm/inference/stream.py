@@ -159,8 +159,7 @@ class VideoBatches:
     """Batch sampler: runs of at most ``batch_size`` positions that never cross a video."""
 
     def __init__(self, dataset: WindowDataset, batch_size: int) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch size must be at least 1, got {batch_size}")
+        check_loader_settings(batch_size, 0)
         self.dataset, self.batch_size = dataset, batch_size
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -182,8 +181,11 @@ def collate_windows(items: list[tuple[int, Window, Tensor | str]]) -> WindowBatc
     return WindowBatch(items[0][0], [w for w, _ in ok], clips, errors)
 
 
-def check_num_workers(num_workers: int) -> None:
-    """``ValueError`` for a negative decoding-worker count (callers check it up front)."""
+def check_loader_settings(batch_size: int, num_workers: int) -> None:
+    """``ValueError`` for a batch of no windows or a negative decoding-worker count (callers
+    check them up front, before any video is opened)."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0 (0 decodes in this process), got "
                          f"{num_workers}")
@@ -193,7 +195,7 @@ def stream_windows(jobs: Sequence[VideoJob], frame_size: FrameSize, batch_size: 
                    num_workers: int = 0, pin_memory: bool = False) -> Iterator[WindowBatch]:
     """Batches of decoded windows of ``jobs``, in order; ``num_workers`` processes decode
     ahead of the consumer (0 decodes in this process)."""
-    check_num_workers(num_workers)
+    check_loader_settings(batch_size, num_workers)
     dataset = WindowDataset(jobs, frame_size)
     if len(dataset) == 0:
         return

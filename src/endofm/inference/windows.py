@@ -20,25 +20,29 @@ RELEASE_FPS = 30.0
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|f)?\s*$")
 
 
-def parse_span(value: str | int | float) -> tuple[float, str]:
-    """``"32"`` / ``32`` → ``(32, "f")`` (frames); ``"2s"`` → ``(2.0, "s")`` (seconds)."""
+def parse_span(value: str | int | float, name: str = "span") -> tuple[float, str]:
+    """``"32"`` / ``32`` → ``(32, "f")`` (frames); ``"2s"`` → ``(2.0, "s")`` (seconds). A span
+    that is not a positive amount, or a frame count that is not whole, is a ``ValueError``
+    naming ``name`` (e.g. ``stride``)."""
     if isinstance(value, (int, float)):
-        return float(value), "f"
-    match = _SPAN.match(str(value))
-    if not match:
-        raise ValueError(f"invalid span {value!r}: give frames (e.g. 32) or seconds (e.g. 2s)")
-    return float(match.group(1)), match.group(2) or "f"
+        amount, unit = float(value), "f"
+    else:
+        match = _SPAN.match(str(value))
+        if not match:
+            raise ValueError(f"invalid {name} {value!r}: give frames (e.g. 32) or seconds "
+                             "(e.g. 2s)")
+        amount, unit = float(match.group(1)), match.group(2) or "f"
+    if unit == "f" and amount != int(amount):
+        raise ValueError(f"{name} {value!r}: a frame count must be a whole number")
+    if amount <= 0:
+        raise ValueError(f"{name} {value!r} must be positive")
+    return amount, unit
 
 
-def span_frames(value: str | int | float, fps: float) -> int:
+def span_frames(value: str | int | float, fps: float, name: str = "span") -> int:
     """A span in frames (``"32"``) or seconds (``"2s"``) as a whole number of frames ≥ 1."""
-    amount, unit = parse_span(value)
-    frames = amount * fps if unit == "s" else amount
-    if unit == "f" and frames != int(frames):
-        raise ValueError(f"span {value!r}: a frame count must be a whole number")
-    if frames <= 0:
-        raise ValueError(f"span {value!r} must be positive")
-    return max(1, round(frames))
+    amount, unit = parse_span(value, name)
+    return max(1, round(amount * fps if unit == "s" else amount))
 
 
 @dataclass(frozen=True)
@@ -53,17 +57,18 @@ class WindowSpec:
     def __post_init__(self) -> None:
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be at least 1, got {self.num_frames}")
-        for span in (self.frame_step, self.stride):
+        for name, span in (("frame step", self.frame_step), ("stride", self.stride)):
             if span is not None:
-                parse_span(span)
+                parse_span(span, name)
 
     def resolve(self, fps: float) -> tuple[int, int]:
         """``(R, S)`` in frames for a video at ``fps``."""
         if self.frame_step is None:
             step = max(1, round(RELEASE_FRAME_STEP * fps / RELEASE_FPS))
         else:
-            step = span_frames(self.frame_step, fps)
-        stride = self.num_frames * step if self.stride is None else span_frames(self.stride, fps)
+            step = span_frames(self.frame_step, fps, "frame step")
+        stride = (self.num_frames * step if self.stride is None
+                  else span_frames(self.stride, fps, "stride"))
         return step, stride
 
     def plan(self, video_frames: int, fps: float, offset: int = 0) -> WindowPlan:

@@ -126,8 +126,8 @@ class SSLOptimConfig:
     freeze_last_layer: int = 1  # epochs
 
     def __post_init__(self) -> None:
-        require_at_least(self, "optim", 1, "batch_size")
-        require_at_least(self, "optim", 0, "epochs", "lr", "min_lr", "warmup_epochs",
+        require_at_least(self, "optim", 1, "epochs", "batch_size")
+        require_at_least(self, "optim", 0, "lr", "min_lr", "warmup_epochs",
                          "weight_decay", "weight_decay_end", "clip_grad", "freeze_last_layer")
         require_in_range(self, "optim", 0, 1, "momentum_teacher")
 

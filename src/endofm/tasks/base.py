@@ -80,7 +80,8 @@ class TrainConfig:
     progress: bool = True  # progress bar / lines (``--quiet`` turns them off everywhere)
 
     def __post_init__(self) -> None:
-        require_at_least(self, "train", 1, "batch_size", "accum_steps", "eval_every", "log_every")
+        require_at_least(self, "train", 1, "epochs", "batch_size", "accum_steps", "eval_every",
+                         "log_every")
         require_at_least(self, "train", 0, "min_samples", "patience", "num_workers")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
