@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from endofm.utils.device import autocast, check_precision, make_grad_scaler, resolve_device
+from endofm.utils.device import (
+    autocast,
+    check_precision,
+    make_grad_scaler,
+    resolve_device,
+    resolve_precision,
+)
 
 
 def test_resolve_device_auto_and_cpu():
@@ -22,8 +28,12 @@ def test_an_unknown_device_name_is_one_clear_error():
 
 
 def test_precision_validation():
-    with pytest.raises(ValueError, match="precision must be one of"):
+    with pytest.raises(ValueError) as err:
         check_precision("fp8")
+    assert str(err.value) == "precision must be one of fp32, bf16, fp16, got 'fp8'"
+    with pytest.raises(ValueError) as err:
+        resolve_precision("fp8", torch.device("cpu"))
+    assert str(err.value) == "precision must be one of auto, fp32, bf16, fp16, got 'fp8'"
 
 
 def test_autocast_bf16_changes_matmul_dtype_and_fp32_does_not():

@@ -31,9 +31,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def check_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+def check_precision(precision: str, allowed: tuple[str, ...] = PRECISIONS) -> str:
+    """``precision`` if it is one of ``allowed``, else a ``ValueError`` listing them."""
+    if precision not in allowed:
+        raise ValueError(f"precision must be one of {', '.join(allowed)}, got {precision!r}")
     return precision
 
 
@@ -69,7 +70,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """``"auto"``: bf16 where ``device`` has native bf16 (a CUDA device that supports it, or a
     CPU with AVX512-BF16/AMX), fp32 elsewhere. Any other value is checked and returned."""
     if precision != "auto":
-        return check_precision(precision)
+        return check_precision(precision, ("auto", *PRECISIONS))
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if device.type == "cpu":
