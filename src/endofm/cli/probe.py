@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     for name, m in result["probes"].items():
         auroc = "n/a" if m["auroc"] is None else f"{m['auroc']:.4f}"
         capped = (f" (k={m['k']} > {m['k_used']} training videos: all of them vote)"
-                  if m.get("k_used", m.get("k")) != m.get("k") else "")
+                  if "k" in m and m["k_used"] < m["k"] else "")
         print(f"{name}: accuracy {m['accuracy']:.4f}, f1 {m['f1']:.4f}, auroc {auroc}{capped}")
     print(f"wrote {args.output / 'metrics.json'}")
     return 0

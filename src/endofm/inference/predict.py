@@ -176,13 +176,18 @@ def check_threshold(threshold: float) -> None:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
 
 
+def check_smoothing_width(width: int) -> None:
+    """The moving average's width (``smooth``): a positive odd number of windows."""
+    if width < 1 or width % 2 == 0:
+        raise ValueError(f"smooth (the smoothing width, in windows) must be a positive odd "
+                         f"number, got {width}")
+
+
 class ClassificationPredictor(Predictor):
     def __init__(self, task_model: TaskModel, *args: object, threshold: float = 0.5,
                  smooth: int = 3, **kwargs: object) -> None:
         check_threshold(threshold)
-        if smooth < 1 or smooth % 2 == 0:
-            raise ValueError(f"smooth (the smoothing width, in windows) must be a positive odd "
-                             f"number, got {smooth}")
+        check_smoothing_width(smooth)
         super().__init__(task_model, *args, **kwargs)
         self.threshold, self.smooth = threshold, smooth
         data = task_model.settings.data
@@ -212,8 +217,7 @@ class ClassificationPredictor(Predictor):
 
 def moving_average(x: np.ndarray, width: int) -> np.ndarray:
     """Centred moving average of ``[N]`` over an odd ``width`` of samples (fewer at the ends)."""
-    if width < 1 or width % 2 == 0:
-        raise ValueError(f"the smoothing width must be a positive odd number, got {width}")
+    check_smoothing_width(width)
     x = np.asarray(x, dtype=np.float64)
     half = width // 2
     sums = np.concatenate([[0.0], np.cumsum(x)])
