@@ -145,9 +145,32 @@ def merge_checked(cfg: DictConfig, other: Any, source: str) -> DictConfig:
     try:
         return OmegaConf.merge(cfg, other)  # type: ignore[return-value]
     except (OmegaConfBaseException, TypeError, ValueError) as exc:
+        section = _value_for_a_section(cfg, other)
+        if section is not None:
+            raise ConfigError(f"invalid setting in {source}: {section[0]} is a section of "
+                              f"settings (key: value lines under it), got {section[1]!r}"
+                              ) from exc
         key = getattr(exc, "full_key", None)
         where = f" (key {key})" if key else ""
         raise ConfigError(f"invalid setting in {source}{where}: {_first_line(exc)}") from exc
+
+
+def _value_for_a_section(cfg: Any, other: Any, prefix: str = "") -> tuple[str, Any] | None:
+    """The first ``(dotted key, value)`` where ``other`` gives a plain value for a section of
+    ``cfg`` (``optim: 3``), else ``None``."""
+    if not isinstance(other, Mapping | DictConfig) or not isinstance(cfg, DictConfig):
+        return None
+    for key, value in other.items():
+        if key not in cfg or OmegaConf.is_missing(cfg, key):
+            continue
+        name, target = f"{prefix}{key}", cfg.get(key)
+        if (isinstance(target, DictConfig) and value is not None
+                and not isinstance(value, Mapping | DictConfig)):
+            return name, value
+        found = _value_for_a_section(target, value, f"{name}.")
+        if found is not None:
+            return found
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -155,14 +178,34 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _load_yaml_with_base(path: Path) -> DictConfig:
+def _load_yaml_with_base(path: Path, chain: tuple[Path, ...] = ()) -> DictConfig:
+    """The YAML at ``path`` merged over its ``defaults:`` base, recursively (``chain``: the
+    files that named this one, to refuse a loop)."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: its defaults: chain loops back to itself "
+                          f"({' -> '.join(str(p) for p in (*chain, path.resolve()))})")
     data = load_yaml(path)
     base = data.pop("defaults", None)
     if base is None:
         return data
-    return OmegaConf.merge(_load_yaml_with_base(path.parent / str(base)), data)
+    return OmegaConf.merge(_load_yaml_with_base(_base_path(path, str(base)),
+                                                (*chain, path.resolve())), data)
+
+
+def _base_path(path: Path, base: str) -> Path:
+    """The file a ``defaults: BASE`` line in ``path`` names: ``BASE`` beside ``path``, else the
+    packaged recipe ``GROUP/NAME`` (``pretrain/tiny``), so a copied recipe keeps its base."""
+    beside = path.parent / base
+    if beside.is_file():
+        return beside
+    group, _, name = base.partition("/")
+    if name and "/" not in name and group in recipe_groups():
+        return recipe_path(group, name.removesuffix(".yaml"))
+    raise ConfigError(f"{path}: its defaults: {base!r} is neither a file beside it ({beside}) "
+                      "nor a packaged recipe GROUP/NAME (e.g. pretrain/tiny; see `endofm "
+                      "configs`)")
 
 
 def load_yaml(path: Path) -> DictConfig:

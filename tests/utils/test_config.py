@@ -76,3 +76,52 @@ def test_explicit_settings_lists_only_what_was_given(tmp_path):
     (tmp_path / "exp.yaml").write_text("optim:\n  epochs: 9\n")
     assert explicit_settings(tmp_path / "exp.yaml", ["name=x"]) == {"optim.epochs": 9,
                                                                     "name": "x"}
+
+
+def test_defaults_name_a_file_beside_or_a_packaged_recipe(tmp_path):
+    """A recipe printed by ``endofm configs`` and saved elsewhere keeps its base: packaged
+    recipes name theirs as GROUP/NAME, which falls back to the package."""
+    from endofm.config import recipe_path
+    from endofm.ssl import PretrainConfig
+
+    copy = tmp_path / "my_recipe.yaml"
+    copy.write_text(recipe_path("pretrain", "tiny_learns").read_text())
+    assert "defaults: pretrain/tiny" in copy.read_text()
+    packaged = load_config(PretrainConfig, recipe_path("pretrain", "tiny_learns"))
+    assert load_config(PretrainConfig, copy) == packaged
+    # a file beside it wins over the packaged recipe of that name
+    (tmp_path / "pretrain").mkdir()
+    (tmp_path / "pretrain" / "tiny").write_text("optim:\n  epochs: 3\n")
+    beside = load_config(PretrainConfig, copy)
+    assert beside.optim.epochs == 1200 and beside.model.backbone.depth != 2  # not tiny.yaml's
+
+
+def test_a_missing_or_looping_base_is_one_line(tmp_path):
+    (tmp_path / "a.yaml").write_text("defaults: b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("defaults: a.yaml\nname: b\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Schema, tmp_path / "a.yaml")
+    assert str(err.value) == (f"{tmp_path / 'a.yaml'}: its defaults: chain loops back to itself "
+                              f"({tmp_path / 'a.yaml'} -> {tmp_path / 'b.yaml'} -> "
+                              f"{tmp_path / 'a.yaml'})")
+    (tmp_path / "c.yaml").write_text("defaults: nosuch/tiny\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Schema, tmp_path / "c.yaml")
+    assert str(err.value).startswith(f"{tmp_path / 'c.yaml'}: its defaults: 'nosuch/tiny' is "
+                                     f"neither a file beside it ({tmp_path / 'nosuch/tiny'}) "
+                                     "nor a packaged recipe GROUP/NAME")
+    (tmp_path / "d.yaml").write_text("defaults: pretrain/nosuch\n")
+    with pytest.raises(ConfigError, match="no pretrain recipe named 'nosuch'"):
+        load_config(Schema, tmp_path / "d.yaml")
+
+
+def test_a_value_where_a_section_belongs_names_the_section(tmp_path):
+    """(OmegaConf's own message was "Merge error: int is not a subclass of Optim", no key.)"""
+    (tmp_path / "flat.yaml").write_text("optim: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Schema, tmp_path / "flat.yaml")
+    assert str(err.value) == (f"invalid setting in config {tmp_path / 'flat.yaml'}: optim is a "
+                              "section of settings (key: value lines under it), got 3")
+    with pytest.raises(ConfigError, match=r"^invalid setting in command-line override "
+                                          r"'optim=fast': optim is a section"):
+        load_config(Schema, None, ["optim=fast"])
