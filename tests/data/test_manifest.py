@@ -30,7 +30,9 @@ def test_header_csv_and_jsonl(tmp_path):
     ("a.mp4,1,2,3,4,5\n", "columns"),
     ("path,colour\na.mp4,red\n", "unknown manifest columns"),
     ("a.mp4,5,2\n", "start < end"),
-    ("a.mp4,x,2\n", "m.csv:1"),
+    ("a.mp4,x,2\n", r"m\.csv:1: start 'x' is not a number \(a header line must start with"),
+    ("path,start,end\na.mp4,0,2\na.mp4,0,two\n", r"m\.csv:3: end 'two' is not a number$"),
+    ("file,label\na.mp4,1\n", r"m\.csv:1: label 'label' is not a number \(a header line"),
     ("", "no rows"),
 ])
 def test_bad_manifests_name_file_and_line(tmp_path, text, problem):

@@ -89,8 +89,11 @@ def test_skip_counts_and_reports(data):
     assert report["num_skipped"] == 3
     assert [s["path"] for s in report["skipped"]] == [str(p) for p in items if p.name != "good.mp4"]
     assert "min_window_frames" in report["skipped"][1]["reason"]
-    with pytest.raises(ValueError, match="no usable videos"):
-        PretrainClipDataset([data / "broken.mp4"], PretrainViews(CFG), on_error="skip")
+    with pytest.raises(ValueError) as err:
+        PretrainClipDataset([*items[:1], *items[2:]] * 2, PretrainViews(CFG), on_error="skip")
+    reasons = [f"{s['path']}: {s['reason']}" for s in ds.skipped]
+    assert str(err.value) == (f"no usable videos (6 skipped: {reasons[0]}; {reasons[1]}; "
+                              f"{reasons[2]}; … and 3 more)")
 
 
 def test_failure_while_loading_is_skipped_not_substituted(data, tmp_path):

@@ -40,21 +40,24 @@ def _parse_row(row: dict[str, str | None], root: Path, where: str) -> ClipItem:
         raw = row.get(key)
         return None if raw is None or str(raw).strip() == "" else str(raw).strip()
 
+    def number(key: str) -> float | None:
+        raw = value(key)
+        try:
+            return None if raw is None else float(raw)
+        except ValueError:
+            header = " (a header line must start with 'path')" if where.endswith(":1") else ""
+            raise ValueError(f"{where}: {key} {raw!r} is not a number{header}") from None
+
     path = value("path")
     if path is None:
         raise ValueError(f"{where}: missing path")
-    try:
-        start, end = value("start"), value("end")
-        label = value("label")
-        item = ClipItem(
-            path=(root / path) if not Path(path).is_absolute() else Path(path),
-            start=float(start) if start is not None else None,
-            end=float(end) if end is not None else None,
-            label=int(float(label)) if label is not None and float(label) >= 0 else None,
-            source=value("source"),
-        )
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from exc
+    label = number("label")
+    item = ClipItem(
+        path=(root / path) if not Path(path).is_absolute() else Path(path),
+        start=number("start"), end=number("end"),
+        label=int(label) if label is not None and label >= 0 else None,
+        source=value("source"),
+    )
     if (item.start is None) != (item.end is None):
         raise ValueError(f"{where}: give both start and end, or neither")
     if item.start is not None and not 0 <= item.start < item.end:

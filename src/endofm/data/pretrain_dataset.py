@@ -32,6 +32,7 @@ from endofm.data.video import (
     open_video,
 )
 from endofm.data.views import PretrainViews, needed_frames
+from endofm.utils.text import short_list
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,9 @@ class PretrainClipDataset(Dataset):
             self.items.append(item)
             self._videos.append(video)
         if not self.items:
+            reasons = [f"{s['path']}: {s['reason']}" for s in self.skipped]
             raise ValueError(f"no usable videos ({len(self.skipped)} skipped: "
-                             f"{self.skipped[:3]}{' ...' if len(self.skipped) > 3 else ''})")
+                             f"{short_list(reasons, limit=3, sep='; ')})")
 
     @property
     def decoded_bytes(self) -> int:
