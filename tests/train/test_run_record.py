@@ -69,6 +69,28 @@ def test_record_then_refuse_other_settings_unless_restart(tmp_path):
     assert read_record(tmp_path / "run" / "config.yaml")["optim"]["lr"] == 0.5
 
 
+@dataclass
+class OtherCommand:
+    """Another command's settings: a section ``Schema`` lacks."""
+    optim: Optim = field(default_factory=Optim)
+    views: Data = field(default_factory=Data)
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_another_commands_run_folder_is_refused_even_with_restart(tmp_path, restart):
+    inputs = run_inputs(tmp_path, None)
+    start_run(load_config(OtherCommand), tmp_path / "run", inputs)
+    (tmp_path / "run" / "last.pth").write_bytes(b"the other run's state")
+    with pytest.raises(RunMismatchError) as err:
+        start_run(load_config(Schema), tmp_path / "run", inputs, restart=restart,
+                  state_files=["last.pth"])
+    assert str(err.value) == (f"{tmp_path / 'run'} holds another command's run (its config.yaml "
+                              "has sections views, which this command's settings lack); use "
+                              "another --output (--restart would mix the two runs' files)")
+    assert (tmp_path / "run" / "last.pth").read_bytes() == b"the other run's state"
+    assert "views" in read_record(tmp_path / "run" / "config.yaml")
+
+
 def test_differing_keys_ignores_settings_added_since():
     assert differing_keys({"a": {"b": 1}}, {"a": {"b": 1, "c": 2}}) == []
     assert differing_keys({"a": {"b": 1}}, {"a": {"b": 2}}) == ["a.b: 1 → 2"]

@@ -67,10 +67,17 @@ def start_run(cfg: Any, output: str | Path, inputs: Mapping[str, Any], restart: 
     output = Path(output)
     record = {**to_dict(cfg), "inputs": dict(inputs)}
     path = output / CONFIG_NAME
+    old = read_record(path) if path.is_file() else None
+    foreign = sorted(set(old) - set(record)) if old is not None else []
+    if foreign:
+        raise RunMismatchError(
+            f"{output} holds another command's run (its {CONFIG_NAME} has sections "
+            f"{', '.join(foreign)}, which this command's settings lack); use another --output "
+            "(--restart would mix the two runs' files)")
     if restart:
         clear_run(output, state_files)
-    elif path.is_file():
-        differing = differing_keys(read_record(path), record)
+    elif old is not None:
+        differing = differing_keys(old, record)
         if differing:
             raise RunMismatchError(
                 f"{output} holds a run made with other settings ({short_list(differing)}); "
@@ -97,8 +104,6 @@ def differing_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
             | after.keys())
             if key in before and before[key] != after.get(key)
             and key.rsplit(".", 1)[-1] not in MAY_DIFFER]
-
-
 
 
 def clear_run(output: Path, state_files: Sequence[str]) -> None:
