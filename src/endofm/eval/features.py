@@ -22,6 +22,7 @@ from endofm.data import VideoItem
 from endofm.data.clips import VideoClipsConfig, test_views
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write
+from endofm.utils.progress import note
 
 
 @torch.no_grad()
@@ -58,12 +59,16 @@ def cache_key(weights: Any, settings: dict, items: Sequence[VideoItem]) -> str:
 def cached(cache_dir: str | Path | None, key: str,
            compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, bool]:
     """(features, whether they came from the cache) — ``compute()`` results are written to
-    ``cache_dir/<key>.npy`` atomically; without ``cache_dir`` nothing is cached."""
+    ``cache_dir/<key>.npy`` atomically; without ``cache_dir`` nothing is cached. An unreadable
+    cache file (damaged, truncated by hand) is recomputed and replaced, with a note naming it."""
     if cache_dir is None:
         return compute(), False
     path = Path(cache_dir) / f"{key}.npy"
     if path.is_file():
-        return np.load(path), True
+        try:
+            return np.load(path, allow_pickle=False), True
+        except (OSError, ValueError, EOFError) as exc:
+            note(f"{path}: unreadable feature cache file ({exc}); computing it again")
     feats = compute()
 
     def write(tmp: str) -> None:
