@@ -58,6 +58,25 @@ def test_rerun_skips_finished_videos_and_a_changed_setting_is_refused(
     assert "other settings (features: 'cls' -> 'mean_patch')" in capsys.readouterr().err
 
 
+def test_a_damaged_or_short_feature_file_is_extracted_again(tiny_backbone_dir, videos,
+                                                             tmp_path, capsys):
+    """"Already done" is checked against the file: a truncated ``.npy`` (unreadable) or one
+    holding fewer windows than recorded is extracted again, with a note naming it."""
+    out = tmp_path / "out"
+    assert main(extract_args(tiny_backbone_dir, [videos], out)) == 0
+    good = np.load(out / "a.npy")
+    (out / "a.npy").write_bytes((out / "a.npy").read_bytes()[:100])
+    np.save(out / "sub" / "b.npy", np.load(out / "sub" / "b.npy")[:2])
+    capsys.readouterr()
+    assert main(extract_args(tiny_backbone_dir, [videos], out)) == 0
+    captured = capsys.readouterr()
+    assert "2 videos processed, 0 already done" in captured.out
+    assert f"{out / 'a.npy'}: unreadable (" in captured.err
+    assert f"{out / 'sub' / 'b.npy'}: 2 windows where 3 were recorded" in captured.err
+    np.testing.assert_array_equal(np.load(out / "a.npy"), good)
+    assert np.load(out / "sub" / "b.npy").shape == (3, 96)
+
+
 def test_truncated_video_keeps_readable_windows_and_is_reported(
         tiny_backbone_dir, videos, tmp_path, capsys):
     data = write_video(tmp_path / "full.mkv", moving_frames(60), fps=24).read_bytes()

@@ -29,6 +29,7 @@ from endofm.inference.progress import progress_bar
 from endofm.inference.stream import VideoJob
 from endofm.utils.distributed import all_gather_object, barrier, get_rank, get_world_size
 from endofm.utils.io import atomic_write_json, atomic_write_text
+from endofm.utils.progress import note
 
 INDEX_COLUMNS = ("video", "window", "first_frame", "last_frame", "start_s", "end_s", "partial")
 RECORDS = ".records"
@@ -149,10 +150,24 @@ class Extraction:
         return self.output / f"{v.stem}.npy"
 
     def finished(self, v: VideoInput) -> bool:
-        path = self.record_path(v)
-        if not path.is_file() or not self.npy_path(v).is_file():
+        """Recorded without error, with an ``.npy`` that reads and holds the recorded windows
+        (a damaged or truncated one is extracted again, with a note naming it)."""
+        path, npy = self.record_path(v), self.npy_path(v)
+        if not path.is_file() or not npy.is_file():
             return False
-        return json.loads(path.read_text()).get("error") is None
+        record = json.loads(path.read_text())
+        if record.get("error") is not None:
+            return False
+        try:
+            stored = np.load(npy, mmap_mode="r", allow_pickle=False).shape[0]
+        except (OSError, ValueError, EOFError) as exc:
+            note(f"{npy}: unreadable ({exc}); extracting {v.path} again")
+            return False
+        if stored != len(record["rows"]):
+            note(f"{npy}: {stored} windows where {len(record['rows'])} were recorded; "
+                 f"extracting {v.path} again")
+            return False
+        return True
 
     def check_settings(self) -> None:
         """A folder written with other settings is refused (no silent mix of features)."""
