@@ -54,6 +54,33 @@ def test_resume_after_kill_mid_epoch_is_exact(sample_data, tmp_path, monkeypatch
     assert torch.equal(a["dino_loss"]["center"], b["dino_loss"]["center"])
 
 
+def test_a_damaged_newest_checkpoint_resumes_exactly_from_the_one_before(
+        sample_data, tmp_path, monkeypatch, capsys):
+    """States are written atomically, so a damaged one was damaged on disk: the run resumes
+    from the newest one that reads, says so, and ends where an uninterrupted run ends."""
+    videos = sample_data["videos"]
+    pretrain(cfg("run.save_every_steps=1"), videos, tmp_path / "straight")
+    split = tmp_path / "split"
+    pretrain_killed_at_step(cfg("run.save_every_steps=1"), videos, split, monkeypatch)
+    newest = checkpoints(split)[-1]
+    assert newest.name == "checkpoint-0000003.pth"
+    newest.write_bytes(newest.read_bytes()[:5000])
+    capsys.readouterr()
+    steps_run = []
+    original = PretrainTrainer.train_step
+    monkeypatch.setattr(PretrainTrainer, "train_step",
+                        lambda self, views: steps_run.append(self.step) or original(self, views))
+    pretrain(cfg("run.save_every_steps=1"), videos, split)
+    err = capsys.readouterr().err
+    assert (f"cannot read checkpoint {newest}: damaged or truncated file" in err
+            and "; resuming from the older checkpoint-0000002.pth instead" in err), err
+    assert steps_run == [2, 3]
+    a, b = state(tmp_path / "straight"), state(split)
+    assert a["step"] == b["step"] == 4
+    for k, v in a["teacher"].items():
+        assert torch.equal(v, b["teacher"][k]), k
+
+
 def test_epoch_checkpoints_every_n_epochs_and_at_the_last(sample_data, tmp_path):
     out = tmp_path / "run"
     pretrain(cfg("optim.epochs=3", "run.save_every_epochs=2", "run.save_every_steps=0",

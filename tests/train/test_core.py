@@ -15,6 +15,7 @@ from endofm.train import (
     clip_gradients,
     finish_logs,
     load_training_state,
+    newest_readable,
     param_groups,
     prune_checkpoints,
     save_training_state,
@@ -137,3 +138,16 @@ def test_to_device_and_finish_logs(tmp_path):
     one.log({"loss": 2.0}, 0)
     rows = finish_logs(one, tmp_path / "one.png", lambda *a: drawn.append(a))
     assert drawn[-1] == (rows, tmp_path / "one.png") and len(rows) == 1
+
+
+def test_newest_readable_skips_damaged_states_and_raises_when_none_reads(tmp_path, capsys):
+    paths = [save_training_state({"step": s}, tmp_path / f"checkpoint-{s:07d}.pth")
+             for s in (1, 2, 3)]
+    paths[2].write_bytes(paths[2].read_bytes()[:200])  # truncated on disk
+    path, state = newest_readable(paths)
+    assert path == paths[1] and state["step"] == 2
+    assert "resuming from the older checkpoint-0000002.pth instead" in capsys.readouterr().err
+    for p in paths[:2]:
+        p.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="checkpoint-0000003.pth"):
+        newest_readable(paths)

@@ -37,6 +37,7 @@ from endofm.train import (
     build_optimizer,
     finish_logs,
     load_training_state,
+    newest_readable,
     param_groups,
     prune_checkpoints,
     save_training_state,
@@ -163,15 +164,16 @@ class PretrainTrainer:
         found = step_checkpoints(self.output)
         if not found:
             return None
-        state = load_training_state(found[-1], {"teacher": self.meta.teacher,
-                                                "student": self.student}, RESUME_HINT)
+        path, state = newest_readable(found)
+        state = load_training_state(path, {"teacher": self.meta.teacher,
+                                           "student": self.student}, RESUME_HINT, state)
         self.stepper.load_state_dict(state)
         self.criterion.center.copy_(state["dino_loss"]["center"])
         if self.objective.ibot is not None:
             self.objective.ibot.center.copy_(state["ibot_loss"]["center"])
         self.epoch, self.iteration, self.step = state["epoch"], state["iteration"], state["step"]
         self.skipped = [s for s in state["skipped"] if s not in self.skipped] + self.skipped
-        return found[-1]
+        return path
 
     # -- training ---------------------------------------------------------------------------
     def loader(self) -> DataLoader:

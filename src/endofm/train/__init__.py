@@ -18,6 +18,7 @@ from endofm.train.schedules import CosineScheduler
 from endofm.train.state import (
     RESUME_HINT,
     load_training_state,
+    newest_readable,
     prune_checkpoints,
     save_training_state,
     step_checkpoints,
@@ -26,7 +27,8 @@ from endofm.train.state import (
 
 __all__ = [
     "RESUME_HINT", "CosineScheduler", "OptimizerStepper", "build_optimizer", "clip_gradients",
-    "finish_logs", "load_training_state", "no_weight_decay_names", "param_groups",
+    "finish_logs", "load_training_state", "newest_readable", "no_weight_decay_names",
+    "param_groups",
     "prune_checkpoints", "save_training_state", "skips_weight_decay", "step_checkpoints",
     "to_device",
 ]

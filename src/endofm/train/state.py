@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from endofm.models.checkpoint import CheckpointError, load_state_checked, safe_load
 from endofm.utils.io import atomic_torch_save
+from endofm.utils.progress import note
 from endofm.utils.seed import get_rng_state, set_rng_state
 
 # What a refused resume suggests (both training loops).
@@ -28,13 +29,13 @@ def save_training_state(state: dict[str, Any], path: Path) -> Path:
     return atomic_torch_save(state | {"rng": get_rng_state()}, path)
 
 
-def load_training_state(path: Path, modules: Mapping[str, nn.Module],
-                        hint: str = "") -> dict[str, Any]:
-    """Read a state written by :func:`save_training_state`: load ``state[key]`` into each of
-    ``modules`` (strict; a mismatch is a :class:`CheckpointError` naming ``path``, followed by
-    ``hint``), then restore the RNG states. Returns the state for the rest (optimiser,
-    counters)."""
-    state = safe_load(path)
+def load_training_state(path: Path, modules: Mapping[str, nn.Module], hint: str = "",
+                        state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a state written by :func:`save_training_state` (or take ``state``, read from
+    ``path`` already): load ``state[key]`` into each of ``modules`` (strict; a mismatch is a
+    :class:`CheckpointError` naming ``path``, followed by ``hint``), then restore the RNG
+    states. Returns the state for the rest (optimiser, counters)."""
+    state = safe_load(path) if state is None else state
     for key, module in modules.items():
         if key not in state:
             raise CheckpointError(f"{path} is not a training state of this run (no {key!r})")
@@ -50,6 +51,23 @@ def step_checkpoints(output: Path) -> list[Path]:
     found = [(int(m.group(1)), p) for p in Path(output).glob("checkpoint-*.pth")
              if (m := STEP_CHECKPOINT.search(p.name))]
     return [p for _, p in sorted(found)]
+
+
+def newest_readable(paths: list[Path]) -> tuple[Path, dict[str, Any]]:
+    """The newest of ``paths`` (oldest first) that reads, and its content. Each newer one that
+    does not read (damaged on disk: states are written atomically) gets a note naming it and
+    why; when none reads, the newest one's error is raised."""
+    errors: list[CheckpointError] = []
+    for path in reversed(paths):
+        try:
+            state = safe_load(path)
+        except CheckpointError as error:
+            errors.append(error)
+            continue
+        for error in errors:
+            note(f"{error}; resuming from the older {path.name} instead")
+        return path, state
+    raise errors[0]
 
 
 def prune_checkpoints(output: Path, keep_last: int) -> None:
