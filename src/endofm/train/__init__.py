@@ -28,7 +28,6 @@ from endofm.train.state import (
 __all__ = [
     "RESUME_HINT", "CosineScheduler", "OptimizerStepper", "build_optimizer", "clip_gradients",
     "finish_logs", "load_training_state", "newest_readable", "no_weight_decay_names",
-    "param_groups",
-    "prune_checkpoints", "save_training_state", "skips_weight_decay", "step_checkpoints",
-    "to_device",
+    "param_groups", "prune_checkpoints", "save_training_state", "skips_weight_decay",
+    "step_checkpoints", "to_device",
 ]
