@@ -28,6 +28,18 @@ def test_info_text_and_missing_file(capsys, tmp_path):
     assert "missing.pth" in capsys.readouterr().err
 
 
+def test_info_names_what_an_endofm_directory_holds(tmp_path, capsys):
+    classifier = endofm.load_classifier(ASSETS / "polypdiag_tiny.pth", num_heads=4)
+    classifier.save_pretrained(tmp_path / "clf")
+    assert main(["info", str(tmp_path / "clf")]) == 0
+    assert "  model:       classifier, 2 classes\n" in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "clf"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["kind"], report["num_classes"]) == ("classifier", 2)
+    assert main(["info", str(ASSETS / "endo_fm_tiny.pth")]) == 0
+    assert "model:" not in capsys.readouterr().out  # a released file records no kind
+
+
 def test_convert_then_load(tmp_path, capsys):
     out = tmp_path / "converted"
     assert main(["convert", str(ASSETS / "endo_fm_tiny.pth"), "--out", str(out),
@@ -39,6 +51,7 @@ def test_convert_then_load(tmp_path, capsys):
     assert main(["info", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["layout"] == "endofm_dir" and report["num_heads"] == 4
+    assert (report["kind"], report["num_classes"]) == ("backbone", None)
     for (k, a), (_, b) in zip(direct.state_dict().items(), converted.state_dict().items(),
                               strict=True):
         assert torch.equal(a, b), k

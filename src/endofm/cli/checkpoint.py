@@ -32,12 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     from endofm.models import load_checkpoint
+    from endofm.models.checkpoint import read_state_meta
 
     ckpt = load_checkpoint(args.checkpoint)
     heads, heads_source = _num_heads(ckpt.config)
+    meta = read_state_meta(ckpt.path) if ckpt.layout == "endofm_dir" else {}
     report = {
         "path": str(ckpt.path),
         "layout": ckpt.layout,
+        "kind": meta.get("kind"),  # endofm directories: backbone, classifier, segmenter, …
+        "num_classes": meta.get("num_classes"),
         "config": ckpt.config,
         "num_heads_stored": "num_heads" in ckpt.config,
         "num_heads": heads,
@@ -51,6 +55,9 @@ def run_info(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{report['path']}\n  layout:      {report['layout']}")
+    if report["kind"]:
+        classes = report["num_classes"]
+        print(f"  model:       {report['kind']}" + (f", {classes} classes" if classes else ""))
     print("  config:      " + ", ".join(f"{k}={v}" for k, v in ckpt.config.items()))
     if not report["num_heads_stored"]:
         print(f"  num_heads:   not stored; {heads_source}")
