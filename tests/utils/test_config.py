@@ -125,3 +125,15 @@ def test_a_value_where_a_section_belongs_names_the_section(tmp_path):
     with pytest.raises(ConfigError, match=r"^invalid setting in command-line override "
                                           r"'optim=fast': optim is a section"):
         load_config(Schema, None, ["optim=fast"])
+
+
+def test_an_unresolved_interpolation_does_not_hide_the_merge_error(tmp_path):
+    """Looking for a section given a plain value must not resolve interpolations (it did:
+    "Interpolation key 'oops' not found" and OmegaConf's key lines instead of the error)."""
+    (tmp_path / "interp.yaml").write_text("name: ${oops}\noptim:\n  lr: [1, 2]\n")
+    with pytest.raises(ConfigError, match=r"\(key optim\.lr\): Value '\[1, 2\]'"):
+        load_config(Schema, tmp_path / "interp.yaml")
+    (tmp_path / "name.yaml").write_text("name: ${oops}\n")
+    with pytest.raises(ConfigError, match=r"^invalid setting in command-line override "
+                                          r"'name=\{a: 1\}' \(key name\)"):
+        load_config(Schema, tmp_path / "name.yaml", ["name={a: 1}"])
