@@ -147,7 +147,7 @@ def merge_checked(cfg: DictConfig, other: Any, source: str) -> DictConfig:
     except (OmegaConfBaseException, TypeError, ValueError) as exc:
         try:
             section = _value_for_a_section(cfg, other)
-        except OmegaConfBaseException:  # e.g. an interpolation in cfg that does not resolve
+        except OmegaConfBaseException:  # an interpolation that does not resolve
             section = None
         if section is not None:
             raise ConfigError(f"invalid setting in {source}: {section[0]} is a section of "
@@ -163,8 +163,7 @@ def _value_for_a_section(cfg: Any, other: Any, prefix: str = "") -> tuple[str, A
     ``cfg`` (``optim: 3``), else ``None``."""
     if not isinstance(other, Mapping | DictConfig) or not isinstance(cfg, DictConfig):
         return None
-    items = other.items_ex(resolve=False) if isinstance(other, DictConfig) else other.items()
-    for key, value in items:
+    for key, value in other.items():
         if key not in cfg or OmegaConf.is_missing(cfg, key):
             continue
         name, target = f"{prefix}{key}", cfg.get(key)
