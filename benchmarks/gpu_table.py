@@ -72,7 +72,7 @@ def step_row(recipe: str, frames: int, setting: str, device: torch.device, s: di
 def extraction_row(device: torch.device, s: dict, dry_run: bool) -> tuple[str, ...]:
     label = f"endofm extract, 8-frame windows, batch {s['windows_batch']}"
     try:
-        import endofm.cli.extract  # noqa: F401  (issue 10's command)
+        import endofm.cli.extract  # noqa: F401  (the extract command)
     except ImportError:
         return (label, "fp16", "pending", "endofm extract is not on this branch", "")
     with tempfile.TemporaryDirectory() as tmp:

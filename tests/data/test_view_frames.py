@@ -1,4 +1,5 @@
-"""The exact frame indices of the two global views (ENDOFM.md §4), computed by hand.
+"""The exact frame indices of the two global views (docs/release.md#pre-training-recipe),
+computed by hand.
 
 Global view 1 takes 8 frames evenly over window frames ``[0, L - 5]``; global view 2 takes 16
 frames evenly over ``[5, L]`` (the index ``L`` clamped to the last frame ``L - 1``). "Evenly" is

@@ -90,7 +90,7 @@ def test_explicit_attention_restores_each_layer_even_on_error():
 
 
 def test_compiled_bf16_matmul_attention_keeps_the_fp32_features():
-    """The issue's bf16 bar (cosine ≥ 0.99 with the fp32 features) for the compiled form too."""
+    """The bf16 bar (cosine ≥ 0.99 with the fp32 features) for the compiled form too."""
     extractor = FeatureExtractor(_tiny(), "cls")
     compiled = maybe_compile(extractor, True, torch.device("cpu"), "bf16")
     x = torch.randn(2, 3, 2, 32, 32)

@@ -1,4 +1,5 @@
-"""Every checkpoint layout of ENDOFM.md §3 loads to the same model; every error is explicit."""
+"""Every checkpoint layout of docs/release.md#checkpoint-layouts loads to the same model; every
+error is explicit."""
 
 import argparse
 import pickle

@@ -1,6 +1,6 @@
-"""The pre-training schema's defaults are the release's recipe (ENDOFM.md §4), and the shipped
-ViT-B recipe resolves to it. The numbers below are written out from ENDOFM.md, not read from
-the code."""
+"""The pre-training schema's defaults are the release's recipe
+(docs/release.md#pre-training-recipe), and the shipped ViT-B recipe resolves to it. The numbers
+below are written out from that page, not read from the code."""
 
 
 import pytest

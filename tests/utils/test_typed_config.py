@@ -156,7 +156,7 @@ def leaves(tree, prefix=""):
 
 
 # Recipes that spell out every value on purpose: endofm_lv traces each setting to a file and
-# line of the successor's code (issue 14), defaults included.
+# line of the successor's code, defaults included.
 TRACED = {("pretrain", "endofm_lv")}
 
 

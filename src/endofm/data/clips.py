@@ -31,7 +31,7 @@ class TestProtocol(StrEnum):
     """``centred``: ``test_clips`` clips (one: centred), short side ``test_short_side``,
     ``test_crops`` crops (one: the centre). ``release``: the release's code as it runs: one clip
     from frame 0 (frames clamped to the last one), short side ``crop_size``, the left/top crop
-    (ENDOFM.md §5)."""
+    (docs/release.md#polypdiag-classification)."""
 
     centred = "centred"
     release = "release"

@@ -58,10 +58,11 @@ def eval_window_starts(video_frames: int, length: int, num_clips: int) -> np.nda
 
 def release_test_clip(video_frames: int, fps: float, num_frames: int, sampling_rate: int,
                       target_fps: float = 30.0) -> np.ndarray:
-    """The release's PolypDiag test clip as its code runs (ENDOFM.md §5): one window starting at
-    frame 0, ``num_frames`` indices ``linspace(0, window - 1)`` with the window unrounded
-    (``num_frames * sampling_rate / target_fps * fps``) in float32, truncated, then clamped to
-    the last frame (so a video shorter than the window repeats its last frame). int64 [T]."""
+    """The release's PolypDiag test clip as its code runs
+    (docs/release.md#polypdiag-classification): one window starting at frame 0, ``num_frames``
+    indices ``linspace(0, window - 1)`` with the window unrounded (``num_frames * sampling_rate /
+    target_fps * fps``) in float32, truncated, then clamped to the last frame (so a video shorter
+    than the window repeats its last frame). int64 [T]."""
     window = num_frames * sampling_rate / target_fps * fps
     index = torch.linspace(0, window - 1, num_frames)
     return index.clamp(0, video_frames - 1).long().numpy()

@@ -1,4 +1,5 @@
-"""The pre-training views of Endo-FM (ENDOFM.md §4), every number a setting.
+"""The pre-training views of Endo-FM (docs/release.md#pre-training-recipe), every number a
+setting.
 
 From a window of ``L`` frames (``num_frames x sampling_rate / target_fps`` seconds, about 8.5 s):
 

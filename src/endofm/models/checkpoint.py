@@ -1,6 +1,6 @@
 """Reading Endo-FM weights in every released layout, safely.
 
-Layouts (ENDOFM.md §3), recognised by telltale keys:
+Layouts (docs/release.md#checkpoint-layouts), recognised by telltale keys:
 
 ============== ======================================================================
 ``endofm_dir``  the project's own: a directory with ``model.safetensors`` + ``config.json``

@@ -1,6 +1,6 @@
-"""The pre-training config schema; defaults are the release's recipe (ENDOFM.md §4) except
-where a field says otherwise (each such default names the release's value; README "Where this
-differs from the release")."""
+"""The pre-training config schema; defaults are the release's recipe
+(docs/release.md#pre-training-recipe) except where a field says otherwise (each such default
+names the release's value; docs/release.md#where-endofm-differs)."""
 
 from __future__ import annotations
 

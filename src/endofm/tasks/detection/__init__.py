@@ -1,4 +1,4 @@
-"""KUMC video polyp detection on the Endo-FM backbone (issue 7)."""
+"""KUMC video polyp detection on the Endo-FM backbone."""
 
 from endofm.tasks.detection.metrics import METRIC_KEYS, FrameDetections, detection_metrics
 from endofm.tasks.detection.model import ClipDetector, DetectionModelConfig, build_detector

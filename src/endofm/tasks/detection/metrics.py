@@ -2,9 +2,9 @@
 
 Every frame is a :class:`FrameDetections` (ground truth and predictions in pixel ``xyxy``).
 
-* Frame level (the release's "F1", ENDOFM.md §5), at ``score >= threshold``: a frame with a
-  polyp is a true positive when *any* box passes the threshold, wherever it lies; a polyp-free
-  frame with such a box is a false positive. Box positions are never checked.
+* Frame level (the release's "F1", docs/release.md#kumc-detection), at ``score >= threshold``:
+  a frame with a polyp is a true positive when *any* box passes the threshold, wherever it lies;
+  a polyp-free frame with such a box is a false positive. Box positions are never checked.
 * ``f1_center``: a kept prediction hits when its centre lies inside a ground-truth box not yet
   matched; predictions are matched in descending score order, each ground truth at most once.
 * ``f1_iou50``: the same greedy matching, but a hit needs IoU >= 0.5 (the unmatched ground

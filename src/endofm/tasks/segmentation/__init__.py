@@ -1,4 +1,4 @@
-"""CVC-12k video polyp segmentation on the Endo-FM backbone (issue 6)."""
+"""CVC-12k video polyp segmentation on the Endo-FM backbone."""
 
 from endofm.tasks.segmentation.metrics import dice, hd95, iou, sequence_metrics
 from endofm.tasks.segmentation.model import (
