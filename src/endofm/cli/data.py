@@ -14,7 +14,7 @@ MAX_ERRORS_SHOWN = 20
 # The choices of ``endofm.data.inspect.FORMATS``, ``endofm.data.synth.SCALES`` and
 # ``endofm.data.synth_render.STYLES``, spelled out so that building the parser does not import
 # the data modules (tests check they agree).
-FORMATS = ("videos", "polypdiag", "cvc", "kumc")
+FORMATS = ("videos", "polypdiag", "cvc", "kumc", "cholec80", "autolaparo", "segments")
 SCALES = ("bench", "demo", "small", "tiny")
 STYLES = ("nbi", "white_light")
 
@@ -72,12 +72,30 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  masks:            {summary['num_masks']}")
     if summary["num_boxes"]:
         lines.append(f"  boxes:            {summary['num_boxes']}")
+    if "phases" in summary:
+        lines += format_phases(summary)
     errors = summary["errors"]
     lines.append(f"  errors:           {len(errors)}")
     lines += [f"    {e['path']}: {e['reason']}" for e in errors[:MAX_ERRORS_SHOWN]]
     if len(errors) > MAX_ERRORS_SHOWN:
         lines.append(f"    … {len(errors) - MAX_ERRORS_SHOWN} more (use --json for all)")
     return "\n".join(lines)
+
+
+def format_phases(summary: dict[str, Any]) -> list[str]:
+    """A phase dataset's lines: each video's phases in order with their durations, the total
+    time per phase, and the split rule."""
+    lines = []
+    for name, video in summary["videos"].items():
+        runs = ", ".join(f"{s['phase']} {s['end_s'] - s['start_s']:.0f}s"
+                         for s in video["segments"])
+        lines.append(f"  {name} ({video['duration_s']:.0f} s, {video['rows_per_s']:g} rows/s): "
+                     f"{runs}")
+    totals = ", ".join(f"{k} {v:.0f}s" for k, v in summary["phase_s"].items())
+    lines.append(f"  time per phase:   {totals}")
+    if "split" in summary:
+        lines.append(f"  split:            {summary['split']['rule']}")
+    return lines
 
 
 def run_inspect(args: argparse.Namespace) -> int:

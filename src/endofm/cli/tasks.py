@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from endofm.cli import phase as phase_cli
 from endofm.config import recipe_names
 
 # The names of ``endofm.tasks.TASKS``, spelled out so that building the parser does not import
@@ -52,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "test split)")
         e.add_argument("overrides", nargs="*", metavar="key=value")
         e.set_defaults(func=run_evaluate)
+    phase_cli.add_evaluate(esub)
 
 
 def _config(args: argparse.Namespace):

@@ -35,7 +35,8 @@ from endofm.data.manifest import scan_videos, unsupported_files
 from endofm.data.video import VideoError, open_video
 from endofm.utils.progress import progress
 
-FORMATS = ("videos", "polypdiag", "cvc", "kumc")
+PHASE_FORMATS = ("cholec80", "autolaparo", "segments")  # endofm.data.phase.LAYOUTS
+FORMATS = ("videos", "polypdiag", "cvc", "kumc", *PHASE_FORMATS)
 KUMC_SPLITS = ("train", "val", "test")
 CLASS_NAMES = {index: name for name, index in CLASSES.items()}
 
@@ -238,6 +239,25 @@ def check_layout(root: Path, fmt: str) -> None:
         raise ValueError(f"{root}: not a {fmt} dataset (missing {missing})")
 
 
+def phase_layout(root: Path) -> str | None:
+    """The phase layout of ``root`` (``endofm.data.phase``), or ``None``."""
+    from endofm.data.phase.datasets import detect_layout
+
+    try:
+        return detect_layout(root)
+    except ValueError:
+        return None
+
+
+def inspect_phase(root: Path, fmt: str) -> dict[str, Any]:
+    """A phase dataset (Cholec80, AutoLaparo, segments CSV): phases per video, their
+    durations, gaps/overlaps and other bad annotations as errors
+    (:func:`endofm.data.phase.inspect.inspect_phase_dataset`)."""
+    from endofm.data.phase.inspect import inspect_phase_dataset
+
+    return inspect_phase_dataset(root, fmt)
+
+
 def inspect_dataset(root: str | Path, fmt: str = "auto") -> dict[str, Any]:
     """Summary of the dataset at ``root`` (see the module docstring for every count).
 
@@ -246,6 +266,8 @@ def inspect_dataset(root: str | Path, fmt: str = "auto") -> dict[str, Any]:
     items inside a dataset are listed in ``errors`` instead.
     """
     root = Path(root)
+    if fmt in PHASE_FORMATS or (fmt == "auto" and phase_layout(root)):
+        return inspect_phase(root, fmt)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset folder not found")
     if fmt == "auto":
