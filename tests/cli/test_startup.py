@@ -38,10 +38,12 @@ def test_parser_imports_no_heavy_module():
 
 def test_spelled_out_choices_match_the_library():
     assert tasks_cli.TASK_NAMES == tuple(TASKS)
+    for task, formats in tasks_cli.DATA_FORMATS.items():
+        assert ("auto", *formats) == TASKS[task].formats
     assert data_cli.FORMATS == FORMATS
     assert data_cli.SCALES == tuple(sorted(SCALES))
     assert data_cli.STYLES == tuple(sorted(STYLES))
-    assert probe_cli.FORMATS == tuple(sorted(probe.FORMATS))
+    assert probe_cli.FORMATS == probe.FORMATS
     assert probe_cli.METHODS == probe.METHODS
 
 

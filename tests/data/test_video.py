@@ -208,3 +208,22 @@ def test_usable_cores_without_an_affinity_call(monkeypatch):
     assert usable_cores() == 8
     monkeypatch.setattr(os, "cpu_count", lambda: None)
     assert usable_cores() == 1
+
+
+def test_mask_images_beside_frames_are_not_frames(tmp_path):
+    """CholecSeg8k ships frame_N_endo.png with its _mask / _color_mask / _watershed_mask."""
+    from endofm.data import scan_videos
+
+    for n in (80, 81, 82):
+        Image.new("RGB", (8, 6), (n, 0, 0)).save(tmp_path / f"frame_{n}_endo.png")
+        for kind in ("mask", "color_mask", "watershed_mask"):
+            Image.new("RGB", (8, 6)).save(tmp_path / f"frame_{n}_endo_{kind}.png")
+    video = open_video(tmp_path)
+    assert video.num_frames == 3
+    assert [f.name for f in video.files] == [f"frame_{n}_endo.png" for n in (80, 81, 82)]
+    assert scan_videos(tmp_path) == [tmp_path]
+    only_masks = tmp_path / "masks"
+    only_masks.mkdir()
+    Image.new("L", (8, 6)).save(only_masks / "1_mask.png")
+    with pytest.raises(VideoError, match="only 1 mask images"):
+        open_video(only_masks)

@@ -14,7 +14,8 @@ MAX_ERRORS_SHOWN = 20
 # The choices of ``endofm.data.inspect.FORMATS``, ``endofm.data.synth.SCALES`` and
 # ``endofm.data.synth_render.STYLES``, spelled out so that building the parser does not import
 # the data modules (tests check they agree).
-FORMATS = ("videos", "polypdiag", "cvc", "kumc", "cholec80", "autolaparo", "segments")
+FORMATS = ("videos", "polypdiag", "cvc", "kumc", "cholec80", "autolaparo", "segments",
+           "manifest", "folders")
 SCALES = ("bench", "demo", "small", "tiny")
 STYLES = ("nbi", "white_light")
 
@@ -43,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read every item of a dataset folder and report counts and every "
                     "unreadable or inconsistent file. Exit status 0 when the dataset could be "
                     "read, even with errors listed.")
-    inspect.add_argument("root", type=Path, metavar="DIR")
+    inspect.add_argument("root", type=Path, metavar="DIR",
+                         help="the dataset folder (or a manifest file)")
     inspect.add_argument("--format", dest="fmt", choices=("auto", *FORMATS), default="auto")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
     inspect.set_defaults(func=run_inspect)
@@ -68,6 +70,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary["label_counts"]:
         counts = ", ".join(f"{k}: {v}" for k, v in summary["label_counts"].items())
         lines.append(f"  labels:           {counts}")
+    for name, part in summary.get("splits", {}).items():
+        if "label_counts" in part and "classes" in summary:
+            counts = ", ".join(f"{k}: {v}" for k, v in part["label_counts"].items())
+            lines.append(f"  {name + ':':17s} {part['num_videos']} videos ({counts})")
+    if "frames_per_video" in summary:
+        f = summary["frames_per_video"]
+        lines.append(f"  frames/video:     {f['min']}-{f['max']} (median {f['median']:g})")
     if summary["num_masks"]:
         lines.append(f"  masks:            {summary['num_masks']}")
     if summary["num_boxes"]:

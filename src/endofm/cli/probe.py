@@ -7,7 +7,7 @@ from pathlib import Path
 
 # The choices of ``endofm.eval.probe.FORMATS`` / ``METHODS``, spelled out so that building the
 # parser does not import torch (tests/cli/test_startup.py checks they agree).
-FORMATS = ("polypdiag",)
+FORMATS = ("folders", "manifest", "polypdiag")
 METHODS = ("knn", "linear", "all")
 
 
@@ -21,8 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="backbone checkpoint (any layout endofm.create_model reads); "
                         "omitted: a randomly initialised backbone (model.init_seed)")
-    p.add_argument("--data", type=Path, required=True, help="dataset root")
-    p.add_argument("--format", default="polypdiag", choices=FORMATS)
+    p.add_argument("--data", type=Path, required=True,
+                   help="dataset root (a manifest file for --format manifest)")
+    p.add_argument("--format", default="polypdiag", choices=FORMATS,
+                   help="polypdiag (default), or your own labelled videos: manifest "
+                        "(path,label CSV/JSONL) or folders (DIR/<class>/<video>)")
     p.add_argument("--method", default="all", choices=METHODS)
     p.add_argument("--output", type=Path, required=True, help="folder for metrics.json")
     p.add_argument("--cache", type=Path, default=None,

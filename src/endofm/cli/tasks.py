@@ -12,6 +12,8 @@ from endofm.config import recipe_names
 # The names of ``endofm.tasks.TASKS``, spelled out so that building the parser does not import
 # torch (a test checks they agree).
 TASK_NAMES = ("classification", "segmentation", "detection")
+# each task's ``data.format`` choices (besides auto), spelled out likewise
+DATA_FORMATS = {"classification": ("polypdiag", "manifest", "folders")}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         f = fsub.add_parser(name, help=f"fine-tune {name}")
         f.add_argument("--config", help=f"a recipe name ({', '.join(recipe_names(name))}; "
                                         "see `endofm configs`) or a YAML file")
-        f.add_argument("--data", type=Path, required=True, help="dataset root")
+        f.add_argument("--data", type=Path, required=True,
+                       help="dataset root (or a manifest file)")
+        add_format_argument(f, name)
         f.add_argument("--output", type=Path, required=True, help="run folder")
         f.add_argument("--pretrained", type=Path, default=None,
                        help="backbone checkpoint (any layout endofm.create_model reads)")
@@ -42,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         f.set_defaults(func=run_finetune)
         e = esub.add_parser(name, help=f"evaluate {name}")
         e.add_argument("--checkpoint", type=Path, required=True)
-        e.add_argument("--data", type=Path, required=True, help="dataset root")
+        e.add_argument("--data", type=Path, required=True,
+                       help="dataset root (or a manifest file)")
+        add_format_argument(e, name)
         e.add_argument("--output", type=Path, required=True)
         e.add_argument("--config",
                        help="a recipe name or a YAML file (default: the settings the model was "
@@ -56,6 +62,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     phase_cli.add_evaluate(esub)
 
 
+def add_format_argument(parser: argparse.ArgumentParser, task: str) -> None:
+    """``--format`` (the ``data.format`` setting) with the task's formats, where it has a
+    choice."""
+    if task not in DATA_FORMATS:
+        parser.set_defaults(fmt=None)
+        return
+    parser.add_argument("--format", dest="fmt", choices=("auto", *DATA_FORMATS[task]),
+                        default=None, help="the data's layout (data.format; default: detected "
+                                           "from the data, see docs/own-data.md)")
+
+
+def format_overrides(args: argparse.Namespace) -> list[str]:
+    """``--format X`` as the override ``data.format=X``."""
+    return [] if args.fmt is None else [f"data.format={args.fmt}"]
+
+
 def _config(args: argparse.Namespace):
     from endofm.config import load_config, resolve_config
     from endofm.tasks import TASKS
@@ -63,7 +85,8 @@ def _config(args: argparse.Namespace):
 
     task_cls = TASKS[args.task]
     config = resolve_config(args.task, args.config)
-    return task_cls, load_config(task_config_schema(task_cls), config, args.overrides)
+    return task_cls, load_config(task_config_schema(task_cls), config,
+                                 [*args.overrides, *format_overrides(args)])
 
 
 def _evaluate_config(args: argparse.Namespace):
@@ -93,7 +116,9 @@ def _evaluate_config(args: argparse.Namespace):
     elif config is None:
         note(f"settings: no config.yaml beside {args.checkpoint}; using the task's defaults "
              "(give --config with the settings the model was trained with)")
-    cfg = load_config(task_config_schema(task_cls), config, args.overrides, base=trained,
+    # the data's format is the evaluation data's, not a training setting
+    cfg = load_config(task_config_schema(task_cls), config,
+                      [*args.overrides, *format_overrides(args)], base=trained,
                       base_source=f"training settings {record}")
     return task_cls, cfg, record
 

@@ -23,7 +23,7 @@ from endofm.data.transforms import (
     to_clip,
     uniform_crop_boxes,
 )
-from endofm.data.video import open_video
+from endofm.data.video import VideoError, VideoSource, open_video
 from endofm.utils.checks import require_at_least, require_in_range, require_mean_std
 
 
@@ -79,11 +79,25 @@ def random_crop(clip: Tensor, size: int, gen: torch.Generator | None = None) -> 
     return clip[..., top:top + size, left:left + size]
 
 
+def frame_span(item: VideoItem, video: VideoSource) -> tuple[int, int]:
+    """``(first frame, frame count)`` of the item's ``start``–``end`` window (seconds) in
+    ``video``, or of the whole video. A window starting after the video ends is an error."""
+    if item.start is None or item.end is None:
+        return 0, video.num_frames
+    first = int(item.start * video.fps)
+    if first >= video.num_frames:
+        raise VideoError(video.path, f"window {item.start:g}-{item.end:g} s starts after the "
+                         f"video's end ({video.num_frames / video.fps:.2f} s)")
+    last = min(video.num_frames, max(first + 1, math.ceil(item.end * video.fps)))
+    return first, last - first
+
+
 def release_test_view(item: VideoItem, cfg: VideoClipsConfig) -> Tensor:
     """The release's single test view of a video: ``[1, 3, T, S, S]`` float."""
     video = open_video(item.path, cfg.folder_fps)
-    idx = release_test_clip(video.num_frames, video.fps, cfg.num_frames, cfg.sampling_rate,
-                            cfg.target_fps)
+    first, count = frame_span(item, video)
+    idx = first + release_test_clip(count, video.fps, cfg.num_frames, cfg.sampling_rate,
+                                    cfg.target_fps)
     clip = short_side_resize(to_clip(video.read(idx)), cfg.crop_size)
     clip = crop(clip, release_crop_box(*clip.shape[-2:], cfg.crop_size))
     return normalize(clip, cfg.mean, cfg.std)[None]
@@ -95,8 +109,9 @@ def test_views(item: VideoItem, cfg: VideoClipsConfig) -> Tensor:
     if cfg.test_protocol == TestProtocol.release:
         return release_test_view(item, cfg)
     video = open_video(item.path, cfg.folder_fps)
-    clips = eval_clips(video.num_frames, video.fps, cfg.num_frames, cfg.sampling_rate,
-                       cfg.test_clips, cfg.target_fps)
+    first, count = frame_span(item, video)
+    clips = first + eval_clips(count, video.fps, cfg.num_frames, cfg.sampling_rate,
+                               cfg.test_clips, cfg.target_fps)
     views = []
     for idx in clips:
         clip = short_side_resize(to_clip(video.read(idx)), cfg.test_short_side)

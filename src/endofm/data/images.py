@@ -23,3 +23,12 @@ def natural_key(path: Path) -> tuple:
     """Sort key: the last number in the file or folder name, then the name."""
     numbers = re.findall(r"\d+", path.stem)
     return (int(numbers[-1]) if numbers else -1, path.name)
+
+
+MASK_STEM = re.compile(r"(?:^|[_\-. ])(?:mask|masks|gt|groundtruth|label|labels)$", re.IGNORECASE)
+
+
+def is_mask_like(path: Path) -> bool:
+    """A file named as a mask or label image beside its frame (``frame_80_endo_mask.png``,
+    ``..._color_mask.png``, ``1_gt.png``): such files are never taken as frames."""
+    return bool(MASK_STEM.search(Path(path).stem))

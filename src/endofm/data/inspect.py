@@ -31,19 +31,23 @@ from endofm.data.datasets.cvc import image_dirs, read_ranges
 from endofm.data.datasets.kumc import CLASSES, IMAGE_SUFFIXES, read_frame
 from endofm.data.datasets.polypdiag import read_polypdiag
 from endofm.data.images import natural_key
+from endofm.data.formats.labelled_manifest import is_manifest
+from endofm.data.inspect_labelled import inspect_classification
 from endofm.data.manifest import scan_videos, unsupported_files
 from endofm.data.video import VideoError, open_video
 from endofm.utils.progress import progress
 
 PHASE_FORMATS = ("cholec80", "autolaparo", "segments")  # endofm.data.phase.LAYOUTS
-FORMATS = ("videos", "polypdiag", "cvc", "kumc", *PHASE_FORMATS)
+LABELLED = ("manifest", "folders")  # endofm.data.formats (classification)
+FORMATS = ("videos", "polypdiag", "cvc", "kumc", *PHASE_FORMATS, *LABELLED)
 KUMC_SPLITS = ("train", "val", "test")
 CLASS_NAMES = {index: name for name, index in CLASSES.items()}
 
 
 def detect_format(root: Path) -> str:
     """The layout of ``root``: ``polypdiag`` (``splits/`` + ``videos/``), ``cvc``
-    (``CVC-ClinicDB/Original``), ``kumc`` (``{split}2019/Image``) or ``videos`` (any video)."""
+    (``CVC-ClinicDB/Original``), ``kumc`` (``{split}2019/Image``) or ``videos`` (any video).
+    Class folders are not told apart from a folder of videos: give ``--format folders``."""
     if (root / "splits").is_dir() and (root / "videos").is_dir():
         return "polypdiag"
     if image_dirs(root)[0].is_dir():
@@ -266,6 +270,12 @@ def inspect_dataset(root: str | Path, fmt: str = "auto") -> dict[str, Any]:
     items inside a dataset are listed in ``errors`` instead.
     """
     root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: dataset not found")
+    if fmt == "auto" and is_manifest(root):
+        fmt = "manifest"
+    if fmt in LABELLED:
+        return inspect_classification(root, fmt, _summary(fmt, root))
     if fmt in PHASE_FORMATS or (fmt == "auto" and phase_layout(root)):
         return inspect_phase(root, fmt)
     if not root.is_dir():

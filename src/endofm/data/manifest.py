@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from endofm.data.images import is_mask_like
 from endofm.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from endofm.utils.io import atomic_write_text
 
@@ -136,7 +137,8 @@ def is_frame_folder(path: Path) -> bool:
     """A directory whose entries include image files and no sub-directories."""
     entries = list(path.iterdir())
     return (not any(e.is_dir() for e in entries)
-            and any(e.suffix.lower() in IMAGE_EXTENSIONS for e in entries))
+            and any(e.suffix.lower() in IMAGE_EXTENSIONS and not is_mask_like(e)
+                    for e in entries))
 
 
 def unsupported_files(root: Path, videos: list[Path]) -> list[Path]:

@@ -10,6 +10,7 @@ Every failure raises :class:`VideoError` naming the file and the problem.
 
 from __future__ import annotations
 
+import logging
 import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
@@ -21,7 +22,9 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import get_worker_info
 
-from endofm.data.images import natural_key
+from endofm.data.images import is_mask_like, natural_key
+
+logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
@@ -249,12 +252,15 @@ class FrameFolder(VideoSource):
         check_folder_fps(fps)
         self.path = Path(path)
         self.fps = float(fps)
-        self.files = sorted(
-            (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS),
-            key=natural_key,
-        )
+        images = [p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
+        self.files = sorted((p for p in images if not is_mask_like(p)), key=natural_key)
+        masks = len(images) - len(self.files)
         if not self.files:
-            raise VideoError(self.path, "folder has no image frames (jpg/png/tif/bmp)")
+            raise VideoError(self.path, "folder has no image frames (jpg/png/tif/bmp)"
+                             + (f", only {masks} mask images (*_mask.*)" if masks else ""))
+        if masks:
+            logger.info("%s: %d mask images (*_mask.*) beside the frames are not frames",
+                        self.path, masks)
         self.num_frames = len(self.files)
         first = self._load(0, None)
         self.height, self.width = first.shape[:2]

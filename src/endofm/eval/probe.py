@@ -20,6 +20,7 @@ import torch
 from endofm.config import to_dict
 from endofm.data import VideoItem, read_polypdiag
 from endofm.data.clips import VideoClipsConfig
+from endofm.data.formats import FormatOptions, read_format, select_items
 from endofm.eval.features import cache_key, cached, embed_videos, file_identity
 from endofm.eval.knn import knn_classify
 from endofm.eval.linear import DEFAULT_CS, linear_probe
@@ -30,8 +31,9 @@ from endofm.utils.device import Precision, resolve_device
 from endofm.utils.io import atomic_write_json
 from endofm.utils.seed import seed_everything
 
-FORMATS = {"polypdiag": (read_polypdiag, "train", "val")}
+FORMATS = ("folders", "manifest", "polypdiag")
 METHODS = ("knn", "linear", "all")
+TEST_FRACTION = 0.2  # own data without a test split: this fraction of its videos is held out
 
 
 @dataclass
@@ -100,13 +102,14 @@ def split_features(cfg: Any, backbone: torch.nn.Module, weights_id: Any,
 
 
 def probe_scores(train: np.ndarray, y_train: np.ndarray, test: np.ndarray,
-                 settings: Any, method: str = "all") -> dict[str, tuple[np.ndarray, dict]]:
+                 settings: Any, method: str = "all", num_classes: int | None = None
+                 ) -> dict[str, tuple[np.ndarray, dict]]:
     """``{probe name: (class probabilities [Q, C], details)}`` for ``knn_k<k>`` and/or
     ``linear``, in the order asked for. A k-NN's ``k_used`` is ``k`` capped at the number of
     training rows (a larger ``k`` lets every training row vote)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    num_classes = max(int(y_train.max()) + 1, 2)
+    num_classes = num_classes or max(int(y_train.max()) + 1, 2)
     out: dict[str, tuple[np.ndarray, dict]] = {}
     if method in ("knn", "all"):
         for k in settings.k:
@@ -123,11 +126,32 @@ def probe_scores(train: np.ndarray, y_train: np.ndarray, test: np.ndarray,
 
 
 def evaluate_probes(train: np.ndarray, y_train: np.ndarray, test: np.ndarray,
-                    y_test: np.ndarray, settings: Any, method: str = "all") -> dict[str, Any]:
-    """Fine-tuning's classification metrics for each probe: ``{name: metrics | details}``."""
-    return {name: classification_metrics(y_test, probs, settings.positive_class) | details
-            for name, (probs, details) in probe_scores(train, y_train, test, settings,
-                                                       method).items()}
+                    y_test: np.ndarray, settings: Any, method: str = "all",
+                    names: list[str] | None = None) -> dict[str, Any]:
+    """Fine-tuning's classification metrics for each probe: ``{name: metrics | details}``
+    (``names``: the class names, which also fix the number of classes)."""
+    scores = probe_scores(train, y_train, test, settings, method,
+                          None if names is None else len(names))
+    return {name: classification_metrics(y_test, probs, settings.positive_class, names)
+            | details for name, (probs, details) in scores.items()}
+
+
+def read_splits(data: str | Path, fmt: str, seed: int
+                ) -> tuple[list[VideoItem], list[VideoItem], list[str] | None, str]:
+    """(train items, test items, class names, test split name) of ``data`` in ``fmt``:
+    PolypDiag's train/val split files, or an own format (``manifest``, ``folders``) whose test
+    split is its own or carved by video (``TEST_FRACTION``, seeded by ``probe.seed``)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "polypdiag":
+        return read_polypdiag(data, "train"), read_polypdiag(data, "val"), None, "val"
+    labelled = read_format(fmt, data, FormatOptions())
+    if labelled.multi_label:
+        raise ValueError(f"{data}: multi-label data; the probes are single-label (fine-tune "
+                         "with `endofm finetune classification` instead)")
+    return (select_items(labelled, "train", TEST_FRACTION, seed),
+            select_items(labelled, "test", TEST_FRACTION, seed), list(labelled.classes.names),
+            "test")
 
 
 def run_probe(cfg: Any, checkpoint: str | Path | None, data: str | Path, output: str | Path,
@@ -136,12 +160,10 @@ def run_probe(cfg: Any, checkpoint: str | Path | None, data: str | Path, output:
     """Probe ``checkpoint`` (``None``: random init) on ``data``; writes ``output/metrics.json``
     and returns its content. Features are cached under ``cache_dir`` (default
     ``output/features``)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
-    read, train_split, test_split = FORMATS[fmt]
     output = Path(output)
     cache_dir = output / "features" if cache_dir is None else cache_dir
-    train_items, test_items = read(data, train_split), read(data, test_split)
+    train_items, test_items, names, test_split = read_splits(data, fmt, cfg.probe.seed)
+    train_split = "train"
     if not train_items or not test_items:
         raise ValueError(f"{data}: the {train_split} and {test_split} splits must both have "
                          f"videos ({len(train_items)} and {len(test_items)} found)")
@@ -150,7 +172,7 @@ def run_probe(cfg: Any, checkpoint: str | Path | None, data: str | Path, output:
                   else f"random-init-{cfg.model.init_seed}")
     train, y_train = split_features(cfg, backbone, weights_id, train_items, cache_dir)
     test, y_test = split_features(cfg, backbone, weights_id, test_items, cache_dir)
-    probes = evaluate_probes(train, y_train, test, y_test, cfg.probe, method)
+    probes = evaluate_probes(train, y_train, test, y_test, cfg.probe, method, names)
     first = next(iter(probes))
     result = {**probes[first], "probe": first, "split": test_split,
               "checkpoint": None if checkpoint is None else str(checkpoint),

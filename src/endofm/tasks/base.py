@@ -106,10 +106,13 @@ class ProtocolConfig:
 
     selection: Selection = Selection.val
     val_fraction: float = 0.2
-    val_seed: int = 0
+    val_seed: int = 0  # seeds the validation carve-out and (own data) the test carve-out
+    # own data without a test split of its own: this fraction of the videos is carved out
+    test_fraction: float = 0.2
 
     def __post_init__(self) -> None:
         require_in_range(self, "protocol", 0, 1, "val_fraction", low_open=True, high_open=True)
+        require_in_range(self, "protocol", 0, 1, "test_fraction", high_open=True)
 
 
 @dataclass
@@ -148,6 +151,26 @@ class Task(ABC):
     @abstractmethod
     def train_dataset(self, items: Sequence) -> Dataset:
         """A dataset of training samples drawn from ``items``."""
+
+    def bind_data(self, root: str | Path) -> None:
+        """Called with the data root before any item is read (e.g. to resolve the data's
+        format); default: nothing."""
+        return None
+
+    def given_split(self, root: str | Path, split: str) -> list | None:
+        """The items of ``split`` (``"val"``) when the data itself names that split, else
+        ``None`` (the engine carves a validation split from the training items); default:
+        ``None``."""
+        return None
+
+    def item_groups(self, items: Sequence) -> list[str] | None:
+        """One video key per item: items sharing a key are never split apart by a carve-out
+        (default ``None``: every item is its own video)."""
+        return None
+
+    def describe_item(self, item: Any) -> str:
+        """The item as ``splits.json`` lists it: its path or name."""
+        return str(getattr(item, "path", getattr(item, "name", item)))
 
     def collate(self, batch: list) -> Any:
         """Combine samples into a batch (default: torch's)."""

@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from endofm.config import to_dict
+from endofm.data.formats.splits import carve_items
 from endofm.models.registry import backbone_config
 from endofm.models.vision_transformer import VisionTransformer
 from endofm.tasks.base import Task
@@ -51,10 +52,18 @@ LAST = "last.pth"
 
 
 def carve_validation(items: Sequence, fraction: float, seed: int,
-                     labels: Sequence[int] | None = None) -> tuple[list, list]:
+                     labels: Sequence[int] | None = None,
+                     groups: Sequence[str] | None = None) -> tuple[list, list]:
     """Split ``items`` into (train, val) by item with a seeded shuffle; val gets at least one
     item and train keeps at least one. With ``labels`` (one per item) the carve-out is
-    stratified: each class gives val its share of ``fraction`` (rounded), in seeded order."""
+    stratified: each class gives val its share of ``fraction`` (rounded), in seeded order.
+    With ``groups`` (one video key per item) whole videos are carved
+    (:func:`endofm.data.formats.splits.carve_items`)."""
+    if groups is not None:
+        index = list(range(len(items)))
+        kept, carved = carve_items(index, fraction, seed, lambda i: groups[i],
+                                   None if labels is None else (lambda i: labels[i]))
+        return [items[i] for i in kept], [items[i] for i in carved]
     if len(items) < 2:
         raise ValueError(f"cannot carve a validation split from {len(items)} training item(s); "
                          "use protocol.selection=fixed")
@@ -78,11 +87,15 @@ def carve_validation(items: Sequence, fraction: float, seed: int,
 def split_items(task: Task, root: str | Path) -> tuple[list, list | None, list]:
     """(train, selection, test) items under the config's protocol."""
     protocol = task.cfg.protocol
+    task.bind_data(root)
     train = task.read_items(root, "train")
     test = task.read_items(root, task.test_split)
     if protocol.selection == "val":
+        given = task.given_split(root, "val")
+        if given:
+            return train, given, test
         train, val = carve_validation(train, protocol.val_fraction, protocol.val_seed,
-                                      task.stratify_labels(train))
+                                      task.stratify_labels(train), task.item_groups(train))
         return train, val, test
     if protocol.selection == "fixed":
         return train, None, test
@@ -283,6 +296,7 @@ class Trainer:
         cfg = self.cfg
         if self.dist.is_main:
             start_run(cfg, self.output, self.inputs, self.restart, state_files=[LAST])
+            self.record_splits()
         barrier()
         resumed = self.resume()
         self.logger.rewind(self.step + 1)  # rows up to the checkpoint's step stay
@@ -313,6 +327,15 @@ class Trainer:
                 print(f"epoch {self.epoch}/{self.epochs}: loss {loss:.4f}{score}")
             barrier()
         return self.finish()
+
+    def record_splits(self) -> None:
+        """``splits.json``: the items of each split (the test and validation carve-outs are
+        seeded by ``protocol.val_seed``, recorded in ``config.yaml``)."""
+        describe = self.task.describe_item
+        record = {"train": [describe(it) for it in self.train_items],
+                  "selection": [describe(it) for it in self.val_items or []],
+                  self.task.test_split: [describe(it) for it in self.test_items]}
+        atomic_write_json(record, self.output / "splits.json")
 
     def save_best(self) -> None:
         """The kept weights in the task's format, with the run's settings beside them (so
@@ -387,6 +410,7 @@ def evaluate(task: Task, checkpoint: str | Path, root: str | Path, output: str |
     dist = init_distributed(task.cfg.train.device)
     task = type(task)(task.saved_config(checkpoint))
     model = task.load_model(checkpoint).to(dist.device)
+    task.bind_data(root)
     split = split or task.test_split
     items = task.read_items(root, split)
     output = Path(output)

@@ -31,10 +31,18 @@ def report(errors: list[dict[str, str]] | None, path: str | Path, reason: str) -
 
 @dataclass(frozen=True)
 class VideoItem:
-    """A labelled video (PolypDiag: label 1 = abnormal, 0 = normal)."""
+    """A labelled video or a window of one (PolypDiag: label 1 = abnormal, 0 = normal).
+
+    ``start``/``end`` (seconds) limit the clip to that part of the video (``None``: all of it).
+    ``labels`` holds every class of a multi-label item (``label`` is then its first one, or -1
+    when it has none); ``None`` for single-label data.
+    """
 
     path: Path
     label: int
+    start: float | None = None
+    end: float | None = None
+    labels: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

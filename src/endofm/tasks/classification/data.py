@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from endofm.data import VideoItem, open_video
-from endofm.data.clips import VideoClipsConfig, random_crop
+from endofm.data.clips import VideoClipsConfig, frame_span, random_crop
 from endofm.data.sampling import train_clip
 from endofm.data.transforms import (
     color_jitter,
@@ -36,6 +36,8 @@ class ClassificationDataConfig(VideoClipsConfig):
     """The classification task's ``data`` section: the clip settings and the training
     augmentations beyond the release's flip (module docstring)."""
 
+    format: str = "auto"  # auto | polypdiag | manifest | folders (endofm.data.formats)
+    classes_file: str | None = None  # class order (and names) for manifest/folders data
     vflip: bool = False
     rot90: bool = False
     jitter_p: float = 0.0
@@ -63,26 +65,38 @@ def augment(clip: Tensor, cfg: ClassificationDataConfig) -> Tensor:
 
 
 class TrainClips(Dataset):
-    """``clips_per_video`` random clips per video per epoch: ``(clip [3, T, S, S], label)``."""
+    """``clips_per_video`` random clips per video (or per ``start``–``end`` window) per epoch:
+    ``(clip [3, T, S, S], label)``; with ``num_classes`` (multi-label items) the label is a
+    float ``[C]`` 0/1 vector."""
 
-    def __init__(self, items: Sequence[VideoItem], cfg: ClassificationDataConfig) -> None:
+    def __init__(self, items: Sequence[VideoItem], cfg: ClassificationDataConfig,
+                 num_classes: int | None = None) -> None:
         sides = list(cfg.train_short_side)  # checked here: evaluation does not use it
         if len(sides) != 2 or not cfg.crop_size <= sides[0] <= sides[1]:
             raise ValueError(f"data.train_short_side must be [lo, hi] with data.crop_size="
                              f"{cfg.crop_size} <= lo <= hi (the training crop is cut from a "
                              f"frame of short side in that range), got {sides}")
-        self.items, self.cfg = list(items), cfg
+        self.items, self.cfg, self.num_classes = list(items), cfg, num_classes
 
     def __len__(self) -> int:
         return len(self.items) * self.cfg.clips_per_video
 
-    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[Tensor, int | Tensor]:
         cfg, item = self.cfg, self.items[i % len(self.items)]
         video = open_video(item.path, cfg.folder_fps)
-        idx = train_clip(video.num_frames, video.fps, cfg.num_frames, cfg.sampling_rate,
-                         cfg.target_fps)
+        first, count = frame_span(item, video)
+        idx = first + train_clip(count, video.fps, cfg.num_frames, cfg.sampling_rate,
+                                 cfg.target_fps)
         lo, hi = cfg.train_short_side
         side = int(torch.randint(lo, hi + 1, (1,)))
         clip = short_side_resize(to_clip(video.read(idx)), side)
         clip = augment(random_crop(clip, cfg.crop_size), cfg)
-        return normalize(clip, cfg.mean, cfg.std), item.label
+        return normalize(clip, cfg.mean, cfg.std), self.target(item)
+
+    def target(self, item: VideoItem) -> int | Tensor:
+        """The class index, or (multi-label) float ``[C]`` 0/1 over ``num_classes``."""
+        if self.num_classes is None or item.labels is None:
+            return item.label
+        out = torch.zeros(self.num_classes)
+        out[list(item.labels)] = 1.0
+        return out

@@ -1,9 +1,13 @@
-"""The ``classification`` task (PolypDiag): backbone CLS → linear head, full fine-tuning or a
-linear probe, test-time averaging over clips × crops."""
+"""The ``classification`` task: backbone CLS → linear head, full fine-tuning or a linear
+probe, test-time averaging over clips × crops. Data: PolypDiag's layout, or the user's own
+labelled videos (``data.format``: ``manifest``, ``folders``; :mod:`endofm.data.formats`) with
+any number of named classes, several labels per video (multi-label: a sigmoid per class)
+included."""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,8 +23,22 @@ from torch.utils.data import Dataset
 
 from endofm.data import VideoItem, read_polypdiag
 from endofm.data.clips import test_views
-from endofm.eval.metrics import classification_metrics, plot_confusion_and_roc
+from endofm.data.formats import (
+    ClassSet,
+    FormatOptions,
+    LabelledData,
+    detect_classification_format,
+    read_format,
+    select_items,
+)
+from endofm.eval.metrics import (
+    classification_metrics,
+    multilabel_metrics,
+    plot_confusion_and_roc,
+    plot_per_class_ap,
+)
 from endofm.models import BackboneConfig, VideoClassifier, create_backbone, load_classifier
+from endofm.models.checkpoint import CONFIG_NAME
 from endofm.tasks.base import EngineConfig, Task
 from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips
 from endofm.tasks.classification.recipe import (
@@ -40,14 +58,17 @@ class ClassificationModelConfig:
     and the head."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    num_classes: int = 2
+    num_classes: int | None = None  # None: sized from the data (PolypDiag: 2)
     head_dropout: float = 0.0
-    positive_class: int = 1  # the class F1/precision/recall/AUROC refer to (1 = abnormal)
+    # binary data: the class F1/precision/recall/AUROC refer to (PolypDiag: 1 = abnormal)
+    positive_class: int = 1
 
     def __post_init__(self) -> None:
-        require_at_least(self, "model", 2, "num_classes")
+        if self.num_classes is not None:
+            require_at_least(self, "model", 2, "num_classes")
+            require_in_range(self, "model", 0, self.num_classes - 1, "positive_class")
         require_in_range(self, "model", 0, 1, "head_dropout", high_open=True)
-        require_in_range(self, "model", 0, self.num_classes - 1, "positive_class")
+        require_at_least(self, "model", 0, "positive_class")
 
 
 class Balance(StrEnum):
@@ -103,28 +124,130 @@ class ClassificationConfig(EngineConfig):
                                  "data.crop_size/data.num_frames")
 
 
+POLYPDIAG_CLASSES = ClassSet(("normal", "abnormal"), (0, 1))
+FORMATS = ("auto", "polypdiag", "manifest", "folders")
+
+
+def classification_format(root: Path, setting: str) -> str:
+    """``data.format``, or (``auto``) the format ``root`` has: PolypDiag's ``splits/`` +
+    ``videos/``, a manifest file, or class folders."""
+    if setting not in FORMATS:
+        raise ValueError(f"data.format must be one of {', '.join(FORMATS)} for "
+                         f"classification, got {setting!r}")
+    if setting != "auto":
+        return setting
+    if (root / "splits").is_dir() and (root / "videos").is_dir():
+        return "polypdiag"
+    found = detect_classification_format(root)
+    if found is None:
+        raise ValueError(f"{root}: not a classification dataset (a PolypDiag splits/ + "
+                         "videos/ folder, a manifest .csv/.jsonl, or DIR/<class>/<video> "
+                         "folders); set data.format")
+    return found
+
+
 class ClassificationTask(Task):
     name = "classification"
     config_class = ClassificationConfig
+    formats = FORMATS
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__(cfg)
+        self.format: str | None = None
+        self.classes: ClassSet | None = None  # from the data, or the loaded model's
+        self.multi_label = False
+        self._data: dict[Path, LabelledData] = {}
 
     @property
     def selection_metric(self) -> str:  # type: ignore[override]
         return str(self.cfg.recipe.select_metric)
-    test_split = "val"  # PolypDiag's held-out split is splits/val.txt
+
+    @property
+    def test_split(self) -> str:  # type: ignore[override]
+        """PolypDiag's held-out split is ``splits/val.txt``; the own formats' is ``test``."""
+        return "val" if self.format in (None, "polypdiag") else "test"
+
+    def bind_data(self, root: str | Path) -> None:
+        self.format = classification_format(Path(root), str(self.cfg.data.format))
+
+    def class_set(self) -> ClassSet:
+        """The classes of the data read (or of the loaded model)."""
+        if self.classes is not None:
+            return self.classes
+        count = self.cfg.model.num_classes
+        return POLYPDIAG_CLASSES if count in (None, 2) else ClassSet.numbered(count)
 
     def build_model(self, pretrained: str | Path | None) -> nn.Module:
-        m = self.cfg.model
         backbone = create_backbone(self.backbone_settings(pretrained))
-        return VideoClassifier(backbone, m.num_classes, m.head_dropout)
+        return VideoClassifier(backbone, len(self.class_set()), self.cfg.model.head_dropout)
+
+    def labelled(self, root: Path) -> LabelledData:
+        """All items of an own-format dataset, read once per root."""
+        if root not in self._data:
+            options = FormatOptions(self.cfg.data.classes_file, self.cfg.model.num_classes,
+                                    known_classes=self.classes)
+            self._data[root] = read_format(self.format, root, options)
+        return self._data[root]
+
+    def adopt(self, classes: ClassSet, multi_label: bool, root: Path) -> None:
+        """Take the data's classes (training), or check them against the model's."""
+        if self.classes is None:
+            classes.check_count(self.cfg.model.num_classes, "model.num_classes")
+            if len(classes) < 2 and not multi_label:
+                raise ValueError(f"{root}: one class ({', '.join(classes.names)}); "
+                                 "classification needs at least two")
+            if len(classes) == 2 or self.cfg.model.positive_class < len(classes):
+                require_in_range(self.cfg.model, "model", 0, len(classes) - 1,
+                                 "positive_class")
+            self.classes, self.multi_label = classes, multi_label
+            return
+        classes.check_same(self.classes, str(root))
+        if multi_label != self.multi_label:
+            kind = "multi-label" if multi_label else "single-label"
+            raise ValueError(f"{root}: {kind} data for a model trained on the other kind")
 
     def read_items(self, root: str | Path, split: str) -> list[VideoItem]:
-        return read_polypdiag(root, split, num_classes=self.cfg.model.num_classes)
+        root = Path(root)
+        if self.format is None:
+            self.bind_data(root)
+        if self.format == "polypdiag":
+            count = self.cfg.model.num_classes or len(self.class_set())
+            self.adopt(POLYPDIAG_CLASSES if count == 2 else ClassSet.numbered(count), False,
+                       root)
+            return read_polypdiag(root, split, num_classes=count)
+        data = self.labelled(root)
+        self.adopt(data.classes, data.multi_label, root)
+        protocol = self.cfg.protocol
+        items = select_items(data, split, protocol.test_fraction, protocol.val_seed)
+        if not items and split != "val":
+            raise ValueError(f"{root}: the {split} split has no videos")
+        return items
+
+    def given_split(self, root: str | Path, split: str) -> list[VideoItem] | None:
+        """The data's own validation videos (own formats), if it names any."""
+        if self.format in (None, "polypdiag"):
+            return None
+        return self.read_items(root, split) or None
+
+    def item_groups(self, items: Sequence[VideoItem]) -> list[str] | None:
+        """Clips of one video stay together when a validation split is carved."""
+        return None if self.format in (None, "polypdiag") else [str(it.path) for it in items]
+
+    def describe_item(self, item: VideoItem) -> str:
+        if item.start is None:
+            return str(item.path)
+        return f"{item.path} [{item.start:g}-{item.end:g} s]"
 
     def train_dataset(self, items: Sequence[VideoItem]) -> Dataset:
         balance = self.cfg.recipe.balance
+        num_classes = len(self.class_set())
+        if self.multi_label:
+            if balance != "none" or self.cfg.recipe.lp_warm_start:
+                raise ValueError("recipe.balance and recipe.lp_warm_start are for single-label "
+                                 "data; this data is multi-label")
+            return TrainClips(items, self.cfg.data, num_classes)
         if balance == "loss":
-            self.class_weights = balanced_class_weights([it.label for it in items],
-                                                        self.cfg.model.num_classes)
+            self.class_weights = balanced_class_weights([it.label for it in items], num_classes)
         if balance == "sample":
             return TrainClips(class_balanced_order(items), self.cfg.data)
         return TrainClips(items, self.cfg.data)
@@ -149,6 +272,8 @@ class ClassificationTask(Task):
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         clips, labels = batch
         logits = model(clips)
+        if self.multi_label:
+            return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
         weight = getattr(self, "class_weights", None)
         return F.cross_entropy(logits, labels,
                                weight=None if weight is None else weight.to(logits.device),
@@ -157,43 +282,78 @@ class ClassificationTask(Task):
     @torch.no_grad()
     def predict(self, model: nn.Module, item: VideoItem, device: torch.device,
                 precision: str) -> np.ndarray:
-        """Class probabilities of one video, averaged over its test views. ``[C]``."""
+        """Class probabilities of one video (softmax; multi-label: a sigmoid per class),
+        averaged over its test views. ``[C]``."""
         views = test_views(item, self.cfg.data).to(device)
         with autocast(device, precision):
             logits = model(views).float()
-        return logits.softmax(-1).mean(0).cpu().numpy()
+        probs = logits.sigmoid() if self.multi_label else logits.softmax(-1)
+        return probs.mean(0).cpu().numpy()
 
     def evaluate(self, model: nn.Module, items: Sequence[VideoItem], device: torch.device,
                  precision: str, out_dir: Path | None = None) -> dict[str, Any]:
         probs = np.stack([self.predict(model, it, device, precision)
                           for it in progress(items, desc="evaluate", unit="video")])
-        labels = np.array([it.label for it in items])
-        positive = self.cfg.model.positive_class
-        metrics = classification_metrics(labels, probs, positive)
-        if out_dir is not None:
-            write_predictions(items, probs, Path(out_dir) / "predictions.csv")
-            plot_confusion_and_roc(labels, probs, Path(out_dir) / "confusion_roc.png", positive)
-        return metrics
+        names = list(self.class_set().names)
+        if self.multi_label:
+            targets = np.zeros(probs.shape, dtype=np.int64)
+            for row, item in zip(targets, items, strict=True):
+                row[list(item.labels or ())] = 1
+            metrics = multilabel_metrics(targets, probs, names)
+            if out_dir is not None:
+                write_predictions(items, probs, Path(out_dir) / "predictions.csv", names, True)
+                plot_per_class_ap(metrics, Path(out_dir) / "per_class_ap.png")
+        else:
+            labels = np.array([it.label for it in items])
+            positive = self.cfg.model.positive_class
+            metrics = classification_metrics(labels, probs, positive, names)
+            if out_dir is not None:
+                write_predictions(items, probs, Path(out_dir) / "predictions.csv", names)
+                plot_confusion_and_roc(labels, probs, Path(out_dir) / "confusion_roc.png",
+                                       positive, names)
+        return metrics | {"classes": self.class_set().to_json()}
 
     def save_model(self, model: nn.Module, out_dir: Path) -> Path:
+        """The classifier directory; its ``config.json`` names the classes (``classes``:
+        ``[{"index", "id", "name"}]``) and whether the head is multi-label (sigmoids)."""
         model = getattr(model, "module", model)
-        return model.save_pretrained(out_dir)
+        return model.save_pretrained(out_dir, extra={"classes": self.class_set().to_json(),
+                                                     "multi_label": self.multi_label})
 
     def load_model(self, path: str | Path) -> nn.Module:
-        return load_classifier(path, num_heads=self.cfg.model.backbone.num_heads)
+        """The classifier; its classes (and multi-label head) become this task's, so data read
+        afterwards is mapped onto them. A released PolypDiag file is normal/abnormal."""
+        model = load_classifier(path, num_heads=self.cfg.model.backbone.num_heads)
+        meta = json.loads((Path(path) / CONFIG_NAME).read_text()) if Path(path).is_dir() else {}
+        self.classes = (ClassSet.from_json(meta["classes"]) if "classes" in meta
+                        else POLYPDIAG_CLASSES if model.num_classes == 2
+                        else ClassSet.numbered(model.num_classes))
+        self.multi_label = bool(meta.get("multi_label", False))
+        self._data.clear()
+        return model
 
 
-def write_predictions(items: Sequence[VideoItem], probs: np.ndarray, path: Path) -> Path:
-    """Per-video CSV: path, label, prediction, one probability column per class."""
+def write_predictions(items: Sequence[VideoItem], probs: np.ndarray, path: Path,
+                      names: Sequence[str], multi_label: bool = False) -> Path:
+    """Per-video CSV: path, window (``start``/``end``), ``label`` and ``prediction`` (class
+    indices; several joined by ``|``), the same as names (``label_name``,
+    ``prediction_name``), and one probability column per class index (``prob_<index>``)."""
+
+    def joined(indices: Sequence[int]) -> tuple[str, str]:
+        return "|".join(str(c) for c in indices), "|".join(names[c] for c in indices)
 
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             out = csv.writer(f)
-            out.writerow(["video", "label", "prediction",
-                          *[f"prob_{c}" for c in range(probs.shape[1])]])
+            out.writerow(["video", "start", "end", "label", "prediction", "label_name",
+                          "prediction_name", *[f"prob_{c}" for c in range(probs.shape[1])]])
             for item, p in zip(items, probs, strict=True):
-                out.writerow([str(item.path), item.label, int(p.argmax()),
-                              *[f"{v:.6f}" for v in p]])
+                truth = item.labels or () if multi_label else (item.label,)
+                guess = np.flatnonzero(p >= 0.5) if multi_label else (int(p.argmax()),)
+                (label, label_name), (pred, pred_name) = joined(truth), joined(list(guess))
+                out.writerow([str(item.path), "" if item.start is None else item.start,
+                              "" if item.end is None else item.end, label, pred, label_name,
+                              pred_name, *[f"{v:.6f}" for v in p]])
 
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, write)

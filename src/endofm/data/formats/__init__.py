@@ -1,0 +1,100 @@
+"""Labelled data in the formats annotation tools export, for any number of named classes.
+
+One reader per format, all with the signature ``read(root, options, errors=None) ->
+LabelledData`` (the items with their splits and the :class:`ClassSet`):
+
+- ``manifest`` (classification): a CSV/JSONL of ``path,label[,start,end,split]``;
+- ``folders`` (classification): ``DIR/[split/]<class>/<video>``;
+- ``image_masks`` (segmentation): ``images/`` + ``masks/`` trees or masks beside the frames;
+- ``coco`` (detection, segmentation): COCO instances files, COCO-VID included.
+
+:func:`select_items` returns one split of them (splits: :mod:`endofm.data.formats.splits`),
+:func:`detect_format` names the format of a folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from endofm.data.formats.classes import ClassSet
+from endofm.data.formats.folders import read_folders
+from endofm.data.formats.labelled_manifest import SUFFIXES, find_manifest, read_labelled_manifest
+from endofm.data.formats.records import LabelledData
+from endofm.data.formats.splits import SPLITS, SplitPlan
+
+
+@dataclass(frozen=True)
+class FormatOptions:
+    """The reader settings of a task's ``data`` section (each format uses its own).
+    ``known_classes``: a trained model's classes, which the data's labels are mapped onto
+    (evaluating it on data that holds only some of them)."""
+
+    classes_file: str | None = None
+    num_classes: int | None = None
+    known_classes: ClassSet | None = None
+
+
+def _manifest(root: Path, options: FormatOptions, errors: list | None) -> LabelledData:
+    return read_labelled_manifest(root, options.classes_file, options.num_classes, errors,
+                                  options.known_classes)
+
+
+def _folders(root: Path, options: FormatOptions, errors: list | None) -> LabelledData:
+    return read_folders(root, options.classes_file, errors, options.known_classes)
+
+
+Reader = Callable[[Path, FormatOptions, "list | None"], LabelledData]
+# format name → (the tasks it serves, its reader)
+READERS: dict[str, tuple[tuple[str, ...], Reader]] = {
+    "manifest": (("classification",), _manifest),
+    "folders": (("classification",), _folders),
+}
+OWN_FORMATS = tuple(READERS)
+
+
+def read_format(fmt: str, root: str | Path, options: FormatOptions,
+                errors: list[dict[str, str]] | None = None) -> LabelledData:
+    """Every item of ``root`` in format ``fmt``."""
+    if fmt not in READERS:
+        raise ValueError(f"unknown data format {fmt!r}; choose one of {', '.join(READERS)}")
+    return READERS[fmt][1](Path(root), options, errors)
+
+
+def select_items(data: LabelledData, split: str, test_fraction: float, seed: int) -> list:
+    """The items of ``split`` (``train``/``val``/``test``); see :meth:`SplitPlan.select`.
+    Single-label data carves its test split stratified by class."""
+    label = None if data.multi_label else (lambda it: it.label)
+    return data.plan.select(split, test_fraction, seed, label)
+
+
+def detect_classification_format(root: Path) -> str | None:
+    """``manifest`` for a CSV/JSONL file (or a folder holding one manifest), ``folders`` for a
+    folder of class folders; ``None`` when neither fits."""
+    if root.is_file():
+        return "manifest" if root.suffix.lower() in SUFFIXES else None
+    if not root.is_dir():
+        return None
+    try:
+        find_manifest(root)
+        return "manifest"
+    except ValueError:
+        pass
+    if any(p.is_dir() for p in root.iterdir()):
+        return "folders"
+    return None
+
+
+__all__ = [
+    "OWN_FORMATS",
+    "READERS",
+    "SPLITS",
+    "ClassSet",
+    "FormatOptions",
+    "LabelledData",
+    "SplitPlan",
+    "detect_classification_format",
+    "read_format",
+    "select_items",
+]
