@@ -30,8 +30,8 @@ from PIL import Image
 from endofm.data.datasets.cvc import image_dirs, read_ranges
 from endofm.data.datasets.kumc import CLASSES, IMAGE_SUFFIXES, read_frame
 from endofm.data.datasets.polypdiag import read_polypdiag
-from endofm.data.images import natural_key
 from endofm.data.formats.labelled_manifest import is_manifest
+from endofm.data.images import natural_key
 from endofm.data.inspect_labelled import inspect_classification
 from endofm.data.manifest import scan_videos, unsupported_files
 from endofm.data.video import VideoError, open_video
