@@ -21,7 +21,9 @@ ALLOWED = {
     "ssl": {"utils", "config", "models", "data", "train", "eval"},
     "tasks": {"utils", "config", "models", "data", "train", "eval"},
     "inference": {"utils", "config", "models", "data", "tasks"},
-    "cli": {"utils", "config", "models", "data", "train", "eval", "ssl", "tasks", "inference"},
+    "deploy": {"utils", "config", "models", "data", "tasks", "inference"},
+    "cli": {"utils", "config", "models", "data", "train", "eval", "ssl", "tasks", "inference",
+            "deploy"},
 }
 
 

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "endofm.cli.extract",
     "endofm.cli.predict",
     "endofm.cli.attention",
+    "endofm.cli.export",
 )
 
 

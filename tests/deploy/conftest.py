@@ -1,0 +1,78 @@
+"""Tiny fine-tuned models of every task, their ONNX exports and small synthetic videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from endofm.data import write_video
+from endofm.models import create_model, save_pretrained
+
+TINY = dict(img_size=32, num_frames=4, embed_dim=96, depth=2, num_heads=4, drop_path_rate=0.0)
+TASKS = ("backbone", "classification", "segmentation", "detection")
+
+
+def moving_frames(n: int, height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
+    """uint8 ``[n, H, W, 3]``: a bright square moving over a noisy background."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 60, (n, height, width, 3), dtype=np.uint8)
+    for i in range(n):
+        x = (3 * i) % (width - 12)
+        frames[i, 10:22, x:x + 12] = (230, 120 + (i * 7) % 100, 40)
+    return frames
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Untrained tiny models: a backbone and one directory per task, each written by its own
+    ``save_model``/``save_pretrained``."""
+    from endofm.config import load_config, recipe_path
+    from endofm.models import VideoClassifier
+    from endofm.tasks import TASKS as TASK_CLASSES
+    from endofm.tasks.base import task_config_schema
+
+    root = tmp_path_factory.mktemp("deploy_models")
+    torch.manual_seed(0)
+    dirs = {"backbone": save_pretrained(create_model("endofm_vit_tiny_patch16", **TINY),
+                                        root / "backbone")}
+    clf = VideoClassifier(create_model("endofm_vit_tiny_patch16", **TINY))
+    dirs["classification"] = clf.save_pretrained(root / "classification")
+    for task in ("segmentation", "detection"):
+        cls = TASK_CLASSES[task]
+        size = ["data.img_size=32"] if task == "segmentation" else ["model.min_size=64",
+                                                                    "model.max_size=64"]
+        obj = cls(load_config(task_config_schema(cls), recipe_path(task, "tiny"), size))
+        model = obj.build_model(None)
+        model.operating_threshold = 0.01  # detection: below the untrained model's scores
+        dirs[task] = obj.save_model(model, root / task)
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def export_reports(model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+                   ) -> dict:
+    """Each model of :func:`model_dirs` exported by ``export_onnx`` (parity checked): the
+    task's ``ExportReport``."""
+    from endofm.deploy.export import export_onnx
+    from endofm.deploy.model import load_deploy_model
+
+    root = tmp_path_factory.mktemp("onnx")
+    return {task: export_onnx(load_deploy_model(path), root / f"{task}.onnx")
+            for task, path in model_dirs.items()}
+
+
+@pytest.fixture(scope="session")
+def exported(export_reports: dict) -> dict[str, Path]:
+    """The ONNX file of each task's model."""
+    return {task: report.path for task, report in export_reports.items()}
+
+
+@pytest.fixture
+def video(tmp_path: Path) -> Path:
+    """``clip.mp4``: 40 frames of 48x64 at 25 fps."""
+    path = tmp_path / "clip.mp4"
+    write_video(path, moving_frames(40), fps=25)
+    return path
