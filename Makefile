@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-fast lint demo bench clean
+.PHONY: setup test test-fast lint demo docs bench clean
 
 setup: $(STAMP)
 
@@ -24,8 +24,11 @@ lint: setup
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+docs: setup
+	$(BIN)/mkdocs build --strict
+
 bench: setup
 	$(BIN)/python benchmarks/backbone.py
 
 clean:
-	rm -rf $(VENV) demo_output sample_data .pytest_cache
+	rm -rf $(VENV) demo_output sample_data site .pytest_cache

@@ -1,25 +1,51 @@
-"""The README's Python examples run as written, on tiny stand-ins for the files they name
-(``endo_fm.pth``, ``polypdiag.pth``, ``procedure.mp4``, ``runs/clf/best``, ``runs/seg/best``)."""
+"""The README's examples run as written.
+
+* Its Python examples, on tiny stand-ins for the files they name (``endo_fm.pth``,
+  ``polypdiag.pth``, ``procedure.mp4``, ``runs/clf/best``).
+* Its workflow commands (every ``endofm ...`` line of its ``bash`` blocks), in order, in one
+  empty folder, as the README says they run: from ``endofm data synth`` to ``endofm attention``.
+  Only the number of epochs is cut (:data:`SHORTER`) so that the training commands take seconds.
+"""
 
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
 
 import endofm
+from endofm.cli.main import main
 from endofm.data import write_video
 
 from .conftest import moving_frames
 
 ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 ASSETS = ROOT / "tests" / "assets" / "endofm_reference_tiny"
+# Overrides appended to a command (by its first words) to make it quick; nothing else changes.
+SHORTER = {
+    "pretrain": ["optim.epochs=1"],
+    "finetune": ["train.epochs=1"],
+}
 
 
 def python_examples() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+def readme_commands() -> list[list[str]]:
+    """The ``endofm`` command lines of the README's ``bash`` blocks, continuation lines joined
+    and comments dropped, as argument lists without the leading ``endofm``."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:1] == ["endofm"]:
+                commands.append(words[1:])
+    return commands
 
 
 @pytest.fixture
@@ -40,11 +66,25 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task_dirs: dict[s
     return tmp_path
 
 
-def test_the_readme_has_python_examples():
-    assert len(python_examples()) >= 2
+def test_the_readme_has_a_python_example_and_a_command_per_workflow():
+    assert len(python_examples()) >= 1
+    shown = {words[0] for words in readme_commands()}
+    assert {"pretrain", "finetune", "evaluate", "probe", "extract", "predict",
+            "attention"} <= shown
 
 
 @pytest.mark.parametrize("index", range(len(python_examples())))
 def test_a_readme_python_example_runs(stand_ins: Path, index: int):
     example = python_examples()[index]
     exec(compile(example, f"README.md, Python example {index + 1}", "exec"), {})
+
+
+@pytest.mark.slow
+def test_the_readme_commands_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    for words in readme_commands():
+        argv = [*words, *SHORTER.get(words[0], []), "--quiet"]
+        status = main(argv)
+        assert status == 0, f"README command failed (exit {status}): endofm {shlex.join(words)}"
+    assert (tmp_path / "runs" / "predictions" / "index.html").is_file()
+    assert list((tmp_path / "runs" / "attention").rglob("*.png"))
