@@ -51,7 +51,8 @@ def test_every_config_key_is_in_the_reference_with_its_default(config_page: str,
 
 @pytest.mark.parametrize("command", list(config_schemas()))
 def test_a_value_below_a_documented_minimum_is_rejected(config_page: str, command: str):
-    """Each ``≥ N`` / ``> N`` the reference shows is what the schema's checks enforce."""
+    """Each ``≥ N`` / ``> N`` the reference shows is what the schema's checks enforce: a value
+    below it is refused with an error naming the key and that same bound."""
     checked = 0
     for key, row in command_rows(config_page, command).items():
         bound = re.fullmatch(r"(≥|>) (-?[\d.]+)", row["allowed"].strip())
@@ -60,7 +61,8 @@ def test_a_value_below_a_documented_minimum_is_rejected(config_page: str, comman
         minimum = float(bound[2])
         below = minimum if bound[1] == ">" else minimum - 1
         value = int(below) if row["type"].strip() == "int" else below
-        with pytest.raises(ConfigError, match=re.escape(key.rsplit(".", 1)[-1])):
+        enforced = f"{key} must be {'>=' if bound[1] == '≥' else '>'} {bound[2]}"
+        with pytest.raises(ConfigError, match=re.escape(enforced)):
             load_config(config_schemas()[command], None, [f"{key}={value}"])
         checked += 1
     assert checked >= 3
