@@ -26,6 +26,12 @@ def moving_frames(n: int, height: int = 48, width: int = 64, seed: int = 0) -> n
 
 
 @pytest.fixture(scope="session")
+def make_frames():
+    """:func:`moving_frames`, for tests that write their own videos."""
+    return moving_frames
+
+
+@pytest.fixture(scope="session")
 def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Untrained tiny models: a backbone and one directory per task, each written by its own
     ``save_model``/``save_pretrained``."""

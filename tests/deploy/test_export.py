@@ -10,10 +10,10 @@ import torch
 from endofm.cli import export as export_cli
 from endofm.cli.main import main
 from endofm.deploy import export as export_module
-from endofm.deploy.graphs import DetectorGraph, graph_module
+from endofm.deploy.graphs import DetectorGraph
 from endofm.deploy.metadata import read_metadata
 from endofm.deploy.model import load_deploy_model
-from endofm.deploy.parity import ParityError, compare_argmax, compare_detections
+from endofm.deploy.parity import ParityError, compare_argmax, compare_detections, compare_sign
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -23,7 +23,7 @@ TASKS = ("backbone", "classification", "segmentation", "detection")
 @pytest.mark.parametrize("task", TASKS)
 def test_exported_graph_equals_pytorch_at_any_batch_size(task, model_dirs, exported):
     deploy = load_deploy_model(model_dirs[task])
-    module = graph_module(task, deploy.model, deploy.head)
+    module = export_module.deploy_graph(deploy)
     session = ort.InferenceSession(str(exported[task]), providers=["CPUExecutionProvider"])
     for batch in (1, 3):  # exported with a batch of 2: the dimension is dynamic
         clips = torch.randn(batch, 3, deploy.num_frames, deploy.height, deploy.width)
@@ -107,6 +107,11 @@ def test_argmax_decisions_leave_near_ties_out():
     ref = torch.tensor([[0.0, 1.0], [0.5, 0.50001], [2.0, 0.0]])
     got = torch.tensor([[0.0, 1.0], [0.50002, 0.5], [0.0, 2.0]])
     assert compare_argmax(ref, got, 1, 1e-4) == (2, 1, 1)
+
+
+def test_multi_label_decisions_are_per_class_signs():
+    ref = torch.tensor([[1.0, -1.0, 0.00001]])
+    assert compare_sign(ref, torch.tensor([[1.0, 0.5, -0.00001]]), 1e-4) == (2, 1, 1)
 
 
 def test_a_missing_or_extra_box_is_a_differing_decision():

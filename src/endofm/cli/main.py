@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "endofm.cli.predict",
     "endofm.cli.attention",
     "endofm.cli.export",
+    "endofm.cli.stream",
 )
 
 

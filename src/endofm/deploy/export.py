@@ -84,11 +84,17 @@ def model_input(deploy: DeployModel, frames: np.ndarray) -> Tensor:
     return normalize(clip, deploy.mean, deploy.std)[None]
 
 
+def deploy_graph(deploy: DeployModel) -> torch.nn.Module:
+    """The module that is exported for ``deploy``."""
+    return graph_module(deploy.task, deploy.model, deploy.head,
+                        bool(deploy.extra.get("multi_label")))
+
+
 def export_graph(deploy: DeployModel, opset: int = DEFAULT_OPSET) -> Any:
     """The traced ONNX program of ``deploy`` (batch dimension dynamic)."""
     require("onnxscript", "endofm export")
     require("onnx", "endofm export")
-    module = graph_module(deploy.task, deploy.model, deploy.head)
+    module = deploy_graph(deploy)
     example = torch.randn(2, 3, deploy.num_frames, deploy.height, deploy.width)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -109,8 +115,8 @@ def parity_checker(deploy: DeployModel, session: Any,
 
     decoder = (DetectionDecoder(deploy.model, deploy.extra["levels"], names)
                if deploy.task == "detection" else None)
-    return ParityChecker(deploy.task, graph_module(deploy.task, deploy.model, deploy.head), run,
-                         names, tolerance, decoder, deploy.threshold)
+    return ParityChecker(deploy.task, deploy_graph(deploy), run, names, tolerance, decoder,
+                         deploy.threshold, bool(deploy.extra.get("multi_label")))
 
 
 def export_onnx(deploy: DeployModel, output: str | Path, opset: int = DEFAULT_OPSET,

@@ -3,7 +3,8 @@
 
 - backbone: ``embedding [B, D]`` (the normalised CLS token) and ``tokens [B, 1 + N*T, D]``
   (every token after the final norm, CLS first, then (h, w, t) order, t fastest).
-- classification: ``logits [B, C]`` and ``probabilities [B, C]`` (their softmax).
+- classification: ``logits [B, C]`` and ``probabilities [B, C]`` (their softmax; per-class
+  sigmoids for a multi-label head).
 - segmentation: ``logits [B, C, T, H, W]`` (argmax over C is the mask).
 - detection (FCOS, RetinaNet): the dense head outputs over all pyramid levels, concatenated
   level after level: ``cls_logits [B, A, C]``, ``bbox_regression [B, A, 4]`` and, for FCOS,
@@ -39,15 +40,16 @@ class BackboneGraph(nn.Module):
 
 
 class ClassifierGraph(nn.Module):
-    """``[B, 3, T, H, W]`` → ``(logits [B, C], probabilities [B, C])``."""
+    """``[B, 3, T, H, W]`` → ``(logits [B, C], probabilities [B, C])``: their softmax, or
+    per-class sigmoids for a ``multi_label`` head."""
 
-    def __init__(self, classifier: nn.Module) -> None:
+    def __init__(self, classifier: nn.Module, multi_label: bool = False) -> None:
         super().__init__()
-        self.classifier = classifier
+        self.classifier, self.multi_label = classifier, multi_label
 
     def forward(self, clip: Tensor) -> tuple[Tensor, Tensor]:
         logits = self.classifier(clip)
-        return logits, logits.softmax(-1)
+        return logits, logits.sigmoid() if self.multi_label else logits.softmax(-1)
 
 
 class SegmenterGraph(nn.Module):
@@ -86,12 +88,14 @@ def output_names(task: str, head: str | None = None) -> tuple[str, ...]:
     return DENSE_OUTPUTS[str(head)] if task == "detection" else OUTPUTS[task]
 
 
-def graph_module(task: str, model: nn.Module, head: str | None = None) -> nn.Module:
-    """The export module of ``task`` around its eval-mode ``model``."""
+def graph_module(task: str, model: nn.Module, head: str | None = None,
+                 multi_label: bool = False) -> nn.Module:
+    """The export module of ``task`` around its eval-mode ``model`` (detection: its
+    ``head``; classification: sigmoids for a ``multi_label`` head)."""
     if task == "backbone":
         return BackboneGraph(model).eval()
     if task == "classification":
-        return ClassifierGraph(model).eval()
+        return ClassifierGraph(model, multi_label).eval()
     if task == "segmentation":
         return SegmenterGraph(model).eval()
     if task == "detection":

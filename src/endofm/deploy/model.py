@@ -17,11 +17,13 @@ import torch
 from torch import nn
 
 from endofm.config import to_dict
+from endofm.data.formats.classes import ClassSet
 from endofm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
 from endofm.inference.backbone import load_backbone
 from endofm.inference.task_models import KIND_TO_TASK, TaskModel, load_task_model
 from endofm.inference.windows import RELEASE_FPS, RELEASE_FRAME_STEP
 from endofm.models.checkpoint import CONFIG_NAME, load_checkpoint
+from endofm.tasks.classification.task import POLYPDIAG_CLASSES
 from endofm.tasks.detection.evaluation import CLASS_NAMES as DETECTION_CLASS_NAMES
 from endofm.tasks.detection.model import STRIDES, ClipDetector
 
@@ -101,11 +103,15 @@ def load_deploy_model(checkpoint: str | Path, num_frames: int | None = None,
     task = checkpoint_task(checkpoint)
     hw = parse_size(size)
     if task == "backbone":
-        return _backbone(load_backbone(checkpoint, num_heads), num_frames, hw)
+        deploy = _backbone(load_backbone(checkpoint, num_heads), num_frames, hw)
+        deploy.extra["patch_size"] = deploy.model.patch_size
+        return deploy
     task_model = load_task_model(checkpoint, task, num_heads)
     build = {"classification": _classification, "segmentation": _segmentation,
              "detection": _detection}[task]
-    return build(task_model, num_frames, hw)
+    deploy = build(task_model, num_frames, hw)
+    deploy.extra["patch_size"] = task_model.model.backbone.patch_size
+    return deploy
 
 
 def _square(hw: tuple[int, int] | None, default: int, task: str) -> int:
@@ -131,8 +137,7 @@ def _classification(tm: TaskModel, num_frames: int | None, hw: tuple[int, int] |
     t = num_frames or tm.num_frames
     side = _square(hw, tm.img_size, "classification")
     short = round(side * data.test_short_side / data.crop_size)
-    classes = (["normal", "abnormal"] if cfg.model.num_classes == 2
-               else [f"class_{c}" for c in range(cfg.model.num_classes)])
+    classes, multi_label = classifier_classes(tm.path, tm.model.num_classes)
     data_settings = to_dict(data) | {"num_frames": t, "crop_size": side,
                                      "test_short_side": short}
     model_settings = _unbound_backbone(to_dict(cfg.model))
@@ -140,7 +145,30 @@ def _classification(tm: TaskModel, num_frames: int | None, hw: tuple[int, int] |
                        data.target_fps, tuple(data.mean), tuple(data.std),
                        {"resize": "short_side_center_crop", "short_side": short}, classes,
                        0.5, settings={"model": model_settings, "data": data_settings},
-                       extra={"positive_class": cfg.model.positive_class})
+                       extra={"positive_class": cfg.model.positive_class,
+                              "multi_label": multi_label})
+
+
+def task_class_names(tm: TaskModel) -> list[str]:
+    """The class names of a task model in output order (detection: labels 1, 2, …)."""
+    count = tm.settings.model.num_classes
+    if tm.task == "classification":
+        return classifier_classes(tm.path, tm.model.num_classes)[0]
+    if tm.task == "detection":
+        return [DETECTION_CLASS_NAMES.get(c, f"class_{c}") for c in range(1, count + 1)]
+    return ["background", "polyp"] if count == 2 else [f"class_{c}" for c in range(count)]
+
+
+def classifier_classes(path: Path, num_classes: int) -> tuple[list[str], bool]:
+    """A classifier's class names in output order and whether its head is multi-label
+    (``config.json``'s ``classes``; a file without them: PolypDiag's normal/abnormal for two
+    classes, else the indices)."""
+    config = path / CONFIG_NAME
+    meta = json.loads(config.read_text()) if config.is_file() else {}
+    if "classes" in meta:
+        return list(ClassSet.from_json(meta["classes"]).names), bool(meta.get("multi_label"))
+    names = POLYPDIAG_CLASSES if num_classes == 2 else ClassSet.numbered(num_classes)
+    return list(names.names), False
 
 
 def _segmentation(tm: TaskModel, num_frames: int | None, hw: tuple[int, int] | None
@@ -148,8 +176,7 @@ def _segmentation(tm: TaskModel, num_frames: int | None, hw: tuple[int, int] | N
     cfg = tm.settings
     t = num_frames or tm.num_frames
     side = _square(hw, tm.img_size, "segmentation")
-    classes = (["background", "polyp"] if cfg.model.num_classes == 2
-               else [f"class_{c}" for c in range(cfg.model.num_classes)])
+    classes = task_class_names(tm)
     release = cfg.data.normalise == "release"
     mean, std = ((), ()) if release else (IMAGENET_MEAN, IMAGENET_STD)
     preprocess = {"resize": "resize", "interpolation": "bilinear_antialias",
@@ -183,8 +210,7 @@ def _detection(tm: TaskModel, num_frames: int | None, hw: tuple[int, int] | None
              "detections_per_img": det.detections_per_img,
              "label_offset": model.label_shift, "min_size": cfg.model.min_size,
              "max_size": cfg.model.max_size}
-    names = [DETECTION_CLASS_NAMES.get(c, f"class_{c}")
-             for c in range(1, cfg.model.num_classes + 1)]
+    names = task_class_names(tm)
     preprocess = {"resize": "fit_then_pad", "min_size": cfg.model.min_size,
                   "max_size": cfg.model.max_size, "pad_multiple": multiple,
                   "normalize_before_resize": True}

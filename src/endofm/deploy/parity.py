@@ -65,6 +65,13 @@ def compare_argmax(ref: Tensor, got: Tensor, dim: int, tol: float) -> tuple[int,
     return int(clear.sum()), int((~clear).sum()), differing
 
 
+def compare_sign(ref: Tensor, got: Tensor, tol: float) -> tuple[int, int, int]:
+    """``(compared, ambiguous, differing)`` per-class decisions ``logit > 0``."""
+    clear = ref.abs() > 2 * tol
+    differing = int((((ref > 0) != (got > 0)) & clear).sum())
+    return int(clear.sum()), int((~clear).sum()), differing
+
+
 def compare_detections(ref: list[dict], got: list[dict], threshold: float, tol: float
                        ) -> tuple[int, int, int]:
     """Detections scoring ``>= threshold``: each clear one (score not within ``2 tol`` of the
@@ -93,14 +100,16 @@ def unmatched(a: dict, b: dict, threshold: float, tol: float) -> tuple[int, int,
 class ParityChecker:
     """Compares ``module`` (the PyTorch graph) with ``run`` (the exported one) on clips.
 
-    ``decoder`` and ``threshold``: detection's postprocessing and decision threshold.
+    ``decoder`` and ``threshold``: detection's postprocessing and decision threshold;
+    ``multi_label``: a classifier deciding per class (logit > 0), not by argmax.
     """
 
     def __init__(self, task: str, module: nn.Module, run: RunGraph, names: Sequence[str],
                  tolerance: float = DEFAULT_TOLERANCE, decoder: DetectionDecoder | None = None,
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, multi_label: bool = False) -> None:
         self.task, self.module, self.run, self.names = task, module, run, list(names)
         self.tolerance, self.decoder, self.threshold = tolerance, decoder, threshold
+        self.multi_label = multi_label
 
     @torch.inference_mode()
     def compare(self, name: str, clips: Tensor) -> ParityResult:
@@ -124,6 +133,8 @@ class ParityChecker:
     def decisions(self, ref: list[Tensor], got: list[Tensor], clips: Tensor
                   ) -> tuple[int, int, int]:
         tol = self.tolerance
+        if self.task == "classification" and self.multi_label:
+            return compare_sign(ref[0], got[0], tol)
         if self.task == "classification":
             return compare_argmax(ref[0], got[0], 1, tol)
         if self.task == "segmentation":

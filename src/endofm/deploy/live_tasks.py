@@ -1,0 +1,192 @@
+"""Per-task decisions on one causal window, for ``endofm stream``.
+
+A task plugs into live inference with a :class:`LiveTask`: how many frames a window has and
+how far apart (in source frames), which of them the decision is about, how a decoded frame is
+prepared, how a window becomes a JSON-ready prediction and how that prediction is drawn. Its
+factory is registered with :func:`register_live_task` under the task's name.
+
+Classification, segmentation and detection are built on their predictors
+(:mod:`endofm.inference.predict`), so a live decision is the model call ``endofm predict``
+makes on the same window.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from endofm.data.transforms import center_crop, short_side_resize, to_clip
+from endofm.inference.predict import Predictor, make_predictor
+from endofm.inference.report import draw_boxes, tint
+from endofm.inference.stream import FrameSize
+from endofm.inference.task_models import TaskModel
+
+
+@dataclass
+class Decision:
+    """A window's ``prediction`` (JSON-ready) and what drawing it needs (``overlay``)."""
+
+    prediction: dict[str, Any]
+    overlay: Any = None
+
+
+class LiveTask(ABC):
+    """How a task decides on a causal window: ``num_frames`` frames ``frame_step`` source
+    frames apart, the newest last; the decision is about window frame ``target``."""
+
+    name: str  # the task's name
+    num_frames: int
+    frame_step: int
+    target: int
+    short_side: int | None = None  # frames are downscaled to this short side while decoding
+
+    @abstractmethod
+    def prepare(self, image: np.ndarray) -> Tensor:
+        """A decoded RGB frame ``uint8 [H, W, 3]`` → ``uint8 [3, h, w]`` as windows hold it."""
+
+    @abstractmethod
+    def decide(self, window: Tensor) -> Decision:
+        """A window ``uint8 [T, 3, h, w]`` → its decision."""
+
+    def draw(self, frame: np.ndarray, decision: Decision) -> np.ndarray:
+        """A prepared frame ``uint8 [h, w, 3]`` with ``decision`` drawn on it."""
+        return frame
+
+
+LiveFactory = Callable[..., LiveTask]
+LIVE_TASKS: dict[str, LiveFactory] = {}
+
+
+def register_live_task(task: str, factory: LiveFactory) -> None:
+    """Make ``endofm stream`` run ``task``'s models: ``factory(task_model, fps, class_names,
+    **predictor_options)`` returns its :class:`LiveTask`."""
+    LIVE_TASKS[task] = factory
+
+
+def live_task(task_model: TaskModel, fps: float, class_names: Sequence[str],
+              **options: Any) -> LiveTask:
+    """The registered :class:`LiveTask` of ``task_model``'s task."""
+    if task_model.task not in LIVE_TASKS:
+        raise ValueError(f"{task_model.path}: live inference has no {task_model.task} task "
+                         f"(it runs {', '.join(sorted(LIVE_TASKS))})")
+    return LIVE_TASKS[task_model.task](task_model, fps, class_names, **options)
+
+
+def shape_frame(image: np.ndarray, size: FrameSize) -> Tensor:
+    """``uint8 [H, W, 3]`` → ``uint8 [3, h, w]`` as :class:`FrameSize` shapes a decoded clip:
+    short side resized (a smaller frame upscaled where allowed), then the centre crop or the
+    largest centred region of ``multiple``-sized sides."""
+    clip = to_clip(image[None])
+    side = size.short_side or size.size
+    if size.upscale and min(clip.shape[-2:]) != side:
+        clip = short_side_resize(clip, side)
+    if size.crop:
+        return center_crop(clip, size.size)[0]
+    h, w = clip.shape[-2:]
+    m = size.multiple
+    top, left = (h % m) // 2, (w % m) // 2
+    return clip[0, :, top:top + h - h % m, left:left + w - w % m]
+
+
+class PredictorTask(LiveTask):
+    """A live task on a task's :class:`~endofm.inference.predict.Predictor`."""
+
+    def __init__(self, predictor: Predictor, fps: float, class_names: Sequence[str]) -> None:
+        self.predictor, self.class_names = predictor, list(class_names)
+        self.name = predictor.task_model.task
+        self.size = predictor.frame_size()
+        self.short_side = self.size.short_side or self.size.size
+        self.num_frames = predictor.task_model.num_frames
+        self.frame_step = predictor.spec().resolve(fps)[0]
+        self.target = self.num_frames - 1
+
+    def prepare(self, image: np.ndarray) -> Tensor:
+        return shape_frame(image, self.size)
+
+    def outputs(self, window: Tensor) -> Any:
+        """The predictor's outputs for the one window."""
+        with torch.inference_mode():
+            return self.predictor.forward(window[None])
+
+
+class ClassificationLive(PredictorTask):
+    """Class probabilities of the window; ``positive``: the positive class's probability
+    reaches the threshold (no smoothing: a live decision sees no later window)."""
+
+    def decide(self, window: Tensor) -> Decision:
+        probs = self.outputs(window)[0]
+        pos = self.predictor.positive
+        return Decision({"class": self.class_names[int(probs.argmax())],
+                         "probabilities": {n: round(float(p), 6)
+                                           for n, p in zip(self.class_names, probs, strict=True)},
+                         "score": round(float(probs[pos]), 6),
+                         "positive": bool(probs[pos] >= self.predictor.threshold)})
+
+    def draw(self, frame: np.ndarray, decision: Decision) -> np.ndarray:
+        p = decision.prediction
+        colour = (255, 60, 60) if p["positive"] else (60, 220, 60)
+        out = frame.copy()
+        out[:max(2, frame.shape[0] // 20), :max(1, round(p["score"] * frame.shape[1]))] = colour
+        return out
+
+
+class SegmentationLive(PredictorTask):
+    """The mask of the newest frame: its area (fraction of the frame) and bounding box (in
+    prepared-frame pixels, ``[x1, y1, x2, y2]``, ``None`` when empty)."""
+
+    def decide(self, window: Tensor) -> Decision:
+        mask = self.outputs(window)[0][-1]  # [h, w] of the newest frame
+        ys, xs = np.nonzero(mask)
+        box = ([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+               if len(xs) else None)
+        return Decision({"area": round(float(mask.mean()), 6), "box": box,
+                         "frame_size": list(mask.shape)}, mask)
+
+    def draw(self, frame: np.ndarray, decision: Decision) -> np.ndarray:
+        return tint(frame, decision.overlay)
+
+
+class DetectionLive(PredictorTask):
+    """Boxes of the window's target frame (its middle frame, as the detector was trained):
+    those scoring at least the threshold, in prepared-frame pixels."""
+
+    def __init__(self, predictor: Predictor, fps: float, class_names: Sequence[str]) -> None:
+        super().__init__(predictor, fps, class_names)
+        self.frame_step = predictor.task_model.frame_stride
+        self.target = self.num_frames // 2
+
+    def decide(self, window: Tensor) -> Decision:
+        out = self.outputs(window)[0]
+        keep = out["scores"] >= self.predictor.threshold
+        names = [self.class_names[int(c) - 1] if 0 < c <= len(self.class_names) else str(c)
+                 for c in out["labels"][keep]]
+        return Decision({"boxes": np.round(out["boxes"][keep], 2).tolist(),
+                         "scores": np.round(out["scores"][keep], 6).tolist(), "labels": names,
+                         "frame_size": [int(window.shape[-2]), int(window.shape[-1])]}, out)
+
+    def draw(self, frame: np.ndarray, decision: Decision) -> np.ndarray:
+        out = decision.overlay
+        return draw_boxes(frame, out["boxes"], out["scores"], out["labels"],
+                          self.predictor.threshold)
+
+
+def predictor_factory(cls: type[PredictorTask]) -> LiveFactory:
+    """A factory building ``cls`` on the task's predictor (``options`` go to the predictor:
+    device, precision, threshold, frame_step, size)."""
+
+    def build(task_model: TaskModel, fps: float, class_names: Sequence[str],
+              **options: Any) -> LiveTask:
+        return cls(make_predictor(task_model, **options), fps, class_names)
+
+    return build
+
+
+register_live_task("classification", predictor_factory(ClassificationLive))
+register_live_task("segmentation", predictor_factory(SegmentationLive))
+register_live_task("detection", predictor_factory(DetectionLive))
