@@ -21,7 +21,7 @@ EXPECTED = {"pretrain": ["endofm_lv", "endofm_vitb", "endofm_vitb_release", "tin
                          "tiny_learns", "tiny_lv"],
             "classification": ["polypdiag", "polypdiag_release", "tiny", "tiny_robust"],
             "segmentation": ["cvc12k", "cvc12k_release", "tiny"],
-            "detection": ["kumc", "tiny"], "probe": ["tiny"]}
+            "detection": ["kumc", "tiny"], "phase": ["cholec80", "tiny"], "probe": ["tiny"]}
 
 
 def schema(group):
@@ -64,7 +64,7 @@ def test_configs_command_lists_and_prints(capsys):
     assert capsys.readouterr().out == recipe_path("segmentation", "tiny").read_text()
     assert main(["configs", "nope"]) == 1
     err = capsys.readouterr().err
-    assert "groups: classification, detection, pretrain, probe, segmentation" in err
+    assert "groups: classification, detection, phase, pretrain, probe, segmentation" in err
 
 
 def test_commands_accept_a_recipe_name(tmp_path, capsys):

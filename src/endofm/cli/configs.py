@@ -11,8 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "configs", help="list the packaged recipes, or print one",
         description="Without arguments, list the recipes that ship with endofm, one group per "
-                    "command (pretrain, classification, segmentation, detection). With GROUP "
-                    "and NAME, print that recipe's YAML (what `--config NAME` reads).")
+                    "command (pretrain, classification, segmentation, detection, phase). "
+                    "With GROUP and NAME, print that recipe's YAML (what `--config NAME` reads).")
     p.add_argument("group", nargs="?", help="recipe group (a command or task name)")
     p.add_argument("name", nargs="?", help="recipe name, e.g. tiny")
     p.set_defaults(func=run)

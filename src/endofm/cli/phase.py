@@ -1,5 +1,6 @@
-"""``endofm evaluate phase``: phase prediction files scored against a dataset's
-annotations."""
+"""``endofm finetune phase`` (stage 1 window features, then the temporal model),
+``endofm evaluate phase`` (prediction files, or a fine-tuned model) and the phase options of
+``endofm predict phase``."""
 
 from __future__ import annotations
 
@@ -14,17 +15,63 @@ LAYOUTS = ("cholec80", "autolaparo", "segments")
 SPLITS = ("train", "val", "test", "all")
 
 
+def add_finetune(fsub: argparse._SubParsersAction) -> None:
+    """``finetune phase``: features of every video (cached), then the temporal model."""
+    from endofm.config import recipe_names
+
+    f = fsub.add_parser(
+        "phase", help="fine-tune phase recognition (features, then a temporal model)",
+        description="Two stages: (1) window features of every video through the extraction "
+                    "path (features.rate per second, cached in OUTPUT/features and resumed), "
+                    "from the frozen backbone or one first fine-tuned as a window classifier "
+                    "(features.source=finetuned); (2) a multi-stage temporal convolutional "
+                    "network over each whole video (model.causal=true for online use).")
+    f.add_argument("--config", help=f"a recipe name ({', '.join(recipe_names('phase'))}) or "
+                                    "a YAML file")
+    f.add_argument("--data", type=Path, required=True, help="phase dataset root")
+    f.add_argument("--output", type=Path, required=True, help="run folder")
+    f.add_argument("--pretrained", type=Path, default=None,
+                   help="backbone checkpoint for the features (default: a random one)")
+    f.add_argument("--seeds", type=int, default=1,
+                   help="train the temporal model with N seeds on the same features")
+    f.add_argument("--restart", action="store_true",
+                   help="start over in --output (features included) instead of resuming")
+    f.add_argument("overrides", nargs="*", metavar="key=value")
+    f.set_defaults(func=run_finetune)
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from endofm.config import load_config, resolve_config
+    from endofm.inference.phase import finetune_phase
+    from endofm.tasks.phase.config import PhaseConfig
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.pretrained is not None and not args.pretrained.exists():
+        raise FileNotFoundError(f"pretrained checkpoint not found: {args.pretrained}")
+    cfg = load_config(PhaseConfig, resolve_config("phase", args.config), args.overrides)
+    metrics = finetune_phase(cfg, args.data, args.output, args.pretrained, args.restart,
+                             args.seeds)
+    if metrics:
+        print(f"phase: {summary_line(metrics)}")
+        print(f"wrote {args.output / 'metrics.json'}")
+    return 0
+
+
 def add_evaluate(esub: argparse._SubParsersAction) -> None:
-    """``evaluate phase``: score prediction files."""
+    """``evaluate phase``: score prediction files, or run a fine-tuned model and score it."""
     e = esub.add_parser(
-        "phase", help="score phase prediction files",
+        "phase", help="score phase predictions (files or a fine-tuned model)",
         description="Score phase predictions against a phase dataset's annotations: either "
                     "prediction files laid out like the annotations (--predictions: one "
                     "videoNN-phase.txt per video, Frame<TAB>Phase rows at any rate, names or "
-                    "0-based indices; no videos needed). Writes metrics.json and "
-                    "per_video.csv.")
-    e.add_argument("--predictions", type=Path, required=True,
-                   help="folder of prediction files")
+                    "0-based indices; no videos needed) or a model written by `endofm "
+                    "finetune phase` (--checkpoint). Writes metrics.json and per_video.csv.")
+    source = e.add_mutually_exclusive_group(required=True)
+    source.add_argument("--predictions", type=Path, help="folder of prediction files")
+    source.add_argument("--checkpoint", type=Path,
+                        help="RUN/best of `endofm finetune phase` (its features are extracted "
+                             "into OUTPUT/features with the backbone it was trained on)")
     e.add_argument("--data", type=Path, required=True, help="phase dataset root")
     e.add_argument("--output", type=Path, required=True)
     e.add_argument("--split", choices=SPLITS, default="test",
@@ -44,11 +91,49 @@ def summary_line(metrics: dict) -> str:
 def run_evaluate(args: argparse.Namespace) -> int:
     from endofm.tasks.phase.scoring import score_predictions, write_scores
 
-    result = score_predictions(args.predictions, args.data, args.split, args.relaxed,
-                               args.layout)
+    if args.predictions is not None:
+        result = score_predictions(args.predictions, args.data, args.split, args.relaxed,
+                                   args.layout)
+    else:
+        from endofm.inference.phase import evaluate_checkpoint
+
+        result = evaluate_checkpoint(args.checkpoint, args.data, args.output, args.split,
+                                     args.relaxed)
     path = write_scores(result, args.output)
     print(f"phase ({result['num_videos']} videos, {result['split']}): {summary_line(result)}")
     print(json.dumps({k: v for k, v in result.items()
                       if isinstance(v, (int, float)) and not isinstance(v, bool)}, indent=2))
     print(f"wrote {path}")
     return 0
+
+
+def add_predict(tasks: argparse._SubParsersAction) -> None:
+    """``predict phase``: a fine-tuned phase model over whole videos."""
+    text = ("per-window phase probabilities (phases.csv), a ribbon timeline (ribbon.png, the "
+            "annotated phases under it with --annotations), phase durations and a report")
+    p = tasks.add_parser("phase", help=text, description=text + ". --online runs the causal "
+                         "model as if live and records what it showed at each window.")
+    p.add_argument("--checkpoint", type=Path, required=True,
+                   help="RUN/best of `endofm finetune phase`")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="VIDEO",
+                   help="video files, folders of videos or manifests")
+    p.add_argument("--output", type=Path, required=True)
+    p.add_argument("--online", action="store_true",
+                   help="run the causal model window by window, as live")
+    p.add_argument("--annotations", type=Path, default=None,
+                   help="a phase dataset whose annotations are drawn under the prediction")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="windows per backbone batch (default: as trained)")
+    p.set_defaults(func=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from endofm.cli.inference_args import report_errors
+    from endofm.inference.phase_predict import predict_phase
+
+    run = predict_phase(args.checkpoint, args.inputs, args.output, args.online,
+                        args.annotations, args.device, args.batch_size)
+    print(f"predict phase: {len(run['videos'])} videos, {len(run['errors'])} with errors; "
+          f"reports: {args.output / 'index.html'}")
+    return report_errors(run["errors"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from endofm.cli import phase as phase_cli
 from endofm.cli.inference_args import add_io_args, add_runtime_args, report_errors
 
 TASK_HELP = {
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                            help="windows in the moving average before the max (default 3)")
         add_runtime_args(t, batch_size=4)
         t.set_defaults(func=run_predict_command)
+    phase_cli.add_predict(tasks)
 
 
 def run_predict_command(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from endofm.config import recipe_names
 
 # The names of ``endofm.tasks.TASKS``, spelled out so that building the parser does not import
 # torch (a test checks they agree).
-TASK_NAMES = ("classification", "segmentation", "detection")
+TASK_NAMES = ("classification", "segmentation", "detection", "phase")
 # each task's ``data.format`` choices (besides auto), spelled out likewise
 DATA_FORMATS = {"classification": ("polypdiag", "manifest", "folders")}
 
@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     fsub = finetune.add_subparsers(dest="task", metavar="TASK", required=True)
     esub = evaluate_p.add_subparsers(dest="task", metavar="TASK", required=True)
     for name in TASK_NAMES:
+        if name == "phase":  # two stages, and prediction files to score: its own options
+            phase_cli.add_finetune(fsub)
+            phase_cli.add_evaluate(esub)
+            continue
         f = fsub.add_parser(name, help=f"fine-tune {name}")
         f.add_argument("--config", help=f"a recipe name ({', '.join(recipe_names(name))}; "
                                         "see `endofm configs`) or a YAML file")
@@ -59,7 +63,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "test split)")
         e.add_argument("overrides", nargs="*", metavar="key=value")
         e.set_defaults(func=run_evaluate)
-    phase_cli.add_evaluate(esub)
 
 
 def add_format_argument(parser: argparse.ArgumentParser, task: str) -> None:

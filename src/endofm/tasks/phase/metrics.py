@@ -238,4 +238,15 @@ def score_videos(videos: Sequence[tuple[str, np.ndarray, np.ndarray]], rate: flo
                           "std": "accuracy: over videos; precision/recall/jaccard: over "
                                  "phases (N-1)",
                           "f1": "TP/FP/FN summed over videos (MS-TCN)"}
-    return out
+    return json_safe(out)
+
+
+def json_safe(value: object) -> object:
+    """``value`` with every NaN float replaced by ``None`` (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value

@@ -1,0 +1,263 @@
+"""``endofm predict phase``: a fine-tuned phase model over whole videos, and the causal step
+API for live use.
+
+Per video, ``DIR/<video>/`` gets ``phases.csv`` (a row per window, ``features.rate`` per
+second: its start time, the probability of every phase, the decided phase, tool
+probabilities), ``ribbon.png`` (the predicted phases as a coloured timeline, the true ones
+under them when annotations are given), ``durations.csv`` (seconds per phase) and
+``report.html``; ``DIR/index.html`` links every video and ``DIR/run.json`` records the run.
+
+``--online`` runs the causal model as if live (:class:`PhaseStream`): row ``k`` is what it
+would have shown once window ``k`` had been seen, at ``shown_at_s`` (the window's end).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from endofm import __version__  # noqa: E402
+from endofm.data import VideoError  # noqa: E402
+from endofm.data.phase import PhaseDataset, read_phase_dataset  # noqa: E402
+from endofm.data.phase.labels import segments  # noqa: E402
+from endofm.inference.extract import collect_inputs  # noqa: E402
+from endofm.inference.phase import phase_encoder, saved_phase_config  # noqa: E402
+from endofm.inference.report import write_index, write_report  # noqa: E402
+from endofm.tasks.phase.model import PhaseTCN  # noqa: E402
+from endofm.tasks.phase.task import load_phase_model  # noqa: E402
+from endofm.utils.device import resolve_device  # noqa: E402
+from endofm.utils.figures import save_figure  # noqa: E402
+from endofm.utils.io import atomic_write_json, atomic_write_text  # noqa: E402
+
+
+def receptive_rows(model: PhaseTCN) -> int:
+    """Rows of the past a causal model's last output depends on (all stages chained)."""
+    per_stage = 2 ** (len(model.stages[0].layers) + 1) - 2
+    return len(model.stages) * per_stage + 1
+
+
+@dataclass
+class PhaseStep:
+    """What the live display shows after one more window: the phase, its index and every
+    phase's probability ``[P]`` (tool probabilities ``[K]`` or ``None``)."""
+
+    phase: str
+    index: int
+    probs: np.ndarray
+    tools: np.ndarray | None
+
+
+class PhaseStream:
+    """A causal phase model fed one window feature at a time (features so far → current
+    phase), for live use.
+
+    >>> stream = PhaseStream("runs/phase/best")
+    >>> for feature in features:            # [D] each: stream.encoder's windows, in order
+    ...     shown = stream.step(feature)    # PhaseStep(phase="CalotTriangleDissection", …)
+
+    ``encoder`` (:class:`~endofm.inference.encoder.VideoEncoder`) makes the features with the
+    settings the model was trained on (``rate`` windows per second). Only the last
+    :func:`receptive_rows` features are kept, so memory does not grow with the procedure.
+    """
+
+    def __init__(self, checkpoint: str | Path, device: str = "auto",
+                 model: PhaseTCN | None = None, meta: dict[str, Any] | None = None) -> None:
+        if model is None:
+            model, meta = load_phase_model(checkpoint)
+        if not model.causal:
+            raise ValueError(f"{checkpoint}: an offline model (model.causal=false) looks at "
+                             "future windows; train with model.causal=true for online use")
+        self.device = resolve_device(device)
+        self.model, self.meta = model.eval().to(self.device), meta
+        self.phases: list[str] = list(meta["phases"])
+        self.rate = float(meta["features"]["rate"])
+        self.keep = receptive_rows(model)
+        self.buffer: list[np.ndarray] = []
+        self._encoder = None
+
+    @property
+    def encoder(self):
+        """The feature extractor of the model's training settings (built on first use)."""
+        if self._encoder is None:
+            cfg = saved_phase_config(self.meta)
+            self._encoder = phase_encoder(cfg, cfg.features.backbone.pretrained)
+        return self._encoder
+
+    def reset(self) -> None:
+        """Start a new procedure."""
+        self.buffer = []
+
+    @torch.no_grad()
+    def step(self, feature: np.ndarray) -> PhaseStep:
+        """Add one window's feature ``[D]``; the phase the model shows now."""
+        self.buffer = [*self.buffer[-(self.keep - 1):], np.asarray(feature, np.float32)]
+        x = torch.from_numpy(np.stack(self.buffer)).to(self.device)
+        phases, tools = self.model.probabilities(x)
+        probs = phases[-1].cpu().numpy()
+        index = int(probs.argmax())
+        return PhaseStep(self.phases[index], index, probs,
+                         None if tools is None else tools[-1].cpu().numpy())
+
+
+def offline_probabilities(model: PhaseTCN, features: np.ndarray, device: torch.device
+                          ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The whole video at once: ``[T, P]`` phase and ``[T, K]`` tool probabilities."""
+    phases, tools = model.probabilities(torch.from_numpy(features).to(device))
+    return phases.cpu().numpy(), None if tools is None else tools.cpu().numpy()
+
+
+def online_probabilities(stream: PhaseStream, features: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Window by window as live: row ``k`` from the features ``0..k`` only."""
+    stream.reset()
+    steps = [stream.step(f) for f in features]
+    tools = None if steps[0].tools is None else np.stack([s.tools for s in steps])
+    return np.stack([s.probs for s in steps]), tools
+
+
+def ribbon_plot(rows: Sequence[tuple[str, np.ndarray]], phases: Sequence[str], rate: float,
+                path: Path, title: str) -> Path:
+    """Coloured timelines (one per ``(name, labels [T])`` row, top to bottom)."""
+    colours = plt.get_cmap("tab10" if len(phases) <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(11, 0.8 + 0.6 * len(rows)))
+    for r, (_, labels) in enumerate(rows):
+        for phase, start, end in segments(labels):
+            ax.broken_barh([(start / rate, (end - start) / rate)], (len(rows) - 1 - r, 0.8),
+                           color=colours(phase % colours.N))
+    ax.set_yticks([len(rows) - 1 - r + 0.4 for r in range(len(rows))])
+    ax.set_yticklabels([name for name, _ in rows])
+    ax.set_xlabel("time (s)")
+    ax.set_title(title)
+    shown = sorted({int(p) for _, labels in rows for p in np.unique(labels)})
+    handles = [matplotlib.patches.Patch(color=colours(p % colours.N), label=phases[p])
+               for p in shown]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(rows) < 2
+              else -0.25), ncol=min(4, len(handles)), fontsize=8, frameon=False)
+    return save_figure(fig, path, bbox_inches="tight")
+
+
+def csv_text(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+class PhasePredictRun:
+    """One ``predict phase`` run of a saved model over videos into ``output``."""
+
+    def __init__(self, checkpoint: str | Path, output: str | Path, online: bool = False,
+                 annotations: str | Path | None = None, device: str = "auto",
+                 batch_size: int | None = None) -> None:
+        self.checkpoint, self.output, self.online = Path(checkpoint), Path(output), online
+        self.model, self.meta = load_phase_model(checkpoint)
+        self.cfg = saved_phase_config(self.meta)
+        self.cfg.train.device = device
+        if batch_size:
+            self.cfg.features.batch_size = batch_size
+        self.device = resolve_device(device)
+        self.model.to(self.device)
+        self.phases = list(self.meta["phases"])
+        self.tools = list(self.meta["tools"])
+        self.stream = (PhaseStream(checkpoint, device, self.model, self.meta) if online
+                       else None)
+        self.truth: PhaseDataset | None = (
+            read_phase_dataset(annotations, need_videos=False, phases=tuple(self.phases))
+            if annotations else None)
+        self.encoder = phase_encoder(self.cfg, self.cfg.features.backbone.pretrained)
+
+    def true_labels(self, name: str, count: int) -> np.ndarray | None:
+        """The annotated phase at each row's start (``[count]``), when annotations are given
+        and hold ``name``."""
+        if self.truth is None:
+            return None
+        video = next((v for v in self.truth.videos if v.name == name), None)
+        if video is None:
+            return None
+        return video.phases.at(np.arange(count) / self.cfg.features.rate)
+
+    def video(self, path: Path, stem: str) -> dict[str, Any]:
+        """Predict one video; write its files; return its ``index.html`` row."""
+        features, windows = self.encoder.encode(path)
+        if self.stream is not None:
+            probs, tools = online_probabilities(self.stream, features)
+        else:
+            probs, tools = offline_probabilities(self.model, features, self.device)
+        decided = probs.argmax(1)
+        folder = self.output / stem
+        rate = self.cfg.features.rate
+        header = ["time_s", *(["shown_at_s"] if self.online else []),
+                  *[f"prob_{p}" for p in self.phases], "phase",
+                  *([f"tool_{t}" for t in self.tools] if tools is not None else [])]
+        rows = [[round(w.start_s, 3), *([round(w.end_s, 3)] if self.online else []),
+                 *[f"{v:.4f}" for v in probs[k]], self.phases[decided[k]],
+                 *([f"{v:.4f}" for v in tools[k]] if tools is not None else [])]
+                for k, w in enumerate(windows)]
+        atomic_write_text(csv_text(header, rows), folder / "phases.csv")
+        truth = self.true_labels(Path(stem).name, len(decided))
+        ribbon = [("predicted" + (" (online)" if self.online else ""), decided)]
+        ribbon += [("annotated", truth)] if truth is not None else []
+        ribbon_plot(ribbon, self.phases, rate, folder / "ribbon.png", stem)
+        durations = self.durations(decided, truth)
+        atomic_write_text(csv_text(list(durations[0]), [list(d.values()) for d in durations]),
+                          folder / "durations.csv")
+        summary = {"duration": f"{len(decided) / rate:.0f} s",
+                   "phases (in order)": " → ".join(self.phases[p] for p, _, _ in
+                                                   segments(decided))}
+        if truth is not None:
+            summary["accuracy vs annotation"] = f"{float((truth == decided).mean()):.3f}"
+        settings = {"checkpoint": str(self.checkpoint), "online": self.online,
+                    "rate (windows/s)": rate, "endofm": __version__}
+        write_report(folder / "report.html", f"{stem}: phases", summary,
+                     [("ribbon.png", "Phase timeline")], [],
+                     [("phases.csv", "per-window phase probabilities"),
+                      ("durations.csv", "phase durations")], settings)
+        return {"video": stem, "report": f"{stem}/report.html", **summary}
+
+    def durations(self, decided: np.ndarray, truth: np.ndarray | None) -> list[dict[str, Any]]:
+        rate = self.cfg.features.rate
+        pred = np.bincount(decided, minlength=len(self.phases)) / rate
+        true = (np.bincount(truth, minlength=len(self.phases)) / rate
+                if truth is not None else None)
+        return [{"phase": p, "predicted_s": round(float(pred[i]), 2),
+                 **({"annotated_s": round(float(true[i]), 2)} if true is not None else {})}
+                for i, p in enumerate(self.phases)]
+
+    def run(self, sources: Sequence[str | Path]) -> dict[str, Any]:
+        skipped: list[dict] = []
+        inputs = collect_inputs(sources, skipped)
+        rows, errors = [], list(skipped)
+        for v in inputs:
+            try:
+                rows.append(self.video(v.path, v.stem))
+            except VideoError as exc:
+                errors.append({"path": exc.path, "reason": exc.reason})
+        write_index(self.output / "index.html", "Phase recognition", rows,
+                    ["video", "duration", "phases (in order)",
+                     *(["accuracy vs annotation"] if self.truth is not None else [])])
+        run = {"endofm_version": __version__, "checkpoint": str(self.checkpoint),
+               "online": self.online, "videos": [r["video"] for r in rows], "errors": errors}
+        atomic_write_json(run, self.output / "run.json")
+        return run
+
+
+def predict_phase(checkpoint: str | Path, sources: Sequence[str | Path], output: str | Path,
+                  online: bool = False, annotations: str | Path | None = None,
+                  device: str = "auto", batch_size: int | None = None) -> dict[str, Any]:
+    """Predict the phases of every video named by ``sources`` into ``output`` (module
+    docstring); ``annotations``: a phase dataset whose videos' true phases are drawn under the
+    predicted ones."""
+    return PhasePredictRun(checkpoint, output, online, annotations, device,
+                           batch_size).run(sources)

@@ -1,0 +1,151 @@
+"""The ``phase`` task, stage 2: a temporal model over each whole video's window features.
+
+The features come from stage 1 (``endofm finetune phase`` extracts them with the backbone
+before training, into ``features.dir``). One training sample is one whole video; the loss is
+the cross-entropy of every stage plus the truncated smoothing term, and a tool-presence
+binary cross-entropy where the videos have tool annotations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from endofm.config import from_dict, to_dict
+from endofm.data.phase import CHOLEC80_PHASES, PhaseDataset, read_phase_dataset, split_videos
+from endofm.models.checkpoint import read_state_dir, save_state_dir
+from endofm.tasks.base import Task
+from endofm.tasks.phase.config import PhaseConfig, PhaseModelConfig, Validation
+from endofm.tasks.phase.data import FeatureSequences, PhaseItem, load_items
+from endofm.tasks.phase.evaluation import evaluate_items
+from endofm.tasks.phase.model import PhaseTCN, balanced_weights, phase_loss
+
+KIND = "phase_model"
+
+
+class PhaseTask(Task):
+    name = "phase"
+    config_class = PhaseConfig
+    selection_metric = "accuracy"
+    test_split = "test"
+
+    def __init__(self, cfg: PhaseConfig) -> None:
+        super().__init__(cfg)
+        self._dataset: PhaseDataset | None = None
+        self.class_weights: Tensor | None = None
+
+    # -- data -------------------------------------------------------------------------------
+    def dataset(self, root: str | Path) -> PhaseDataset:
+        if self._dataset is None or self._dataset.root != Path(root):
+            d = self.cfg.data
+            self._dataset = read_phase_dataset(root, d.layout, need_videos=True,
+                                               phases=tuple(d.phases))
+        return self._dataset
+
+    def read_items(self, root: str | Path, split: str) -> list[PhaseItem]:
+        """The videos of ``split`` with their features; ``train`` leaves out the dataset's
+        own validation videos when they are the selection set (:meth:`given_split`)."""
+        dataset = self.dataset(root)
+        part = "train_no_val" if split == "train" and self.standard_val(root) else split
+        names = set(split_videos(dataset.videos, dataset.layout).names(part))
+        videos = [v for v in dataset.videos if v.name in names]
+        if self.cfg.features.dir is None:
+            raise ValueError("features.dir is unset: the features are extracted by `endofm "
+                             "finetune phase` (stage 1) before the temporal model trains")
+        return load_items(videos, self.cfg.features.dir, self.cfg.features.rate,
+                          self.cfg.model.tools)
+
+    def standard_val(self, root: str | Path) -> bool:
+        """Whether the dataset's own validation videos select the kept epoch: under
+        ``protocol.selection=val`` with ``data.validation=standard``, when the split has
+        validation videos and training videos besides them."""
+        if (self.cfg.protocol.selection != "val"
+                or self.cfg.data.validation != Validation.standard):
+            return False
+        dataset = self.dataset(root)
+        split = split_videos(dataset.videos, dataset.layout)
+        return bool(split.val) and bool(split.names("train_no_val"))
+
+    def given_split(self, root: str | Path, split: str) -> list | None:
+        """The dataset's validation videos (Cholec80 33–40, AutoLaparo 11–14) as the
+        selection set, or ``None`` (the engine's carve-out)."""
+        return self.read_items(root, "val") if split == "val" and self.standard_val(root) \
+            else None
+
+    def train_dataset(self, items: Sequence[PhaseItem]) -> Dataset:
+        if self.cfg.loss.class_balanced:
+            self.class_weights = balanced_weights([torch.from_numpy(it.labels) for it in items],
+                                                  self.num_phases)
+        return FeatureSequences(items)
+
+    def collate(self, batch: list) -> list:
+        return list(batch)
+
+    # -- model ------------------------------------------------------------------------------
+    @property
+    def num_phases(self) -> int:
+        return len(self._dataset.phases) if self._dataset is not None else len(CHOLEC80_PHASES)
+
+    def build_model(self, pretrained: str | Path | None) -> nn.Module:
+        """The temporal model; ``pretrained`` is stage 1's business (the features)."""
+        if self._dataset is None:
+            raise RuntimeError("read the items before building the phase model")
+        features = np.load(next(Path(self.cfg.features.dir).glob("*.npy")), mmap_mode="r")
+        tools = len(self._dataset.tools) if self.cfg.model.tools else 0
+        return build_tcn(self.cfg.model, features.shape[1], self.num_phases, tools)
+
+    def loss(self, model: nn.Module, batch: list) -> Tensor:
+        """Mean over the batch's videos of :func:`phase_loss` + ``loss.tool_weight`` × BCE."""
+        cfg = self.cfg.loss
+        total = []
+        for features, labels, tools in batch:
+            logits, tool_logits = model(features.t().unsqueeze(0))
+            weight = None if self.class_weights is None else self.class_weights.to(labels.device)
+            loss = phase_loss(logits, labels, cfg.smooth_weight, cfg.smooth_clamp, weight)
+            if tool_logits is not None and tools.shape[1]:
+                loss = loss + cfg.tool_weight * F.binary_cross_entropy_with_logits(
+                    tool_logits[0].t(), tools)
+            total.append(loss)
+        return torch.stack(total).mean()
+
+    def evaluate(self, model: nn.Module, items: Sequence[PhaseItem], device: torch.device,
+                 precision: str, out_dir: Path | None = None) -> dict[str, Any]:
+        dataset = self._dataset
+        return evaluate_items(model, items, device, dataset.phases, dataset.tools,
+                              self.cfg.eval.relaxed, out_dir)
+
+    # -- saving -----------------------------------------------------------------------------
+    def save_model(self, model: nn.Module, out_dir: Path) -> Path:
+        model = getattr(model, "module", model)
+        dataset = self._dataset
+        meta = {"kind": KIND, "format": "endofm", "in_dim": model.in_dim,
+                "num_phases": model.num_phases, "phases": list(dataset.phases),
+                "tools": list(dataset.tools) if model.tools is not None else [],
+                "model": to_dict(self.cfg.model), "features": to_dict(self.cfg.features),
+                "layout": dataset.layout}
+        return save_state_dir(model.state_dict(), meta, out_dir)
+
+    def load_model(self, path: str | Path) -> nn.Module:
+        return load_phase_model(path)[0]
+
+
+def build_tcn(cfg: PhaseModelConfig, in_dim: int, num_phases: int, num_tools: int) -> PhaseTCN:
+    """The temporal model of ``model`` settings (see :class:`PhaseTCN`)."""
+    return PhaseTCN(in_dim, num_phases, cfg.stages, cfg.layers, cfg.channels, cfg.causal,
+                    cfg.dropout, num_tools)
+
+
+def load_phase_model(path: str | Path) -> tuple[PhaseTCN, dict[str, Any]]:
+    """A saved temporal model (eval mode, CPU) and its ``config.json``."""
+    meta, tensors = read_state_dir(path, KIND)
+    cfg = from_dict(PhaseModelConfig, meta["model"])
+    model = build_tcn(cfg, meta["in_dim"], meta["num_phases"], len(meta["tools"]))
+    model.load_state_dict(tensors)
+    return model.eval(), meta
