@@ -15,7 +15,7 @@ MAX_ERRORS_SHOWN = 20
 # ``endofm.data.synth_render.STYLES``, spelled out so that building the parser does not import
 # the data modules (tests check they agree).
 FORMATS = ("videos", "polypdiag", "cvc", "kumc", "cholec80", "autolaparo", "segments",
-           "manifest", "folders")
+           "manifest", "folders", "image_masks")
 SCALES = ("bench", "demo", "small", "tiny")
 STYLES = ("nbi", "white_light")
 
@@ -48,6 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="the dataset folder (or a manifest file)")
     inspect.add_argument("--format", dest="fmt", choices=("auto", *FORMATS), default="auto")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.add_argument("--classes-file", type=Path, default=None,
+                         help="own formats: the classes file (default DIR/classes.yaml)")
+    inspect.add_argument("--mask-suffix", default="_mask",
+                         help="image_masks: masks are <frame stem><suffix>.<ext> (default "
+                              "_mask)")
+    inspect.add_argument("--ignore-index", type=int, default=None,
+                         help="image_masks: a mask value that is neither class nor error")
     inspect.set_defaults(func=run_inspect)
 
     data_pretrain.add_commands(data_sub)
@@ -74,9 +81,18 @@ def format_summary(summary: dict[str, Any]) -> str:
         if "label_counts" in part and "classes" in summary:
             counts = ", ".join(f"{k}: {v}" for k, v in part["label_counts"].items())
             lines.append(f"  {name + ':':17s} {part['num_videos']} videos ({counts})")
+        elif "num_frames" in part:
+            lines.append(f"  {name + ':':17s} {part['num_videos']} videos, "
+                         f"{part['num_frames']} frames")
     if "frames_per_video" in summary:
         f = summary["frames_per_video"]
         lines.append(f"  frames/video:     {f['min']}-{f['max']} (median {f['median']:g})")
+    values = summary.get("mask_values")
+    if values:
+        lines.append(f"  mask values:      {values['encoding']}; seen "
+                     f"{', '.join(values['seen']) or '(lossy masks)'}")
+        for value, files in values["undeclared"].items():
+            lines.append(f"    undeclared {value}: {', '.join(files)}")
     if summary["num_masks"]:
         lines.append(f"  masks:            {summary['num_masks']}")
     if summary["num_boxes"]:
@@ -108,8 +124,11 @@ def format_phases(summary: dict[str, Any]) -> list[str]:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from endofm.data.formats import FormatOptions
     from endofm.data.inspect import inspect_dataset
 
-    summary = inspect_dataset(args.root, args.fmt)
+    options = FormatOptions(None if args.classes_file is None else str(args.classes_file),
+                            mask_suffix=args.mask_suffix, ignore_index=args.ignore_index)
+    summary = inspect_dataset(args.root, args.fmt, options)
     print(json.dumps(summary) if args.json else format_summary(summary))
     return 0

@@ -13,7 +13,8 @@ from endofm.config import recipe_names
 # torch (a test checks they agree).
 TASK_NAMES = ("classification", "segmentation", "detection", "phase")
 # each task's ``data.format`` choices (besides auto), spelled out likewise
-DATA_FORMATS = {"classification": ("polypdiag", "manifest", "folders")}
+DATA_FORMATS = {"classification": ("polypdiag", "manifest", "folders"),
+                "segmentation": ("cvc", "image_masks")}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

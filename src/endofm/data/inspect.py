@@ -30,16 +30,19 @@ from PIL import Image
 from endofm.data.datasets.cvc import image_dirs, read_ranges
 from endofm.data.datasets.kumc import CLASSES, IMAGE_SUFFIXES, read_frame
 from endofm.data.datasets.polypdiag import read_polypdiag
+from endofm.data.formats import FormatOptions
+from endofm.data.formats.image_masks import is_tree_layout
 from endofm.data.formats.labelled_manifest import is_manifest
 from endofm.data.images import natural_key
-from endofm.data.inspect_labelled import inspect_classification
+from endofm.data.inspect_labelled import inspect_classification, inspect_masks
 from endofm.data.manifest import scan_videos, unsupported_files
 from endofm.data.video import VideoError, open_video
 from endofm.utils.progress import progress
 
 PHASE_FORMATS = ("cholec80", "autolaparo", "segments")  # endofm.data.phase.LAYOUTS
 LABELLED = ("manifest", "folders")  # endofm.data.formats (classification)
-FORMATS = ("videos", "polypdiag", "cvc", "kumc", *PHASE_FORMATS, *LABELLED)
+OWN_FORMATS = (*LABELLED, "image_masks")
+FORMATS = ("videos", "polypdiag", "cvc", "kumc", *PHASE_FORMATS, *OWN_FORMATS)
 KUMC_SPLITS = ("train", "val", "test")
 CLASS_NAMES = {index: name for name, index in CLASSES.items()}
 
@@ -262,10 +265,12 @@ def inspect_phase(root: Path, fmt: str) -> dict[str, Any]:
     return inspect_phase_dataset(root, fmt)
 
 
-def inspect_dataset(root: str | Path, fmt: str = "auto") -> dict[str, Any]:
+def inspect_dataset(root: str | Path, fmt: str = "auto",
+                    options: FormatOptions | None = None) -> dict[str, Any]:
     """Summary of the dataset at ``root`` (see the module docstring for every count).
 
-    ``fmt`` is ``auto`` (detected from the layout) or one of :data:`FORMATS`. Raises
+    ``fmt`` is ``auto`` (detected from the layout) or one of :data:`FORMATS`; ``options``: the
+    own formats' reader settings (classes file, mask suffix, ignored value). Raises
     ``FileNotFoundError``/``ValueError`` when ``root`` is not a dataset of that format; broken
     items inside a dataset are listed in ``errors`` instead.
     """
@@ -274,8 +279,12 @@ def inspect_dataset(root: str | Path, fmt: str = "auto") -> dict[str, Any]:
         raise FileNotFoundError(f"{root}: dataset not found")
     if fmt == "auto" and is_manifest(root):
         fmt = "manifest"
+    if fmt == "auto" and is_tree_layout(root):
+        fmt = "image_masks"
     if fmt in LABELLED:
-        return inspect_classification(root, fmt, _summary(fmt, root))
+        return inspect_classification(root, fmt, _summary(fmt, root), options)
+    if fmt == "image_masks":
+        return inspect_masks(root, _summary(fmt, root), options or FormatOptions())
     if fmt in PHASE_FORMATS or (fmt == "auto" and phase_layout(root)):
         return inspect_phase(root, fmt)
     if not root.is_dir():

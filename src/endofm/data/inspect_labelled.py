@@ -1,5 +1,11 @@
 """``endofm data inspect`` for the own-data formats (:mod:`endofm.data.formats`).
 
+``image_masks`` (:func:`inspect_masks`): per split the sequences and frames, frames per
+sequence, frames holding each class (``label_counts``), and ``mask_values``: the values
+declared, the values seen in the (lossless) masks and the undeclared ones with the files
+holding them; a frame without a mask, a mask without a frame, sizes that differ and files that
+do not decode are errors.
+
 Besides the common counts (``num_videos``, ``num_frames``, ``label_counts`` per class name,
 ``errors``), a labelled dataset's summary has ``classes`` (``[{"index", "id", "name"}]``),
 ``splits`` (per split the data gives — ``train``/``val``/``test``, or ``unassigned`` for items
@@ -16,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from endofm.data.datasets.records import DatasetError, VideoItem
-from endofm.data.formats import FormatOptions, LabelledData, read_format
+from endofm.data.formats import FormatOptions, LabelledData, MaskCodec, read_format
+from endofm.data.formats.masks import IGNORE, LOSSY_SUFFIXES
 from endofm.data.video import VideoError, open_video
 from endofm.utils.progress import progress
 
@@ -82,4 +90,83 @@ def inspect_classification(root: Path, fmt: str, summary: dict[str, Any],
         splits={s: {"num_videos": len(p["videos"]), "num_items": p["items"],
                     "label_counts": {n: p["label_counts"][n] for n in data.classes.names}}
                 for s, p in sorted(splits.items())})
+    return summary
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(W, H)`` after decoding the whole image (``OSError`` if it does not)."""
+    with Image.open(path) as image:
+        image.load()
+        return image.size
+
+
+def check_pair(frame: Path, mask: Path, codec: MaskCodec, seen: dict, errors: list
+               ) -> set[int] | None:
+    """The class indices present in a frame's mask, after checking that both decode, that
+    their sizes agree and that every mask value is declared; ``None`` after reporting."""
+    try:
+        size = image_size(frame)
+    except OSError as exc:
+        errors.append({"path": str(frame), "reason": f"unreadable frame ({exc})"})
+        return None
+    lossless = mask.suffix.lower() not in LOSSY_SUFFIXES
+    try:
+        if lossless:
+            for value in codec.values_seen(mask):
+                seen.setdefault(value, []).append(str(mask))
+        decoded = codec.decode(mask)
+    except DatasetError as exc:
+        errors.append({"path": exc.path, "reason": exc.reason})
+        return None
+    if decoded.shape[::-1] != size:
+        errors.append({"path": str(mask), "reason": f"mask size {decoded.shape[1]}x"
+                       f"{decoded.shape[0]} (WxH) differs from its frame {frame} "
+                       f"({size[0]}x{size[1]})"})
+        return None
+    return {int(c) for c in np.unique(decoded) if c != IGNORE}
+
+
+def inspect_masks(root: Path, summary: dict[str, Any], options: FormatOptions) -> dict[str, Any]:
+    """Counts of an ``image_masks`` dataset: every frame and mask decoded once.
+
+    ``label_counts``: frames whose mask holds each class; ``mask_values``: ``declared``
+    (``{name: value}``), ``seen`` (``{value: masks holding it}``, lossless masks) and
+    ``undeclared`` (``{value: [up to 5 masks]}``)."""
+    errors: list[dict[str, str]] = summary["errors"]
+    try:
+        data = read_format("image_masks", root, options, errors)
+    except DatasetError as exc:
+        errors.append({"path": exc.path, "reason": exc.reason})
+        return summary
+    codec: MaskCodec = data.masks
+    names = data.classes.names
+    seen: dict[Any, list[str]] = {}
+    labels: Counter[str] = Counter()
+    splits: dict[str, Counter] = {}
+    lengths = []
+    for seq, tag in progress(list(zip(data.plan.items, data.plan.tags, strict=True)),
+                             desc="inspect", unit="sequence"):
+        good = 0
+        for frame, mask in zip(seq.frames, seq.masks, strict=True):
+            present = check_pair(frame, mask, codec, seen, errors)
+            if present is not None:
+                good += 1
+                labels.update(names[c] for c in present)
+        lengths.append(good)
+        part = splits.setdefault(tag or UNASSIGNED, Counter())
+        part.update(num_videos=int(good > 0), num_frames=good)
+    declared = set(codec.classes.values or ()) if codec.encoding != "binary" else None
+    summary.update(
+        num_videos=sum(n > 0 for n in lengths), num_frames=sum(lengths),
+        num_masks=sum(lengths), label_counts={n: labels[n] for n in names},
+        classes=data.classes.to_json(), frames_per_video=frame_stats(lengths),
+        splits={s: dict(c) for s, c in sorted(splits.items())},
+        mask_values={
+            "encoding": codec.encoding,
+            "declared": {n: list(v) if isinstance(v, tuple) else v
+                         for n, v in zip(names, codec.classes.values or (), strict=True)},
+            "seen": {str(v): len(f) for v, f in sorted(seen.items())},
+            "undeclared": {} if declared is None else
+            {str(v): f[:5] for v, f in sorted(seen.items())
+             if v not in declared and v != codec.ignore_value}})
     return summary

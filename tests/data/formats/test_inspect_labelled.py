@@ -47,3 +47,35 @@ def test_folders_inspect_names_stray_files(tmp_path):
     assert summary["splits"]["test"]["label_counts"] == {"clipper": 1, "hook": 0}
     assert summary["errors"] == [{"path": str(tmp_path / "test" / "clipper" / "readme.txt"),
                                   "reason": "not a video file, image or frame folder"}]
+
+
+def test_image_masks_inspect_lists_values_seen_against_declared(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    clip = tmp_path / "video01"
+    clip.mkdir()
+    for n, values in ((1, (50, 11)), (2, (50, 77)), (3, (50,))):
+        Image.new("RGB", (8, 6)).save(clip / f"frame_{n}_endo.png")
+        mask = np.full((6, 8), values[0], np.uint8)
+        mask[3:] = values[-1]
+        Image.fromarray(mask).save(clip / f"frame_{n}_endo_watershed_mask.png")
+        Image.new("RGB", (8, 6)).save(clip / f"frame_{n}_endo_color_mask.png")
+    Image.new("RGB", (8, 6)).save(clip / "frame_4_endo.png")  # no mask
+    Image.new("RGB", (8, 6)).save(clip / "frame_5_endo.png")
+    Image.new("L", (4, 4)).save(clip / "frame_5_endo_watershed_mask.png")  # wrong size
+    (tmp_path / "classes.yaml").write_text("Black Background: 50\nAbdominal Wall: 11\n")
+    assert main(["data", "inspect", str(tmp_path), "--format", "image_masks",
+                 "--mask-suffix", "_watershed_mask", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["num_videos"] == 1 and summary["num_frames"] == 2
+    assert summary["label_counts"] == {"Black Background": 2, "Abdominal Wall": 1}
+    values = summary["mask_values"]
+    assert values["seen"] == {"0": 1, "11": 1, "50": 3, "77": 1}
+    assert values["undeclared"] == {"0": [str(clip / "frame_5_endo_watershed_mask.png")],
+                                    "77": [str(clip / "frame_2_endo_watershed_mask.png")]}
+    reasons = {e["path"]: e["reason"] for e in summary["errors"]}
+    assert "no mask frame_4_endo_watershed_mask.*" in reasons[str(clip / "frame_4_endo.png")]
+    assert "mask values [77] are not declared" in reasons[
+        str(clip / "frame_2_endo_watershed_mask.png")]
+    assert len(summary["errors"]) == 3

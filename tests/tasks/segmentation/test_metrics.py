@@ -70,3 +70,21 @@ def test_hd95_ignores_the_farthest_five_percent():
     moved[0, :2] = False
     moved[1, :2] = True
     assert hd95(moved, line) == pytest.approx(0.05)
+
+
+def test_per_class_dice_iou_over_foreground_classes_by_hand():
+    from endofm.tasks.segmentation.metrics import confusion, per_class_scores
+
+    gt = np.array([[0, 0, 1, 1], [2, 2, 2, 255]])  # 255: ignored
+    pred = np.array([[0, 1, 1, 1], [2, 2, 0, 1]])
+    counts = confusion(pred, gt, 3)
+    assert counts.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 2]]
+    scores = per_class_scores(counts, ["bg", "tool", "organ"], background=0)
+    # tool: TP 2, FP 1, FN 0 → Dice 4/5, IoU 2/3; organ: TP 2, FP 0, FN 1 → Dice 4/5, IoU 2/3
+    assert scores["per_class"]["tool"] == {"dice": pytest.approx(0.8),
+                                           "iou": pytest.approx(2 / 3), "pixels": 2}
+    assert scores["per_class"]["organ"]["dice"] == pytest.approx(0.8)
+    assert scores["dice_mean"] == pytest.approx(0.8)  # background left out of the mean
+    assert scores["per_class"]["bg"]["dice"] == pytest.approx(2 / 4)
+    absent = per_class_scores(confusion(pred * 0, gt * 0, 3), ["bg", "tool", "organ"], 0)
+    assert absent["per_class"]["tool"]["dice"] is None and absent["dice_mean"] is None

@@ -5,8 +5,7 @@ LabelledData`` (the items with their splits and the :class:`ClassSet`):
 
 - ``manifest`` (classification): a CSV/JSONL of ``path,label[,start,end,split]``;
 - ``folders`` (classification): ``DIR/[split/]<class>/<video>``;
-- ``image_masks`` (segmentation): ``images/`` + ``masks/`` trees or masks beside the frames;
-- ``coco`` (detection, segmentation): COCO instances files, COCO-VID included.
+- ``image_masks`` (segmentation): ``images/`` + ``masks/`` trees or masks beside the frames.
 
 :func:`select_items` returns one split of them (splits: :mod:`endofm.data.formats.splits`),
 :func:`detect_format` names the format of a folder.
@@ -20,7 +19,9 @@ from pathlib import Path
 
 from endofm.data.formats.classes import ClassSet
 from endofm.data.formats.folders import read_folders
+from endofm.data.formats.image_masks import read_image_masks
 from endofm.data.formats.labelled_manifest import SUFFIXES, find_manifest, read_labelled_manifest
+from endofm.data.formats.masks import MaskCodec
 from endofm.data.formats.records import LabelledData
 from endofm.data.formats.splits import SPLITS, SplitPlan
 
@@ -34,6 +35,9 @@ class FormatOptions:
     classes_file: str | None = None
     num_classes: int | None = None
     known_classes: ClassSet | None = None
+    mask_suffix: str = "_mask"
+    ignore_index: int | None = None
+    known_masks: MaskCodec | None = None  # a trained segmenter's mask classes
 
 
 def _manifest(root: Path, options: FormatOptions, errors: list | None) -> LabelledData:
@@ -45,11 +49,17 @@ def _folders(root: Path, options: FormatOptions, errors: list | None) -> Labelle
     return read_folders(root, options.classes_file, errors, options.known_classes)
 
 
+def _image_masks(root: Path, options: FormatOptions, errors: list | None) -> LabelledData:
+    return read_image_masks(root, options.classes_file, options.mask_suffix,
+                            options.ignore_index, errors, options.known_masks)
+
+
 Reader = Callable[[Path, FormatOptions, "list | None"], LabelledData]
 # format name → (the tasks it serves, its reader)
 READERS: dict[str, tuple[tuple[str, ...], Reader]] = {
     "manifest": (("classification",), _manifest),
     "folders": (("classification",), _folders),
+    "image_masks": (("segmentation",), _image_masks),
 }
 OWN_FORMATS = tuple(READERS)
 
@@ -64,8 +74,9 @@ def read_format(fmt: str, root: str | Path, options: FormatOptions,
 
 def select_items(data: LabelledData, split: str, test_fraction: float, seed: int) -> list:
     """The items of ``split`` (``train``/``val``/``test``); see :meth:`SplitPlan.select`.
-    Single-label data carves its test split stratified by class."""
-    label = None if data.multi_label else (lambda it: it.label)
+    Single-label classification data carves its test split stratified by class."""
+    labelled = bool(data.plan.items) and hasattr(data.plan.items[0], "label")
+    label = (lambda it: it.label) if labelled and not data.multi_label else None
     return data.plan.select(split, test_fraction, seed, label)
 
 
@@ -93,6 +104,7 @@ __all__ = [
     "ClassSet",
     "FormatOptions",
     "LabelledData",
+    "MaskCodec",
     "SplitPlan",
     "detect_classification_format",
     "read_format",

@@ -1,12 +1,15 @@
 """CVC-12k sequences as torch datasets: training windows with the release's augmentation, and
 whole sequences (resized frames, original-size masks) for evaluation.
 
-Records come from ``endofm.data.read_cvc`` (``Sequence(name, frames, masks)``). Masks are
-stored with 255 = polyp; any value above 127 counts as polyp.
+Records come from ``endofm.data.read_cvc`` or the ``image_masks`` format
+(``Sequence(name, frames, masks)``). CVC's masks are stored with 255 = polyp (any value above
+127 counts as polyp); other masks decode through the dataset's
+:class:`endofm.data.formats.MaskCodec` (``decode``) to class indices.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +30,21 @@ def read_mask(path: Path) -> np.ndarray:
     return (read_image(path, "L") > 127).astype(np.uint8)
 
 
-def load_sequence(frames: SequenceABC[Path], masks: SequenceABC[Path]
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames ``uint8 [L, 3, H, W]`` and masks ``uint8 [L, H, W]`` of one sequence."""
-    imgs = np.stack([read_image(p) for p in frames])
-    gts = np.stack([read_mask(p) for p in masks])
-    if imgs.shape[1:3] != gts.shape[1:]:
-        raise ValueError(f"{masks[0]}: mask size {gts.shape[1:]} differs from frame size "
-                         f"{imgs.shape[1:3]}")
-    return torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(gts)
+MaskDecoder = Callable[[Path], np.ndarray]  # a mask file → class indices uint8 [H, W]
+
+
+def load_sequence(frames: SequenceABC[Path], masks: SequenceABC[Path],
+                  decode: MaskDecoder = read_mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames ``uint8 [L, 3, H, W]`` and masks ``uint8 [L, H, W]`` (class indices, by
+    ``decode``; default: CVC's binary masks) of one sequence."""
+    imgs = [read_image(p) for p in frames]
+    gts = [decode(p) for p in masks]
+    for frame, image, mask, gt in zip(frames, imgs, masks, gts, strict=True):
+        if image.shape[:2] != gt.shape or image.shape[:2] != imgs[0].shape[:2]:
+            raise ValueError(f"{mask}: mask size {gt.shape} differs from its frame {frame} "
+                             f"{image.shape[:2]}, or the sequence's frames differ in size")
+    return (torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous(),
+            torch.from_numpy(np.stack(gts)))
 
 
 NORMALISATIONS = ("imagenet", "release")
@@ -114,13 +123,13 @@ class SegmentationWindows(Dataset):
     def __init__(self, sequences: SequenceABC, num_frames: int, stride: int, size: int,
                  augment: bool = True, margin: int = 32, rotation: float = 5.0,
                  whole_sequence: bool = False, per_frame: bool = False,
-                 normalise: str = "imagenet") -> None:
+                 normalise: str = "imagenet", decode: MaskDecoder = read_mask) -> None:
         if not sequences:
             raise ValueError("no sequences to train on")
         check_normalisation(normalise)
         self.sequences = list(sequences)
         self.num_frames, self.whole_sequence = num_frames, whole_sequence
-        self.per_frame, self.normalise = per_frame, normalise
+        self.per_frame, self.normalise, self.decode = per_frame, normalise, decode
         self.transform = (train_transform(size, margin, rotation) if augment
                           else eval_transform(size))
         self.windows = [Window(i, s) for i, seq in enumerate(self.sequences)
@@ -135,7 +144,8 @@ class SegmentationWindows(Dataset):
         seq = self.sequences[win.sequence]
         length = len(seq.frames) if self.whole_sequence else self.num_frames
         idx = window_indices(win.start, length, len(seq.frames))
-        frames, masks = load_sequence([seq.frames[i] for i in idx], [seq.masks[i] for i in idx])
+        frames, masks = load_sequence([seq.frames[i] for i in idx], [seq.masks[i] for i in idx],
+                                      self.decode)
         video, mask = self.augment(read_input(frames, self.normalise), masks)
         return to_model_input(video, self.normalise), mask.long()
 
@@ -156,17 +166,18 @@ class SegmentationSequences(Dataset):
     (original size))``.
     """
 
-    def __init__(self, sequences: SequenceABC, size: int, normalise: str = "imagenet") -> None:
+    def __init__(self, sequences: SequenceABC, size: int, normalise: str = "imagenet",
+                 decode: MaskDecoder = read_mask) -> None:
         check_normalisation(normalise)
         self.sequences = list(sequences)
         self.resize = eval_transform(size)
-        self.normalise = normalise
+        self.normalise, self.decode = normalise, decode
 
     def __len__(self) -> int:
         return len(self.sequences)
 
     def __getitem__(self, index: int) -> tuple[str, torch.Tensor, torch.Tensor]:
         seq = self.sequences[index]
-        frames, masks = load_sequence(seq.frames, seq.masks)
+        frames, masks = load_sequence(seq.frames, seq.masks, self.decode)
         frames = self.resize(read_input(frames, self.normalise))
         return seq.name, to_model_input(frames, self.normalise), masks

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from endofm.data.formats.masks import IGNORE
+
 DICE_DENOMINATORS = ("sum", "squares")
 
 
@@ -15,14 +17,17 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5
     ``(2Σpg + eps) / (Σp + Σg + eps)``, or ``/ (Σp² + Σg² + eps)`` for
     ``denominator="squares"`` (the release's ``DiceLoss``).
 
-    ``logits [B, C, ...]`` float, ``target [B, ...]`` int64 class indices.
+    ``logits [B, C, ...]`` float, ``target [B, ...]`` int64 class indices; pixels of
+    :data:`~endofm.data.formats.masks.IGNORE` (``data.ignore_index``) count nowhere.
     """
     if denominator not in DICE_DENOMINATORS:
         raise ValueError(f"dice denominator must be one of {DICE_DENOMINATORS}, "
                          f"got {denominator!r}")
     num_classes = logits.shape[1]
-    probs = logits.float().softmax(dim=1)
-    onehot = F.one_hot(target, num_classes).movedim(-1, 1).to(probs.dtype)
+    valid = (target != IGNORE).unsqueeze(1)
+    probs = logits.float().softmax(dim=1) * valid
+    onehot = F.one_hot(target.where(valid[:, 0], 0), num_classes).movedim(-1, 1)
+    onehot = onehot.to(probs.dtype) * valid
     dims = (0, *range(2, probs.dim()))
     inter = (probs * onehot).sum(dims)
     power = 2 if denominator == "squares" else 1
@@ -41,6 +46,6 @@ class CEDiceLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``logits [B, C, T, H, W]``, ``target [B, T, H, W]`` int64 → scalar loss."""
-        ce = F.cross_entropy(logits.float(), target)
+        ce = F.cross_entropy(logits.float(), target, ignore_index=IGNORE)
         dice = soft_dice_loss(logits, target, denominator=self.dice_denominator)
         return self.ce_weight * ce + self.dice_weight * dice

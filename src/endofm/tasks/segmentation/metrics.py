@@ -93,3 +93,40 @@ def summarize(per_sequence: dict[str, dict[str, float]]) -> dict[str, float]:
         raise ValueError("no sequences were evaluated")
     keys = next(iter(per_sequence.values())).keys()
     return {k: float(np.mean([m[k] for m in per_sequence.values()])) for k in keys}
+
+
+def confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
+    """``int64 [C, C]`` pixel counts (rows: ground truth, columns: prediction) of class-index
+    arrays of equal shape; ground-truth pixels outside ``[0, C)`` (ignored) are not counted."""
+    pred, gt = np.asarray(pred).ravel(), np.asarray(gt).ravel()
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from ground truth {gt.shape}")
+    keep = gt < num_classes
+    flat = gt[keep].astype(np.int64) * num_classes + pred[keep].astype(np.int64)
+    return np.bincount(flat, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def per_class_scores(counts: np.ndarray, names: list[str], background: int | None
+                     ) -> dict:
+    """Dice and IoU per class of a pixel confusion matrix ``[C, C]`` (all pixels of a split
+    together) and their means over the foreground classes (every class but ``background``)
+    that occur in the ground truth or the prediction (a class in neither has no score:
+    ``None``).
+
+    Returns ``{"dice_mean", "iou_mean", "per_class": {name: {"dice", "iou", "pixels"}}}``
+    (``pixels``: ground-truth pixels of the class).
+    """
+    tp = np.diag(counts).astype(np.float64)
+    fp, fn = counts.sum(0) - tp, counts.sum(1) - tp
+    per_class, dices, ious = {}, [], []
+    for c, name in enumerate(names):
+        union = tp[c] + fp[c] + fn[c]
+        scores = {"dice": None, "iou": None, "pixels": int(counts[c].sum())}
+        if union > 0:
+            scores["dice"], scores["iou"] = 2 * tp[c] / (union + tp[c]), tp[c] / union
+            if c != background:
+                dices.append(scores["dice"])
+                ious.append(scores["iou"])
+        per_class[name] = scores
+    return {"dice_mean": float(np.mean(dices)) if dices else None,
+            "iou_mean": float(np.mean(ious)) if ious else None, "per_class": per_class}

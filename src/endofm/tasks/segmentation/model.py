@@ -221,7 +221,7 @@ class SegmentationModelConfig:
 
     variant: SegmenterVariant = SegmenterVariant.hybrid
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    num_classes: int = 2
+    num_classes: int | None = None  # None: sized from the data (CVC: 2)
     stem_width: int = 64
     stem_layers: list[int] = field(default_factory=lambda: [3, 4, 9])
     stem_channels: list[int] = field(default_factory=lambda: [256, 512, 1024])
@@ -232,15 +232,24 @@ class SegmentationModelConfig:
     time_embed: bool = True  # false: no temporal table added (the release's hybrid segmenter)
 
 
-def build_segmenter(cfg: SegmentationModelConfig, backbone: nn.Module, img_size: int
-                    ) -> nn.Module:
-    """Wrap ``backbone`` into the ``cfg.variant`` segmenter."""
+def build_segmenter(cfg: SegmentationModelConfig, backbone: nn.Module, img_size: int,
+                    num_classes: int | None = None) -> nn.Module:
+    """Wrap ``backbone`` into the ``cfg.variant`` segmenter with ``num_classes`` outputs
+    (default: ``cfg.num_classes``, else 2).
+
+    Args:
+        cfg: the ``model`` section.
+        backbone: the Endo-FM backbone.
+        img_size: the input side in pixels.
+        num_classes: the number of classes the data has (background included).
+    """
+    num_classes = num_classes or cfg.num_classes or 2
     if cfg.variant == "hybrid":
-        return HybridSegmenter(backbone, cfg.num_classes, img_size, cfg.stem_width,
+        return HybridSegmenter(backbone, num_classes, img_size, cfg.stem_width,
                                cfg.stem_layers, cfg.stem_channels, cfg.gn_groups,
                                cfg.decoder_hidden, cfg.decoder_channels, cfg.time_embed)
     if cfg.variant == "vit":
         if not cfg.time_embed:
             raise ValueError("model.time_embed=false needs model.variant=hybrid")
-        return ViTSegmenter(backbone, cfg.num_classes, cfg.vit_layers, cfg.decoder_channels)
+        return ViTSegmenter(backbone, num_classes, cfg.vit_layers, cfg.decoder_channels)
     raise ValueError(f"unknown segmentation model variant {cfg.variant!r}; use 'hybrid' or 'vit'")

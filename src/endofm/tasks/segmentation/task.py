@@ -1,4 +1,6 @@
-"""The ``segmentation`` task: CVC-12k windows, CE + Dice loss, whole-sequence evaluation."""
+"""The ``segmentation`` task: CVC-12k or your own frames and masks (``data.format``:
+``image_masks``, any number of named classes), windows of neighbouring frames, CE + Dice loss,
+whole-sequence evaluation with per-class Dice and IoU."""
 
 from __future__ import annotations
 
@@ -14,11 +16,14 @@ from torch import nn
 
 from endofm.config import to_dict
 from endofm.data import CvcSequence, read_cvc
+from endofm.data.datasets.cvc import image_dirs
+from endofm.data.formats import ClassSet, FormatOptions, LabelledData, MaskCodec, read_format
+from endofm.data.formats.masks import background_index
 from endofm.models import backbone_config, create_backbone, create_model
 from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
 from endofm.tasks.base import EngineConfig, Task, saved_model_settings
-from endofm.tasks.segmentation.data import SegmentationWindows
-from endofm.tasks.segmentation.evaluation import evaluate_sequences
+from endofm.tasks.segmentation.data import MaskDecoder, SegmentationWindows, read_mask
+from endofm.tasks.segmentation.evaluation import CVC_CLASSES, evaluate_sequences
 from endofm.tasks.segmentation.loss import CEDiceLoss
 from endofm.tasks.segmentation.model import (
     SegmentationModelConfig,
@@ -45,6 +50,11 @@ class SegmentationDataConfig:
     is the release's leaky split (it warns); ``"leakfree"`` drops the test sequences from it.
     """
 
+    # auto | cvc | image_masks (your own frames and masks, endofm.data.formats)
+    format: str = "auto"
+    classes_file: str | None = None  # image_masks: default DIR/classes.yaml; none: binary
+    mask_suffix: str = "_mask"  # image_masks: masks named <frame stem><suffix>.<ext>
+    ignore_index: int | None = None  # image_masks: a mask value no loss or metric counts
     protocol: CvcProtocol = CvcProtocol.files
     split_dir: str | None = None
     img_size: int = 224
@@ -100,15 +110,36 @@ def read_sequences(root: str | Path, split: str, data: SegmentationDataConfig
     return sequences
 
 
+FORMATS = ("auto", "cvc", "image_masks")
+CVC_CODEC = MaskCodec(CVC_CLASSES, "binary")
+
+
+def segmentation_format(root: Path, setting: str) -> str:
+    """``data.format``, or (``auto``) ``cvc`` for a ``CVC-ClinicDB/Original`` folder, else
+    ``image_masks``."""
+    if setting not in FORMATS:
+        raise ValueError(f"data.format must be one of {', '.join(FORMATS)} for segmentation, "
+                         f"got {setting!r}")
+    if setting != "auto":
+        return setting
+    return "cvc" if image_dirs(root)[0].is_dir() else "image_masks"
+
+
 class SegmentationTask(Task):
-    """CVC-12k video polyp segmentation; the kept model is selected on sequence Dice."""
+    """Video segmentation (CVC-12k, or your own frames and masks with any number of named
+    classes); the kept model is selected on Dice (binary: the polyp's; else the mean over the
+    foreground classes)."""
 
     name = "segmentation"
     config_class = SegmentationConfig
     selection_metric = "dice"
+    formats = FORMATS
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
+        self.format: str | None = None
+        self.codec: MaskCodec | None = None  # the data's mask classes, or the loaded model's
+        self._data: dict[Path, LabelledData] = {}
         if cfg.data.window not in WINDOWS:
             raise ValueError(f"data.window must be one of {WINDOWS}, got {cfg.data.window!r}")
         if cfg.data.window == "whole_sequence" and cfg.train.batch_size != 1:
@@ -117,21 +148,74 @@ class SegmentationTask(Task):
         self.criterion = CEDiceLoss(cfg.loss.ce_weight, cfg.loss.dice_weight,
                                     cfg.loss.dice_denominator)
 
+    def mask_codec(self) -> MaskCodec:
+        return self.codec if self.codec is not None else CVC_CODEC
+
+    def bind_data(self, root: str | Path) -> None:
+        self.format = segmentation_format(Path(root), str(self.cfg.data.format))
+
     def build_model(self, pretrained: str | Path | None = None) -> nn.Module:
-        """The ``model.variant`` segmenter; its backbone from ``pretrained`` (the engine passes
-        ``--pretrained`` or ``model.backbone.pretrained``)."""
+        """The ``model.variant`` segmenter sized to the data's classes; its backbone from
+        ``pretrained`` (the engine passes ``--pretrained`` or ``model.backbone.pretrained``)."""
         backbone = create_backbone(self.backbone_settings(pretrained))
-        return build_segmenter(self.cfg.model, backbone, self.cfg.data.img_size)
+        return build_segmenter(self.cfg.model, backbone, self.cfg.data.img_size,
+                               len(self.mask_codec().classes))
+
+    def labelled(self, root: Path) -> LabelledData:
+        if root not in self._data:
+            data = self.cfg.data
+            options = FormatOptions(data.classes_file, self.cfg.model.num_classes,
+                                    mask_suffix=data.mask_suffix,
+                                    ignore_index=data.ignore_index, known_masks=self.codec)
+            self._data[root] = read_format("image_masks", root, options)
+        return self._data[root]
+
+    def adopt(self, codec: MaskCodec) -> None:
+        """Take the data's mask classes (training), checking ``model.num_classes``."""
+        if self.codec is None:
+            hint = ("" if codec.encoding != "binary" else
+                    "; masks without a classes.yaml are binary: declare the classes in "
+                    "DIR/classes.yaml (name: value)")
+            try:
+                codec.classes.check_count(self.cfg.model.num_classes, "model.num_classes")
+            except ValueError as exc:
+                raise ValueError(f"{exc}{hint}") from None
+            self.codec = codec
 
     def read_items(self, root: str | Path, split: str) -> list[CvcSequence]:
-        return read_sequences(root, split, self.cfg.data)
+        root = Path(root)
+        if self.format is None:
+            self.bind_data(root)
+        if self.format == "cvc":
+            self.adopt(CVC_CODEC)
+            return read_sequences(root, split, self.cfg.data)
+        data = self.labelled(root)
+        self.adopt(data.masks)
+        protocol = self.cfg.protocol
+        items = data.plan.select(split, protocol.test_fraction, protocol.val_seed)
+        if not items and split != "val":
+            raise ValueError(f"{root}: the {split} split has no sequences")
+        return items
+
+    def given_split(self, root: str | Path, split: str) -> list[CvcSequence] | None:
+        if self.format in (None, "cvc"):
+            return None
+        return self.read_items(root, split) or None
+
+    def describe_item(self, item: CvcSequence) -> str:
+        return item.name
 
     def train_dataset(self, items: Sequence) -> SegmentationWindows:
         data = self.cfg.data
         return SegmentationWindows(items, data.num_frames, data.train_stride, data.img_size,
                                    augment=True, margin=data.crop_margin, rotation=data.rotation,
                                    whole_sequence=data.window == "whole_sequence",
-                                   per_frame=data.augment_per_frame, normalise=data.normalise)
+                                   per_frame=data.augment_per_frame, normalise=data.normalise,
+                                   decode=self.decoder())
+
+    def decoder(self) -> MaskDecoder:
+        """CVC's masks keep their reader; others decode through the data's codec."""
+        return read_mask if self.format in (None, "cvc") else self.mask_codec().decode
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """``batch``: clips ``[B, 3, T, S, S]`` and masks ``[B, T, S, S]`` on the model's device."""
@@ -142,8 +226,11 @@ class SegmentationTask(Task):
                  precision: str = "fp32", out_dir: Path | None = None) -> dict[str, Any]:
         data = self.cfg.data
         window = None if data.window == "whole_sequence" else data.num_frames
-        return evaluate_sequences(model, items, data.img_size, window, data.eval_stride, device,
-                                  precision, out_dir, data.normalise)
+        codec = self.mask_codec()
+        result = evaluate_sequences(model, items, data.img_size, window, data.eval_stride,
+                                    device, precision, out_dir, data.normalise, self.decoder(),
+                                    codec.classes, background_index(codec.classes))
+        return result | {"classes": codec.classes.to_json()}
 
     def save_model(self, model: nn.Module, out_dir: Path) -> Path:
         """``model.safetensors`` + ``config.json`` (model settings, backbone architecture,
@@ -152,7 +239,10 @@ class SegmentationTask(Task):
         meta = {"kind": KIND, "format": "endofm", "model": to_dict(self.cfg.model),
                 "backbone": backbone_config(model.backbone),
                 "img_size": self.cfg.data.img_size, "num_frames": self.cfg.data.num_frames,
-                "normalise": self.cfg.data.normalise}
+                "normalise": self.cfg.data.normalise,
+                "classes": self.mask_codec().classes.to_json(),
+                "background": background_index(self.mask_codec().classes),
+                "masks": self.mask_codec().to_json()}
         return save_state_dir(model.state_dict(), meta, out_dir)
 
     def saved_config(self, path: str | Path) -> SegmentationConfig:
@@ -170,6 +260,11 @@ class SegmentationTask(Task):
         meta, tensors = read_state_dir(path, KIND)
         model_cfg = saved_model_settings(SegmentationModelConfig, meta["model"])
         backbone = create_model(model_cfg.backbone.name, drop_path_rate=0.0, **meta["backbone"])
-        model = build_segmenter(model_cfg, backbone, meta["img_size"])
+        if "classes" in meta:
+            self.codec = MaskCodec.from_json(ClassSet.from_json(meta["classes"]), meta["masks"])
+        else:
+            self.codec = CVC_CODEC
+        model = build_segmenter(model_cfg, backbone, meta["img_size"], len(self.codec.classes))
         model.load_state_dict(tensors)
+        self._data.clear()
         return model.eval()

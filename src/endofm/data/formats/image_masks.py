@@ -1,0 +1,131 @@
+"""The ``image_masks`` format (segmentation): frames and their mask images.
+
+Two layouts:
+
+- ``DIR/images/…`` and ``DIR/masks/…`` with the same relative paths and stems (the mask may
+  carry ``data.mask_suffix`` and any image extension: Kvasir-SEG's ``masks/<id>.jpg``);
+- masks beside the frames, named ``<frame stem><mask_suffix>.<ext>`` (default ``_mask``;
+  CholecSeg8k: ``frame_80_endo.png`` + ``frame_80_endo_mask.png``, or
+  ``data.mask_suffix=_color_mask`` / ``_watershed_mask`` for its other masks).
+
+A sub-folder holds the frames of one video (ordered by the number in the file name), so a
+training clip is neighbouring frames; images directly in ``images/`` (or ``DIR``) are single
+frames (T = 1). Classes: :mod:`endofm.data.formats.masks` (``classes.yaml`` in ``DIR`` or
+``data.classes_file``; without one the masks are binary).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from endofm.data.datasets.records import CvcSequence, DatasetError, report
+from endofm.data.formats.classes import find_classes_file, read_classes_file
+from endofm.data.formats.masks import MaskCodec
+from endofm.data.formats.records import LabelledData
+from endofm.data.formats.splits import plan_from_files
+from endofm.data.images import is_mask_like, natural_key
+from endofm.data.video import IMAGE_EXTENSIONS
+
+MASK_FOLDERS = ("masks", "labels", "annotations")
+
+
+def mask_folder(root: Path) -> Path | None:
+    return next((root / n for n in MASK_FOLDERS if (root / n).is_dir()), None)
+
+
+def is_tree_layout(root: Path) -> bool:
+    return (root / "images").is_dir() and mask_folder(root) is not None
+
+
+def find_mask(folder: Path, stem: str, suffix: str) -> Path | None:
+    """``folder/<stem><suffix>.<ext>`` or (``suffix`` may be absent) ``folder/<stem>.<ext>``."""
+    for name in (f"{stem}{suffix}", stem) if suffix else (stem,):
+        for ext in sorted(IMAGE_EXTENSIONS):
+            for candidate in (folder / f"{name}{ext}", folder / f"{name}{ext.upper()}"):
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def frame_files(base: Path, skip_masks: bool) -> list[Path]:
+    return [p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            and not (skip_masks and is_mask_like(p))]
+
+
+def pair_frames(root: Path, suffix: str, errors: list | None
+                ) -> tuple[Path, list[tuple[Path, Path]]]:
+    """``(frames root, [(frame, mask)])``; a frame without a mask, or (tree layout) a mask
+    without a frame, is reported."""
+    if is_tree_layout(root):
+        images, masks = root / "images", mask_folder(root)
+        pairs, used = [], set()
+        for frame in sorted(frame_files(images, False)):
+            rel = frame.parent.relative_to(images)
+            mask = find_mask(masks / rel, frame.stem, suffix)
+            if mask is None:
+                report(errors, frame, f"no mask for this frame under {masks / rel}")
+                continue
+            pairs.append((frame, mask))
+            used.add(mask)
+        for orphan in sorted(set(frame_files(masks, False)) - used):
+            report(errors, orphan, f"mask without a frame under {images}")
+        return images, pairs
+    suffix = suffix or "_mask"
+    pairs = []
+    for frame in sorted(p for p in frame_files(root, True)
+                        if not p.stem.endswith(suffix)):
+        mask = find_mask(frame.parent, f"{frame.stem}{suffix}", "")
+        if mask is None:
+            report(errors, frame, f"no mask {frame.stem}{suffix}.* beside this frame")
+            continue
+        pairs.append((frame, mask))
+    return root, pairs
+
+
+def group_sequences(base: Path, pairs: list[tuple[Path, Path]]) -> list[CvcSequence]:
+    """One sequence per sub-folder (frames in number order); loose images one each."""
+    folders: dict[Path, list[tuple[Path, Path]]] = {}
+    singles = []
+    for frame, mask in pairs:
+        if frame.parent == base:
+            singles.append(CvcSequence(frame.stem, [frame], [mask]))
+        else:
+            folders.setdefault(frame.parent, []).append((frame, mask))
+    sequences = []
+    for folder, members in sorted(folders.items()):
+        members.sort(key=lambda fm: natural_key(fm[0]))
+        sequences.append(CvcSequence(folder.relative_to(base).as_posix(),
+                                     [f for f, _ in members], [m for _, m in members]))
+    return sequences + sorted(singles, key=lambda s: s.name)
+
+
+def mask_codec(root: Path, classes_file: str | None, ignore_index: int | None) -> MaskCodec:
+    """The classes file's codec, else binary masks."""
+    found = find_classes_file(root, classes_file)
+    if found is None:
+        if ignore_index is not None:
+            raise DatasetError(root, "data.ignore_index needs a classes.yaml (binary masks "
+                               "take every non-zero value as foreground)")
+        return MaskCodec.binary()
+    return MaskCodec.from_declared(read_classes_file(found), ignore_index)
+
+
+def read_image_masks(root: str | Path, classes_file: str | None = None,
+                     mask_suffix: str = "_mask", ignore_index: int | None = None,
+                     errors: list[dict[str, str]] | None = None,
+                     known: MaskCodec | None = None) -> LabelledData:
+    """Every frame with its mask under ``root`` as sequences (module docstring); split
+    files ``DIR/splits/{train,val,test}.txt`` list sequences (sub-folder paths or names) or
+    stems. ``known``: a trained model's codec, used instead of the data's classes file."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(root, "image_masks format: not a directory")
+    codec = known or mask_codec(root, classes_file, ignore_index)
+    base, pairs = pair_frames(root, mask_suffix, errors)
+    if not pairs:
+        raise DatasetError(root, "no frame with a mask (want images/ + masks/, or masks "
+                           f"named <frame>{mask_suffix or '_mask'}.png beside the frames)")
+    sequences = group_sequences(base, pairs)
+    plan = plan_from_files(sequences, lambda s: s.name, root)
+    return LabelledData(plan, codec.classes, False, errors if errors is not None else [],
+                        codec)

@@ -1,0 +1,128 @@
+"""The image_masks format: layouts, mask encodings (index, grey, colour, palette, JPEG),
+undeclared values, ignore_index and splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from endofm.data.datasets.records import DatasetError
+from endofm.data.formats import FormatOptions, read_format, select_items
+from endofm.data.formats.masks import IGNORE, MaskCodec, background_index
+
+
+def save(path, array, mode=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(array, np.uint8), mode).save(path)
+    return path
+
+
+def frame(path):
+    return save(path, np.full((6, 8, 3), 90))
+
+
+def stripes(values):
+    """A 6 x 8 mask: row block k has values[k]."""
+    rows = np.repeat(np.arange(len(values)), -(-6 // len(values)))[:6]
+    return np.array(values, dtype=object)[rows][:, None].repeat(8, 1)
+
+
+def test_tree_layout_groups_videos_and_loose_images(tmp_path):
+    for n in (10, 2, 1):
+        frame(tmp_path / "images" / "video01" / f"frame_{n}.png")
+        save(tmp_path / "masks" / "video01" / f"frame_{n}.png", np.zeros((6, 8)))
+    frame(tmp_path / "images" / "cju0qkwl35piu0993l0dewei2.jpg")  # Kvasir-SEG: JPEG masks
+    save(tmp_path / "masks" / "cju0qkwl35piu0993l0dewei2.jpg", np.zeros((6, 8)))
+    frame(tmp_path / "images" / "lonely.png")
+    save(tmp_path / "masks" / "orphan.png", np.zeros((6, 8)))
+    errors: list = []
+    data = read_format("image_masks", tmp_path, FormatOptions(), errors)
+    seqs = {s.name: s for s in data.plan.items}
+    assert set(seqs) == {"video01", "cju0qkwl35piu0993l0dewei2"}
+    assert [f.name for f in seqs["video01"].frames] == ["frame_1.png", "frame_2.png",
+                                                       "frame_10.png"]
+    assert data.classes.names == ("background", "foreground")
+    assert {e["path"] for e in errors} == {str(tmp_path / "images" / "lonely.png"),
+                                           str(tmp_path / "masks" / "orphan.png")}
+
+
+def test_masks_beside_frames_with_a_suffix(tmp_path):
+    """CholecSeg8k: frame_80_endo.png with _mask, _color_mask and _watershed_mask."""
+    clip = tmp_path / "video01" / "video01_00080"
+    for n in (80, 81):
+        frame(clip / f"frame_{n}_endo.png")
+        for kind in ("mask", "color_mask", "watershed_mask"):
+            save(clip / f"frame_{n}_endo_{kind}.png", np.full((6, 8, 3), 50))
+    (tmp_path / "classes.yaml").write_text("Black Background: 50\nAbdominal Wall: 11\n")
+    options = FormatOptions(mask_suffix="_watershed_mask")
+    data = read_format("image_masks", tmp_path, options)
+    (seq,) = data.plan.items
+    assert seq.name == "video01/video01_00080"
+    assert [m.name for m in seq.masks] == ["frame_80_endo_watershed_mask.png",
+                                           "frame_81_endo_watershed_mask.png"]
+    assert data.masks.decode(seq.masks[0]).max() == 0  # RGB grey 50 → Black Background
+    assert background_index(data.classes) == 0
+
+
+def test_index_grey_colour_and_palette_masks_decode(tmp_path):
+    grey = MaskCodec.from_declared({"bg": 0, "liver": 21, "fat": 12}, None)
+    mask = save(tmp_path / "g.png", stripes([0, 21, 12]))
+    assert np.unique(grey.decode(mask), return_counts=True)[0].tolist() == [0, 1, 2]
+    assert grey.decode(mask)[5, 0] == 2
+    index = MaskCodec.from_declared({"bg": 0, "a": 1, "b": 2}, None)
+    palette = Image.fromarray(stripes([0, 1, 2]).astype(np.uint8), "P")
+    palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    palette.save(tmp_path / "p.png")
+    assert index.decode(tmp_path / "p.png")[:, 0].tolist() == [0, 0, 1, 1, 2, 2]
+    colour = MaskCodec.from_declared({"bg": [0, 0, 0], "grasper": [255, 0, 0],
+                                      "hook": [0, 0, 255]}, None)
+    rgb = np.zeros((6, 8, 3), np.uint8)
+    rgb[2:4] = (255, 0, 0)
+    rgb[4:] = (0, 0, 255)
+    assert colour.decode(save(tmp_path / "c.png", rgb))[:, 0].tolist() == [0, 0, 1, 1, 2, 2]
+    # lossy JPEG: values move, each pixel takes the nearest declared colour
+    big = np.kron(rgb, np.ones((8, 8, 1), np.uint8))
+    Image.fromarray(big).save(tmp_path / "c.jpg", quality=70)
+    decoded = colour.decode(tmp_path / "c.jpg")
+    truth = np.kron(np.array([0, 0, 1, 1, 2, 2])[:, None].repeat(8, 1), np.ones((8, 8)))
+    assert (decoded == truth).mean() > 0.98
+
+
+def test_binary_masks_and_lossy_binary_jpeg(tmp_path):
+    binary = MaskCodec.binary()
+    png = save(tmp_path / "m.png", stripes([0, 0, 1]))
+    assert binary.decode(png)[:, 0].tolist() == [0, 0, 0, 0, 1, 1]
+    noisy = np.zeros((48, 48), np.uint8)
+    noisy[24:] = 255
+    Image.fromarray(noisy).save(tmp_path / "m.jpg", quality=60)
+    decoded = binary.decode(tmp_path / "m.jpg")
+    assert (decoded == (noisy > 0)).mean() > 0.98
+
+
+def test_undeclared_value_is_an_error_naming_it_unless_ignored(tmp_path):
+    mask = save(tmp_path / "m.png", stripes([0, 21, 99]))
+    codec = MaskCodec.from_declared({"bg": 0, "liver": 21}, None)
+    with pytest.raises(DatasetError, match=r"m.png: mask values \[99\] are not declared "
+                                           r"\(declared: bg: 0, liver: 21\)"):
+        codec.decode(mask)
+    ignoring = MaskCodec.from_declared({"bg": 0, "liver": 21}, 99)
+    assert ignoring.decode(mask)[:, 0].tolist() == [0, 0, 1, 1, IGNORE, IGNORE]
+    assert ignoring.values_seen(mask) == {0, 21, 99}
+
+
+def test_split_files_list_sequences_else_test_is_carved_by_video(tmp_path):
+    for v in range(5):
+        for n in range(3):
+            frame(tmp_path / "images" / f"video{v}" / f"{n}.png")
+            save(tmp_path / "masks" / f"video{v}" / f"{n}.png", np.zeros((6, 8)))
+    data = read_format("image_masks", tmp_path, FormatOptions())
+    test = select_items(data, "test", 0.4, seed=1)
+    train = select_items(data, "train", 0.4, seed=1)
+    assert len(test) == 2 and len(train) == 3
+    assert not {s.name for s in test} & {s.name for s in train}
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "test.txt").write_text("video4\n")
+    (tmp_path / "splits" / "train.txt").write_text("video0\nvideo1\nvideo2\nvideo3\n")
+    data = read_format("image_masks", tmp_path, FormatOptions())
+    assert [s.name for s in select_items(data, "test", 0.4, 0)] == ["video4"]

@@ -1,0 +1,97 @@
+"""Segmentation of your own frames and colour masks with named classes, end to end:
+fine-tune, evaluate, predict; the class names reach metrics.json, config.json and the
+legend of the contact sheets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from endofm.cli.main import main
+from endofm.data.video import write_video
+
+pytestmark = pytest.mark.slow
+CLASSES = {"background": [0, 0, 0], "grasper": [255, 0, 0], "liver": [0, 0, 255]}
+TINY = ["--config", "tiny", "--quiet", "train.epochs=2", "data.img_size=32",
+        "data.num_frames=2", "data.train_stride=1", "data.eval_stride=1", "data.crop_margin=4",
+        "train.batch_size=4"]
+
+
+def scene(t: int, v: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 32 x 40 frame with a red tool square moving right and a blue organ band, and its
+    colour mask."""
+    image = np.full((32, 40, 3), 120, np.uint8)
+    mask = np.zeros((32, 40, 3), np.uint8)
+    x = 4 + 3 * t + v
+    image[6:14, x:x + 8] = (230, 30, 30)
+    mask[6:14, x:x + 8] = CLASSES["grasper"]
+    image[22:30] = (30, 30, 230)
+    mask[22:30] = CLASSES["liver"]
+    return image, mask
+
+
+def write_dataset(root) -> None:
+    for v in range(5):
+        for t in range(4):
+            image, mask = scene(t, v)
+            folder = f"video{v:02d}"
+            (root / "images" / folder).mkdir(parents=True, exist_ok=True)
+            (root / "masks" / folder).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(root / "images" / folder / f"frame_{t * 25}.png")
+            Image.fromarray(mask).save(root / "masks" / folder / f"frame_{t * 25}.png")
+    lines = [f"{name}: [{', '.join(map(str, rgb))}]" for name, rgb in CLASSES.items()]
+    (root / "classes.yaml").write_text("\n".join(lines) + "\n")
+
+
+def test_colour_masks_end_to_end(tmp_path, capsys):
+    data = tmp_path / "data"
+    write_dataset(data)
+    out = tmp_path / "run"
+    assert main(["finetune", "segmentation", "--data", str(data), "--output", str(out),
+                 *TINY]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["class_names"] == list(CLASSES)
+    assert [c["name"] for c in metrics["classes"]] == list(CLASSES)
+    assert set(metrics["per_class"]) == set(CLASSES) and 0 <= metrics["dice"] <= 1
+    assert metrics["num_test_items"] == 1  # 0.2 of 5 videos, carved by video
+    saved = json.loads((out / "best" / "config.json").read_text())
+    assert [c["name"] for c in saved["classes"]] == list(CLASSES)
+    assert saved["background"] == 0 and saved["masks"]["encoding"] == "colour"
+    (test_video,) = json.loads((out / "splits.json").read_text())["test"]
+    sheet = Image.open(out / "test" / "sheets" / f"{test_video}.png")
+    assert sheet.height > 32  # the legend band below the tiles
+    masks = sorted((out / "test" / "masks" / test_video).iterdir())
+    assert len(masks) == 4 and np.asarray(Image.open(masks[0])).max() <= 2  # class indices
+    ev = tmp_path / "eval"
+    assert main(["evaluate", "segmentation", "--checkpoint", str(out / "best"), "--data",
+                 str(data), "--output", str(ev), "--quiet"]) == 0
+    again = json.loads((ev / "metrics.json").read_text())
+    assert again["dice"] == pytest.approx(metrics["dice"], abs=1e-4)
+    frames = np.stack([scene(t, 0)[0] for t in range(4)])
+    video = write_video(tmp_path / "clip.mp4", frames, 10.0)
+    assert main(["predict", "segmentation", "--checkpoint", str(out / "best"), str(video),
+                 "--output", str(tmp_path / "pred"), "--quiet"]) == 0
+    # the data disagreeing with model.num_classes is one clear error
+    capsys.readouterr()
+    assert main(["finetune", "segmentation", "--data", str(data), "--output",
+                 str(tmp_path / "bad"), *TINY, "model.num_classes=2"]) == 1
+    assert "model.num_classes=2 disagrees with the data, which has 3 classes" in \
+        capsys.readouterr().err
+
+
+def test_index_masks_without_classes_file_are_binary_and_say_so(tmp_path, capsys):
+    """Masks holding class indices 0-2 but no classes.yaml: binary, and num_classes=3 is
+    refused with the hint to declare the classes."""
+    data = tmp_path / "data"
+    write_dataset(data)
+    (data / "classes.yaml").unlink()
+    for mask in (data / "masks").rglob("*.png"):
+        rgb = np.asarray(Image.open(mask))
+        index = (rgb[..., 0] > 0) * 1 + (rgb[..., 2] > 0) * 2
+        Image.fromarray(index.astype(np.uint8)).save(mask)
+    assert main(["finetune", "segmentation", "--data", str(data), "--output",
+                 str(tmp_path / "run"), *TINY, "model.num_classes=3"]) == 1
+    assert "declare the classes in DIR/classes.yaml" in capsys.readouterr().err
