@@ -200,6 +200,7 @@ class ClassificationTask(Task):
                 require_in_range(self.cfg.model, "model", 0, len(classes) - 1,
                                  "positive_class")
             self.classes, self.multi_label = classes, multi_label
+            self.cfg.model.num_classes = len(classes)  # recorded in the run's config.yaml
             return
         classes.check_same(self.classes, str(root))
         if multi_label != self.multi_label:
@@ -329,6 +330,7 @@ class ClassificationTask(Task):
                         else POLYPDIAG_CLASSES if model.num_classes == 2
                         else ClassSet.numbered(model.num_classes))
         self.multi_label = bool(meta.get("multi_label", False))
+        self.cfg.model.num_classes = model.num_classes
         self._data.clear()
         return model
 

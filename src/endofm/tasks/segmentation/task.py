@@ -181,6 +181,7 @@ class SegmentationTask(Task):
             except ValueError as exc:
                 raise ValueError(f"{exc}{hint}") from None
             self.codec = codec
+            self.cfg.model.num_classes = len(codec.classes)  # recorded in config.yaml
 
     def read_items(self, root: str | Path, split: str) -> list[CvcSequence]:
         root = Path(root)
@@ -236,12 +237,13 @@ class SegmentationTask(Task):
         """``model.safetensors`` + ``config.json`` (model settings, backbone architecture,
         input size and window length)."""
         model = getattr(model, "module", model)
-        meta = {"kind": KIND, "format": "endofm", "model": to_dict(self.cfg.model),
+        classes = self.mask_codec().classes
+        settings = to_dict(self.cfg.model) | {"num_classes": len(classes)}
+        meta = {"kind": KIND, "format": "endofm", "model": settings,
                 "backbone": backbone_config(model.backbone),
                 "img_size": self.cfg.data.img_size, "num_frames": self.cfg.data.num_frames,
                 "normalise": self.cfg.data.normalise,
-                "classes": self.mask_codec().classes.to_json(),
-                "background": background_index(self.mask_codec().classes),
+                "classes": classes.to_json(), "background": background_index(classes),
                 "masks": self.mask_codec().to_json()}
         return save_state_dir(model.state_dict(), meta, out_dir)
 
