@@ -110,9 +110,7 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Compl
         "full disk": full_disk_command(tmp / "small_disk"),
     }
     (tmp / "small_disk").mkdir()
-    readonly, readonly_cmd = _read_only_row(tmp)
-    if readonly_cmd:
-        commands["read-only output folder"] = readonly_cmd
+    readonly, commands["read-only output folder"] = _read_only_row(tmp)
     procs = {name: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=cli_env())
              for name, cmd in commands.items()}
@@ -124,20 +122,46 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Compl
     return done
 
 
-def _read_only_row(tmp: Path) -> tuple[Path, list[str] | None]:
-    """``endofm data synth`` into a folder it may not write (run as an unprivileged user when
-    the tests run as root, since root ignores permissions)."""
+def _read_only_row(tmp: Path) -> tuple[Path, list[str]]:
+    """``endofm data synth`` into a folder it may not write. Where permissions bind (not root),
+    the folder's mode refuses it; root and a process with CAP_DAC_OVERRIDE ignore modes, so
+    there ``os.mkdir`` under the folder is made to fail as the kernel would for anyone else
+    (``EACCES`` naming the path). Either way the command runs from this checkout, wherever it
+    sits."""
     base = Path(tempfile.mkdtemp(prefix="endofm_ro_"))
-    base.chmod(0o755)
     target = base / "locked"
     target.mkdir(mode=0o555)
     target.chmod(0o555)
     cmd = cli("data", "synth", "--scale", "tiny", "--out", str(target / "sub"))
-    if os.geteuid() != 0:
-        return base, cmd
-    if shutil.which("setpriv") is None:
-        return base, None
-    return base, ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    if not _modes_bind(target):
+        cmd = [sys.executable, "-c", DENY_MKDIR, str(target), *cmd[3:]]
+    return base, cmd
+
+
+def _modes_bind(folder: Path) -> bool:
+    """Whether this process is refused a write into ``folder`` (mode 0555)."""
+    probe = folder / "probe"
+    try:
+        probe.mkdir()
+    except PermissionError:
+        return True
+    probe.rmdir()
+    return False
+
+
+# ``python -c DENY_MKDIR FOLDER endofm-args...``: the CLI, with every mkdir under FOLDER
+# refused the way the kernel refuses it to a user without write permission
+DENY_MKDIR = """\
+import errno, os, sys
+locked, real_mkdir = sys.argv.pop(1), os.mkdir
+def mkdir(path, *args, **kwargs):
+    if os.path.dirname(os.path.abspath(path)) == locked:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+    return real_mkdir(path, *args, **kwargs)
+os.mkdir = mkdir
+from endofm.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 EXPECTED = {
