@@ -49,8 +49,8 @@ HEADLINE_K = 5
 # Named recipe variants: overrides on top of the config. ``recipe``: the config as it is
 # (tiny_learns: DINO + KoLeo 0.5 on the backbone's CLS, 1200 epochs); ``minutes``: the same at
 # a few minutes on 2 CPU cores (300 epochs); ``quick``: 75 epochs, which does not reach the
-# margin. The ablation (cumulative, from the release's loss): ``base`` (DINO alone), + Sinkhorn-Knopp, + iBOT,
-# + KoLeo at the successor's weight 0.1 (docs/successor.md).
+# margin. The ablation (cumulative, from the release's loss): ``base`` (DINO alone), +
+# Sinkhorn-Knopp, + iBOT, + KoLeo at the successor's weight 0.1 (docs/successor.md).
 BASE = ["loss.koleo_weight=0"]
 VARIANTS: dict[str, list[str]] = {
     "recipe": [],
