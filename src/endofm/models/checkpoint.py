@@ -44,14 +44,17 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 
 try:
+    from numpy._core.multiarray import _reconstruct as _numpy_array
     from numpy._core.multiarray import scalar as _numpy_scalar
 except ImportError:  # NumPy < 2
+    from numpy.core.multiarray import _reconstruct as _numpy_array
     from numpy.core.multiarray import scalar as _numpy_scalar
 
 # Classes the released checkpoints pickle besides tensors and plain containers.
 SAFE_GLOBALS: list[Any] = [
     argparse.Namespace,
     _numpy_scalar,
+    _numpy_array,  # rebuilds an ndarray; its elements still pass the weights-only checks
     np.dtype,
     np.ndarray,
     np.dtypes.Float64DType,
