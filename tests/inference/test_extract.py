@@ -119,3 +119,24 @@ def test_two_ranks_shard_videos_and_match_a_single_process_run(tiny_backbone_dir
     assert (single / "index.csv").read_text() == (sharded / "index.csv").read_text()
     for name in ("a.npy", "c.npy", "sub/b.npy"):
         np.testing.assert_array_equal(np.load(single / name), np.load(sharded / name))
+
+
+def test_a_video_whose_run_recorded_an_error_is_extracted_again(tiny_backbone_dir, videos,
+                                                                tmp_path, capsys):
+    """A video that failed (here: cut short) is not "already done": once the file is whole
+    again, the same command extracts it in full and the run ends without errors; the videos
+    that had finished are left as they are."""
+    whole = write_video(tmp_path / "whole.mkv", moving_frames(60), fps=24).read_bytes()
+    (videos / "cut.mkv").write_bytes(whole[: len(whole) // 2])
+    out = tmp_path / "out"
+    assert main(extract_args(tiny_backbone_dir, [videos], out)) == 1
+    assert json.loads((out / "run.json").read_text())["errors"]
+    assert len(np.load(out / "cut.npy")) < 8
+    finished = (out / "a.npy").stat().st_mtime_ns
+    (videos / "cut.mkv").write_bytes(whole)
+    assert main(extract_args(tiny_backbone_dir, [videos], out)) == 0, capsys.readouterr().err
+    run = json.loads((out / "run.json").read_text())
+    assert run["finished"] and run["errors"] == []
+    assert np.load(out / "cut.npy").shape == (8, 96)
+    assert [r for r in read_index(out) if r["video"] == "cut.mkv"][-1]["window"] == "7"
+    assert (out / "a.npy").stat().st_mtime_ns == finished

@@ -336,3 +336,15 @@ def test_min_samples_below_zero_is_one_clear_error():
     from endofm.config import ConfigError
     with pytest.raises(ConfigError, match="min_samples"):
         cfg("train.min_samples=-1")
+
+
+def test_the_last_epoch_is_evaluated_when_eval_every_does_not_divide_the_epochs(tmp_path):
+    """5 epochs, an evaluation every 2: epochs 2 and 4 are evaluated, and so is the last one
+    (5), which scores best here and is the one kept."""
+    task = ToyTask(cfg("train.epochs=5", "train.eval_every=2"))
+    task.scores = [0.1, 0.2, 0.9, 0.42]  # epochs 2, 4, 5, then the test evaluation
+    result = fit(task, "root", tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if "select/score" in r] == [2, 4, 5]
+    assert result["selected_epoch"] == 5 and result["score"] == 0.42
+    assert task.calls == 4

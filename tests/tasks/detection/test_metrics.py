@@ -133,3 +133,21 @@ def test_iou_match_needs_half_overlap():
     assert iou_metrics([half])["f1_iou50"] == 1.0
     assert iou_metrics([less])["f1_iou50"] == 0.0
     assert detection_metrics([half, less])["precision_iou50"] == 0.5
+
+
+@pytest.mark.parametrize(("centre", "hit"), [
+    ((40.0, 30.0), True),   # on the right edge
+    ((30.0, 40.0), True),   # on the bottom edge
+    ((40.0, 40.0), True),   # the bottom-right corner
+    ((20.0, 30.0), True),   # on the left edge
+    ((30.0, 20.0), True),   # on the top edge
+    ((40.5, 30.0), False),  # just right of the box
+    ((30.0, 40.5), False),  # just below it
+])
+def test_a_centre_on_any_edge_of_the_box_is_inside(centre, hit):
+    """The ground-truth box is closed: a centre on its right or bottom edge hits, as one on
+    its left or top edge does."""
+    cx, cy = centre
+    prediction = [cx - 4, cy - 4, cx + 4, cy + 4]
+    m = center_metrics([frame([[20, 20, 40, 40]], [1], [prediction], [0.9], [1])])
+    assert m["f1_center"] == (1.0 if hit else 0.0)

@@ -88,3 +88,14 @@ def test_per_class_dice_iou_over_foreground_classes_by_hand():
     assert scores["per_class"]["bg"]["dice"] == pytest.approx(2 / 4)
     absent = per_class_scores(confusion(pred * 0, gt * 0, 3), ["bg", "tool", "organ"], 0)
     assert absent["per_class"]["tool"]["dice"] is None and absent["dice_mean"] is None
+
+
+def test_hd95_takes_both_directed_distances():
+    """A dot in the middle of an 11x11 square: the dot is 5 from the square's outline, while
+    the outline's corners are sqrt(50) from the dot. The 95th percentile of all 41 surface
+    distances is a corner's, whichever mask is the prediction."""
+    square = _square((15, 15), (2, 13), (2, 13))
+    dot = np.zeros((15, 15), dtype=np.uint8)
+    dot[7, 7] = 1
+    assert hd95(dot, square) == pytest.approx(math.sqrt(50))
+    assert hd95(square, dot) == pytest.approx(math.sqrt(50))
