@@ -17,7 +17,7 @@ replayed as bare ``F.linear`` calls in the same run): the bound a forward made o
 GEMMs would reach. Forwards and GEMM replays are timed alternately (at least 3 pairs) and the
 median per-pair ratio is printed, so that a shared host's drifting speed cancels out.
 ``--compile`` adds forwards compiled as ``endofm extract --compile`` compiles them
-(:func:`endofm.inference.backbone.maybe_compile`: inductor with freezing) to that table.
+(:func:`endofm.runner.compile.maybe_compile`: inductor with freezing) to that table.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import endofm
-from endofm.inference.backbone import maybe_compile
+from endofm.runner.compile import maybe_compile
 from endofm.utils.device import autocast, resolve_device
 
 MODEL = "endofm_vit_base_patch16"

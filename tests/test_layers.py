@@ -17,13 +17,14 @@ ALLOWED = {
     "models": {"utils"},
     "data": {"utils"},
     "train": {"utils", "config", "models"},
-    "eval": {"utils", "config", "models", "data"},
-    "ssl": {"utils", "config", "models", "data", "train", "eval"},
-    "tasks": {"utils", "config", "models", "data", "train", "eval"},
-    "inference": {"utils", "config", "models", "data", "tasks"},
-    "deploy": {"utils", "config", "models", "data", "tasks", "inference"},
+    "runner": {"utils", "models", "data"},
+    "eval": {"utils", "config", "models", "data", "runner"},
+    "ssl": {"utils", "config", "models", "data", "train", "eval", "runner"},
+    "tasks": {"utils", "config", "models", "data", "train", "eval", "runner"},
+    "inference": {"utils", "config", "models", "data", "tasks", "runner"},
+    "deploy": {"utils", "config", "models", "data", "tasks", "inference", "runner"},
     "cli": {"utils", "config", "models", "data", "train", "eval", "ssl", "tasks", "inference",
-            "deploy"},
+            "deploy", "runner"},
 }
 
 

@@ -56,7 +56,8 @@ def run_predict(task: str, ckpt: Path, video: Path, out: Path, *extra: str) -> i
 @pytest.mark.parametrize("task", ["classification", "segmentation", "detection"])
 def test_predict_writes_every_artefact_and_a_report(task, task_dirs, videos, tmp_path):
     out = tmp_path / "out"
-    assert run_predict(task, task_dirs[task], videos / "sub", out, "--frame-step", "4") == 0
+    every = "--stride" if task == "detection" else "--frame-step"  # between predicted frames
+    assert run_predict(task, task_dirs[task], videos / "sub", out, every, "4") == 0
     folder = out / "b"
     for name in ARTEFACTS[task]:
         assert (folder / name).is_file() and (folder / name).stat().st_size > 0, name
@@ -160,7 +161,8 @@ def test_released_polypdiag_file_predicts(videos, tmp_path):
     with open(tmp_path / "a" / "timeline.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 7  # its 4 frames x step 2: 50 frames / 8 per window
-    assert [float(r["prob_0"]) + float(r["prob_1"]) for r in rows] == pytest.approx([1.0] * 7)
+    assert [float(r["prob_normal"]) + float(r["prob_abnormal"]) for r in rows] == \
+        pytest.approx([1.0] * 7)
 
 
 
@@ -181,11 +183,11 @@ def test_segmentation_predict_feeds_a_release_model_the_release_normalisation(tm
     assert task_model.settings.data.normalise == "release"
     predictor = make_predictor(task_model, device="cpu", precision="fp32")
     clips = torch.randint(0, 256, (2, task_model.num_frames, 3, 32, 32), dtype=torch.uint8)
-    fed = predictor.model_input(clips.float())
+    fed = predictor.prepare(clips)
     expected = torch.stack([to_model_input(read_input(c, "release"), "release") for c in clips])
     torch.testing.assert_close(fed, expected)
     assert not torch.allclose(fed, predictor.normalized(clips.float()))
     with torch.inference_mode():
-        masks = predictor.forward(clips)
+        masks = predictor.runner.forward(predictor, clips)
         logits = task_model.model(expected)
     np.testing.assert_array_equal(masks, logits.argmax(1).numpy())

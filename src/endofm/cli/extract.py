@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from endofm.cli.inference_args import add_io_args, add_runtime_args, add_window_args, report_errors
+from endofm.cli.inference_args import (
+    add_io_args,
+    add_runtime_args,
+    add_window_args,
+    folder_fps,
+    report_errors,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,21 +23,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_io_args(p, "backbone checkpoint (any layout endofm.create_model reads) or a "
                    "fine-tuned task directory (its backbone is used)")
     add_window_args(p)
+    add_backbone_frame_args(p)
+    p.add_argument("--features", choices=("cls", "mean_patch", "patch_grid"), default="cls",
+                   help="CLS token [D], mean patch token [D], or per-patch grid [D, h, w] "
+                        "(averaged over the window's frames); default cls")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="dtype of the .npy files (default float32)")
+    add_runtime_args(p, compile=True)
+    p.set_defaults(func=run_extract)
+
+
+def add_backbone_frame_args(p: argparse.ArgumentParser) -> None:
+    """``--size``, ``--no-crop`` and ``--normalization`` (extract and attention)."""
     p.add_argument("--size", type=int, default=None,
                    help="short side in pixels, then a centre PX x PX crop (default: the "
                         "checkpoint's image size)")
     p.add_argument("--no-crop", dest="crop", action="store_false",
                    help="keep the whole frame (cropped to multiples of the patch size)")
-    p.add_argument("--features", choices=("cls", "mean_patch", "patch_grid"), default="cls",
-                   help="CLS token [D], mean patch token [D], or per-patch grid [D, h, w] "
-                        "(averaged over the window's frames); default cls")
     p.add_argument("--normalization", choices=("kinetics", "imagenet"), default="kinetics",
                    help="mean/std: kinetics (0.45/0.225, the release's downstream) or imagenet "
                         "(its pre-training); default kinetics")
-    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
-                   help="dtype of the .npy files (default float32)")
-    add_runtime_args(p, compile=True)
-    p.set_defaults(func=run_extract)
+
+
+def backbone_options(args: argparse.Namespace, device: str) -> dict[str, object]:
+    """The :class:`endofm.inference.encoder.BackboneWindows` options of a parsed command."""
+    return {"size": args.size, "crop": args.crop, "batch_size": args.batch_size,
+            "num_workers": args.workers, "device": device, "precision": args.precision,
+            "normalization": args.normalization, "folder_fps": folder_fps(args),
+            "num_heads": args.num_heads}
 
 
 def run_extract(args: argparse.Namespace) -> int:
@@ -41,10 +60,8 @@ def run_extract(args: argparse.Namespace) -> int:
 
     dist = init_distributed(args.device)
     encoder = VideoEncoder(args.checkpoint, args.num_frames, args.frame_step, args.stride,
-                           size=args.size, crop=args.crop, features=args.features,
-                           batch_size=args.batch_size, num_workers=args.workers,
-                           device=str(dist.device), precision=args.precision,
-                           normalization=args.normalization, compile=args.compile)
+                           features=args.features, compile=args.compile,
+                           **backbone_options(args, str(dist.device)))
     report = extract(encoder, args.inputs, args.output, str(args.checkpoint), args.dtype,
                      progress=not args.quiet)
     if dist.is_main:

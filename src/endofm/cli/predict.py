@@ -5,13 +5,34 @@ from __future__ import annotations
 import argparse
 
 from endofm.cli import phase as phase_cli
-from endofm.cli.inference_args import add_io_args, add_runtime_args, report_errors
+from endofm.cli.inference_args import (
+    add_io_args,
+    add_runtime_args,
+    add_window_args,
+    folder_fps,
+    report_errors,
+)
 
 TASK_HELP = {
-    "classification": "per-window probabilities, timeline.csv/png and a video-level decision "
-                      "(max of the smoothed abnormal probability >= --threshold)",
-    "segmentation": "per-frame masks (PNG), overlay.mp4 and polyp area over time",
-    "detection": "per-frame boxes (COCO JSON), overlay.mp4 and detections over time",
+    "classification": "per-window class probabilities, timeline.csv/png and a video-level "
+                      "decision (max of the smoothed positive-class probability >= --threshold)",
+    "segmentation": "per-frame masks (PNG, the video's size), overlay.mp4 and each class's "
+                    "area over time",
+    "detection": "per-frame boxes (COCO JSON, the video's pixels), overlay.mp4 and detections "
+                 "over time",
+}
+
+# What --frame-step and --stride mean for each task (the same names everywhere: the step
+# between a clip's frames, and the step between window starts).
+WINDOW_HELP = {
+    "classification": ("step between a window's frames, in frames or seconds (0.5s); default "
+                       "32 frames at 30 fps, rescaled to the video's rate",
+                       "step between window starts (default: adjacent windows)"),
+    "segmentation": ("step between a window's frames, i.e. between predicted frames (default 1)",
+                     "step between window starts (default: adjacent windows)"),
+    "detection": ("step between a clip's frames around the predicted frame (default: the step "
+                  "the model was trained with)",
+                  "step between predicted frames, one clip each (default 1: every frame)"),
 }
 
 
@@ -21,35 +42,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run a fine-tuned model (a directory written by `endofm finetune`, or the "
                     "released polypdiag.pth for classification) over whole videos with sliding "
                     "windows. DIR/<video>/ gets the artefacts and report.html; DIR/index.html "
-                    "links every video; DIR/run.json records settings and errors.")
+                    "links every video; DIR/run.json records settings and errors. Every task "
+                    "takes the same options; one that means nothing for the task is refused.")
     tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
     for task, text in TASK_HELP.items():
         t = tasks.add_parser(task, help=text, description=text)
         add_io_args(t, "a directory written by `endofm finetune` (classification: also the "
                        "released polypdiag.pth layout)")
-        t.add_argument("--num-heads", type=int, default=None,
-                       help="attention heads, for released files of a width no named config has")
-        t.add_argument("--frame-step", default=None, metavar="R",
-                       help="frames (or seconds, 0.5s) between a window's frames "
-                            "(classification; default 32 at 30 fps) or between predicted "
-                            "frames (segmentation, detection; default 1)")
-        t.add_argument("--stride", default=None, metavar="S",
-                       help="frames or seconds between window starts (default: adjacent)")
+        add_window_args(t, num_frames=False, frame_step_help=WINDOW_HELP[task][0],
+                        stride_help=WINDOW_HELP[task][1])
         t.add_argument("--size", type=int, default=None,
-                       help="short side frames are decoded at (default: the task's)")
-        if task == "classification":
-            t.add_argument("--threshold", type=float, default=0.5,
-                           help="decision threshold on the smoothed abnormal probability "
-                                "(default 0.5)")
-        if task == "detection":
-            t.add_argument("--threshold", type=float, default=None,
-                           help="box score threshold (default: the model's operating "
-                                "threshold, else 0.5)")
-        if task == "classification":
-            t.add_argument("--smooth", type=int, default=3,
-                           help="windows in the moving average before the max (default 3)")
+                       help="classification: short side frames are decoded at before the "
+                            "centre crop (default: crop x 256 / 224)")
+        t.add_argument("--threshold", type=float, default=None,
+                       help="classification: decision threshold on the smoothed positive-class "
+                            "probability (default 0.5); detection: box score threshold "
+                            "(default: the model's operating threshold, else 0.5)")
+        t.add_argument("--smooth", type=int, default=None,
+                       help="classification: windows in the moving average before the max "
+                            "(default 3)")
         add_runtime_args(t, batch_size=4)
         t.set_defaults(func=run_predict_command)
+    phase_cli.add_predict(tasks)
     phase_cli.add_predict(tasks)
 
 
@@ -59,16 +73,14 @@ def run_predict_command(args: argparse.Namespace) -> int:
     from endofm.inference.task_models import load_task_model
 
     task_model = load_task_model(args.checkpoint, args.task, args.num_heads)
-    options = {"frame_step": args.frame_step, "stride": args.stride,
+    options = {"frame_step": args.frame_step, "stride": args.stride, "size": args.size,
+               "threshold": args.threshold, "smooth": args.smooth,
                "batch_size": args.batch_size, "num_workers": args.workers,
-               "device": args.device, "precision": args.precision, "size": args.size}
-    if args.task != "segmentation":
-        options["threshold"] = args.threshold
-    if args.task == "classification":
-        options["smooth"] = args.smooth
+               "device": args.device, "precision": args.precision,
+               "folder_fps": folder_fps(args)}
     predictor = make_predictor(task_model, **options)
     run = run_predict(predictor, args.inputs, args.output, str(args.checkpoint),
-                      progress=not args.quiet)
+                      progress_enabled=not args.quiet)
     print(f"predict {args.task}: {len(run['videos'])} videos, {len(run['errors'])} with errors "
           f"({predictor.precision}); reports: {args.output / 'index.html'}")
     return report_errors(run["errors"])

@@ -4,8 +4,10 @@ A manifest lists one clip per row: ``path`` (relative paths are resolved against
 folder), optional ``start``/``end`` in seconds, an optional integer ``label`` and an optional
 ``source`` name. CSV files may have a header naming these columns; without a header the columns
 are positional: ``path`` | ``path,label`` | ``path,start,end`` | ``path,start,end,label`` |
-``path,start,end,label,source``. The release's ``path,-1`` lines read as unlabelled clips (a
-negative label means "no label"). JSONL rows are objects with the same keys.
+``path,start,end,label,source``. An ``fps`` column (by header only) gives the frame rate of a
+row that is a frame folder (video files carry their own). The release's ``path,-1`` lines read
+as unlabelled clips (a negative label means "no label"). JSONL rows are objects with the same
+keys.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from endofm.data.images import is_mask_like
 from endofm.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from endofm.utils.io import atomic_write_text
 
-COLUMNS = ("path", "start", "end", "label", "source")
+COLUMNS = ("path", "start", "end", "label", "source", "fps")
 _POSITIONAL = {1: ("path",), 2: ("path", "label"), 3: ("path", "start", "end"),
-               4: ("path", "start", "end", "label"), 5: COLUMNS}
+               4: ("path", "start", "end", "label"), 5: COLUMNS[:5]}
 
 
 @dataclass
@@ -34,6 +36,7 @@ class ClipItem:
     end: float | None = None
     label: int | None = None
     source: str | None = None
+    fps: float | None = None
 
 
 def _parse_row(row: dict[str, str | None], root: Path, where: str) -> ClipItem:
@@ -57,8 +60,10 @@ def _parse_row(row: dict[str, str | None], root: Path, where: str) -> ClipItem:
         path=(root / path) if not Path(path).is_absolute() else Path(path),
         start=number("start"), end=number("end"),
         label=int(label) if label is not None and label >= 0 else None,
-        source=value("source"),
+        source=value("source"), fps=number("fps"),
     )
+    if item.fps is not None and not item.fps > 0:
+        raise ValueError(f"{where}: fps must be positive, got {item.fps}")
     if (item.start is None) != (item.end is None):
         raise ValueError(f"{where}: give both start and end, or neither")
     if item.start is not None and not 0 <= item.start < item.end:
@@ -125,7 +130,8 @@ def write_manifest(items: list[ClipItem], path: str | Path) -> Path:
         p = Path(it.path).resolve()
         rel = p.relative_to(root) if p.is_relative_to(root) else p
         writer.writerow([rel.as_posix(), _fmt(it.start), _fmt(it.end),
-                         "" if it.label is None else it.label, it.source or ""])
+                         "" if it.label is None else it.label, it.source or "",
+                         "" if it.fps is None else f"{it.fps:g}"])
     return atomic_write_text(buf.getvalue(), path)
 
 

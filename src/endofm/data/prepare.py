@@ -99,7 +99,8 @@ def _prepare_video(path: Path, source: str, root: Path, out_dir: Path, clip_seco
         return []
     windows = _verified_windows(video, clip_seconds, skipped)
     if not transcode:
-        return [ClipItem(path, first / video.fps, stop / video.fps, source=source)
+        fps = video.fps if path.is_dir() else None  # a frame folder's rate goes with it
+        return [ClipItem(path, first / video.fps, stop / video.fps, source=source, fps=fps)
                 for first, stop in windows]
     stem = out_dir / "clips" / source / path.relative_to(root).with_suffix("")
     try:

@@ -101,7 +101,7 @@ class PretrainClipDataset(Dataset):
         try:
             video = decoded.get(item.path) if decoded is not None else None
             if video is None:
-                video = open_video(item.path, self.folder_fps)
+                video = open_video(item.path, item.fps or self.folder_fps)
             self._frame_range(video, item)
             if decoded is not None and not isinstance(video, DecodedVideo):
                 video = decoded[item.path] = DecodedVideo(video,

@@ -21,9 +21,9 @@ _LAZY = {
     "predict_video": "endofm.inference.predict",
     "TaskModel": "endofm.inference.task_models",
     "load_task_model": "endofm.inference.task_models",
-    "Window": "endofm.inference.windows",
-    "WindowPlan": "endofm.inference.windows",
-    "WindowSpec": "endofm.inference.windows",
+    "Window": "endofm.runner.windows",
+    "WindowPlan": "endofm.runner.windows",
+    "WindowSpec": "endofm.runner.windows",
 }
 
 __all__ = sorted(_LAZY)

@@ -6,7 +6,9 @@ each map renormalised, so every map sums to 1 over the patches.
 
 ``endofm attention`` writes, per video ``DIR/<video>/``: ``attention.npy`` (float16
 ``[windows, T, heads, h, w]``), ``sheets/window_<k>.png`` (rows: frames, mean-over-heads overlay,
-each head) and ``attention.mp4`` (every window's frames with the mean map overlaid).
+each head), ``attention.mp4`` (every window's frames with the mean map overlaid) and
+``report.html``; ``DIR/index.html`` links every video and ``DIR/run.json`` records the run (the
+same folder guard as ``extract`` and ``predict``).
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from endofm.data import VideoError
-from endofm.inference.encoder import NORMALIZATIONS, VideoEncoder, normalize_batch
-from endofm.inference.extract import FeatureWriter, collect_inputs
-from endofm.inference.predict_run import OverlayVideo
-from endofm.inference.progress import progress_bar
-from endofm.inference.stream import stream_windows
-from endofm.utils.device import autocast
-from endofm.utils.io import atomic_write, atomic_write_json
+from endofm.inference.encoder import BackboneWindows
+from endofm.inference.extract import FeatureWriter, VideoInput, collect_inputs, window_error
+from endofm.inference.pages import OverlayVideo, finished, open_jobs, report_settings, write_run
+from endofm.inference.report import TopFrames, write_report
+from endofm.inference.run_folder import RunFolder
+from endofm.runner import VideoJob, WindowOutput
+from endofm.utils.io import atomic_write
+from endofm.utils.progress import progress
 
 matplotlib.use("Agg")
 from matplotlib import colormaps  # noqa: E402
@@ -71,73 +73,96 @@ def window_sheet(frames: np.ndarray, maps: np.ndarray) -> np.ndarray:
     return np.concatenate(tiles, axis=1)
 
 
-class AttentionRun:
-    """Attention maps of every window of videos, with an encoder's window and frame settings."""
+class AttentionMaps(BackboneWindows):
+    """Per-frame CLS → patch attention of a backbone over windows of videos (the options of
+    :class:`BackboneWindows`)."""
 
-    def __init__(self, encoder: VideoEncoder) -> None:
-        self.encoder = encoder
+    def model_fn(self, x: Tensor) -> Tensor:
+        """The model call: ``[B, 3, T, H, W]`` → maps ``[B, T, heads, h, w]``."""
+        return cls_patch_attention(self.backbone, x)
 
-    @torch.inference_mode()
-    def maps(self, clips: Tensor) -> np.ndarray:
-        """uint8 ``[b, T, 3, H, W]`` → float32 ``[b, T, heads, h, w]``."""
-        enc = self.encoder
-        x = normalize_batch(clips.to(enc.device), *NORMALIZATIONS[enc.normalization])
-        with autocast(enc.device, enc.precision):
-            return cls_patch_attention(enc.backbone, x).cpu().numpy()
 
-    def video(self, path: Path, key: str, folder: Path, progress: bool) -> dict:
-        """Write one video's maps, sheets and MP4; returns its summary."""
-        job = self.encoder.job(path, key)
+class AttentionVideo:
+    """Streams one video's maps into ``folder``: ``attention.npy``, the sheets, the MP4; its
+    ``report.html`` on :meth:`finish`."""
+
+    def __init__(self, model: AttentionMaps, folder: Path, job: VideoJob, checkpoint: str):
+        self.model, self.folder, self.job, self.checkpoint = model, folder, job, checkpoint
         folder.mkdir(parents=True, exist_ok=True)
-        movie = OverlayVideo(folder / "attention.mp4", job.source.fps / job.plan.step)
-        writer, failed = None, []
-        bar = progress_bar(len(job.plan), key, "window", progress, position=1, leave=False)
-        enc = self.encoder
-        for batch in stream_windows([job], enc.frame_size, enc.batch_size, enc.num_workers):
-            failed += [{"window": w.index, "reason": r} for w, r in batch.errors]
-            bar.update(len(batch.windows) + len(batch.errors))
-            if batch.clips is None:
-                continue
-            maps = self.maps(batch.clips)
-            if writer is None:
-                writer = FeatureWriter(folder / "attention.npy", len(job.plan), maps.shape[1:],
-                                       "float16")
-            writer.write(maps)
-            for window, clip, wmaps in zip(batch.windows, batch.clips, maps, strict=True):
-                frames = clip.permute(0, 2, 3, 1).numpy()
-                sheet = window_sheet(frames, wmaps)
-                atomic_write(folder / "sheets" / f"window_{window.index:05d}.png",
-                             lambda tmp, s=sheet: Image.fromarray(s).save(tmp, "PNG"))
-                for frame, fmaps in zip(frames, wmaps, strict=True):
-                    movie.write(heat_overlay(frame, fmaps.mean(0)))
-        bar.close()
-        movie.close()
-        if writer is not None:
-            writer.close()
-        return {"video": key, "windows": len(job.plan), "failed": failed}
+        self.movie = OverlayVideo(folder / "attention.mp4", job.source.fps / job.plan.step)
+        self.writer: FeatureWriter | None = None
+        self.errors: list[str] = []
+        self.top = TopFrames()
+
+    def add(self, out: WindowOutput) -> None:
+        self.errors += [window_error(w, r, len(self.job.plan)) for w, r in out.errors]
+        if out.outputs is None:
+            return
+        maps = out.outputs
+        if self.writer is None:
+            self.writer = FeatureWriter(self.folder / "attention.npy", len(self.job.plan),
+                                        maps.shape[1:], "float16")
+        self.writer.write(maps)
+        for window, clip, wmaps in zip(out.windows, out.clips, maps, strict=True):
+            frames = clip.permute(0, 2, 3, 1).numpy()
+            sheet = window_sheet(frames, wmaps)
+            atomic_write(self.folder / "sheets" / f"window_{window.index:05d}.png",
+                         lambda tmp, s=sheet: Image.fromarray(s).save(tmp, "PNG"))
+            for frame, fmaps in zip(frames, wmaps, strict=True):
+                self.movie.write(heat_overlay(frame, fmaps.mean(0)))
+            peak = float(wmaps.mean(1).max())  # the most focused frame's peak, over heads
+            middle = len(frames) // 2
+            self.top.offer(peak, f"window {window.index} ({window.start_s:.1f}-"
+                           f"{window.end_s:.1f} s): peak {peak:.3f}",
+                           lambda f=frames[middle], m=wmaps[middle]: heat_overlay(f, m.mean(0)))
+
+    def finish(self) -> dict[str, object]:
+        """Close the files and write ``report.html``; returns the video's ``index.html`` row."""
+        self.movie.close()
+        if self.writer is not None:
+            self.writer.close()
+        windows = len(self.job.plan)
+        summary: dict[str, object] = {"windows": windows,
+                                      "failed windows": len(self.errors)}
+        if self.errors:
+            summary["errors"] = f"{len(self.errors)} windows failed: {self.errors[0]}"
+        links = [("attention.mp4", "frames with the mean map overlaid (attention.mp4)"),
+                 ("attention.npy", "maps [windows, T, heads, h, w] (attention.npy)")]
+        sheets = sorted((self.folder / "sheets").glob("window_*.png"))[:4]
+        images = [(f"sheets/{p.name}", f"window {int(p.stem.split('_')[1])}: frames, mean "
+                   "over heads, each head") for p in sheets]
+        keyframes = self.top.save(self.folder / "keyframes")
+        write_report(self.folder / "report.html", f"{self.job.key}: attention", summary, images,
+                     keyframes, links, report_settings(self.checkpoint, self.model, self.job))
+        return {"video": self.job.key, **summary}
 
 
-def run_attention(encoder: VideoEncoder, sources: Sequence[str | Path], output: str | Path,
-                  checkpoint: str, progress: bool = True) -> dict:
+def run_attention(model: AttentionMaps, sources: Sequence[str | Path], output: str | Path,
+                  checkpoint: str, progress_enabled: bool = True) -> dict:
     """Attention maps for every video of ``sources`` into ``output``; returns ``run.json``."""
-    output = Path(output)
+    folder = RunFolder(output, "attention", {"checkpoint": checkpoint, **model.settings()},
+                       model.runner.runtime())
     skipped: list[dict] = []
-    inputs = collect_inputs(sources, skipped)
-    runner, videos, errors = AttentionRun(encoder), [], []
-    bar = progress_bar(len(inputs), "videos", "video", progress)
-    for v in inputs:
-        try:
-            summary = runner.video(v.path, v.key, output / v.stem, progress)
-        except VideoError as exc:
-            errors.append({"path": str(v.path), "reason": exc.reason})
-        else:
-            videos.append(summary)
-            if summary["failed"]:
-                errors.append({"path": str(v.path), "reason": summary["failed"][0]["reason"],
-                               "failed_windows": len(summary["failed"])})
-        bar.update()
+    inputs: list[VideoInput] = collect_inputs(sources, skipped)
+    folder.check()
+    todo = [v for v in inputs if not finished(folder, v)]
+    bar = progress(total=len(inputs), desc="videos", unit="video",
+                   initial=len(inputs) - len(todo), enabled=progress_enabled)
+    opened = open_jobs(model, folder, todo)
+    bar.update(len(todo) - len(opened))
+    current: AttentionVideo | None = None
+    for out in model.run([job for _, job in opened]):
+        v, job = opened[out.job]
+        if current is None or current.job is not job:
+            current = AttentionVideo(model, folder.output / v.stem, job, checkpoint)
+        current.add(out)
+        if out.last:
+            row = current.finish() | {"report": f"{v.stem}/report.html"}
+            folder.save_record(v.stem, {"video": v.key, "row": row,
+                                        "error": current.errors[0] if current.errors else None,
+                                        "failed_windows": len(current.errors),
+                                        "resolved": model.resolved(job)})
+            bar.set_postfix(video=v.key)
+            bar.update()
     bar.close()
-    run = {"checkpoint": checkpoint, "settings": encoder.settings(), "videos": videos,
-           "errors": errors, "skipped": skipped}
-    atomic_write_json(run, output / "run.json")
-    return run
+    return write_run(folder, inputs, checkpoint, skipped, "endofm attention")

@@ -3,8 +3,9 @@
 Output for a video ``<rel>`` (its path relative to its input root, extension dropped):
 ``DIR/<rel>.npy`` (``[windows, D]`` or ``[windows, D, h, w]``, written atomically), plus
 ``DIR/index.csv`` (one row per stored window, in ``.npy`` row order) and ``DIR/run.json``
-(checkpoint, settings, version, errors). Per-video records under ``DIR/.records/`` make a
-re-run skip finished videos; a run with other settings into the same folder is refused.
+(checkpoint, settings, the resolved windows of every video, errors). The folder is guarded by
+:class:`endofm.inference.run_folder.RunFolder`: a re-run skips finished videos, runs again those
+that failed, and a run with other settings into the same folder is refused.
 Under torchrun, videos are sharded across ranks; rank 0 writes the index and ``run.json``.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,30 +21,34 @@ from typing import Any
 
 import numpy as np
 
-from endofm import __version__
 from endofm.data import VideoError, resolve_items
 from endofm.data.manifest import is_frame_folder
-from endofm.inference.encoder import EncodedBatch, VideoEncoder
-from endofm.inference.progress import progress_bar
-from endofm.inference.stream import VideoJob
+from endofm.inference.encoder import VideoEncoder
+from endofm.inference.run_folder import RunFolder
+from endofm.inference.windowed import Windowed
+from endofm.runner import VideoJob, WindowOutput
 from endofm.utils.distributed import all_gather_object, barrier, get_rank, get_world_size
-from endofm.utils.io import atomic_write_json, atomic_write_text
-from endofm.utils.progress import note
+from endofm.utils.io import atomic_write_text
+from endofm.utils.progress import note, progress
 
 INDEX_COLUMNS = ("video", "window", "first_frame", "last_frame", "start_s", "end_s", "partial")
-RECORDS = ".records"
 DTYPES = ("float32", "float16")
 
 
 @dataclass(frozen=True)
 class VideoInput:
-    """A video to process: its path, its name relative to its input root (``key``), and an
-    optional time range (manifest rows)."""
+    """A video to process: its path, its name relative to its input root (``key``), an
+    optional time range and frame-folder rate (manifest rows)."""
 
     path: Path
     key: str
     start: float | None = None
     end: float | None = None
+    fps: float | None = None
+
+    def open(self, model: Windowed) -> VideoJob:
+        """The video opened and planned by ``model``."""
+        return model.job(self.path, self.key, self.start, self.end, self.fps)
 
     @property
     def stem(self) -> str:
@@ -64,7 +68,7 @@ def collect_inputs(sources: Sequence[str | Path],
         for item in resolve_items(source, skipped):
             path = Path(item.path)
             rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-            found.append(VideoInput(path, rel.as_posix(), item.start, item.end))
+            found.append(VideoInput(path, rel.as_posix(), item.start, item.end, item.fps))
     seen: dict[str, Path] = {}
     for v in found:
         if v.stem in seen:
@@ -110,12 +114,14 @@ class FeatureWriter:
 
 @dataclass
 class VideoRecord:
-    """What happened to one video: its index rows and its error (``None`` when complete)."""
+    """What happened to one video: its index rows, its resolved windows and its error
+    (``None`` when complete)."""
 
     video: str
     rows: list[dict] = field(default_factory=list)
     error: str | None = None
     failed_windows: int = 0
+    resolved: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -132,6 +138,12 @@ class ExtractReport:
         return not self.errors
 
 
+def window_error(window, reason: str, windows: int) -> str:
+    """One failed window, in the words of every record."""
+    return (f"window {window.index} (frames {window.first_frame}-{window.last_frame}) of "
+            f"{windows}: {reason}")
+
+
 class Extraction:
     """One extraction run of ``encoder`` over ``inputs`` into ``output`` (this rank's share)."""
 
@@ -141,10 +153,9 @@ class Extraction:
             raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         self.encoder, self.inputs, self.output = encoder, list(inputs), Path(output)
         self.checkpoint, self.dtype, self.progress = checkpoint, dtype, progress
-        self.settings = {"checkpoint": checkpoint, **encoder.settings(), "dtype": dtype}
-
-    def record_path(self, v: VideoInput) -> Path:
-        return self.output / RECORDS / f"{v.stem}.json"
+        self.folder = RunFolder(self.output, "extract",
+                                {"checkpoint": checkpoint, **encoder.settings(), "dtype": dtype},
+                                encoder.runner.runtime())
 
     def npy_path(self, v: VideoInput) -> Path:
         return self.output / f"{v.stem}.npy"
@@ -152,12 +163,10 @@ class Extraction:
     def finished(self, v: VideoInput) -> bool:
         """Recorded without error, with an ``.npy`` that reads and holds the recorded windows
         (a damaged or truncated one is extracted again, with a note naming it)."""
-        path, npy = self.record_path(v), self.npy_path(v)
-        if not path.is_file() or not npy.is_file():
+        npy = self.npy_path(v)
+        if not self.folder.finished(v.stem) or not npy.is_file():
             return False
-        record = json.loads(path.read_text())
-        if record.get("error") is not None:
-            return False
+        record = self.folder.load_record(v.stem)
         try:
             stored = np.load(npy, mmap_mode="r", allow_pickle=False).shape[0]
         except (OSError, ValueError, EOFError) as exc:
@@ -169,30 +178,17 @@ class Extraction:
             return False
         return True
 
-    def check_settings(self) -> None:
-        """A folder written with other settings is refused (no silent mix of features)."""
-        run = self.output / "run.json"
-        if not run.is_file():
-            return
-        before = json.loads(run.read_text()).get("settings", {})
-        changed = sorted(k for k in set(before) | set(self.settings)
-                         if before.get(k) != self.settings.get(k))
-        if changed:
-            diff = "; ".join(f"{k}: {before.get(k)!r} -> {self.settings.get(k)!r}"
-                             for k in changed)
-            raise ValueError(f"{self.output} holds features extracted with other settings "
-                             f"({diff}); use another --output or the same settings")
-
     def run(self, skipped: list[dict] | None = None) -> ExtractReport:
-        self.check_settings()
+        self.folder.check()
         barrier()
         if get_rank() == 0:
-            self.write_run_json([], skipped or [], finished=False)
+            self.folder.write_run(self.checkpoint, False, num_videos=len(self.inputs),
+                                  errors=[], skipped=skipped or [])
         mine = self.inputs[get_rank()::get_world_size()]
         todo = [v for v in mine if not self.finished(v)]
         resumed = len(mine) - len(todo)
-        bar = progress_bar(len(mine), "videos", "video", self.progress and get_rank() == 0)
-        bar.update(resumed)
+        bar = progress(total=len(mine), desc="videos", unit="video", initial=resumed,
+                       enabled=self.progress and get_rank() == 0)
         self.process(todo, bar)
         bar.close()
         barrier()
@@ -203,7 +199,7 @@ class Extraction:
         jobs = []
         for v in todo:
             try:
-                jobs.append((v, self.encoder.job(v.path, v.key, v.start, v.end)))
+                jobs.append((v, v.open(self.encoder)))
             except VideoError as exc:
                 self.save_record(v, VideoRecord(v.key, error=exc.reason))
         return jobs
@@ -213,51 +209,43 @@ class Extraction:
         as its last window is through."""
         opened = self.open_jobs(todo)
         bar.update(len(todo) - len(opened))
-        show = self.progress and get_rank() == 0
         writer: FeatureWriter | None = None
-        record, windows = VideoRecord(""), progress_bar(0, "", "window", False)
+        record = VideoRecord("")
         for batch in self.encoder.run([job for _, job in opened]):
             v, job = opened[batch.job]
             if record.video != v.key:
-                record = VideoRecord(v.key)
-                windows = progress_bar(len(job.plan), v.key, "window", show, position=1,
-                                       leave=False)
-            windows.update(len(batch.windows) + len(batch.errors))
-            if batch.features is not None:
+                record = VideoRecord(v.key, resolved=self.encoder.resolved(job))
+            if batch.outputs is not None:
                 if writer is None:
                     writer = FeatureWriter(self.npy_path(v), len(job.plan),
-                                           batch.features.shape[1:], self.dtype)
-                writer.write(batch.features)
+                                           batch.outputs.shape[1:], self.dtype)
+                writer.write(batch.outputs)
                 record.rows += [{"video": v.key, **w.row()} for w in batch.windows]
             self.note_errors(record, batch, job)
             if batch.last:
-                windows.close()
                 if writer is not None:
                     writer.close()
                     writer = None
                 elif record.error is None:
                     record.error = "no window could be decoded"
                 self.save_record(v, record)
-                bar.set_postfix_str(v.key)
+                bar.set_postfix(video=v.key)
                 bar.update()
 
     @staticmethod
-    def note_errors(record: VideoRecord, batch: EncodedBatch, job: VideoJob) -> None:
+    def note_errors(record: VideoRecord, batch: WindowOutput, job: VideoJob) -> None:
         if not batch.errors:
             return
         record.failed_windows += len(batch.errors)
         if record.error is None:
-            window, reason = batch.errors[0]
-            record.error = (f"window {window.index} (frames {window.first_frame}-"
-                            f"{window.last_frame}) of {len(job.plan)}: {reason}")
+            record.error = window_error(*batch.errors[0], len(job.plan))
 
-    def save_record(self, v: VideoInput, record: VideoRecord) -> VideoRecord:
-        atomic_write_json(record.__dict__, self.record_path(v))
-        return record
+    def save_record(self, v: VideoInput, record: VideoRecord) -> None:
+        self.folder.save_record(v.stem, record.__dict__)
 
     def load_record(self, v: VideoInput) -> VideoRecord | None:
-        path = self.record_path(v)
-        return VideoRecord(**json.loads(path.read_text())) if path.is_file() else None
+        found = self.folder.load_record(v.stem)
+        return VideoRecord(**found) if found is not None else None
 
     def finish(self, resumed: int, skipped: list[dict]) -> ExtractReport:
         counts = all_gather_object((len(self.inputs[get_rank()::get_world_size()]) - resumed,
@@ -270,7 +258,9 @@ class Extraction:
                   for v, r in records if r is None or r.error is not None]
         if get_rank() == 0:
             self.write_index([r for _, r in records if r is not None])
-            self.write_run_json(errors, skipped, finished=True)
+            videos = {r.video: r.resolved for _, r in records if r is not None and r.resolved}
+            self.folder.write_run(self.checkpoint, True, num_videos=len(self.inputs),
+                                  videos=videos, errors=errors, skipped=skipped)
         barrier()
         return ExtractReport(self.output, len(self.inputs), processed, resumed, errors, skipped)
 
@@ -281,12 +271,6 @@ class Extraction:
         for record in records:
             writer.writerows(record.rows)
         return atomic_write_text(buf.getvalue(), self.output / "index.csv")
-
-    def write_run_json(self, errors: list[dict], skipped: list[dict], finished: bool) -> Path:
-        return atomic_write_json({"endofm_version": __version__, "checkpoint": self.checkpoint,
-                                  "settings": self.settings, "num_videos": len(self.inputs),
-                                  "finished": finished, "errors": errors, "skipped": skipped},
-                                 self.output / "run.json")
 
 
 def extract(encoder: VideoEncoder, sources: Sequence[str | Path], output: str | Path,

@@ -1,69 +1,89 @@
-"""Fine-tuned models over whole videos, window by window.
+"""Fine-tuned models over whole videos, window by window, on the one windowed runner.
 
 One predictor per task turns decoded uint8 windows into per-window (classification) or
 per-frame (segmentation, detection) outputs; :func:`predict_video` collects them for one video
-as plain arrays and dataclasses, and the ``predict`` command streams them into files.
+as plain arrays and dataclasses, and the ``predict`` command streams them into files. Masks and
+boxes are in the video's own pixels, whatever size the model saw.
 
 - classification: windows of the model's ``T`` frames at the release's rate (32 frames at
-  30 fps), adjacent by default; short side ``crop * 256 / 224`` then a centre crop (the task's
-  evaluation), Kinetics mean/std → class probabilities per window. The video-level score is
-  the maximum of the abnormal probability smoothed by a centred moving average over
-  ``smooth`` windows; the video is called abnormal when that score reaches ``threshold``.
-- segmentation: consecutive frames (``frame_step`` 1 by default), windows of ``T`` frames that
-  do not overlap, so every predicted frame is seen once; frames resized to the model's square
-  input (ImageNet mean/std, as the task) and the masks resized back to the decoded frame.
-- detection: one clip per target frame (every ``frame_step``-th frame), its neighbours
-  ``frame_stride`` apart as in training (clamped at the ends); boxes in decoded-frame pixels.
+  30 fps), adjacent by default; short side ``crop * 256 / 224`` (``size``) then a centre crop
+  (the task's evaluation), the model's mean/std → class probabilities per window. The
+  video-level score is the maximum of the positive class's probability smoothed by a centred
+  moving average over ``smooth`` windows; the video gets the positive class when that score
+  reaches ``threshold``.
+- segmentation: windows of ``T`` frames ``frame_step`` apart (default 1: consecutive),
+  adjacent (every predicted frame seen once); frames decoded at the video's size, resized to
+  the model's square input on the device (ImageNet mean/std, as the task) and the logits
+  resized back to the video's size.
+- detection: one clip per predicted frame (every ``stride``-th frame, default 1), centred on
+  it, its neighbours ``frame_step`` apart (default: the model's training step), clamped at the
+  ends; the detector sees frames with the short side at most its ``min_size`` and its boxes
+  are scaled back to the video's pixels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from endofm.data import VideoSource
-from endofm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
-from endofm.inference.encoder import normalize_batch, open_job
-from endofm.inference.stream import FrameSize, VideoJob, check_loader_settings, stream_windows
+from endofm.data import VideoError, VideoSource
+from endofm.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from endofm.inference.encoder import normalize_batch
 from endofm.inference.task_models import TaskModel, load_task_model
-from endofm.inference.windows import Window, WindowSpec
+from endofm.inference.windowed import DEFAULT_FOLDER_FPS, Windowed
+from endofm.models.checkpoint import CONFIG_NAME
+from endofm.runner import (
+    FrameSize,
+    NativeFrames,
+    RunnerSettings,
+    Window,
+    WindowRunner,
+    WindowSpec,
+    target_frame,
+)
 from endofm.tasks.segmentation.data import read_input, to_model_input
-from endofm.utils.device import autocast, resolve_device, resolve_precision
+
+# Class names of checkpoints that do not record theirs (the public datasets' classes).
+DEFAULT_CLASS_NAMES = {"classification": ["normal", "abnormal"],
+                       "segmentation": ["background", "polyp"],
+                       "detection": ["adenomatous", "hyperplastic"]}
 
 
-@dataclass(frozen=True)
-class TargetPlan:
-    """Detection windows: window ``k`` targets frame ``k * every`` (at position ``T // 2``)
-    with neighbours ``step`` frames apart, clamped to the video."""
+def class_names(task_model: TaskModel) -> list[str]:
+    """The model's class names: its ``config.json``'s ``class_names`` (classification and
+    segmentation: one per output channel, background first for segmentation; detection: one
+    per label 1..C), else the defaults of the public datasets when the count matches, else
+    ``class_<i>``."""
+    config = task_model.path / CONFIG_NAME
+    if config.is_file():
+        saved = json.loads(config.read_text()).get("class_names")
+        if saved:
+            return [str(n) for n in saved]
+    count = num_classes(task_model)
+    default = DEFAULT_CLASS_NAMES[task_model.task]
+    first = 1 if task_model.task == "detection" else 0
+    return default if len(default) == count else [f"class_{i}" for i in
+                                                  range(first, first + count)]
 
-    video_frames: int
-    fps: float
-    num_frames: int
-    step: int
-    every: int
 
-    def __len__(self) -> int:
-        return -(-self.video_frames // self.every)
-
-    def __getitem__(self, k: int) -> Window:
-        if not 0 <= k < len(self):
-            raise IndexError(f"window {k} out of range ({len(self)} windows)")
-        offsets = (np.arange(self.num_frames) - self.num_frames // 2) * self.step
-        raw = k * self.every + offsets
-        frames = np.clip(raw, 0, self.video_frames - 1).astype(np.int64)
-        return Window(k, frames, bool((raw != frames).any()), self.fps)
+def num_classes(task_model: TaskModel) -> int:
+    """Output classes of the model (detection: foreground labels)."""
+    return int(task_model.settings.model.num_classes)
 
 
 @dataclass
 class ClassificationPrediction:
-    """``probs`` float32 ``[windows, C]``; ``smoothed`` the abnormal probability after the
-    moving average ``[windows]``; ``score = max(smoothed)``; ``abnormal = score >= threshold``."""
+    """``probs`` float32 ``[windows, C]``; ``smoothed`` the positive class's probability after
+    the moving average ``[windows]``; ``score = max(smoothed)``; ``abnormal = score >=
+    threshold`` (the video is called the positive class)."""
 
     windows: list[Window]
     probs: np.ndarray
@@ -76,8 +96,9 @@ class ClassificationPrediction:
 
 @dataclass
 class SegmentationPrediction:
-    """``frames`` int64 ``[F]`` predicted frame indices, ``masks`` uint8 ``[F, H, W]`` (1 =
-    polyp, decoded-frame size), ``area`` float ``[F]`` the polyp fraction of each frame."""
+    """``frames`` int64 ``[F]`` predicted frame indices, ``masks`` uint8 ``[F, H, W]`` (class
+    index per pixel, 0 = background; the video's own size), ``area`` float ``[F]`` the fraction
+    of each frame that is not background."""
 
     frames: np.ndarray
     times: np.ndarray
@@ -87,8 +108,8 @@ class SegmentationPrediction:
 
 @dataclass
 class FrameBoxes:
-    """Detections of one frame: ``boxes`` float32 ``[n, 4]`` xyxy pixels, ``scores`` ``[n]``,
-    ``labels`` int64 ``[n]`` (1 = adenomatous, 2 = hyperplastic)."""
+    """Detections of one frame: ``boxes`` float32 ``[n, 4]`` xyxy in the video's pixels,
+    ``scores`` ``[n]``, ``labels`` int64 ``[n]`` (1..C, named by :func:`class_names`)."""
 
     frame: int
     time_s: float
@@ -107,67 +128,40 @@ class DetectionPrediction:
         return np.array([int((f.scores >= self.threshold).sum()) for f in self.frames])
 
 
-@dataclass
-class WindowOutput:
-    """The predictor's output for one batch of ``job``'s windows, with the uint8 frames it saw
-    (``clips [b, T, 3, H, W]``) for overlays."""
+class Predictor(Windowed):
+    """What every task's predictor shares: the task model on the runner's device, the window
+    plan, and refusing what means nothing for the task (``refused``: option → why)."""
 
-    job: int
-    windows: list[Window]
-    clips: Tensor | None
-    outputs: object
-    errors: list[tuple[Window, str]]
-    last: bool
-
-
-class Predictor:
-    """Shared machinery: device, precision, the decode stream."""
-
-    mean: Sequence[float] = KINETICS_MEAN
-    std: Sequence[float] = KINETICS_STD
+    refused: dict[str, str] = {}
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
 
     def __init__(self, task_model: TaskModel, frame_step: str | int | None = None,
                  stride: str | int | None = None, batch_size: int = 4, num_workers: int = 0,
-                 device: str = "auto", precision: str = "auto", size: int | None = None,
-                 folder_fps: float = 30.0) -> None:
-        if size is not None and size < 1:
-            raise ValueError(f"size must be >= 1 pixel, got {size}")
-        check_loader_settings(batch_size, num_workers)
+                 device: str = "auto", precision: str = "auto",
+                 folder_fps: float = DEFAULT_FOLDER_FPS, compile: bool = False) -> None:
+        runner = WindowRunner(RunnerSettings(device, precision, batch_size, num_workers,
+                                             compile))
         self.task_model = task_model
-        self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
-        self.model = task_model.model.eval().to(self.device)
-        self.frame_step, self.stride, self.size = frame_step, stride, size
-        self.batch_size, self.num_workers, self.folder_fps = batch_size, num_workers, folder_fps
+        self.frame_step, self.stride = frame_step, stride
+        super().__init__(runner, self.window_spec(), folder_fps)
+        self.model = runner.place(task_model.model)
+        self.call_model = runner.compiled(self.model)
+        self.class_names = class_names(task_model)
 
-    def frame_size(self) -> FrameSize:
-        raise NotImplementedError
-
-    def spec(self) -> WindowSpec:
+    def window_spec(self) -> WindowSpec:
         return WindowSpec(self.task_model.num_frames, self.frame_step, self.stride)
 
-    def job(self, path: str | Path, key: str | None = None) -> VideoJob:
-        return open_job(path, self.spec(), key, folder_fps=self.folder_fps)
-
-    def forward(self, clips: Tensor) -> object:
-        raise NotImplementedError
+    def model_fn(self, x: Tensor) -> Any:
+        """The model call: float32 ``[B, 3, T, h, w]`` → the task's raw outputs."""
+        return self.call_model(x)
 
     def settings(self) -> dict[str, object]:
-        return {"task": self.task_model.task, "num_frames": self.task_model.num_frames,
-                "frame_step": self.frame_step, "stride": self.stride,
-                "precision": self.precision, "size": self.frame_size().short_side}
-
-    def run(self, jobs: Sequence[VideoJob]) -> Iterator[WindowOutput]:
-        pin = self.device.type == "cuda"
-        for batch in stream_windows(jobs, self.frame_size(), self.batch_size, self.num_workers,
-                                    pin):
-            with torch.inference_mode():
-                out = self.forward(batch.clips) if batch.clips is not None else None
-            yield WindowOutput(batch.job, batch.windows, batch.clips, out, batch.errors,
-                               batch.last)
+        return {"task": self.task_model.task, **super().settings(),
+                "classes": self.class_names}
 
     def normalized(self, clips: Tensor) -> Tensor:
-        return normalize_batch(clips.to(self.device, non_blocking=True), self.mean, self.std)
+        return normalize_batch(clips, self.mean, self.std)
 
 
 def check_threshold(threshold: float) -> None:
@@ -184,29 +178,34 @@ def check_smoothing_width(width: int) -> None:
 
 
 class ClassificationPredictor(Predictor):
-    def __init__(self, task_model: TaskModel, *args: object, threshold: float = 0.5,
-                 smooth: int = 3, **kwargs: object) -> None:
+    """Per-window class probabilities; ``size``: the short side frames are decoded at
+    (default ``crop * test_short_side / crop_size``, the task's evaluation)."""
+
+    def __init__(self, task_model: TaskModel, *args: Any, threshold: float = 0.5,
+                 smooth: int = 3, size: int | None = None, **kwargs: Any) -> None:
         check_threshold(threshold)
         check_smoothing_width(smooth)
+        if size is not None and size < 1:
+            raise ValueError(f"size must be >= 1 pixel, got {size}")
+        data, crop = task_model.settings.data, task_model.img_size
+        self.frames = FrameSize(crop, True, size or round(crop * data.test_short_side /
+                                                         data.crop_size),
+                                task_model.model.backbone.patch_size)
         super().__init__(task_model, *args, **kwargs)
         self.threshold, self.smooth = threshold, smooth
-        data = task_model.settings.data
         self.positive = task_model.settings.model.positive_class
         self.mean, self.std = tuple(data.mean), tuple(data.std)
 
-    def frame_size(self) -> FrameSize:
-        data, crop = self.task_model.settings.data, self.task_model.img_size
-        short = self.size or round(crop * data.test_short_side / data.crop_size)
-        return FrameSize(crop, True, short, self.task_model.model.backbone.patch_size)
+    def prepare(self, clips: Tensor) -> Tensor:
+        return self.normalized(clips)
 
-    def forward(self, clips: Tensor) -> np.ndarray:
-        """uint8 ``[b, T, 3, H, W]`` → probabilities float32 ``[b, C]``."""
-        with autocast(self.device, self.precision):
-            logits = self.model(self.normalized(clips))
-        return logits.float().softmax(-1).cpu().numpy()
+    def finish(self, raw: Tensor, clips: Tensor) -> np.ndarray:
+        """Logits ``[b, C]`` → probabilities float32 ``[b, C]``."""
+        return raw.float().softmax(-1).cpu().numpy()
 
     def settings(self) -> dict[str, object]:
-        return super().settings() | {"threshold": self.threshold, "smooth": self.smooth}
+        return super().settings() | {"threshold": self.threshold, "smooth": self.smooth,
+                                     "positive_class": self.class_names[self.positive]}
 
     def summarize(self, windows: list[Window], probs: np.ndarray) -> ClassificationPrediction:
         smoothed = moving_average(probs[:, self.positive], self.smooth)
@@ -227,28 +226,40 @@ def moving_average(x: np.ndarray, width: int) -> np.ndarray:
 
 
 class SegmentationPredictor(Predictor):
-    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    """Per-frame masks in the video's own size."""
 
-    def spec(self) -> WindowSpec:
+    frames = NativeFrames()
+    refused = {"size": "frames are decoded at the video's own size and resized to the "
+                       "model's input, and masks come out at the video's size",
+               "threshold": "each pixel gets its most probable class",
+               "smooth": "it smooths classification windows"}
+
+    def window_spec(self) -> WindowSpec:
         step = self.frame_step if self.frame_step is not None else 1
         return WindowSpec(self.task_model.num_frames, step, self.stride)
 
-    def frame_size(self) -> FrameSize:
-        side = self.size or max(self.task_model.img_size, 256)
-        return FrameSize(side, False, side, multiple=1, upscale=False)
-
-    def forward(self, clips: Tensor) -> np.ndarray:
-        """uint8 ``[b, T, 3, H, W]`` → masks uint8 ``[b, T, H, W]`` (1 = polyp)."""
-        b, t, _, h, w = clips.shape
+    def input_size(self, height: int, width: int) -> dict[str, str]:
         s = self.task_model.img_size
-        x = clips.to(self.device).flatten(0, 1)
-        x = F.interpolate(x.float(), size=(s, s), mode="bilinear", antialias=True)
-        x = x.round().clamp(0, 255).reshape(b, t, 3, s, s)
-        with autocast(self.device, self.precision):
-            logits = self.model(self.model_input(x))  # [b, C, T, s, s]
-        logits = logits.float().transpose(1, 2).flatten(0, 1)
-        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-        return logits.argmax(1).reshape(b, t, h, w).to(torch.uint8).cpu().numpy()
+        return {"model_input": f"{s}x{s}"}
+
+    def prepare(self, clips: Tensor) -> Tensor:
+        """uint8 ``[b, T, 3, H, W]`` → the model's square input ``[b, 3, T, s, s]``."""
+        b, t = clips.shape[:2]
+        s = self.task_model.img_size
+        x = F.interpolate(clips.flatten(0, 1).float(), size=(s, s), mode="bilinear",
+                          antialias=True)
+        return self.model_input(x.round().clamp(0, 255).reshape(b, t, 3, s, s))
+
+    def finish(self, raw: Tensor, clips: Tensor) -> np.ndarray:
+        """Logits ``[b, C, T, s, s]`` → masks uint8 ``[b, T, H, W]`` at the frames' size
+        (resized window by window, so memory holds one window's logits at full size)."""
+        h, w = clips.shape[-2:]
+        masks = []
+        for logits in raw.float():  # [C, T, s, s]
+            up = F.interpolate(logits.transpose(0, 1), size=(h, w), mode="bilinear",
+                               align_corners=False)
+            masks.append(up.argmax(1).to(torch.uint8).cpu())
+        return torch.stack(masks).numpy()
 
     def model_input(self, x: Tensor) -> Tensor:
         """Resized frames ``[b, T, 3, s, s]`` (0–255) → ``[b, 3, T, s, s]``, normalised as the
@@ -257,62 +268,87 @@ class SegmentationPredictor(Predictor):
             return self.normalized(x)
         frames = x.to(torch.uint8)
         return torch.stack([to_model_input(read_input(c, "release"), "release")
-                            for c in frames]).to(self.device)
+                            for c in frames]).to(x.device)
 
 
 class DetectionPredictor(Predictor):
-    """``threshold`` ``None``: the model's operating threshold (chosen on validation when it
-    was fine-tuned), else the release's 0.5."""
+    """Boxes of every ``stride``-th frame in the video's pixels. ``threshold`` ``None``: the
+    model's operating threshold (chosen on validation when it was fine-tuned), else the
+    release's 0.5. ``frame_step`` ``None``: the step between a clip's frames the model was
+    trained with."""
 
-    def __init__(self, task_model: TaskModel, *args: object, threshold: float | None = None,
-                 **kwargs: object) -> None:
+    frames = NativeFrames()
+    mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    refused = {"size": "frames are decoded at the video's own size and resized to the "
+                       "detector's input, and boxes come out in the video's pixels",
+               "smooth": "it smooths classification windows"}
+
+    def __init__(self, task_model: TaskModel, *args: Any, threshold: float | None = None,
+                 **kwargs: Any) -> None:
         if threshold is not None:
             check_threshold(threshold)
         super().__init__(task_model, *args, **kwargs)
         chosen = getattr(task_model.model, "operating_threshold", None)
         self.threshold = threshold if threshold is not None else (chosen or 0.5)
 
-    def job(self, path: str | Path, key: str | None = None) -> VideoJob:
-        job = open_job(path, WindowSpec(self.task_model.num_frames), key,
-                       folder_fps=self.folder_fps)
-        every = 1 if self.frame_step is None else WindowSpec(1, self.frame_step).resolve(
-            job.source.fps)[0]
-        plan = TargetPlan(job.source.num_frames, job.source.fps, self.task_model.num_frames,
-                          self.task_model.frame_stride, every)
-        return VideoJob(job.key, job.source, plan)
+    def window_spec(self) -> WindowSpec:
+        step = self.frame_step if self.frame_step is not None else self.task_model.frame_stride
+        return WindowSpec(self.task_model.num_frames, step, self.stride, anchor="centre")
 
-    def frame_size(self) -> FrameSize:
-        side = self.size or self.task_model.img_size
-        return FrameSize(side, False, side, multiple=1, upscale=False)
+    def input_side(self, height: int, width: int) -> tuple[int, int]:
+        """The frames' size fed to the detector: short side at most its ``min_size``."""
+        side = min(self.task_model.img_size, height, width)
+        return (side, int(side * width / height)) if height <= width else \
+            (int(side * height / width), side)
 
-    def forward(self, clips: Tensor) -> list[dict[str, np.ndarray]]:
-        """uint8 ``[b, T, 3, H, W]`` → per clip ``{"boxes", "scores", "labels"}`` of its
-        target frame (``T // 2``)."""
-        x = clips.to(self.device).permute(0, 2, 1, 3, 4).float().div(255.0)
-        with autocast(self.device, self.precision):
-            outputs = self.model(list(x))
-        return [{k: v.float().cpu().numpy() if k != "labels" else v.cpu().numpy()
-                 for k, v in out.items()} for out in outputs]
+    def input_size(self, height: int, width: int) -> dict[str, str]:
+        h, w = self.input_side(height, width)
+        return {"model_input": f"{w}x{h}"}
+
+    def prepare(self, clips: Tensor) -> Tensor:
+        """uint8 ``[b, T, 3, H, W]`` → ``[b, 3, T, h, w]`` in [0, 1], short side reduced to
+        the detector's ``min_size``."""
+        b, t, _, h, w = clips.shape
+        size = self.input_side(h, w)
+        x = clips.flatten(0, 1).float()
+        if size != (h, w):
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True).round()
+        return x.clamp(0, 255).div(255.0).reshape(b, t, 3, *size).transpose(1, 2)
+
+    def model_fn(self, x: Tensor) -> list[dict[str, Tensor]]:
+        """The model call: ``[B, 3, T, h, w]`` → per clip ``{"boxes", "scores", "labels"}``
+        of its middle frame, in the input's pixels."""
+        return self.call_model(list(x))
+
+    def finish(self, raw: list[dict[str, Tensor]], clips: Tensor) -> list[dict[str, np.ndarray]]:
+        """Boxes scaled from the detector's input to the frames' own pixels."""
+        h, w = clips.shape[-2:]
+        ih, iw = self.input_side(h, w)
+        scale = torch.tensor([w / iw, h / ih, w / iw, h / ih])
+        return [{"boxes": (out["boxes"].float().cpu() * scale).numpy(),
+                 "scores": out["scores"].float().cpu().numpy(),
+                 "labels": out["labels"].cpu().numpy()} for out in raw]
 
     def settings(self) -> dict[str, object]:
-        return super().settings() | {"threshold": self.threshold,
-                                     "frame_stride": self.task_model.frame_stride}
-
-
-def target_frame(window: Window) -> int:
-    """The frame a detection window predicts (its middle frame, never clamped)."""
-    return int(window.frames[len(window.frames) // 2])
+        return super().settings() | {"threshold": self.threshold}
 
 
 PREDICTORS = {"classification": ClassificationPredictor,
               "segmentation": SegmentationPredictor, "detection": DetectionPredictor}
 
 
-def make_predictor(task_model: TaskModel | str | Path, **options: object) -> Predictor:
-    """The task's predictor for a loaded model or a checkpoint path."""
+def make_predictor(task_model: TaskModel | str | Path, **options: Any) -> Predictor:
+    """The task's predictor for a loaded model or a checkpoint path. An option the task has no
+    use for (given, not ``None``) is refused in one line saying why."""
     if not isinstance(task_model, TaskModel):
         task_model = load_task_model(task_model)
-    return PREDICTORS[task_model.task](task_model, **options)
+    cls = PREDICTORS[task_model.task]
+    for name, value in options.items():
+        if value is not None and name in cls.refused:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} means nothing for {task_model.task}: {cls.refused[name]}; "
+                             "leave it out")
+    return cls(task_model, **{k: v for k, v in options.items() if v is not None})
 
 
 def collect(predictor: Predictor, path: str | Path):
@@ -322,8 +358,6 @@ def collect(predictor: Predictor, path: str | Path):
     outputs: list = []
     for out in predictor.run([job]):
         if out.errors:
-            from endofm.data import VideoError
-
             window, reason = out.errors[0]
             raise VideoError(path, f"window {window.index}: {reason}")
         windows += out.windows
@@ -335,9 +369,10 @@ def predict_video(task_model: TaskModel | str | Path, path: str | Path, **option
     """Predictions of a fine-tuned model over a whole video, without writing files.
 
     ``options`` go to the task's predictor (``frame_step``, ``stride``, ``batch_size``,
-    ``num_workers``, ``device``, ``precision``, ``size``; ``threshold`` for classification and
-    detection, ``smooth`` for classification). Returns a :class:`ClassificationPrediction`,
-    :class:`SegmentationPrediction` or :class:`DetectionPrediction`.
+    ``num_workers``, ``device``, ``precision``, ``folder_fps``, ``compile``; ``size`` and
+    ``smooth`` for classification, ``threshold`` for classification and detection). Returns a
+    :class:`ClassificationPrediction`, :class:`SegmentationPrediction` or
+    :class:`DetectionPrediction`.
     """
     predictor = make_predictor(task_model, **options)
     source, windows, outputs = collect(predictor, path)

@@ -2,44 +2,38 @@
 
 ``DIR/<video>/`` (``<video>`` = its path relative to its input root, extension dropped) gets
 the task's artefacts and ``report.html``; ``DIR/index.html`` links every video and
-``DIR/run.json`` records the checkpoint, settings and errors. Artefacts are written while the
-video streams (masks, overlay videos), so memory does not grow with the video's length.
+``DIR/run.json`` records the checkpoint, the settings, each video's resolved windows and sizes,
+and the errors; the folder is guarded by :class:`endofm.inference.run_folder.RunFolder` (a
+re-run skips finished videos, runs failed ones again, refuses other settings). Artefacts are
+written while the video streams (masks, overlay videos), so memory does not grow with the
+video's length. Masks, boxes and overlays are in the video's own pixels; every label is one of
+the model's class names.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from endofm import __version__
-from endofm.data import VideoError, VideoWriter
-from endofm.inference.extract import VideoInput, collect_inputs
-from endofm.inference.predict import (
-    ClassificationPredictor,
-    DetectionPredictor,
-    Predictor,
-    WindowOutput,
-    target_frame,
-)
-from endofm.inference.progress import progress_bar
+from endofm.inference.extract import collect_inputs, window_error
+from endofm.inference.pages import OverlayVideo, finished, open_jobs, report_settings, write_run
+from endofm.inference.predict import ClassificationPredictor, DetectionPredictor, Predictor
 from endofm.inference.report import (
     TopFrames,
     draw_boxes,
     timeline_plot,
     tint,
-    write_index,
     write_report,
 )
-from endofm.inference.stream import VideoJob
+from endofm.inference.run_folder import RunFolder
+from endofm.runner import VideoJob, WindowOutput, target_frame
 from endofm.utils.io import atomic_write_json, atomic_write_text
-
-CATEGORIES = [{"id": 1, "name": "adenomatous"}, {"id": 2, "name": "hyperplastic"}]
+from endofm.utils.progress import progress
 
 
 def frame_of(clips, i: int, t: int) -> np.ndarray:
@@ -52,6 +46,7 @@ class VideoArtifacts:
 
     def __init__(self, predictor: Predictor, folder: Path, job: VideoJob, checkpoint: str):
         self.predictor, self.folder, self.job, self.checkpoint = predictor, folder, job, checkpoint
+        self.names = predictor.class_names
         self.top = TopFrames()
         self.errors: list[str] = []
         folder.mkdir(parents=True, exist_ok=True)
@@ -60,8 +55,7 @@ class VideoArtifacts:
         raise NotImplementedError
 
     def note_errors(self, out: WindowOutput) -> None:
-        self.errors += [f"window {w.index} (frames {w.first_frame}-{w.last_frame}): {r}"
-                        for w, r in out.errors]
+        self.errors += [window_error(w, r, len(self.job.plan)) for w, r in out.errors]
 
     def finish(self) -> dict[str, object]:
         """Write the plots and ``report.html``; returns the video's ``index.html`` row."""
@@ -70,14 +64,9 @@ class VideoArtifacts:
         if self.errors:
             summary = {**summary, "errors": f"{len(self.errors)} windows failed: "
                                             f"{self.errors[0]}"}
-        source = self.job.source
         title = f"{self.job.key}: {self.predictor.task_model.task}"
-        settings = {"checkpoint": self.checkpoint, **self.predictor.settings(),
-                    "video frames": source.num_frames, "fps": round(source.fps, 3),
-                    "frame size": f"{source.height}x{source.width}",
-                    "endofm": __version__}
         write_report(self.folder / "report.html", title, summary, images, keyframes, links,
-                     settings)
+                     report_settings(self.checkpoint, self.predictor, self.job))
         return {"video": self.job.key, **summary}
 
     def outputs(self) -> tuple[dict, list[tuple[str, str]], list[tuple[str, str]]]:
@@ -101,31 +90,39 @@ class ClassificationArtifacts(VideoArtifacts):
             self.windows.append(window)
             self.probs.append(p)
             self.top.offer(float(p[positive]), f"{window.start_s:.1f}-{window.end_s:.1f} s: "
-                           f"p={p[positive]:.2f}", lambda i=i: frame_of(out.clips, i, t))
+                           f"p({self.names[positive]})={p[positive]:.2f}",
+                           lambda i=i: frame_of(out.clips, i, t))
 
     def outputs(self) -> tuple[dict, list, list]:
         pred: ClassificationPredictor = self.predictor
-        probs = np.stack(self.probs) if self.probs else np.zeros((0, 2))
+        probs = np.stack(self.probs) if self.probs else np.zeros((0, len(self.names)))
         result = pred.summarize(self.windows, probs)
         self.write_csv(probs, result.smoothed)
         times = np.array([(w.start_s + w.end_s) / 2 for w in self.windows])
-        timeline_plot(times, {"p(abnormal)": probs[:, result.positive_class],
+        positive = self.names[result.positive_class]
+        timeline_plot(times, {f"p({positive})": probs[:, result.positive_class],
                               f"smoothed ({pred.smooth} windows)": result.smoothed},
                       "probability", self.folder / "timeline.png", result.threshold,
-                      f"{self.job.key}: abnormal probability per window")
-        summary = {"decision": "abnormal" if result.abnormal else "normal",
+                      f"{self.job.key}: {positive} probability per window")
+        summary = {"decision": positive if result.abnormal else self.other(result),
                    "score": round(result.score, 4), "windows": len(self.windows)}
-        atomic_write_json(summary | {"threshold": result.threshold}, self.folder /
+        atomic_write_json(summary | {"threshold": result.threshold,
+                                     "positive_class": positive}, self.folder /
                           "prediction.json")
-        return (summary, [("timeline.png", "Abnormal probability over time")],
+        return (summary, [("timeline.png", f"{positive} probability over time")],
                 [("timeline.csv", "per-window probabilities (timeline.csv)"),
                  ("prediction.json", "video-level decision (prediction.json)")])
+
+    def other(self, result) -> str:
+        """The decision below the threshold: the other class of two, else "not <positive>"."""
+        rest = [n for i, n in enumerate(self.names) if i != result.positive_class]
+        return rest[0] if len(rest) == 1 else f"not {self.names[result.positive_class]}"
 
     def write_csv(self, probs: np.ndarray, smoothed: np.ndarray) -> None:
         buf = io.StringIO()
         out = csv.writer(buf, lineterminator="\n")
         out.writerow(["window", "first_frame", "last_frame", "start_s", "end_s", "partial",
-                      *[f"prob_{c}" for c in range(probs.shape[1])], "smoothed"])
+                      *[f"prob_{name}" for name in self.names], "smoothed"])
         for w, p, s in zip(self.windows, probs, smoothed, strict=True):
             row = w.row()
             out.writerow([row["window"], row["first_frame"], row["last_frame"], row["start_s"],
@@ -133,25 +130,10 @@ class ClassificationArtifacts(VideoArtifacts):
         atomic_write_text(buf.getvalue(), self.folder / "timeline.csv")
 
 
-class OverlayVideo:
-    """An MP4 of overlay frames (even-cropped), opened on the first frame."""
-
-    def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps, self.writer = path, fps, None
-
-    def write(self, frame: np.ndarray) -> None:
-        h, w = frame.shape[0] // 2 * 2, frame.shape[1] // 2 * 2
-        if self.writer is None:
-            self.writer = VideoWriter(self.path, self.fps, h, w)
-        self.writer.write(frame[:h, :w])
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
 class SegmentationArtifacts(VideoArtifacts):
-    """``masks/<frame>.png`` (0/255), ``overlay.mp4``, ``area.csv`` and ``area.png``."""
+    """``masks/<frame>.png`` (the video's size; 0 background, 255 the class of a two-class
+    model, else class ``c`` as ``c * (255 // (C - 1))``), ``overlay.mp4``, ``area.csv`` (the
+    fraction of each frame per class) and ``area.png``."""
 
     def __init__(self, *args: object) -> None:
         super().__init__(*args)
@@ -159,6 +141,8 @@ class SegmentationArtifacts(VideoArtifacts):
         self.overlay = OverlayVideo(self.folder / "overlay.mp4", self.job.source.fps / step)
         (self.folder / "masks").mkdir(exist_ok=True)
         self.frames, self.area, self.last = [], [], -1
+        self.foreground = self.names[1:]
+        self.grey = 255 // max(1, len(self.names) - 1)
 
     def add(self, out: WindowOutput) -> None:
         self.note_errors(out)
@@ -170,42 +154,52 @@ class SegmentationArtifacts(VideoArtifacts):
                     continue
                 self.last = frame
                 mask = out.outputs[i, t]
-                Image.fromarray(mask * 255).save(self.folder / "masks" / f"{frame:06d}.png")
-                image = frame_of(out.clips, i, t)
-                overlay = tint(image, mask)
+                Image.fromarray(mask * self.grey).save(self.folder / "masks" /
+                                                       f"{frame:06d}.png")
+                overlay = tint(frame_of(out.clips, i, t), mask)
                 self.overlay.write(overlay)
-                area = float(mask.mean())
+                area = [float((mask == c).mean()) for c in range(1, len(self.names))]
                 self.frames.append(frame)
                 self.area.append(area)
-                self.top.offer(area, f"frame {frame}: polyp area {100 * area:.1f}%",
+                self.top.offer(sum(area), f"frame {frame}: {self.foreground_text(area)}",
                                lambda o=overlay: o)
+
+    def foreground_text(self, area: list[float]) -> str:
+        return ", ".join(f"{name} {100 * a:.1f}%" for name, a in zip(self.foreground, area,
+                                                                      strict=True))
 
     def outputs(self) -> tuple[dict, list, list]:
         self.overlay.close()
         fps = self.job.source.fps
-        frames, area = np.array(self.frames), np.array(self.area)
-        rows = "".join(f"{f},{f / fps:.6f},{a:.6f}\n" for f, a in zip(frames, area, strict=True))
-        atomic_write_text("frame,time_s,polyp_fraction\n" + rows, self.folder / "area.csv")
-        timeline_plot(frames / fps, {"polyp area (fraction of frame)": area}, "area",
-                      self.folder / "area.png", title=f"{self.job.key}: polyp area over time")
-        summary = {"frames": len(frames), "frames with polyp": int((area > 0).sum()),
-                   "max area": round(float(area.max()) if len(area) else 0.0, 4)}
-        return (summary, [("area.png", "Polyp area over time")],
+        frames = np.array(self.frames)
+        area = np.array(self.area).reshape(len(frames), len(self.foreground))
+        header = ",".join(["frame", "time_s", *[f"{n}_fraction" for n in self.foreground]])
+        rows = "".join(f"{f},{f / fps:.6f}," + ",".join(f"{v:.6f}" for v in a) + "\n"
+                       for f, a in zip(frames, area, strict=True))
+        atomic_write_text(header + "\n" + rows, self.folder / "area.csv")
+        timeline_plot(frames / fps, {f"{n} (fraction of frame)": area[:, c]
+                                     for c, n in enumerate(self.foreground)}, "area",
+                      self.folder / "area.png", title=f"{self.job.key}: area over time")
+        summary: dict[str, object] = {"frames": len(frames)}
+        for c, name in enumerate(self.foreground):
+            summary[f"frames with {name}"] = int((area[:, c] > 0).sum())
+            summary[f"max {name} area"] = round(float(area[:, c].max()) if len(area) else 0.0, 4)
+        return (summary, [("area.png", "Area over time")],
                 [("overlay.mp4", "overlay video (overlay.mp4)"),
-                 ("area.csv", "per-frame polyp area (area.csv)"),
+                 ("area.csv", "per-frame area of each class (area.csv)"),
                  ("masks/", "per-frame masks (masks/*.png)")])
 
 
 class DetectionArtifacts(VideoArtifacts):
-    """``detections.json`` (COCO: images, predictions as annotations with scores),
-    ``overlay.mp4`` and ``detections.png``."""
+    """``detections.json`` (COCO: images, predictions as annotations with scores, the model's
+    class names as categories), ``overlay.mp4`` and ``detections.png``; boxes in the video's
+    pixels."""
 
     def __init__(self, *args: object) -> None:
         super().__init__(*args)
-        every = self.job.plan.every
-        self.overlay = OverlayVideo(self.folder / "overlay.mp4", self.job.source.fps / every)
+        stride = self.job.plan.stride
+        self.overlay = OverlayVideo(self.folder / "overlay.mp4", self.job.source.fps / stride)
         self.images, self.annotations, self.counts, self.best = [], [], [], []
-        self.size = None
 
     def add(self, out: WindowOutput) -> None:
         self.note_errors(out)
@@ -216,7 +210,6 @@ class DetectionArtifacts(VideoArtifacts):
         for i, (window, det) in enumerate(zip(out.windows, out.outputs, strict=True)):
             frame = target_frame(window)
             image = frame_of(out.clips, i, t)
-            self.size = image.shape[:2]
             self.images.append({"id": frame, "file_name": f"frame_{frame:06d}",
                                 "height": image.shape[0], "width": image.shape[1],
                                 "time_s": round(frame / self.job.source.fps, 6)})
@@ -237,8 +230,9 @@ class DetectionArtifacts(VideoArtifacts):
     def outputs(self) -> tuple[dict, list, list]:
         self.overlay.close()
         pred: DetectionPredictor = self.predictor
+        categories = [{"id": i, "name": n} for i, n in enumerate(self.names, start=1)]
         atomic_write_json({"images": self.images, "annotations": self.annotations,
-                           "categories": CATEGORIES}, self.folder / "detections.json")
+                           "categories": categories}, self.folder / "detections.json")
         times = np.array([im["time_s"] for im in self.images])
         timeline_plot(times, {f"detections >= {pred.threshold:g}": np.array(self.counts),
                               "best score": np.array(self.best)}, "count / score",
@@ -257,41 +251,33 @@ ARTIFACTS = {"classification": ClassificationArtifacts,
 
 
 def run_predict(predictor: Predictor, sources: Sequence[str | Path], output: str | Path,
-                checkpoint: str, progress: bool = True) -> dict[str, object]:
+                checkpoint: str, progress_enabled: bool = True) -> dict[str, object]:
     """Predict every video of ``sources`` into ``output``; returns the ``run.json`` content."""
-    output = Path(output)
+    task = predictor.task_model.task
+    folder = RunFolder(output, f"predict {task}", {"checkpoint": checkpoint,
+                                                   **predictor.settings()},
+                       predictor.runner.runtime())
     skipped: list[dict] = []
     inputs = collect_inputs(sources, skipped)
-    task = predictor.task_model.task
-    errors: list[dict] = []
-    opened: list[tuple[VideoInput, VideoJob]] = []
-    for v in inputs:
-        try:
-            opened.append((v, predictor.job(v.path, v.key)))
-        except VideoError as exc:
-            errors.append({"path": str(v.path), "reason": exc.reason})
-    rows: list[dict] = []
-    bar = progress_bar(len(inputs), "videos", "video", progress)
-    bar.update(len(inputs) - len(opened))
+    folder.check()
+    todo = [v for v in inputs if not finished(folder, v)]
+    bar = progress(total=len(inputs), desc="videos", unit="video",
+                   initial=len(inputs) - len(todo), enabled=progress_enabled)
+    opened = open_jobs(predictor, folder, todo)
+    bar.update(len(todo) - len(opened))
     current: VideoArtifacts | None = None
     for out in predictor.run([job for _, job in opened]):
         v, job = opened[out.job]
         if current is None or current.job is not job:
-            current = ARTIFACTS[task](predictor, output / v.stem, job, checkpoint)
+            current = ARTIFACTS[task](predictor, folder.output / v.stem, job, checkpoint)
         current.add(out)
         if out.last:
-            row = current.finish()
-            rows.append(row | {"report": f"{v.stem}/report.html"})
-            if current.errors:
-                errors.append({"path": str(v.path), "reason": current.errors[0],
-                               "failed_windows": len(current.errors)})
-            bar.set_postfix_str(v.key)
+            row = current.finish() | {"report": f"{v.stem}/report.html"}
+            error = current.errors[0] if current.errors else None
+            folder.save_record(v.stem, {"video": v.key, "row": row, "error": error,
+                                        "failed_windows": len(current.errors),
+                                        "resolved": predictor.resolved(job)})
+            bar.set_postfix(video=v.key)
             bar.update()
     bar.close()
-    columns = ["video", *[k for k in rows[0] if k not in ("video", "report")]] if rows else []
-    write_index(output / "index.html", f"endofm predict {task}", rows, columns)
-    run = {"endofm_version": __version__, "task": task, "checkpoint": checkpoint,
-           "settings": predictor.settings(), "num_videos": len(inputs), "videos": rows,
-           "errors": errors, "skipped": skipped}
-    atomic_write_json(json.loads(json.dumps(run, default=str)), output / "run.json")
-    return run
+    return write_run(folder, inputs, checkpoint, skipped, f"endofm predict {task}", task=task)

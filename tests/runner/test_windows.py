@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from endofm.inference.windows import WindowSpec, span_frames
+from endofm.runner.windows import WindowSpec, span_frames
 
 
 def test_window_indices_follow_the_formula_with_a_clamped_last_window():

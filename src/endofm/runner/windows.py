@@ -5,6 +5,10 @@ Window ``k`` covers frames ``k*S + j*R`` for ``j`` in ``0..T-1``, for every ``k`
 stride, both in frames). Indices past the end are clamped to the last frame; such a window is
 *partial*. Defaults follow the release's downstream sampling: ``R`` = 32 frames at 30 fps
 (rescaled for other frame rates) and ``S = T*R`` (adjacent windows).
+
+A :class:`CentredPlan` (``WindowSpec(anchor="centre")``) instead puts window ``k``'s middle
+frame (position ``T // 2``) on frame ``k*S``, its neighbours ``R`` frames apart, clamped at both
+ends: one window per predicted frame (detection).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import numpy as np
 
 RELEASE_FRAME_STEP = 32  # the release's sampling rate, in frames at 30 fps
 RELEASE_FPS = 30.0
+
+ANCHORS = ("start", "centre")
 
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|f)?\s*$")
 
@@ -48,15 +54,19 @@ def span_frames(value: str | int | float, fps: float, name: str = "span") -> int
 @dataclass(frozen=True)
 class WindowSpec:
     """How a video is cut into windows. ``frame_step``/``stride``: frames (int or ``"32"``),
-    seconds (``"2s"``), or ``None`` for the defaults (release rate; adjacent windows)."""
+    seconds (``"2s"``), or ``None`` for the defaults (release rate; adjacent windows, or with
+    ``anchor="centre"`` one window per frame)."""
 
     num_frames: int = 8
     frame_step: str | int | None = None
     stride: str | int | None = None
+    anchor: str = "start"
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be at least 1, got {self.num_frames}")
+        if self.anchor not in ANCHORS:
+            raise ValueError(f"anchor must be one of {ANCHORS}, got {self.anchor!r}")
         for name, span in (("frame step", self.frame_step), ("stride", self.stride)):
             if span is not None:
                 parse_span(span, name)
@@ -67,14 +77,27 @@ class WindowSpec:
             step = max(1, round(RELEASE_FRAME_STEP * fps / RELEASE_FPS))
         else:
             step = span_frames(self.frame_step, fps, "frame step")
-        stride = (self.num_frames * step if self.stride is None
-                  else span_frames(self.stride, fps, "stride"))
-        return step, stride
+        if self.stride is not None:
+            return step, span_frames(self.stride, fps, "stride")
+        return step, 1 if self.anchor == "centre" else self.num_frames * step
 
-    def plan(self, video_frames: int, fps: float, offset: int = 0) -> WindowPlan:
+    def plan(self, video_frames: int, fps: float, offset: int = 0) -> WindowPlan | CentredPlan:
         """The windows of ``video_frames`` frames starting at frame ``offset``."""
         step, stride = self.resolve(fps)
+        if self.anchor == "centre":
+            return CentredPlan(video_frames, fps, self.num_frames, step, stride, offset)
         return WindowPlan(video_frames, fps, self.num_frames, step, stride, offset)
+
+    def describe(self) -> dict[str, object]:
+        """The spec as asked for, defaults spelled out (``run.json``'s settings: the same
+        request gives the same text whatever the videos)."""
+        step = (f"{RELEASE_FRAME_STEP} frames at {RELEASE_FPS:g} fps, rescaled to each video"
+                if self.frame_step is None else str(self.frame_step))
+        if self.stride is not None:
+            stride = str(self.stride)
+        else:
+            stride = "1 frame" if self.anchor == "centre" else "num_frames x frame_step"
+        return {"num_frames": self.num_frames, "frame_step": step, "stride": stride}
 
 
 @dataclass(frozen=True)
@@ -126,6 +149,15 @@ class WindowPlan:
     def __len__(self) -> int:
         return -(-self.video_frames // self.stride)  # ceil: every k with k*S < N
 
+    def resolved(self) -> dict[str, object]:
+        """What the windows are for this video, in frames and seconds (``run.json``,
+        reports)."""
+        span = (self.num_frames - 1) * self.step + 1
+        return {"windows": len(self), "num_frames": self.num_frames,
+                "frame_step_frames": self.step, "frame_step_s": round(self.step / self.fps, 6),
+                "stride_frames": self.stride, "stride_s": round(self.stride / self.fps, 6),
+                "window_frames": span, "window_s": round(span / self.fps, 6)}
+
     def __getitem__(self, k: int) -> Window:
         if not 0 <= k < len(self):
             raise IndexError(f"window {k} out of range ({len(self)} windows)")
@@ -133,3 +165,22 @@ class WindowPlan:
         last = self.video_frames - 1
         frames = self.offset + np.minimum(raw, last)
         return Window(k, frames, bool(raw[-1] > last), self.fps)
+
+
+@dataclass(frozen=True)
+class CentredPlan(WindowPlan):
+    """Windows centred on the frames they predict: window ``k``'s middle frame (``T // 2``) is
+    frame ``k*stride``, its neighbours ``step`` frames apart, clamped to the video."""
+
+    def __getitem__(self, k: int) -> Window:
+        if not 0 <= k < len(self):
+            raise IndexError(f"window {k} out of range ({len(self)} windows)")
+        offsets = (np.arange(self.num_frames, dtype=np.int64) - self.num_frames // 2) * self.step
+        raw = k * self.stride + offsets
+        frames = np.clip(raw, 0, self.video_frames - 1)
+        return Window(k, self.offset + frames, bool((raw != frames).any()), self.fps)
+
+
+def target_frame(window: Window) -> int:
+    """The frame a centred window predicts (its middle frame, never clamped)."""
+    return int(window.frames[len(window.frames) // 2])

@@ -4,13 +4,9 @@ import pytest
 import torch
 
 import endofm
-from endofm.inference.backbone import (
-    FeatureExtractor,
-    FrozenCompiled,
-    explicit_attention,
-    maybe_compile,
-)
+from endofm.inference.backbone import FeatureExtractor
 from endofm.models.vision_transformer import attention_layers
+from endofm.runner.compile import FrozenCompiled, explicit_attention, maybe_compile
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from endofm.data import VideoError, open_video, write_video
-from endofm.inference.stream import (
+from endofm.runner.stream import (
     FrameSize,
     VideoBatches,
     VideoJob,
@@ -18,9 +18,8 @@ from endofm.inference.stream import (
     nearby_runs,
     stream_windows,
 )
-from endofm.inference.windows import WindowSpec
-
-from .conftest import moving_frames
+from endofm.runner.windows import WindowSpec
+from tests.inference.conftest import moving_frames
 
 
 class CountingSource:

@@ -13,6 +13,7 @@ from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -20,7 +21,38 @@ from torch.utils.data import DataLoader, Dataset
 
 from endofm.data import VideoError, VideoSource
 from endofm.data.transforms import center_crop, short_side_resize, to_clip
-from endofm.inference.windows import Window, WindowPlan
+from endofm.runner.windows import Window, WindowPlan
+
+
+class FrameMaker(Protocol):
+    """What the stream asks of its spatial preprocessing: decode the frames of some windows of
+    a source → one uint8 clip per window (``[T, 3, H, W]``, or ``[V, T, 3, H, W]`` for ``V``
+    views of it)."""
+
+    def apply_many(self, source: VideoSource,
+                   windows: Sequence[Sequence[int]]) -> list[Tensor]: ...
+
+
+@dataclass(frozen=True)
+class NativeFrames:
+    """Frames at the video's own size (no resize, no crop): for outputs in the video's pixels
+    (the model's input is made from them on the device)."""
+
+    def apply(self, source: VideoSource, frames: Sequence[int]) -> Tensor:
+        """Decode ``frames`` of ``source`` → uint8 ``[T, 3, H, W]`` at its own size."""
+        return self.apply_many(source, [frames])[0]
+
+    def apply_many(self, source: VideoSource, windows: Sequence[Sequence[int]]) -> list[Tensor]:
+        frames = source.read([i for w in windows for i in w])
+        ends = list(accumulate(len(w) for w in windows))
+        return [to_clip(frames[end - len(w):end]) for w, end in zip(windows, ends, strict=True)]
+
+    def output_size(self, source: VideoSource) -> tuple[int, int]:
+        """``(H, W)`` of the clips for ``source``: its own."""
+        return source.height, source.width
+
+    def describe(self) -> dict[str, object]:
+        return {"decoded": "the video's own size"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +86,21 @@ class FrameSize:
         ends = list(accumulate(len(w) for w in windows))
         return [self._shape(to_clip(frames[end - len(w):end]))
                 for w, end in zip(windows, ends, strict=True)]
+
+    def output_size(self, source: VideoSource) -> tuple[int, int]:
+        """``(H, W)`` of the clips :meth:`apply` gives for ``source``."""
+        h, w = source.output_size(self.short_side or self.size)
+        side = self.short_side or self.size
+        if self.upscale and min(h, w) != side:
+            h, w = (side, int(side * w / h)) if h <= w else (int(side * h / w), side)
+        if self.crop:
+            return self.size, self.size
+        return h - h % self.multiple, w - w % self.multiple
+
+    def describe(self) -> dict[str, object]:
+        """The preprocessing as asked for (``run.json``'s settings)."""
+        return {"size": self.size, "short_side": self.short_side or self.size,
+                "crop": self.crop}
 
     def _shape(self, clip: Tensor) -> Tensor:
         """Resize (a smaller video is upscaled) and crop a decoded ``[T, 3, H, W]`` clip."""
@@ -94,7 +141,7 @@ class WindowBatch:
 class WindowDataset(Dataset):
     """Item ``i`` (global window position over ``jobs``) → ``(job, Window, clip | reason)``."""
 
-    def __init__(self, jobs: Sequence[VideoJob], frame_size: FrameSize) -> None:
+    def __init__(self, jobs: Sequence[VideoJob], frame_size: FrameMaker) -> None:
         self.jobs, self.frame_size = list(jobs), frame_size
         self.starts = [0, *accumulate(len(j.plan) for j in self.jobs)]
 
@@ -191,7 +238,7 @@ def check_loader_settings(batch_size: int, num_workers: int) -> None:
                          f"{num_workers}")
 
 
-def stream_windows(jobs: Sequence[VideoJob], frame_size: FrameSize, batch_size: int,
+def stream_windows(jobs: Sequence[VideoJob], frame_size: FrameMaker, batch_size: int,
                    num_workers: int = 0, pin_memory: bool = False) -> Iterator[WindowBatch]:
     """Batches of decoded windows of ``jobs``, in order; ``num_workers`` processes decode
     ahead of the consumer (0 decodes in this process)."""
