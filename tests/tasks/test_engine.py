@@ -348,3 +348,10 @@ def test_the_last_epoch_is_evaluated_when_eval_every_does_not_divide_the_epochs(
     assert [r["epoch"] for r in rows if "select/score" in r] == [2, 4, 5]
     assert result["selected_epoch"] == 5 and result["score"] == 0.42
     assert task.calls == 4
+
+
+def test_a_run_without_pretrained_weights_says_so_in_the_log_and_metrics(tmp_path, capsys):
+    """Fine-tuning from a random backbone is said, not silent (``backbone_init``)."""
+    fit(ToyTask(cfg("train.epochs=1", "protocol.selection=fixed")), "root", tmp_path)
+    assert "the backbone starts from random weights" in capsys.readouterr().err
+    assert json.loads((tmp_path / "metrics.json").read_text())["backbone_init"] == "random"

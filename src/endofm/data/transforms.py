@@ -127,6 +127,16 @@ def normalize(clip: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
     return x.sub_(mean_t).div_(std_t).permute(1, 0, 2, 3).contiguous()
 
 
+def normalize_batch(clips: torch.Tensor, mean: Sequence[float],
+                    std: Sequence[float]) -> torch.Tensor:
+    """uint8 (or 0-255 float) ``[B, T, 3, H, W]`` → normalised float32 ``[B, 3, T, H, W]`` (on
+    ``clips``'s device; the same arithmetic as :func:`normalize`)."""
+    x = clips.to(torch.float32).div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 1, 3, 1, 1)
+    return x.sub_(m).div_(s).permute(0, 2, 1, 3, 4).contiguous()
+
+
 def denormalize(clip: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
                 std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
     """Normalised float ``[3,T,H,W]`` → uint8 ``[T,H,W,3]`` for display."""

@@ -1,9 +1,10 @@
 """Clip embeddings of labelled videos for frozen-feature probes, cached on disk.
 
 A video's feature is the backbone's normalised CLS embedding averaged over its test views
-(``data.test_clips`` × ``data.test_crops``, as classification evaluates). The cache key hashes
-the weights' identity, the data settings and every video's path, size and modification time,
-so a cached file is reused only for exactly the same inputs.
+(``data.test_clips`` × ``data.test_crops``, as classification evaluates), computed on the one
+windowed runner (:mod:`endofm.runner`): each test clip is a window, decoded with its views.
+The cache key hashes the weights' identity, the data settings and every video's path, size and
+modification time, so a cached file is reused only for exactly the same inputs.
 """
 
 from __future__ import annotations
@@ -11,32 +12,102 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from endofm.data import VideoItem
-from endofm.data.clips import VideoClipsConfig, test_views
-from endofm.utils.device import autocast
+from endofm.data import VideoError, VideoItem, VideoSource, open_video
+from endofm.data.clips import TestProtocol, VideoClipsConfig
+from endofm.data.sampling import eval_clips, release_test_clip
+from endofm.data.transforms import (
+    crop,
+    normalize_batch,
+    release_crop_box,
+    short_side_resize,
+    to_clip,
+    uniform_crop_boxes,
+)
+from endofm.runner import ClipList, RunnerSettings, VideoJob, WindowRunner
 from endofm.utils.io import atomic_write
 from endofm.utils.progress import note
 
 
+@dataclass(frozen=True)
+class TestViews:
+    """The runner's frame maker for test clips: each window → its views uint8
+    ``[V, T, 3, S, S]`` (``data.test_protocol``: centred: ``test_crops`` crops of the clip at
+    short side ``test_short_side``; release: the left/top crop at short side ``crop_size``)."""
+
+    cfg: VideoClipsConfig
+
+    def apply_many(self, source: VideoSource, windows: Sequence[Sequence[int]]) -> list[Tensor]:
+        return [self.views(to_clip(source.read(list(w)))) for w in windows]
+
+    def views(self, clip: Tensor) -> Tensor:
+        cfg = self.cfg
+        if cfg.test_protocol == TestProtocol.release:
+            clip = short_side_resize(clip, cfg.crop_size)
+            return crop(clip, release_crop_box(*clip.shape[-2:], cfg.crop_size))[None]
+        clip = short_side_resize(clip, cfg.test_short_side)
+        boxes = uniform_crop_boxes(*clip.shape[-2:], cfg.crop_size, cfg.test_crops)
+        return torch.stack([crop(clip, box) for box in boxes])
+
+    def clips(self, source: VideoSource) -> np.ndarray:
+        """The test clips' frame indices ``[n, T]``."""
+        cfg = self.cfg
+        if cfg.test_protocol == TestProtocol.release:
+            return release_test_clip(source.num_frames, source.fps, cfg.num_frames,
+                                     cfg.sampling_rate, cfg.target_fps)[None]
+        return eval_clips(source.num_frames, source.fps, cfg.num_frames, cfg.sampling_rate,
+                          cfg.test_clips, cfg.target_fps)
+
+
+class ViewEmbeddings:
+    """A :class:`endofm.runner.WindowModel`: a window's views → their CLS embeddings."""
+
+    def __init__(self, backbone: nn.Module, cfg: VideoClipsConfig) -> None:
+        self.backbone, self.cfg, self.frames = backbone, cfg, TestViews(cfg)
+
+    def prepare(self, clips: Tensor) -> Tensor:
+        """uint8 ``[b, V, T, 3, S, S]`` → normalised ``[b*V, 3, T, S, S]``."""
+        return normalize_batch(clips.flatten(0, 1), self.cfg.mean, self.cfg.std)
+
+    def model_fn(self, x: Tensor) -> Tensor:
+        return self.backbone(x)
+
+    def finish(self, raw: Tensor, clips: Tensor) -> np.ndarray:
+        """``[b*V, D]`` → float32 ``[b, V, D]``."""
+        return raw.float().reshape(*clips.shape[:2], -1).cpu().numpy()
+
+
 @torch.no_grad()
 def embed_videos(backbone: nn.Module, items: Sequence[VideoItem], cfg: VideoClipsConfig,
-                 device: torch.device, precision: str = "fp32") -> np.ndarray:
-    """``[N, D]`` float32: each video's clip embedding averaged over its test views."""
+                 device: torch.device, precision: str = "fp32",
+                 num_workers: int = 0) -> np.ndarray:
+    """``[N, D]`` float32: each video's clip embedding averaged over its test views. A video
+    that cannot be decoded raises :class:`endofm.data.VideoError` naming it."""
     was_training = backbone.training
-    backbone.eval()
-    feats = []
+    runner = WindowRunner(RunnerSettings(str(device), precision, num_workers=num_workers))
+    model = ViewEmbeddings(runner.place(backbone), cfg)
+    jobs = []
     for item in items:
-        with autocast(device, precision):
-            feats.append(backbone(test_views(item, cfg).to(device)).float().mean(0).cpu())
+        source = open_video(item.path, cfg.folder_fps)
+        jobs.append(VideoJob(str(item.path), source, ClipList(model.frames.clips(source),
+                                                              source.fps)))
+    sums: list[list[np.ndarray]] = [[] for _ in jobs]
+    for out in runner.run(model, jobs):
+        if out.errors:
+            window, reason = out.errors[0]
+            raise VideoError(jobs[out.job].key, f"test clip {window.index}: {reason}")
+        sums[out.job].append(out.outputs.reshape(-1, out.outputs.shape[-1]))
     backbone.train(was_training)
-    return torch.stack(feats).numpy() if feats else np.zeros((0, backbone.embed_dim), "float32")
+    if not jobs:
+        return np.zeros((0, backbone.embed_dim), "float32")
+    return np.stack([np.concatenate(views).mean(0) for views in sums]).astype(np.float32)
 
 
 def file_identity(path: str | Path) -> list:

@@ -15,7 +15,13 @@ import torch
 from torch import Tensor
 
 from endofm.data import VideoError
-from endofm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
+from endofm.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    KINETICS_MEAN,
+    KINETICS_STD,
+    normalize_batch,
+)
 from endofm.inference.backbone import FeatureExtractor, load_backbone
 from endofm.inference.windowed import DEFAULT_FOLDER_FPS, Windowed
 from endofm.models import VisionTransformer
@@ -24,15 +30,6 @@ from endofm.runner import FrameSize, RunnerSettings, Window, WindowRunner, Windo
 # The release's downstream normalisation (Kinetics) and its pre-training one (ImageNet).
 NORMALIZATIONS = {"kinetics": (KINETICS_MEAN, KINETICS_STD),
                   "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
-
-
-def normalize_batch(clips: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """uint8 (or 0-255 float) ``[B, T, 3, H, W]`` → normalised float32 ``[B, 3, T, H, W]`` (on
-    ``clips``'s device; the same arithmetic as :func:`endofm.data.transforms.normalize`)."""
-    x = clips.to(torch.float32).div_(255.0)
-    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 1, 3, 1, 1)
-    return x.sub_(m).div_(s).permute(0, 2, 1, 3, 4).contiguous()
 
 
 class BackboneWindows(Windowed):

@@ -35,8 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from endofm.data import VideoError, VideoSource
-from endofm.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from endofm.inference.encoder import normalize_batch
+from endofm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_batch
 from endofm.inference.task_models import TaskModel, load_task_model
 from endofm.inference.windowed import DEFAULT_FOLDER_FPS, Windowed
 from endofm.models.checkpoint import CONFIG_NAME

@@ -4,8 +4,15 @@ window plans (``windows``), decoding in workers (``stream``), the runner with it
 
 from endofm.runner.runner import RunnerSettings, WindowModel, WindowOutput, WindowRunner
 from endofm.runner.stream import FrameMaker, FrameSize, NativeFrames, VideoJob, stream_windows
-from endofm.runner.windows import CentredPlan, Window, WindowPlan, WindowSpec, target_frame
+from endofm.runner.windows import (
+    CentredPlan,
+    ClipList,
+    Window,
+    WindowPlan,
+    WindowSpec,
+    target_frame,
+)
 
-__all__ = ["CentredPlan", "FrameMaker", "FrameSize", "NativeFrames", "RunnerSettings",
+__all__ = ["CentredPlan", "ClipList", "FrameMaker", "FrameSize", "NativeFrames", "RunnerSettings",
            "VideoJob", "Window", "WindowModel", "WindowOutput", "WindowPlan", "WindowRunner",
            "WindowSpec", "stream_windows", "target_frame"]

@@ -171,7 +171,8 @@ class WindowDataset(Dataset):
 
     def _item(self, job: int, window: Window) -> tuple[int, Window, Tensor | str]:
         try:
-            return job, window, self.frame_size.apply(self.jobs[job].source, window.frames)
+            return job, window, self.frame_size.apply_many(self.jobs[job].source,
+                                                           [window.frames])[0]
         except VideoError as exc:
             return job, window, exc.reason
 

@@ -184,3 +184,20 @@ class CentredPlan(WindowPlan):
 def target_frame(window: Window) -> int:
     """The frame a centred window predicts (its middle frame, never clamped)."""
     return int(window.frames[len(window.frames) // 2])
+
+
+@dataclass(frozen=True)
+class ClipList:
+    """Windows given as frame indices: ``clips`` int64 ``[n, T]`` (already within the video),
+    e.g. a video's test clips."""
+
+    clips: np.ndarray
+    fps: float
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, k: int) -> Window:
+        if not 0 <= k < len(self):
+            raise IndexError(f"window {k} out of range ({len(self)} windows)")
+        return Window(k, np.asarray(self.clips[k], dtype=np.int64), False, self.fps)

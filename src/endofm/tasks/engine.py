@@ -133,6 +133,9 @@ def configured_pretrained(cfg: Any) -> str | None:
     return getattr(backbone, "pretrained", None)
 
 
+RANDOM_INIT = "random"  # metrics.json's backbone_init of a run without pretrained weights
+
+
 class Trainer:
     """The state of one fine-tuning run; ``run()`` trains, selects and tests."""
 
@@ -147,8 +150,11 @@ class Trainer:
         seed_everything(cfg.train.seed + dist.rank)
         self.train_items, self.val_items, self.test_items = split_items(task, root)
         model = task.build_model(pretrained)
-        if pretrained and dist.is_main:
-            note(describe_init(model, pretrained))
+        self.backbone_init = str(pretrained) if pretrained else RANDOM_INIT
+        if dist.is_main:
+            note(describe_init(model, pretrained) if pretrained else
+                 "no pretrained weights (--pretrained or model.backbone.pretrained): the "
+                 "backbone starts from random weights")
         if cfg.train.freeze_backbone:
             for p in model.backbone.parameters():
                 p.requires_grad_(False)
@@ -366,6 +372,7 @@ class Trainer:
                   "num_selection_items": len(self.val_items or []),
                   "num_test_items": len(self.test_items),
                   "checkpoint": str(self.output / "best"),
+                  "backbone_init": self.backbone_init,
                   "data_settings": to_dict(self.cfg.data)}
         atomic_write_json(result, self.output / "metrics.json")
         finish_logs(self.logger, self.output / "loss.png",
