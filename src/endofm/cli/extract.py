@@ -59,9 +59,10 @@ def run_extract(args: argparse.Namespace) -> int:
     from endofm.utils.distributed import init_distributed
 
     dist = init_distributed(args.device)
+    device = args.device if dist.world_size == 1 else str(dist.device)  # torchrun: rank's own
     encoder = VideoEncoder(args.checkpoint, args.num_frames, args.frame_step, args.stride,
                            features=args.features, compile=args.compile,
-                           **backbone_options(args, str(dist.device)))
+                           **backbone_options(args, device))
     report = extract(encoder, args.inputs, args.output, str(args.checkpoint), args.dtype,
                      progress=not args.quiet)
     if dist.is_main:

@@ -71,7 +71,9 @@ def run_predict_command(args: argparse.Namespace) -> int:
     from endofm.inference.predict import make_predictor
     from endofm.inference.predict_run import run_predict
     from endofm.inference.task_models import load_task_model
+    from endofm.inference.windowed import check_num_heads
 
+    check_num_heads(args.checkpoint, args.num_heads)
     task_model = load_task_model(args.checkpoint, args.task, args.num_heads)
     options = {"frame_step": args.frame_step, "stride": args.stride, "size": args.size,
                "threshold": args.threshold, "smooth": args.smooth,

@@ -6,12 +6,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from endofm.data import VideoError
@@ -23,7 +21,7 @@ from endofm.data.transforms import (
     normalize_batch,
 )
 from endofm.inference.backbone import FeatureExtractor, load_backbone
-from endofm.inference.windowed import DEFAULT_FOLDER_FPS, Windowed
+from endofm.inference.windowed import DEFAULT_FOLDER_FPS, Windowed, check_num_heads
 from endofm.models import VisionTransformer
 from endofm.runner import FrameSize, RunnerSettings, Window, WindowRunner, WindowSpec
 
@@ -56,6 +54,8 @@ class BackboneWindows(Windowed):
                              f"got {normalization!r}")
         runner = WindowRunner(RunnerSettings(device, precision, batch_size, num_workers,
                                              compile))
+        if isinstance(model, (str, Path)):
+            check_num_heads(model, num_heads)
         backbone = (load_backbone(model, num_heads) if isinstance(model, (str, Path))
                     else model)
         super().__init__(runner, WindowSpec(backbone.num_frames if num_frames is None

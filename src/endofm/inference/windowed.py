@@ -3,6 +3,7 @@ video and planning its windows, and the settings recorded for a run and for each
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,24 @@ from torch import Tensor
 
 from endofm.data import open_video
 from endofm.data.video import check_folder_fps
+from endofm.models.checkpoint import CONFIG_NAME
 from endofm.runner import FrameMaker, VideoJob, WindowOutput, WindowRunner, WindowSpec
 
 DEFAULT_FOLDER_FPS = 30.0
+
+
+def check_num_heads(checkpoint: str | Path, num_heads: int | None) -> None:
+    """``num_heads`` is for files that do not record the head count (the released ones); for
+    an endofm directory, which records it, another count is refused (it would be ignored, or
+    would rebuild the attention wrongly)."""
+    config = Path(checkpoint) / CONFIG_NAME
+    if num_heads is None or not config.is_file():
+        return
+    meta = json.loads(config.read_text())
+    recorded = meta.get("num_heads") or (meta.get("backbone") or {}).get("num_heads")
+    if recorded and int(recorded) != num_heads:
+        raise ValueError(f"--num-heads {num_heads} means nothing for {checkpoint}: it records "
+                         f"its head count ({recorded}); leave it out")
 
 
 def open_job(path: str | Path, spec: WindowSpec, key: str | None = None,
