@@ -159,7 +159,8 @@ def test_class_names_come_from_the_saved_model(task_dirs, videos, tmp_path):
     model = tmp_path / "seg"
     shutil.copytree(task_dirs["segmentation"], model)
     config = json.loads((model / "config.json").read_text())
-    (model / "config.json").write_text(json.dumps(config | {"class_names": ["bg", "tool"]}))
+    classes = [{"index": i, "id": i, "name": n} for i, n in enumerate(["bg", "tool"])]
+    (model / "config.json").write_text(json.dumps(config | {"classes": classes}))
     out = tmp_path / "out"
     assert main(["predict", "segmentation", "--checkpoint", str(model), str(videos / "sub"),
                  "--output", str(out), *CPU]) == 0

@@ -57,20 +57,27 @@ DEFAULT_CLASS_NAMES = {"classification": ["normal", "abnormal"],
 
 
 def class_names(task_model: TaskModel) -> list[str]:
-    """The model's class names: its ``config.json``'s ``class_names`` (classification and
-    segmentation: one per output channel, background first for segmentation; detection: one
-    per label 1..C), else the defaults of the public datasets when the count matches, else
-    ``class_<i>``."""
-    config = task_model.path / CONFIG_NAME
-    if config.is_file():
-        saved = json.loads(config.read_text()).get("class_names")
-        if saved:
-            return [str(n) for n in saved]
+    """The model's class names: what its ``config.json`` records (``classes``:
+    ``[{"index", "id", "name"}]`` in output order, or a plain ``class_names`` list;
+    classification and segmentation: one per output channel, background first for
+    segmentation; detection: one per label 1..C), else the defaults of the public datasets
+    when the count matches, else ``class_<i>``."""
+    meta = saved_config(task_model)
+    if meta.get("classes"):
+        return [str(r["name"]) for r in sorted(meta["classes"], key=lambda r: int(r["index"]))]
+    if meta.get("class_names"):
+        return [str(n) for n in meta["class_names"]]
     count = num_classes(task_model)
     default = DEFAULT_CLASS_NAMES[task_model.task]
     first = 1 if task_model.task == "detection" else 0
     return default if len(default) == count else [f"class_{i}" for i in
                                                   range(first, first + count)]
+
+
+def saved_config(task_model: TaskModel) -> dict[str, Any]:
+    """The ``config.json`` of a model directory (``{}`` for a released file)."""
+    config = task_model.path / CONFIG_NAME
+    return json.loads(config.read_text()) if config.is_file() else {}
 
 
 def num_classes(task_model: TaskModel) -> int:
@@ -194,13 +201,16 @@ class ClassificationPredictor(Predictor):
         self.threshold, self.smooth = threshold, smooth
         self.positive = task_model.settings.model.positive_class
         self.mean, self.std = tuple(data.mean), tuple(data.std)
+        self.multi_label = bool(saved_config(task_model).get("multi_label", False))
 
     def prepare(self, clips: Tensor) -> Tensor:
         return self.normalized(clips)
 
     def finish(self, raw: Tensor, clips: Tensor) -> np.ndarray:
-        """Logits ``[b, C]`` → probabilities float32 ``[b, C]``."""
-        return raw.float().softmax(-1).cpu().numpy()
+        """Logits ``[b, C]`` → probabilities float32 ``[b, C]`` (sigmoids for a multi-label
+        head)."""
+        logits = raw.float()
+        return (logits.sigmoid() if self.multi_label else logits.softmax(-1)).cpu().numpy()
 
     def settings(self) -> dict[str, object]:
         return super().settings() | {"threshold": self.threshold, "smooth": self.smooth,
