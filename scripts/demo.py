@@ -67,9 +67,10 @@ def main() -> None:
            "--quiet")
     if "--all" in sys.argv[1:]:
         for task in ("segmentation", "detection"):
+            every = "--stride" if task == "detection" else "--frame-step"  # predicted frames
             endofm("predict", task, "--checkpoint", str(OUT / task / "best"),
                    str(DATA / "videos"), "--output", str(OUT / f"predict_{task}"), "--quiet",
-                   "--frame-step", "5")
+                   every, "5")
     print("\nresults:")
     for task in tasks:
         metrics = json.loads((OUT / task / "metrics.json").read_text())
