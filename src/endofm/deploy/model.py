@@ -21,8 +21,8 @@ from endofm.data.formats.classes import ClassSet
 from endofm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
 from endofm.inference.backbone import load_backbone
 from endofm.inference.task_models import KIND_TO_TASK, TaskModel, load_task_model
-from endofm.runner.windows import RELEASE_FPS, RELEASE_FRAME_STEP
 from endofm.models.checkpoint import CONFIG_NAME, load_checkpoint
+from endofm.runner.windows import RELEASE_FPS, RELEASE_FRAME_STEP
 from endofm.tasks.classification.task import POLYPDIAG_CLASSES
 from endofm.tasks.detection.evaluation import CLASS_NAMES as DETECTION_CLASS_NAMES
 from endofm.tasks.detection.model import STRIDES, ClipDetector
