@@ -81,8 +81,10 @@ def saved_config(task_model: TaskModel) -> dict[str, Any]:
 
 
 def num_classes(task_model: TaskModel) -> int:
-    """Output classes of the model (detection: foreground labels)."""
-    return int(task_model.settings.model.num_classes)
+    """Output classes of the model (detection: foreground labels): its config's count, else the
+    classifier's head (a count sized from the data is not in the config)."""
+    count = task_model.settings.model.num_classes
+    return int(count if count is not None else task_model.model.num_classes)
 
 
 @dataclass
