@@ -33,7 +33,7 @@ from torch import Tensor
 from endofm.deploy.live_source import LiveSource, SourceFrame
 from endofm.deploy.live_tasks import Decision, LiveTask, live_task
 from endofm.deploy.model import task_class_names
-from endofm.inference.predict_run import OverlayVideo
+from endofm.inference.pages import OverlayVideo
 from endofm.inference.task_models import TaskModel, load_task_model
 from endofm.utils.io import atomic_write_json
 

@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from endofm.data.transforms import center_crop, short_side_resize, to_clip
 from endofm.inference.predict import Predictor, make_predictor
 from endofm.inference.report import draw_boxes, tint
-from endofm.inference.stream import FrameSize
 from endofm.inference.task_models import TaskModel
+from endofm.runner import FrameSize, NativeFrames
 
 
 @dataclass
@@ -78,11 +77,14 @@ def live_task(task_model: TaskModel, fps: float, class_names: Sequence[str],
     return LIVE_TASKS[task_model.task](task_model, fps, class_names, **options)
 
 
-def shape_frame(image: np.ndarray, size: FrameSize) -> Tensor:
-    """``uint8 [H, W, 3]`` → ``uint8 [3, h, w]`` as :class:`FrameSize` shapes a decoded clip:
-    short side resized (a smaller frame upscaled where allowed), then the centre crop or the
-    largest centred region of ``multiple``-sized sides."""
+def shape_frame(image: np.ndarray, size: FrameSize | NativeFrames) -> Tensor:
+    """``uint8 [H, W, 3]`` → ``uint8 [3, h, w]`` as the predictor's frame maker shapes a decoded
+    clip: :class:`NativeFrames` keeps the frame; :class:`FrameSize` resizes the short side (a
+    smaller frame upscaled where allowed), then takes the centre crop or the largest centred
+    region of ``multiple``-sized sides."""
     clip = to_clip(image[None])
+    if isinstance(size, NativeFrames):
+        return clip[0]
     side = size.short_side or size.size
     if size.upscale and min(clip.shape[-2:]) != side:
         clip = short_side_resize(clip, side)
@@ -100,19 +102,19 @@ class PredictorTask(LiveTask):
     def __init__(self, predictor: Predictor, fps: float, class_names: Sequence[str]) -> None:
         self.predictor, self.class_names = predictor, list(class_names)
         self.name = predictor.task_model.task
-        self.size = predictor.frame_size()
-        self.short_side = self.size.short_side or self.size.size
+        self.size = predictor.frames
+        self.short_side = (None if isinstance(self.size, NativeFrames)
+                           else self.size.short_side or self.size.size)
         self.num_frames = predictor.task_model.num_frames
-        self.frame_step = predictor.spec().resolve(fps)[0]
+        self.frame_step = predictor.spec.resolve(fps)[0]
         self.target = self.num_frames - 1
 
     def prepare(self, image: np.ndarray) -> Tensor:
         return shape_frame(image, self.size)
 
     def outputs(self, window: Tensor) -> Any:
-        """The predictor's outputs for the one window."""
-        with torch.inference_mode():
-            return self.predictor.forward(window[None])
+        """The predictor's outputs for the one window (the runner's three steps)."""
+        return self.predictor.runner.forward(self.predictor, window[None])
 
 
 class ClassificationLive(PredictorTask):
@@ -137,8 +139,8 @@ class ClassificationLive(PredictorTask):
 
 
 class SegmentationLive(PredictorTask):
-    """The mask of the newest frame: its area (fraction of the frame) and bounding box (in
-    prepared-frame pixels, ``[x1, y1, x2, y2]``, ``None`` when empty)."""
+    """The mask of the newest frame: its area (fraction of the frame) and bounding box (in the
+    frame's own pixels, ``[x1, y1, x2, y2]``, ``None`` when empty)."""
 
     def decide(self, window: Tensor) -> Decision:
         mask = self.outputs(window)[0][-1]  # [h, w] of the newest frame
@@ -154,11 +156,10 @@ class SegmentationLive(PredictorTask):
 
 class DetectionLive(PredictorTask):
     """Boxes of the window's target frame (its middle frame, as the detector was trained):
-    those scoring at least the threshold, in prepared-frame pixels."""
+    those scoring at least the threshold, in the frame's own pixels."""
 
     def __init__(self, predictor: Predictor, fps: float, class_names: Sequence[str]) -> None:
         super().__init__(predictor, fps, class_names)
-        self.frame_step = predictor.task_model.frame_stride
         self.target = self.num_frames // 2
 
     def decide(self, window: Tensor) -> Decision:
