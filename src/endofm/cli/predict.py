@@ -64,7 +64,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_runtime_args(t, batch_size=4)
         t.set_defaults(func=run_predict_command)
     phase_cli.add_predict(tasks)
-    phase_cli.add_predict(tasks)
 
 
 def run_predict_command(args: argparse.Namespace) -> int:
