@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from endofm.cli.inference_args import add_io_args, add_runtime_args, add_window_args, report_errors
+from endofm.cli.runtime_args import add_runtime_choice
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                    help="dtype of the .npy files (default float32)")
     add_runtime_args(p, compile=True)
+    add_runtime_choice(p)
     p.set_defaults(func=run_extract)
 
 
@@ -39,11 +41,17 @@ def run_extract(args: argparse.Namespace) -> int:
     from endofm.inference.extract import extract
     from endofm.utils.distributed import init_distributed
 
-    dist = init_distributed(args.device)
-    encoder = VideoEncoder(args.checkpoint, args.num_frames, args.frame_step, args.stride,
+    onnx = args.runtime == "onnx"
+    model = args.checkpoint
+    if onnx:
+        from endofm.cli.runtime_args import onnx_backbone
+
+        model = onnx_backbone(args)
+    dist = init_distributed("cpu" if onnx else args.device)  # onnx: --device picks providers
+    encoder = VideoEncoder(model, args.num_frames, args.frame_step, args.stride,
                            size=args.size, crop=args.crop, features=args.features,
                            batch_size=args.batch_size, num_workers=args.workers,
-                           device=str(dist.device), precision=args.precision,
+                           device=str(dist.device), precision="fp32" if onnx else args.precision,
                            normalization=args.normalization, compile=args.compile)
     report = extract(encoder, args.inputs, args.output, str(args.checkpoint), args.dtype,
                      progress=not args.quiet)

@@ -6,6 +6,7 @@ import argparse
 
 from endofm.cli import phase as phase_cli
 from endofm.cli.inference_args import add_io_args, add_runtime_args, report_errors
+from endofm.cli.runtime_args import add_runtime_choice
 
 TASK_HELP = {
     "classification": "per-window probabilities, timeline.csv/png and a video-level decision "
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             t.add_argument("--smooth", type=int, default=3,
                            help="windows in the moving average before the max (default 3)")
         add_runtime_args(t, batch_size=4)
+        add_runtime_choice(t)
         t.set_defaults(func=run_predict_command)
     phase_cli.add_predict(tasks)
 
@@ -58,10 +60,17 @@ def run_predict_command(args: argparse.Namespace) -> int:
     from endofm.inference.predict_run import run_predict
     from endofm.inference.task_models import load_task_model
 
-    task_model = load_task_model(args.checkpoint, args.task, args.num_heads)
+    onnx = args.runtime == "onnx"
+    if onnx:
+        from endofm.cli.runtime_args import onnx_task_model
+
+        task_model = onnx_task_model(args)
+    else:
+        task_model = load_task_model(args.checkpoint, args.task, args.num_heads)
     options = {"frame_step": args.frame_step, "stride": args.stride,
                "batch_size": args.batch_size, "num_workers": args.workers,
-               "device": args.device, "precision": args.precision, "size": args.size}
+               "device": "cpu" if onnx else args.device,  # onnx: --device picks providers
+               "precision": "fp32" if onnx else args.precision, "size": args.size}
     if args.task != "segmentation":
         options["threshold"] = args.threshold
     if args.task == "classification":
