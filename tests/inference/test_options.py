@@ -26,8 +26,9 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets" / "endofm_reference_tiny
 RELEASED = ASSETS / "endo_fm_tiny.pth"  # 96 wide, 4 heads, 64 px, 4 frames
 POLYPDIAG = ASSETS / "polypdiag_tiny.pth"
 
-# Options every command has that are not about what it computes.
-NOT_SETTINGS = {"--help", "--quiet", "--debug", "--checkpoint", "--output"}
+# Options every command has that are not about what it computes; --runtime onnx runs an
+# exported file and has its own tests (tests/deploy/test_runtime.py: the same outputs).
+NOT_SETTINGS = {"--help", "--quiet", "--debug", "--checkpoint", "--output", "--runtime"}
 
 RUNTIME = {"--batch-size": ("3", "2"), "--workers": ("0", "1"), "--device": ("cpu", "auto")}
 

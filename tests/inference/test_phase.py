@@ -4,6 +4,7 @@ procedures, resume, the window-classifier stage 1, and the causal step API."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,29 @@ def test_predict_online_and_offline(run: Path, data: Path, tmp_path: Path) -> No
     offline = [r.split(",")[-8] for r in (tmp_path / "offline/video04/phases.csv")
                .read_text().splitlines()[1:]]
     assert online == offline
+
+
+@pytest.mark.slow
+def test_best_folder_predicts_on_its_own(run: Path, data: Path, tmp_path: Path) -> None:
+    """``RUN/best`` carries its backbone: copied elsewhere, with the run folder and the
+    pretrained backbone deleted, it predicts and evaluates as before."""
+    pretrained = shutil.copytree(run / "backbone", tmp_path / "stage1")
+    out = tmp_path / "run"
+    assert main(["finetune", "phase", "--data", str(data), "--output", str(out),
+                 "--pretrained", str(pretrained), "model.causal=true", *TINY]) == 0
+    video = data / "videos" / "video04.mp4"
+    assert main(["predict", "phase", "--checkpoint", str(out / "best"), str(video),
+                 "--output", str(tmp_path / "before"), "--quiet"]) == 0
+    moved = shutil.copytree(out / "best", tmp_path / "elsewhere" / "model")
+    shutil.rmtree(out)
+    shutil.rmtree(pretrained)
+    assert main(["predict", "phase", "--checkpoint", str(moved), str(video), "--online",
+                 "--output", str(tmp_path / "after"), "--quiet"]) == 0
+    before = (tmp_path / "before/video04/phases.csv").read_text().splitlines()
+    after = (tmp_path / "after/video04/phases.csv").read_text().splitlines()
+    assert [r.split(",")[-8] for r in after] == [r.split(",")[-8] for r in before]
+    assert main(["evaluate", "phase", "--checkpoint", str(moved), "--data", str(data),
+                 "--output", str(tmp_path / "scores"), "--quiet"]) == 0
 
 
 @pytest.mark.slow

@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "detection: its min_size padded to a multiple of 64)")
     p.add_argument("--num-heads", type=int, default=None,
                    help="attention heads, for released files of a width no named config has")
+    p.add_argument("--backbone", action="store_true",
+                   help="export only the backbone of a fine-tuned directory (for extract)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--video", type=Path, default=None,
@@ -44,7 +46,8 @@ def run_export(args: argparse.Namespace) -> int:
 
     for module in ("onnx", "onnxscript", "onnxruntime"):
         require(module, "endofm export")
-    deploy = load_deploy_model(args.checkpoint, args.num_frames, args.size, args.num_heads)
+    deploy = load_deploy_model(args.checkpoint, args.num_frames, args.size, args.num_heads,
+                               args.backbone)
     report = export_onnx(deploy, args.output, args.opset, args.video, args.tolerance)
     meta = report.metadata
     print(f"export: {meta['task']} model, clips [B, 3, {meta['num_frames']}, {meta['height']}, "

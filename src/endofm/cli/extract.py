@@ -11,6 +11,7 @@ from endofm.cli.inference_args import (
     folder_fps,
     report_errors,
 )
+from endofm.cli.runtime_args import add_runtime_choice
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                    help="dtype of the .npy files (default float32)")
     add_runtime_args(p, compile=True)
+    add_runtime_choice(p)
     p.set_defaults(func=run_extract)
 
 
@@ -58,11 +60,19 @@ def run_extract(args: argparse.Namespace) -> int:
     from endofm.inference.extract import extract
     from endofm.utils.distributed import init_distributed
 
-    dist = init_distributed(args.device)
+    onnx = args.runtime == "onnx"
+    model = args.checkpoint
+    if onnx:
+        from endofm.cli.runtime_args import onnx_backbone
+
+        model = onnx_backbone(args)
+    dist = init_distributed("cpu" if onnx else args.device)  # onnx: --device picks providers
     device = args.device if dist.world_size == 1 else str(dist.device)  # torchrun: rank's own
-    encoder = VideoEncoder(args.checkpoint, args.num_frames, args.frame_step, args.stride,
-                           features=args.features, compile=args.compile,
-                           **backbone_options(args, device))
+    options = backbone_options(args, "cpu" if onnx else device)
+    if onnx:
+        options.update(precision="fp32", num_heads=None)
+    encoder = VideoEncoder(model, args.num_frames, args.frame_step, args.stride,
+                           features=args.features, compile=args.compile, **options)
     report = extract(encoder, args.inputs, args.output, str(args.checkpoint), args.dtype,
                      progress=not args.quiet)
     if dist.is_main:

@@ -12,6 +12,7 @@ from endofm.cli.inference_args import (
     folder_fps,
     report_errors,
 )
+from endofm.cli.runtime_args import add_runtime_choice
 
 TASK_HELP = {
     "classification": "per-window class probabilities, timeline.csv/png and a video-level "
@@ -62,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="classification: windows in the moving average before the max "
                             "(default 3)")
         add_runtime_args(t, batch_size=4)
+        add_runtime_choice(t)
         t.set_defaults(func=run_predict_command)
     phase_cli.add_predict(tasks)
 
@@ -72,12 +74,19 @@ def run_predict_command(args: argparse.Namespace) -> int:
     from endofm.inference.task_models import load_task_model
     from endofm.inference.windowed import check_num_heads
 
-    check_num_heads(args.checkpoint, args.num_heads)
-    task_model = load_task_model(args.checkpoint, args.task, args.num_heads)
+    onnx = args.runtime == "onnx"
+    if onnx:
+        from endofm.cli.runtime_args import onnx_task_model
+
+        task_model = onnx_task_model(args)
+    else:
+        check_num_heads(args.checkpoint, args.num_heads)
+        task_model = load_task_model(args.checkpoint, args.task, args.num_heads)
     options = {"frame_step": args.frame_step, "stride": args.stride, "size": args.size,
                "threshold": args.threshold, "smooth": args.smooth,
                "batch_size": args.batch_size, "num_workers": args.workers,
-               "device": args.device, "precision": args.precision,
+               "device": "cpu" if onnx else args.device,  # onnx: --device picks providers
+               "precision": "fp32" if onnx else args.precision,
                "folder_fps": folder_fps(args)}
     predictor = make_predictor(task_model, **options)
     run = run_predict(predictor, args.inputs, args.output, str(args.checkpoint),

@@ -87,8 +87,8 @@ def parse_size(value: str | int | None) -> tuple[int, int] | None:
 
 
 def load_deploy_model(checkpoint: str | Path, num_frames: int | None = None,
-                      size: str | int | None = None, num_heads: int | None = None
-                      ) -> DeployModel:
+                      size: str | int | None = None, num_heads: int | None = None,
+                      backbone_only: bool = False) -> DeployModel:
     """The checkpoint's model with its input conventions.
 
     Args:
@@ -97,14 +97,17 @@ def load_deploy_model(checkpoint: str | Path, num_frames: int | None = None,
         size: input size, ``224`` or ``HEIGHTxWIDTH`` (default: the checkpoint's; detection:
             its ``min_size`` padded to a multiple of 64, the detector's square input).
         num_heads: attention heads, for released files of a width no named config has.
+        backbone_only: a fine-tuned directory's backbone alone (for extraction).
     """
     if num_frames is not None and num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    task = checkpoint_task(checkpoint)
+    task = "backbone" if backbone_only else checkpoint_task(checkpoint)
     hw = parse_size(size)
     if task == "backbone":
         deploy = _backbone(load_backbone(checkpoint, num_heads), num_frames, hw)
-        deploy.extra["patch_size"] = deploy.model.patch_size
+        deploy.extra |= {"patch_size": deploy.model.patch_size,
+                         "embed_dim": deploy.model.embed_dim,
+                         "attention_type": deploy.model.attention_type}
         return deploy
     task_model = load_task_model(checkpoint, task, num_heads)
     build = {"classification": _classification, "segmentation": _segmentation,

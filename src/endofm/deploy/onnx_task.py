@@ -46,6 +46,30 @@ class OnnxLogits(nn.Module):
         return self.session(clips)[0].to(clips.device)
 
 
+class OnnxBackbone(nn.Module):
+    """An exported backbone where endofm uses a ``VisionTransformer`` for features:
+    ``forward_features(x [B, 3, T, H, W]) -> tokens [B, 1 + N*T, D]``, ``forward`` the
+    embedding ``[B, D]``, and the attributes extraction reads."""
+
+    def __init__(self, session: OnnxModel) -> None:
+        super().__init__()
+        meta = session.metadata
+        if meta["task"] != "backbone":
+            raise ValueError(f"{session.path} is an exported {meta['task']} model, not a "
+                             "backbone (export the backbone, or its fine-tuned directory's "
+                             "backbone, for extraction)")
+        self.session = session
+        self.num_frames, self.img_size = meta["num_frames"], meta["height"]
+        self.patch_size, self.embed_dim = meta["patch_size"], meta["embed_dim"]
+        self.attention_type = meta["attention_type"]
+
+    def forward_features(self, clips: Tensor) -> Tensor:
+        return self.session(clips)[1].to(clips.device)
+
+    def forward(self, clips: Tensor) -> Tensor:
+        return self.session(clips)[0].to(clips.device)
+
+
 def task_settings(task: str, saved: dict[str, Any]) -> Any:
     """The task's config with the exported model's ``model`` and ``data`` sections."""
     cfg = load_config(task_config_schema(TASKS[task]))

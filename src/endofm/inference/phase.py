@@ -27,7 +27,7 @@ from endofm.tasks.phase.config import FeatureSource, PhaseConfig
 from endofm.tasks.phase.data import load_items
 from endofm.tasks.phase.evaluation import evaluate_items
 from endofm.tasks.phase.scoring import write_scores
-from endofm.tasks.phase.task import PhaseTask, load_phase_model
+from endofm.tasks.phase.task import PhaseTask, load_phase_model, saved_backbone
 from endofm.tasks.phase.window import PhaseWindowTask, window_config
 from endofm.utils.device import resolve_device
 from endofm.utils.progress import is_quiet, note
@@ -118,7 +118,7 @@ def finetune_phase(cfg: PhaseConfig, root: str | Path, output: str | Path,
 def evaluate_checkpoint(checkpoint: str | Path, root: str | Path, output: str | Path,
                         split: str = "test", relaxed: str | None = None) -> dict[str, Any]:
     """A saved temporal model on ``split``: the videos' features are extracted with the
-    backbone it was trained on (into ``OUTPUT/features``), then scored as
+    backbone it was trained on (its folder's copy, into ``OUTPUT/features``), then scored as
     ``evaluate phase --predictions`` scores files."""
     model, meta = load_phase_model(checkpoint)
     cfg = saved_phase_config(meta)
@@ -127,8 +127,8 @@ def evaluate_checkpoint(checkpoint: str | Path, root: str | Path, output: str | 
                                  phases=tuple(meta["phases"]))
     chosen = split_videos(dataset.videos, dataset.layout)
     videos = [v for v in dataset.videos if v.name in set(chosen.names(split))]
-    backbone = cfg.features.backbone.pretrained
-    extract_features(cfg, videos, output / FEATURES, backbone, backbone)
+    backbone = saved_backbone(checkpoint, meta)
+    extract_features(cfg, videos, output / FEATURES, backbone, str(backbone.resolve()))
     items = load_items(videos, output / FEATURES, cfg.features.rate, bool(meta["tools"]))
     device = resolve_device(cfg.train.device)
     result = evaluate_items(model.to(device), items, device, dataset.phases,

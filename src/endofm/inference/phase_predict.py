@@ -35,7 +35,7 @@ from endofm.inference.extract import collect_inputs  # noqa: E402
 from endofm.inference.phase import phase_encoder, saved_phase_config  # noqa: E402
 from endofm.inference.report import write_index, write_report  # noqa: E402
 from endofm.tasks.phase.model import PhaseTCN  # noqa: E402
-from endofm.tasks.phase.task import load_phase_model  # noqa: E402
+from endofm.tasks.phase.task import load_phase_model, saved_backbone  # noqa: E402
 from endofm.utils.device import resolve_device  # noqa: E402
 from endofm.utils.figures import save_figure  # noqa: E402
 from endofm.utils.io import atomic_write_json, atomic_write_text  # noqa: E402
@@ -80,6 +80,7 @@ class PhaseStream:
                              "future windows; train with model.causal=true for online use")
         self.device = resolve_device(device)
         self.model, self.meta = model.eval().to(self.device), meta
+        self.checkpoint = Path(checkpoint)
         self.phases: list[str] = list(meta["phases"])
         self.rate = float(meta["features"]["rate"])
         self.keep = receptive_rows(model)
@@ -91,7 +92,8 @@ class PhaseStream:
         """The feature extractor of the model's training settings (built on first use)."""
         if self._encoder is None:
             cfg = saved_phase_config(self.meta)
-            self._encoder = phase_encoder(cfg, cfg.features.backbone.pretrained)
+            cfg.train.device = str(self.device)
+            self._encoder = phase_encoder(cfg, saved_backbone(self.checkpoint, self.meta))
         return self._encoder
 
     def reset(self) -> None:
@@ -176,7 +178,7 @@ class PhasePredictRun:
         self.truth: PhaseDataset | None = (
             read_phase_dataset(annotations, need_videos=False, phases=tuple(self.phases))
             if annotations else None)
-        self.encoder = phase_encoder(self.cfg, self.cfg.features.backbone.pretrained)
+        self.encoder = phase_encoder(self.cfg, saved_backbone(checkpoint, self.meta))
 
     def true_labels(self, name: str, count: int) -> np.ndarray | None:
         """The annotated phase at each row's start (``[count]``), when annotations are given

@@ -175,3 +175,14 @@ def test_standard_split_by_number(cholec: Path, tmp_path: Path) -> None:
     assert split.names("train_no_val") == ("video05",) and "standard" in split.rule
     few = split_videos(data.videos, "cholec80")  # videos 1–3: all "train" by number
     assert few.train == ("video01", "video02") and few.test == ("video03",)
+
+
+def test_bad_tool_value(cholec: Path, tmp_path: Path) -> None:
+    root = copy_of(cholec, tmp_path)
+    path = root / "tool_annotations" / "video01-tool.txt"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].rsplit("\t", 1)[0] + "\t2"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(AnnotationError, match=r"video01-tool.txt: line 3: tool presence must "
+                                              r"be 0 or 1"):
+        read_phase_dataset(root)

@@ -74,3 +74,17 @@ def test_short_prediction_file(data: Path, tmp_path: Path) -> None:
     path.write_text("\n".join(path.read_text().splitlines()[:20]))
     with pytest.raises(AnnotationError, match="video03-phase.txt: the file covers 3.8 s"):
         score_predictions(tmp_path / "pred", data)
+
+
+def test_standard_validation_videos_select(tmp_path: Path) -> None:
+    from endofm.config import load_config
+    from endofm.tasks.phase.config import PhaseConfig
+    from endofm.tasks.phase.task import PhaseTask
+
+    root = synth_procedures(tmp_path / "six", num_videos=6, seed=0, spec=SPEC)
+    task = PhaseTask(load_config(PhaseConfig))
+    assert task.standard_val(root)  # 6 videos: 3 train, the last of them validation
+    carve = PhaseTask(load_config(PhaseConfig, None, ["data.validation=carve"]))
+    fixed = PhaseTask(load_config(PhaseConfig, None, ["protocol.selection=fixed"]))
+    assert not carve.standard_val(root) and not fixed.standard_val(root)
+    assert carve.given_split(root, "val") is None

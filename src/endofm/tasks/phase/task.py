@@ -20,7 +20,8 @@ from torch.utils.data import Dataset
 
 from endofm.config import from_dict, to_dict
 from endofm.data.phase import CHOLEC80_PHASES, PhaseDataset, read_phase_dataset, split_videos
-from endofm.models.checkpoint import read_state_dir, save_state_dir
+from endofm.models import create_model, save_pretrained
+from endofm.models.checkpoint import WEIGHTS_NAME, read_state_dir, save_state_dir
 from endofm.tasks.base import Task
 from endofm.tasks.phase.config import PhaseConfig, PhaseModelConfig, Validation
 from endofm.tasks.phase.data import FeatureSequences, PhaseItem, load_items
@@ -28,6 +29,7 @@ from endofm.tasks.phase.evaluation import evaluate_items
 from endofm.tasks.phase.model import PhaseTCN, balanced_weights, phase_loss
 
 KIND = "phase_model"
+BACKBONE_DIR = "backbone"  # inside a saved model's folder: the backbone its features came from
 
 
 class PhaseTask(Task):
@@ -40,6 +42,7 @@ class PhaseTask(Task):
         super().__init__(cfg)
         self._dataset: PhaseDataset | None = None
         self.class_weights: Tensor | None = None
+        self._backbones_saved: set[Path] = set()
 
     # -- data -------------------------------------------------------------------------------
     def dataset(self, root: str | Path) -> PhaseDataset:
@@ -129,8 +132,23 @@ class PhaseTask(Task):
                 "num_phases": model.num_phases, "phases": list(dataset.phases),
                 "tools": list(dataset.tools) if model.tools is not None else [],
                 "model": to_dict(self.cfg.model), "features": to_dict(self.cfg.features),
-                "layout": dataset.layout}
+                "layout": dataset.layout, "backbone_dir": BACKBONE_DIR}
+        self.save_backbone(Path(out_dir) / BACKBONE_DIR)
         return save_state_dir(model.state_dict(), meta, out_dir)
+
+    def save_backbone(self, target: Path) -> None:
+        """The backbone stage 1 extracted with (``features.backbone.pretrained``) into the
+        model's folder, so the folder predicts on its own wherever it is copied. Written once
+        per folder and task: the backbone does not change while the temporal model trains."""
+        if target in self._backbones_saved and (target / WEIGHTS_NAME).is_file():
+            return
+        source = self.cfg.features.backbone.pretrained
+        if not source:
+            raise ValueError("features.backbone.pretrained is unset: stage 1 (`endofm finetune "
+                             "phase`) records the backbone the features come from")
+        save_pretrained(create_model(pretrained=source, random_init=False,
+                                     drop_path_rate=0.0), target)
+        self._backbones_saved.add(target)
 
     def load_model(self, path: str | Path) -> nn.Module:
         return load_phase_model(path)[0]
@@ -140,6 +158,19 @@ def build_tcn(cfg: PhaseModelConfig, in_dim: int, num_phases: int, num_tools: in
     """The temporal model of ``model`` settings (see :class:`PhaseTCN`)."""
     return PhaseTCN(in_dim, num_phases, cfg.stages, cfg.layers, cfg.channels, cfg.causal,
                     cfg.dropout, num_tools)
+
+
+def saved_backbone(path: str | Path, meta: dict[str, Any]) -> Path:
+    """The backbone a saved temporal model's features come from: the copy in its folder
+    (``backbone/``); for a model saved without one, the path recorded at training, which must
+    still exist."""
+    if "backbone_dir" in meta:
+        return Path(path) / meta["backbone_dir"]
+    recorded = Path(meta["features"]["backbone"]["pretrained"])
+    if not recorded.exists():
+        raise FileNotFoundError(f"{path}: this phase model holds no backbone/ and the one its "
+                                f"features came from is no longer at {recorded}")
+    return recorded
 
 
 def load_phase_model(path: str | Path) -> tuple[PhaseTCN, dict[str, Any]]:

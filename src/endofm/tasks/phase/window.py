@@ -63,7 +63,8 @@ def window_config(cfg: PhaseConfig) -> PhaseWindowConfig:
                         weight_decay=w.weight_decay, backbone_lr_mult=w.backbone_lr_mult)
     train = TrainConfig(epochs=w.epochs, batch_size=w.batch_size, device=cfg.train.device,
                         precision=cfg.train.precision, seed=cfg.train.seed,
-                        num_workers=cfg.train.num_workers, progress=cfg.train.progress)
+                        num_workers=cfg.train.num_workers, progress=cfg.train.progress,
+                        log_every=cfg.train.log_every)
     return PhaseWindowConfig(optim=optim, train=train, protocol=cfg.protocol,
                              features=cfg.features, data=cfg.data)
 
