@@ -43,7 +43,7 @@ class DetectionModelConfig:
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: DetectionHead = DetectionHead.fcos
-    num_classes: int = 2
+    num_classes: int | None = None  # None: from the data (KUMC: 2; COCO: its categories)
     pyramid_channels: int = 256
     min_size: int = 600
     max_size: int = 640
@@ -51,7 +51,8 @@ class DetectionModelConfig:
     detections_per_img: int = 100
 
     def __post_init__(self) -> None:
-        require_at_least(self, "model", 2, "num_classes")
+        if self.num_classes is not None:
+            require_at_least(self, "model", 1, "num_classes")
         require_at_least(self, "model", 1, "pyramid_channels", "min_size", "detections_per_img")
         if self.max_size < self.min_size:
             raise ValueError(f"model.max_size={self.max_size} is smaller than model.min_size="
@@ -171,7 +172,8 @@ class ClipDetector(nn.Module):
                                  f"got {tuple(clip.shape)}")
             packed.append(clip.transpose(0, 1).reshape(3 * self.num_frames, *clip.shape[2:]))
         if targets is not None:
-            targets = [t | {"labels": t["labels"] - self.label_shift} for t in targets]
+            targets = [{"boxes": t["boxes"], "labels": t["labels"] - self.label_shift}
+                       for t in targets]
         out = self.detector(packed, targets)
         if isinstance(out, list):
             out = [o | {"labels": o["labels"] + self.label_shift} for o in out]
