@@ -117,10 +117,11 @@ def _head(cfg: DetectionModelConfig, backbone: ClipBackbone, mean: list[float],
           std: list[float]) -> nn.Module:
     common = {"min_size": cfg.min_size, "max_size": cfg.max_size, "image_mean": mean,
               "image_std": std, "size_divisible": STRIDES[-1]}
+    num_classes = cfg.num_classes or 2  # unset: KUMC's two (the task sets it from the data)
     ratios = ((0.5, 1.0, 2.0),) * len(STRIDES)
     if cfg.head == "fcos":
         anchors = AnchorGenerator(tuple((s,) for s in STRIDES), ((1.0,),) * len(STRIDES))
-        fcos = FCOS(backbone, cfg.num_classes, anchor_generator=anchors,
+        fcos = FCOS(backbone, num_classes, anchor_generator=anchors,
                     score_thresh=cfg.score_thresh, detections_per_img=cfg.detections_per_img,
                     **common)
         # the distances pass a ReLU: start them positive (one anchor size) so that no side's
@@ -130,12 +131,12 @@ def _head(cfg: DetectionModelConfig, backbone: ClipBackbone, mean: list[float],
     if cfg.head == "retinanet":
         sizes = tuple((4 * s, round(4 * s * 2 ** (1 / 3)), round(4 * s * 2 ** (2 / 3)))
                       for s in STRIDES)
-        return RetinaNet(backbone, cfg.num_classes, anchor_generator=AnchorGenerator(
+        return RetinaNet(backbone, num_classes, anchor_generator=AnchorGenerator(
             sizes, ratios), score_thresh=cfg.score_thresh,
             detections_per_img=cfg.detections_per_img, **common)
     if cfg.head == "faster_rcnn":
         names = [str(i) for i in range(len(STRIDES))]
-        return FasterRCNN(backbone, cfg.num_classes + 1,
+        return FasterRCNN(backbone, num_classes + 1,
                           rpn_anchor_generator=AnchorGenerator(
                               tuple((4 * s,) for s in STRIDES), ratios),
                           box_roi_pool=MultiScaleRoIAlign(names, 7, 2),
