@@ -15,7 +15,7 @@ MAX_ERRORS_SHOWN = 20
 # ``endofm.data.synth_render.STYLES``, spelled out so that building the parser does not import
 # the data modules (tests check they agree).
 FORMATS = ("videos", "polypdiag", "cvc", "kumc", "cholec80", "autolaparo", "segments",
-           "manifest", "folders", "image_masks")
+           "manifest", "folders", "image_masks", "coco")
 SCALES = ("bench", "demo", "small", "tiny")
 STYLES = ("nbi", "white_light")
 
@@ -55,6 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                               "_mask)")
     inspect.add_argument("--ignore-index", type=int, default=None,
                          help="image_masks: a mask value that is neither class nor error")
+    inspect.add_argument("--image-root", type=Path, default=None,
+                         help="coco: where image file names resolve (default: beside the file)")
+    inspect.add_argument("--unannotated", choices=("negative", "skip"), default="negative",
+                         help="coco: images without annotations are negatives (default) or "
+                              "unlabelled context frames")
+    inspect.add_argument("--video-of", choices=("auto", "video_id", "prefix", "none"),
+                         default="auto", help="coco: how frames group into videos")
     inspect.set_defaults(func=run_inspect)
 
     data_pretrain.add_commands(data_sub)
@@ -128,7 +135,9 @@ def run_inspect(args: argparse.Namespace) -> int:
     from endofm.data.inspect import inspect_dataset
 
     options = FormatOptions(None if args.classes_file is None else str(args.classes_file),
-                            mask_suffix=args.mask_suffix, ignore_index=args.ignore_index)
+                            mask_suffix=args.mask_suffix, ignore_index=args.ignore_index,
+                            image_root=None if args.image_root is None else str(args.image_root),
+                            unannotated=args.unannotated, video_of=args.video_of)
     summary = inspect_dataset(args.root, args.fmt, options)
     print(json.dumps(summary) if args.json else format_summary(summary))
     return 0

@@ -34,14 +34,14 @@ from endofm.data.formats import FormatOptions
 from endofm.data.formats.image_masks import is_tree_layout
 from endofm.data.formats.labelled_manifest import is_manifest
 from endofm.data.images import natural_key
-from endofm.data.inspect_labelled import inspect_classification, inspect_masks
+from endofm.data.inspect_labelled import inspect_classification, inspect_coco, inspect_masks
 from endofm.data.manifest import scan_videos, unsupported_files
 from endofm.data.video import VideoError, open_video
 from endofm.utils.progress import progress
 
 PHASE_FORMATS = ("cholec80", "autolaparo", "segments")  # endofm.data.phase.LAYOUTS
 LABELLED = ("manifest", "folders")  # endofm.data.formats (classification)
-OWN_FORMATS = (*LABELLED, "image_masks")
+OWN_FORMATS = (*LABELLED, "image_masks", "coco")
 FORMATS = ("videos", "polypdiag", "cvc", "kumc", *PHASE_FORMATS, *OWN_FORMATS)
 KUMC_SPLITS = ("train", "val", "test")
 CLASS_NAMES = {index: name for name, index in CLASSES.items()}
@@ -285,6 +285,8 @@ def inspect_dataset(root: str | Path, fmt: str = "auto",
         return inspect_classification(root, fmt, _summary(fmt, root), options)
     if fmt == "image_masks":
         return inspect_masks(root, _summary(fmt, root), options or FormatOptions())
+    if fmt == "coco" or (fmt == "auto" and root.suffix.lower() == ".json"):
+        return inspect_coco(root, _summary("coco", root), options or FormatOptions())
     if fmt in PHASE_FORMATS or (fmt == "auto" and phase_layout(root)):
         return inspect_phase(root, fmt)
     if not root.is_dir():

@@ -170,3 +170,55 @@ def inspect_masks(root: Path, summary: dict[str, Any], options: FormatOptions) -
             {str(v): f[:5] for v, f in sorted(seen.items())
              if v not in declared and v != codec.ignore_value}})
     return summary
+
+
+def inspect_coco(root: Path, summary: dict[str, Any], options: FormatOptions) -> dict[str, Any]:
+    """Counts of a ``coco`` dataset: every listed image decoded once.
+
+    ``label_counts``: boxes per category name (``crowd_regions`` apart); ``splits``: per split
+    the videos, frames, annotated frames and boxes per category; ``negative_frames``: annotated
+    frames without a box; ``unannotated_frames``: context frames (``data.unannotated=skip``).
+    Annotations whose image is missing, boxes outside their image, unknown categories and
+    image files that are not found or do not decode are errors."""
+    errors: list[dict[str, str]] = summary["errors"]
+    try:
+        data = read_format("coco", root, options, errors)
+    except DatasetError as exc:
+        errors.append({"path": exc.path, "reason": exc.reason})
+        return summary
+    names = data.classes.names
+    boxes: Counter[str] = Counter()
+    splits: dict[str, dict[str, Any]] = {}
+    lengths, negatives, context, crowd = [], 0, 0, 0
+    for video, tag in progress(list(zip(data.plan.items, data.plan.tags, strict=True)),
+                               desc="inspect", unit="video"):
+        readable = 0
+        part = splits.setdefault(tag or UNASSIGNED, {"num_videos": 0, "num_frames": 0,
+                                                     "annotated_frames": 0,
+                                                     "label_counts": Counter()})
+        for frame in video.frames:
+            try:
+                image_size(frame.image)
+            except OSError as exc:
+                errors.append({"path": str(frame.image), "reason": f"unreadable ({exc})"})
+                continue
+            readable += 1
+            counted = Counter(names[int(c) - 1] for c in frame.labels)
+            boxes.update(counted)
+            part["label_counts"].update(counted)
+            part["annotated_frames"] += frame.annotated
+            negatives += frame.annotated and not len(frame.labels)
+            context += not frame.annotated
+            crowd += len(frame.crowd)
+        lengths.append(readable)
+        part["num_videos"] += readable > 0
+        part["num_frames"] += readable
+    for part in splits.values():
+        part["label_counts"] = {n: part["label_counts"][n] for n in names}
+    summary.update(
+        num_videos=sum(n > 0 for n in lengths), num_frames=sum(lengths),
+        num_boxes=sum(boxes.values()), label_counts={n: boxes[n] for n in names},
+        classes=data.classes.to_json(), frames_per_video=frame_stats(lengths),
+        splits=dict(sorted(splits.items())), negative_frames=negatives,
+        unannotated_frames=context, crowd_regions=crowd)
+    return summary

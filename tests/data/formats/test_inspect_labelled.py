@@ -79,3 +79,34 @@ def test_image_masks_inspect_lists_values_seen_against_declared(tmp_path, capsys
     assert "mask values [77] are not declared" in reasons[
         str(clip / "frame_2_endo_watershed_mask.png")]
     assert len(summary["errors"]) == 3
+
+
+def test_coco_inspect_counts_per_category_and_split_and_names_bad_entries(tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    for n in range(3):
+        Image.new("RGB", (40, 30)).save(tmp_path / "images" / f"{n}.png")
+    (tmp_path / "images" / "2.png").write_bytes(b"broken")
+    coco = {"categories": [{"id": 3, "name": "grasper"}, {"id": 8, "name": "clip"}],
+            "images": [{"id": n, "file_name": f"{n}.png", "width": 40, "height": 30,
+                        "video_id": 1, "frame_id": n} for n in range(3)]
+            + [{"id": 9, "file_name": "missing.png", "width": 40, "height": 30}],
+            "annotations": [{"id": 1, "image_id": 0, "category_id": 3, "bbox": [1, 1, 5, 5]},
+                            {"id": 2, "image_id": 0, "category_id": 8, "bbox": [1, 1, 5, 5]},
+                            {"id": 3, "image_id": 1, "category_id": 8, "bbox": [30, 1, 20, 5]},
+                            {"id": 4, "image_id": 77, "category_id": 8, "bbox": [1, 1, 5, 5]}]}
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(coco))
+    assert main(["data", "inspect", str(path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["format"] == "coco"
+    assert summary["label_counts"] == {"grasper": 1, "clip": 1}
+    assert summary["splits"]["unassigned"]["num_frames"] == 2
+    assert summary["frames_per_video"]["max"] == 2 and summary["negative_frames"] == 1
+    reasons = " | ".join(f"{e['path']}: {e['reason']}" for e in summary["errors"])
+    assert "annotation 3 (1.png): box" in reasons and "outside the 40x30 image" in reasons
+    assert "annotation 4: its image_id 77 is not in images" in reasons
+    assert "image 9: missing.png not found" in reasons
+    assert f"{tmp_path / 'images' / '2.png'}: unreadable" in reasons
+    assert len(summary["errors"]) == 4

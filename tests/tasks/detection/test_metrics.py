@@ -112,8 +112,9 @@ def test_ap_between_iou_thresholds():
 
 def test_all_keys_are_fractions():
     metrics = detection_metrics(mixed_frames())
-    assert tuple(metrics) == METRIC_KEYS
-    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+    assert tuple(metrics)[:len(METRIC_KEYS)] == METRIC_KEYS
+    assert all(0.0 <= metrics[k] <= 1.0 for k in METRIC_KEYS)
+    assert set(metrics) - set(METRIC_KEYS) == {"per_class", "class_names"}
 
 
 def test_bad_input_is_an_error():
@@ -151,3 +152,34 @@ def test_a_centre_on_any_edge_of_the_box_is_inside(centre, hit):
     prediction = [cx - 4, cy - 4, cx + 4, cy + 4]
     m = center_metrics([frame([[20, 20, 40, 40]], [1], [prediction], [0.9], [1])])
     assert m["f1_center"] == (1.0 if hit else 0.0)
+
+
+def test_per_category_ap_and_centre_hits_with_the_datasets_ids():
+    from endofm.tasks.detection.metrics import coco_ap_per_class, coco_ground_truth
+
+    # class 1 found with one false positive ranked first (AP 2/3); class 2 perfect; class 3
+    # has no ground truth
+    frames = [frame([BOX], [1], [[40, 40, 50, 50], BOX], [0.9, 0.8], [1, 1]),
+              frame([BOX], [1], [BOX], [0.7], [1]),
+              frame([[5, 5, 25, 30]], [2], [[5, 5, 25, 30]], [0.8], [2])]
+    ids = [7, 11, 40]  # the dataset's own category ids
+    result = coco_ap_per_class(frames, 3, ids)
+    assert result["per_label"][1] == pytest.approx((2 / 3, 2 / 3))
+    assert result["per_label"][2] == pytest.approx((1.0, 1.0))
+    assert result["per_label"][3] == (None, None)
+    m = detection_metrics(frames, 3, 0.5, ["tool", "polyp", "gauze"], ids)
+    assert m["per_class"]["tool"]["ap50"] == pytest.approx(2 / 3)
+    assert m["per_class"]["tool"]["precision_center"] == pytest.approx(2 / 3)
+    assert m["per_class"]["polyp"]["f1_center"] == 1.0 and m["per_class"]["gauze"]["ap"] is None
+    gt = coco_ground_truth(frames, 3, ids, ["tool", "polyp", "gauze"])
+    assert gt["categories"] == [{"id": 7, "name": "tool"}, {"id": 11, "name": "polyp"},
+                                {"id": 40, "name": "gauze"}]
+    assert {a["category_id"] for a in gt["annotations"]} == {7, 11}
+
+
+def test_a_detection_on_a_crowd_region_is_no_false_positive_for_ap():
+    crowd = FrameDetections(np.array([BOX]), [1], [[40, 40, 60, 60], BOX], [0.9, 0.8], [1, 1],
+                            crowd_boxes=[[38, 38, 62, 62]], crowd_labels=[1])
+    plain = FrameDetections(np.array([BOX]), [1], [[40, 40, 60, 60], BOX], [0.9, 0.8], [1, 1])
+    assert coco_ap([crowd], 1)["ap50"] == pytest.approx(1.0)
+    assert coco_ap([plain], 1)["ap50"] < 1.0

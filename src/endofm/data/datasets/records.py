@@ -57,12 +57,18 @@ class CvcSequence:
 
 @dataclass(frozen=True)
 class KumcFrame:
-    """A KUMC frame: ``boxes`` float32 ``[n, 4]`` xyxy pixels, ``labels`` int64 ``[n]``
-    (1 = adenomatous, 2 = hyperplastic); ``n == 0`` for a frame without polyps."""
+    """A detection frame: ``boxes`` float32 ``[n, 4]`` xyxy pixels, ``labels`` int64 ``[n]``
+    in ``1..C`` (KUMC: 1 = adenomatous, 2 = hyperplastic); ``n == 0`` for a frame without
+    objects. ``annotated=False``: a frame only seen as a neighbour of annotated ones (no
+    target, not scored); ``crowd`` float32 ``[k, 4]``: COCO ``iscrowd`` regions, which only
+    COCO AP counts (a detection there is neither a hit nor a false positive)."""
 
     image: Path
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float32))
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), dtype=np.int64))
+    annotated: bool = True
+    crowd: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float32))
+    crowd_labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), dtype=np.int64))
 
 
 @dataclass(frozen=True)

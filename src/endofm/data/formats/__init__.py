@@ -5,7 +5,8 @@ LabelledData`` (the items with their splits and the :class:`ClassSet`):
 
 - ``manifest`` (classification): a CSV/JSONL of ``path,label[,start,end,split]``;
 - ``folders`` (classification): ``DIR/[split/]<class>/<video>``;
-- ``image_masks`` (segmentation): ``images/`` + ``masks/`` trees or masks beside the frames.
+- ``image_masks`` (segmentation): ``images/`` + ``masks/`` trees or masks beside the frames;
+- ``coco`` (detection): COCO instances files, COCO-VID included.
 
 :func:`select_items` returns one split of them (splits: :mod:`endofm.data.formats.splits`),
 :func:`detect_format` names the format of a folder.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from endofm.data.formats.classes import ClassSet
+from endofm.data.formats.coco import read_coco
 from endofm.data.formats.folders import read_folders
 from endofm.data.formats.image_masks import read_image_masks
 from endofm.data.formats.labelled_manifest import SUFFIXES, find_manifest, read_labelled_manifest
@@ -38,6 +40,9 @@ class FormatOptions:
     mask_suffix: str = "_mask"
     ignore_index: int | None = None
     known_masks: MaskCodec | None = None  # a trained segmenter's mask classes
+    image_root: str | None = None
+    unannotated: str = "negative"
+    video_of: str = "auto"
 
 
 def _manifest(root: Path, options: FormatOptions, errors: list | None) -> LabelledData:
@@ -54,12 +59,18 @@ def _image_masks(root: Path, options: FormatOptions, errors: list | None) -> Lab
                             options.ignore_index, errors, options.known_masks)
 
 
+def _coco(root: Path, options: FormatOptions, errors: list | None) -> LabelledData:
+    return read_coco(root, options.image_root, options.unannotated, options.video_of, errors,
+                     options.known_classes)
+
+
 Reader = Callable[[Path, FormatOptions, "list | None"], LabelledData]
 # format name → (the tasks it serves, its reader)
 READERS: dict[str, tuple[tuple[str, ...], Reader]] = {
     "manifest": (("classification",), _manifest),
     "folders": (("classification",), _folders),
     "image_masks": (("segmentation",), _image_masks),
+    "coco": (("detection",), _coco),
 }
 OWN_FORMATS = tuple(READERS)
 

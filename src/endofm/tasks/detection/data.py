@@ -3,8 +3,9 @@
 A sample is the frame ``i`` of a video and the frames ``i + k * stride`` for
 ``k = -(T // 2) .. T - 1 - T // 2`` (clamped to the video), so the target sits at index
 ``T // 2`` as :class:`endofm.tasks.detection.model.ClipDetector` expects. Frames without boxes
-are negatives (empty targets). Resizing to the min/max size happens in the detector's
-``GeneralizedRCNNTransform``, identically for all frames of a clip and for the boxes.
+are negatives (empty targets); frames marked ``annotated=False`` (COCO keyframe-only files
+with ``data.unannotated=skip``) are only neighbours. Resizing to the min/max size happens in the
+detector's ``GeneralizedRCNNTransform``, identically for all frames of a clip and for the boxes.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def hflip_boxes(boxes: Tensor, width: int) -> Tensor:
 
 class KumcClips(Dataset):
     """``ds[i]`` → ``(clip float [3, T, H, W] in [0, 1], {"boxes": float [n, 4] xyxy,
-    "labels": int64 [n]}, (video index, frame index))``; ``augment`` flips clip and boxes
+    "labels": int64 [n], "crowd_boxes": float [k, 4], "crowd_labels": int64 [k]},
+    (video index, frame index))`` for every annotated frame; ``augment`` flips clip and boxes
     horizontally with probability ½."""
 
     def __init__(self, videos: list[KumcVideo], num_frames: int, stride: int,
@@ -43,7 +45,8 @@ class KumcClips(Dataset):
             raise ValueError(f"num_frames ({num_frames}) and stride ({stride}) must be >= 1")
         self.videos = videos
         self.num_frames, self.stride, self.augment = num_frames, stride, augment
-        self.index = [(v, f) for v, video in enumerate(videos) for f in range(len(video.frames))]
+        self.index = [(v, f) for v, video in enumerate(videos)
+                      for f, frame in enumerate(video.frames) if frame.annotated]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -65,9 +68,13 @@ class KumcClips(Dataset):
         clip = torch.from_numpy(np.stack(images)).permute(3, 0, 1, 2).float().div_(255)
         boxes = torch.as_tensor(frames[f].boxes, dtype=torch.float32).reshape(-1, 4)
         labels = torch.as_tensor(frames[f].labels, dtype=torch.int64).reshape(-1)
+        crowd = torch.as_tensor(frames[f].crowd, dtype=torch.float32).reshape(-1, 4)
         if self.augment and torch.rand(()) < 0.5:
             clip, boxes = clip.flip(-1), hflip_boxes(boxes, shape[1])
-        return clip, {"boxes": boxes, "labels": labels}, (v, f)
+            crowd = hflip_boxes(crowd, shape[1])
+        crowd_labels = torch.as_tensor(frames[f].crowd_labels, dtype=torch.int64).reshape(-1)
+        return clip, {"boxes": boxes, "labels": labels, "crowd_boxes": crowd,
+                      "crowd_labels": crowd_labels}, (v, f)
 
 
 def collate(batch: list) -> tuple[list[Tensor], list[dict[str, Tensor]], list[tuple[int, int]]]:

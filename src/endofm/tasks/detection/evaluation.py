@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Patch, Rectangle
 from torch import nn
 from torch.utils.data import DataLoader
 
+from endofm.data.formats import ClassSet
 from endofm.data.images import read_image
 from endofm.tasks.detection.data import KumcClips, collate
 from endofm.tasks.detection.metrics import (
@@ -27,8 +28,9 @@ from endofm.utils.figures import save_figure
 from endofm.utils.io import atomic_write_json
 from endofm.utils.progress import progress
 
-CLASS_NAMES = {1: "adenomatous", 2: "hyperplastic"}
-COLOURS = {1: "tab:red", 2: "tab:cyan"}
+KUMC_CLASSES = ClassSet(("adenomatous", "hyperplastic"), (1, 2))
+# KUMC's label → name; a saved detector's config.json ``classes`` names any other data's
+CLASS_NAMES = dict(zip(KUMC_CLASSES.ids, KUMC_CLASSES.names, strict=True))
 
 
 @torch.no_grad()
@@ -46,12 +48,23 @@ def predict(model: nn.Module, dataset: KumcClips, device: torch.device, precisio
             frames.append(FrameDetections(
                 target["boxes"].numpy(), target["labels"].numpy(),
                 out["boxes"].float().cpu().numpy(), out["scores"].float().cpu().numpy(),
-                out["labels"].cpu().numpy(), width=clip.shape[-1], height=clip.shape[-2]))
+                out["labels"].cpu().numpy(), width=clip.shape[-1], height=clip.shape[-2],
+                crowd_boxes=target["crowd_boxes"].numpy(),
+                crowd_labels=target["crowd_labels"].numpy()))
     return frames
 
 
+def label_colours(num_classes: int) -> dict[int, tuple]:
+    """A matplotlib colour per label ``1..C`` (red first, as KUMC's adenomatous)."""
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10" if num_classes <= 10 else "tab20"]
+    order = [3, 9, 1, 2, 4, 5, 6, 7, 8, 0] if num_classes <= 10 else list(range(20))
+    return {c: palette(order[(c - 1) % len(order)]) for c in range(1, num_classes + 1)}
+
+
 def _draw(ax: Axes, dataset: KumcClips, i: int, det: FrameDetections,
-          threshold: float) -> None:
+          threshold: float, classes: ClassSet) -> None:
     frame = dataset.frame(i)
     ax.imshow(read_image(frame.image))
     for box in det.gt_boxes:
@@ -60,19 +73,22 @@ def _draw(ax: Axes, dataset: KumcClips, i: int, det: FrameDetections,
     for box, score, label in zip(det.boxes, det.scores, det.labels, strict=True):
         if score < threshold:
             continue
-        colour = COLOURS.get(int(label), "yellow")
+        colour = label_colours(len(classes)).get(int(label), "yellow")
+        name = classes.names[int(label) - 1] if 1 <= label <= len(classes) else str(label)
         ax.add_patch(Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False,
                                edgecolor=colour, linewidth=1.5))
-        ax.text(box[0], box[1], f"{CLASS_NAMES.get(int(label), label)} {score:.2f}",
+        ax.text(box[0], box[1], f"{name} {score:.2f}",
                 color="black", fontsize=6, backgroundcolor=colour, va="bottom")
     ax.set_title(frame.image.name, fontsize=7)
     ax.axis("off")
 
 
 def save_contact_sheets(dataset: KumcClips, frames: list[FrameDetections], out_dir: Path,
-                        threshold: float = 0.5, columns: int = 6) -> list[Path]:
+                        threshold: float = 0.5, columns: int = 6,
+                        classes: ClassSet = KUMC_CLASSES) -> list[Path]:
     """``out_dir/<video>.png`` per video: every frame with ground truth (green, dashed) and
-    predictions scoring >= ``threshold`` (class colour, class name and score)."""
+    predictions scoring >= ``threshold`` (class colour, class name and score), and a legend of
+    the class colours."""
     by_video: dict[int, list[int]] = {}
     for i, (v, _) in enumerate(dataset.index):
         by_video.setdefault(v, []).append(i)
@@ -85,29 +101,32 @@ def save_contact_sheets(dataset: KumcClips, frames: list[FrameDetections], out_d
         for ax in axes.flat[len(items):]:
             ax.axis("off")
         for ax, i in zip(axes.flat, items, strict=False):
-            _draw(ax, dataset, i, frames[i], threshold)
-        fig.tight_layout()
-        path = out_dir / f"{dataset.videos[v].name}.png"
+            _draw(ax, dataset, i, frames[i], threshold, classes)
+        colours = label_colours(len(classes))
+        fig.legend(handles=[Patch(color=colours[c + 1], label=n)
+                            for c, n in enumerate(classes.names)],
+                   loc="lower center", ncol=min(len(classes), 6), fontsize=6, frameon=False)
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        path = out_dir / f"{dataset.videos[v].name.replace('/', '_')}.png"
         paths.append(save_figure(fig, path))
     return paths
 
 
 def coco_prediction_file(dataset: KumcClips, frames: list[FrameDetections],
-                         num_classes: int) -> dict:
+                         classes: ClassSet) -> dict:
     """COCO JSON: ``images`` (with ``file_name``), ground-truth ``annotations``,
-    ``categories`` and the model's ``predictions`` (result records, image ids shared)."""
-    coco = coco_ground_truth(frames, num_classes)
+    ``categories`` (the dataset's own ids and names) and the model's ``predictions`` (result
+    records with those category ids, image ids shared)."""
+    coco = coco_ground_truth(frames, len(classes), classes.ids, classes.names)
     for image in coco["images"]:
         image["file_name"] = str(dataset.frame(image["id"]).image)
-    coco["categories"] = [{"id": c, "name": CLASS_NAMES.get(c, str(c))}
-                          for c in range(1, num_classes + 1)]
-    coco["predictions"] = coco_predictions(frames)
+    coco["predictions"] = coco_predictions(frames, classes.ids)
     return coco
 
 
 def evaluate_clips(model: nn.Module, dataset: KumcClips, device: torch.device,
-                   precision: str = "fp32", num_classes: int = 2, threshold: float = 0.5,
-                   out_dir: Path | None = None, batch_size: int = 4,
+                   precision: str = "fp32", classes: ClassSet = KUMC_CLASSES,
+                   threshold: float = 0.5, out_dir: Path | None = None, batch_size: int = 4,
                    choose: bool = False) -> dict:
     """Metrics (:data:`endofm.tasks.detection.metrics.METRIC_KEYS` plus ``num_frames``,
     ``num_videos``); with ``out_dir`` also ``predictions.json`` and ``sheets/<video>.png``.
@@ -124,14 +143,14 @@ def evaluate_clips(model: nn.Module, dataset: KumcClips, device: torch.device,
         model.operating_threshold = choose_threshold(frames, threshold)[0]
     operating = getattr(model, "operating_threshold", None)
     used = threshold if operating is None else float(operating)
-    result: dict = detection_metrics(frames, num_classes, used)
+    result: dict = detection_metrics(frames, len(classes), used, classes.names, classes.ids)
     result |= {"score_threshold": used, "num_frames": len(frames),
                "num_videos": len(dataset.videos),
                "at_release_threshold": {"score_threshold": threshold}
                | threshold_metrics(frames, threshold)}
     if out_dir is not None:
         out_dir = Path(out_dir)
-        atomic_write_json(coco_prediction_file(dataset, frames, num_classes),
+        atomic_write_json(coco_prediction_file(dataset, frames, classes),
                           out_dir / "predictions.json")
-        save_contact_sheets(dataset, frames, out_dir / "sheets", used)
+        save_contact_sheets(dataset, frames, out_dir / "sheets", used, classes=classes)
     return result

@@ -50,8 +50,14 @@ class FrameDetections:
     labels: np.ndarray
     width: int = 0
     height: int = 0
+    crowd_boxes: np.ndarray | None = None  # COCO iscrowd regions [k, 4]: only AP counts them
+    crowd_labels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        self.crowd_boxes = np.asarray(self.crowd_boxes if self.crowd_boxes is not None
+                                      else np.zeros((0, 4)), dtype=np.float64).reshape(-1, 4)
+        self.crowd_labels = np.asarray(self.crowd_labels if self.crowd_labels is not None
+                                       else np.zeros(0), dtype=np.int64).reshape(-1)
         self.gt_boxes = np.asarray(self.gt_boxes, dtype=np.float64).reshape(-1, 4)
         self.gt_labels = np.asarray(self.gt_labels, dtype=np.int64).reshape(-1)
         self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
@@ -144,58 +150,125 @@ def iou_metrics(frames: Sequence[FrameDetections], threshold: float = 0.5,
     return _matching_scores(frames, threshold, "iou50", _iou, iou_threshold)
 
 
-def coco_ground_truth(frames: Sequence[FrameDetections], num_classes: int) -> dict:
-    """A COCO ground-truth dict: image ``i`` is ``frames[i]``, categories ``1..num_classes``."""
+def category_ids(num_classes: int, ids: Sequence[int] | None) -> list[int]:
+    """The dataset's category id of each label ``1..num_classes`` (default: the label)."""
+    return list(range(1, num_classes + 1)) if ids is None else [int(i) for i in ids]
+
+
+def _box_record(box: np.ndarray) -> list[float]:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def coco_ground_truth(frames: Sequence[FrameDetections], num_classes: int,
+                      ids: Sequence[int] | None = None,
+                      names: Sequence[str] | None = None) -> dict:
+    """A COCO ground-truth dict: image ``i`` is ``frames[i]``; label ``l`` is category
+    ``ids[l - 1]`` (default ``l``) named ``names[l - 1]``; crowd regions have ``iscrowd=1``."""
+    cats = category_ids(num_classes, ids)
     images, annotations = [], []
     for image_id, f in enumerate(frames):
         images.append({"id": image_id, "width": f.width, "height": f.height})
-        for box, label in zip(f.gt_boxes, f.gt_labels, strict=True):
-            x0, y0, x1, y1 = (float(v) for v in box)
+        regions = [(b, lab, 0) for b, lab in zip(f.gt_boxes, f.gt_labels, strict=True)]
+        regions += [(b, lab, 1) for b, lab in zip(f.crowd_boxes, f.crowd_labels, strict=True)]
+        for box, label, crowd in regions:
+            bbox = _box_record(box)
             annotations.append({"id": len(annotations) + 1, "image_id": image_id,
-                                "category_id": int(label), "bbox": [x0, y0, x1 - x0, y1 - y0],
-                                "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
-    categories = [{"id": c, "name": str(c)} for c in range(1, num_classes + 1)]
+                                "category_id": cats[int(label) - 1], "bbox": bbox,
+                                "area": bbox[2] * bbox[3], "iscrowd": crowd})
+    categories = [{"id": c, "name": str(c) if names is None else names[k]}
+                  for k, c in enumerate(cats)]
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def coco_predictions(frames: Sequence[FrameDetections]) -> list[dict]:
-    """COCO result records (``image_id`` = frame index, ``bbox`` as ``[x, y, w, h]``)."""
-    return [{"image_id": image_id, "category_id": int(label), "score": float(score),
-             "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]),
-                      float(box[3] - box[1])]}
+def coco_predictions(frames: Sequence[FrameDetections],
+                     ids: Sequence[int] | None = None) -> list[dict]:
+    """COCO result records (``image_id`` = frame index, ``bbox`` as ``[x, y, w, h]``,
+    ``category_id`` the dataset's id of the label)."""
+    cats = None if ids is None else [int(i) for i in ids]
+    return [{"image_id": image_id,
+             "category_id": int(label) if cats is None else cats[int(label) - 1],
+             "score": float(score), "bbox": _box_record(box)}
             for image_id, f in enumerate(frames)
             for box, score, label in zip(f.boxes, f.scores, f.labels, strict=True)]
 
 
-def coco_ap(frames: Sequence[FrameDetections], num_classes: int) -> dict[str, float]:
+def coco_ap(frames: Sequence[FrameDetections], num_classes: int,
+            ids: Sequence[int] | None = None) -> dict[str, float]:
     """``ap50`` and ``ap`` (0.5:0.95), class-aware, averaged over classes with ground truth."""
+    result = coco_ap_per_class(frames, num_classes, ids)
+    return {"ap50": result["ap50"], "ap": result["ap"]}
+
+
+def coco_ap_per_class(frames: Sequence[FrameDetections], num_classes: int,
+                      ids: Sequence[int] | None = None) -> dict:
+    """:func:`coco_ap` and ``per_label``: ``{label: (ap, ap50)}`` from pycocotools' precision
+    table (``None`` for a class without ground truth)."""
     if not any(len(f.gt_boxes) for f in frames):
         raise ValueError("COCO AP is undefined without any ground-truth box")
-    results = coco_predictions(frames)
+    results = coco_predictions(frames, ids)
     if not results:
-        return {"ap50": 0.0, "ap": 0.0}
+        return {"ap50": 0.0, "ap": 0.0,
+                "per_label": {label: (0.0, 0.0) if _has_gt(frames, label) else (None, None)
+                              for label in range(1, num_classes + 1)}}
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
-        gt.dataset = coco_ground_truth(frames, num_classes)
+        gt.dataset = coco_ground_truth(frames, num_classes, ids)
         gt.createIndex()
         evaluator = COCOeval(gt, gt.loadRes(results), iouType="bbox")
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
     ap, ap50 = (max(float(v), 0.0) for v in evaluator.stats[:2])
-    return {"ap50": ap50, "ap": ap}
+    # precision [iou thresholds, recall points, categories, area ranges, max detections]
+    precision = evaluator.eval["precision"][:, :, :, 0, -1]
+    per_label = {}
+    for k in range(num_classes):
+        table = precision[:, :, k]
+        valid, first = table[table > -1], table[0][table[0] > -1]
+        per_label[k + 1] = ((float(valid.mean()), float(first.mean())) if valid.size
+                            else (None, None))
+    return {"ap50": ap50, "ap": ap, "per_label": per_label}
+
+
+def _has_gt(frames: Sequence[FrameDetections], label: int) -> bool:
+    return any((f.gt_labels == label).any() for f in frames)
+
+
+def of_label(frames: Sequence[FrameDetections], label: int) -> list[FrameDetections]:
+    """The frames with only the ground truth and predictions of one class."""
+    return [FrameDetections(f.gt_boxes[f.gt_labels == label], f.gt_labels[f.gt_labels == label],
+                            f.boxes[f.labels == label], f.scores[f.labels == label],
+                            f.labels[f.labels == label], f.width, f.height) for f in frames]
 
 
 def detection_metrics(frames: Sequence[FrameDetections], num_classes: int = 2,
-                      threshold: float = 0.5) -> dict[str, float]:
-    """All of :data:`METRIC_KEYS` (fractions in [0, 1]) over ``frames``."""
+                      threshold: float = 0.5, names: Sequence[str] | None = None,
+                      ids: Sequence[int] | None = None) -> dict:
+    """All of :data:`METRIC_KEYS` (fractions in [0, 1]) over ``frames``, and ``per_class``:
+    for each class (by name; ``names`` default ``"1"``…) its COCO ``ap`` / ``ap50``, its
+    class-aware frame-level and centre-hit F1 / precision / recall at ``threshold`` (a frame
+    or box of another class is neither a hit nor a false positive) and its ``gt_boxes``."""
     if not frames:
         raise ValueError("no frames to evaluate")
     metrics = frame_level_metrics(frames, threshold)
     metrics |= center_metrics(frames, threshold)
     metrics |= iou_metrics(frames, threshold)
-    metrics |= coco_ap(frames, num_classes)
-    return {k: metrics[k] for k in METRIC_KEYS}
+    coco = coco_ap_per_class(frames, num_classes, ids)
+    metrics |= coco
+    names = [str(c) for c in range(1, num_classes + 1)] if names is None else list(names)
+    per_class = {}
+    for label, name in enumerate(names, start=1):
+        own = of_label(frames, label)
+        scores = frame_level_metrics(own, threshold) | center_metrics(own, threshold)
+        ap, ap50 = coco["per_label"][label]
+        per_class[name] = {"ap": ap, "ap50": ap50,
+                           **{k: scores[k] for k in ("f1_frame", "precision_frame",
+                                                     "recall_frame", "f1_center",
+                                                     "precision_center", "recall_center")},
+                           "gt_boxes": int(sum(len(f.gt_boxes) for f in own))}
+    return {k: metrics[k] for k in METRIC_KEYS} | {"per_class": per_class,
+                                                    "class_names": names}
 
 
 def threshold_metrics(frames: Sequence[FrameDetections], threshold: float) -> dict[str, float]:

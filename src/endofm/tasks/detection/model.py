@@ -43,7 +43,7 @@ class DetectionModelConfig:
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: DetectionHead = DetectionHead.fcos
-    num_classes: int = 2
+    num_classes: int | None = None  # None: from the data (KUMC: 2; COCO: its categories)
     pyramid_channels: int = 256
     min_size: int = 600
     max_size: int = 640
@@ -51,7 +51,8 @@ class DetectionModelConfig:
     detections_per_img: int = 100
 
     def __post_init__(self) -> None:
-        require_at_least(self, "model", 2, "num_classes")
+        if self.num_classes is not None:
+            require_at_least(self, "model", 1, "num_classes")
         require_at_least(self, "model", 1, "pyramid_channels", "min_size", "detections_per_img")
         if self.max_size < self.min_size:
             raise ValueError(f"model.max_size={self.max_size} is smaller than model.min_size="
@@ -116,10 +117,11 @@ def _head(cfg: DetectionModelConfig, backbone: ClipBackbone, mean: list[float],
           std: list[float]) -> nn.Module:
     common = {"min_size": cfg.min_size, "max_size": cfg.max_size, "image_mean": mean,
               "image_std": std, "size_divisible": STRIDES[-1]}
+    num_classes = cfg.num_classes or 2  # unset: KUMC's two (the task sets it from the data)
     ratios = ((0.5, 1.0, 2.0),) * len(STRIDES)
     if cfg.head == "fcos":
         anchors = AnchorGenerator(tuple((s,) for s in STRIDES), ((1.0,),) * len(STRIDES))
-        fcos = FCOS(backbone, cfg.num_classes, anchor_generator=anchors,
+        fcos = FCOS(backbone, num_classes, anchor_generator=anchors,
                     score_thresh=cfg.score_thresh, detections_per_img=cfg.detections_per_img,
                     **common)
         # the distances pass a ReLU: start them positive (one anchor size) so that no side's
@@ -129,12 +131,12 @@ def _head(cfg: DetectionModelConfig, backbone: ClipBackbone, mean: list[float],
     if cfg.head == "retinanet":
         sizes = tuple((4 * s, round(4 * s * 2 ** (1 / 3)), round(4 * s * 2 ** (2 / 3)))
                       for s in STRIDES)
-        return RetinaNet(backbone, cfg.num_classes, anchor_generator=AnchorGenerator(
+        return RetinaNet(backbone, num_classes, anchor_generator=AnchorGenerator(
             sizes, ratios), score_thresh=cfg.score_thresh,
             detections_per_img=cfg.detections_per_img, **common)
     if cfg.head == "faster_rcnn":
         names = [str(i) for i in range(len(STRIDES))]
-        return FasterRCNN(backbone, cfg.num_classes + 1,
+        return FasterRCNN(backbone, num_classes + 1,
                           rpn_anchor_generator=AnchorGenerator(
                               tuple((4 * s,) for s in STRIDES), ratios),
                           box_roi_pool=MultiScaleRoIAlign(names, 7, 2),
@@ -171,7 +173,8 @@ class ClipDetector(nn.Module):
                                  f"got {tuple(clip.shape)}")
             packed.append(clip.transpose(0, 1).reshape(3 * self.num_frames, *clip.shape[2:]))
         if targets is not None:
-            targets = [t | {"labels": t["labels"] - self.label_shift} for t in targets]
+            targets = [{"boxes": t["boxes"], "labels": t["labels"] - self.label_shift}
+                       for t in targets]
         out = self.detector(packed, targets)
         if isinstance(out, list):
             out = [o | {"labels": o["labels"] + self.label_shift} for o in out]

@@ -1,5 +1,6 @@
-"""The ``detection`` task: KUMC clips around each annotated frame, a torchvision head on the
-Endo-FM pyramid, frame-level + localisation + COCO metrics."""
+"""The ``detection`` task: clips around each annotated frame (KUMC, or your own COCO /
+COCO-VID files with any categories), a torchvision head on the Endo-FM pyramid, frame-level +
+localisation + COCO metrics per category."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from torch import nn
 
 from endofm.config import from_dict, to_dict
 from endofm.data import KumcVideo, read_kumc
+from endofm.data.formats import ClassSet, FormatOptions, LabelledData, read_format
 from endofm.models import backbone_config, create_model
 from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
 from endofm.tasks.base import EngineConfig, Task, saved_model_settings
 from endofm.tasks.detection.data import KumcClips, collate
-from endofm.tasks.detection.evaluation import evaluate_clips
+from endofm.tasks.detection.evaluation import KUMC_CLASSES, evaluate_clips
 from endofm.tasks.detection.model import (
     ClipDetector,
     DetectionModelConfig,
@@ -36,6 +38,12 @@ class DetectionDataConfig:
     num_frames: int = 3
     frame_stride: int = 1
     flip: bool = True
+    format: str = "auto"  # auto | kumc | coco (your own COCO / COCO-VID files)
+    image_root: str | None = None  # coco: where file_name resolves (default: beside the file)
+    # coco: images without annotations are negatives, or (skip) only neighbours of annotated
+    # frames (files that annotate keyframes and list every frame)
+    unannotated: str = "negative"
+    video_of: str = "auto"  # coco: auto (video_id if present) | video_id | prefix | none
 
     def __post_init__(self) -> None:
         require_at_least(self, "data", 1, "num_frames", "frame_stride")
@@ -73,26 +81,95 @@ class DetectionConfig(EngineConfig):
                                  "model.min_size/data.num_frames")
 
 
+FORMATS = ("auto", "kumc", "coco")
+
+
+def detection_format(root: Path, setting: str) -> str:
+    """``data.format``, or (``auto``) ``kumc`` for ``{split}2019/Image`` folders, else
+    ``coco``."""
+    if setting not in FORMATS:
+        raise ValueError(f"data.format must be one of {', '.join(FORMATS)} for detection, got "
+                         f"{setting!r}")
+    if setting != "auto":
+        return setting
+    kumc = root.is_dir() and any((root / f"{s}2019" / "Image").is_dir()
+                                 for s in ("train", "val", "test"))
+    return "kumc" if kumc else "coco"
+
+
 class DetectionTask(Task):
-    """KUMC detection on the engine (``endofm finetune|evaluate detection``)."""
+    """Detection on the engine (``endofm finetune|evaluate detection``): KUMC, or your own
+    COCO / COCO-VID files with their categories."""
 
     name = "detection"
     config_class = DetectionConfig
     selection_metric = "ap50"
     test_split = "test"
+    formats = FORMATS
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__(cfg)
+        self.format: str | None = None
+        self.classes: ClassSet | None = None  # the data's categories, or the loaded model's
+        self._data: dict[Path, LabelledData] = {}
+
+    def class_set(self) -> ClassSet:
+        if self.classes is not None:
+            return self.classes
+        count = self.cfg.model.num_classes
+        return KUMC_CLASSES if count in (None, 2) else ClassSet.numbered(count)
+
+    def bind_data(self, root: str | Path) -> None:
+        self.format = detection_format(Path(root), str(self.cfg.data.format))
 
     def build_model(self, pretrained: str | Path | None = None) -> ClipDetector:
-        """The detector; its backbone from ``pretrained`` (the engine passes ``--pretrained`` or
-        ``model.backbone.pretrained``)."""
+        """The detector with a class per category; its backbone from ``pretrained`` (the
+        engine passes ``--pretrained`` or ``model.backbone.pretrained``)."""
         backbone = self.backbone_settings(pretrained)
-        return build_detector(dataclasses.replace(self.cfg.model, backbone=backbone),
+        return build_detector(dataclasses.replace(self.cfg.model, backbone=backbone,
+                                                  num_classes=len(self.class_set())),
                               self.cfg.data.num_frames)
 
+    def adopt(self, classes: ClassSet) -> None:
+        """Take the data's categories (training), checking ``model.num_classes``."""
+        if self.classes is None:
+            classes.check_count(self.cfg.model.num_classes, "model.num_classes")
+            self.classes = classes
+            self.cfg.model.num_classes = len(classes)  # recorded in config.yaml
+
+    def labelled(self, root: Path) -> LabelledData:
+        if root not in self._data:
+            data = self.cfg.data
+            options = FormatOptions(known_classes=self.classes, image_root=data.image_root,
+                                    unannotated=data.unannotated, video_of=data.video_of)
+            self._data[root] = read_format("coco", root, options)
+        return self._data[root]
+
     def read_items(self, root: str | Path, split: str) -> list[KumcVideo]:
-        videos = read_kumc(root, split)
-        if not videos:
-            raise ValueError(f"{root}: the KUMC {split!r} split has no videos")
+        root = Path(root)
+        if self.format is None:
+            self.bind_data(root)
+        if self.format == "kumc":
+            self.adopt(KUMC_CLASSES)
+            videos = read_kumc(root, split)
+            if not videos:
+                raise ValueError(f"{root}: the KUMC {split!r} split has no videos")
+            return videos
+        data = self.labelled(root)
+        self.adopt(data.classes)
+        protocol = self.cfg.protocol
+        videos = data.plan.select(split, protocol.test_fraction, protocol.val_seed)
+        if split != "val" and not any(f.annotated for v in videos for f in v.frames):
+            raise ValueError(f"{root}: the {split} split has no annotated frames")
         return videos
+
+    def given_split(self, root: str | Path, split: str) -> list[KumcVideo] | None:
+        if self.format in (None, "kumc"):
+            return None
+        return self.read_items(root, split) or None
+
+    def describe_item(self, item: KumcVideo) -> str:
+        return item.name
 
     def train_dataset(self, items: Sequence) -> KumcClips:
         data = self.cfg.data
@@ -113,17 +190,21 @@ class DetectionTask(Task):
         data, ev = self.cfg.data, self.cfg.eval
         dataset = KumcClips(list(items), data.num_frames, data.frame_stride)
         choose = out_dir is None and ev.choose_threshold
-        return evaluate_clips(getattr(model, "module", model), dataset, device, precision,
-                              self.cfg.model.num_classes, ev.score_threshold, out_dir,
-                              ev.batch_size, choose)
+        result = evaluate_clips(getattr(model, "module", model), dataset, device, precision,
+                                self.class_set(), ev.score_threshold, out_dir, ev.batch_size,
+                                choose)
+        return result | {"classes": self.class_set().to_json()}
 
     def save_model(self, model: nn.Module, out_dir: Path) -> Path:
         """``model.safetensors`` + ``config.json`` (model settings, backbone architecture,
         clip length and stride)."""
         model = getattr(model, "module", model)
-        meta = {"kind": KIND, "format": "endofm", "model": to_dict(self.cfg.model),
+        classes = self.class_set()
+        meta = {"kind": KIND, "format": "endofm",
+                "model": to_dict(self.cfg.model) | {"num_classes": len(classes)},
                 "backbone": backbone_config(model.backbone), "data": to_dict(self.cfg.data),
-                "operating_threshold": getattr(model, "operating_threshold", None)}
+                "operating_threshold": getattr(model, "operating_threshold", None),
+                "classes": classes.to_json()}
         return save_state_dir(model.state_dict(), meta, out_dir)
 
     def saved_config(self, path: str | Path) -> DetectionConfig:
@@ -138,7 +219,11 @@ class DetectionTask(Task):
         meta, tensors = read_state_dir(path, KIND)
         model_cfg = saved_model_settings(DetectionModelConfig, meta["model"])
         backbone = create_model(model_cfg.backbone.name, drop_path_rate=0.0, **meta["backbone"])
+        self.classes = (ClassSet.from_json(meta["classes"]) if "classes" in meta
+                        else KUMC_CLASSES)
+        model_cfg = dataclasses.replace(model_cfg, num_classes=len(self.classes))
         model = ClipDetector(model_cfg, backbone, meta["data"]["num_frames"])
         model.load_state_dict(tensors)
+        self._data.clear()
         model.operating_threshold = meta.get("operating_threshold")
         return model.eval()
