@@ -168,6 +168,14 @@ def test_class_names_come_from_the_saved_model(task_dirs, videos, tmp_path):
     assert header == "frame,time_s,tool_fraction"
     row = json.loads((out / "run.json").read_text())["videos"]["b.mkv"]
     assert "frames with tool" in row and not [k for k in row if "polyp" in k]
+    # the background need not be class 0: config.json names it
+    classes = [{"index": i, "id": i, "name": n} for i, n in enumerate(["tool", "bg"])]
+    (model / "config.json").write_text(json.dumps(config | {"classes": classes,
+                                                            "background": 1}))
+    assert main(["predict", "segmentation", "--checkpoint", str(model), str(videos / "sub"),
+                 "--output", str(tmp_path / "again"), *CPU]) == 0
+    assert (tmp_path / "again" / "b" / "area.csv").read_text().splitlines()[0] == \
+        "frame,time_s,tool_fraction"
 
 
 def test_attention_writes_a_report_and_an_index(tiny_backbone_dir, videos, tmp_path):

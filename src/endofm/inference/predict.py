@@ -105,8 +105,8 @@ class ClassificationPrediction:
 @dataclass
 class SegmentationPrediction:
     """``frames`` int64 ``[F]`` predicted frame indices, ``masks`` uint8 ``[F, H, W]`` (class
-    index per pixel, 0 = background; the video's own size), ``area`` float ``[F]`` the fraction
-    of each frame that is not background."""
+    index per pixel; the video's own size), ``area`` float ``[F]`` the fraction of each frame
+    that is not the background class (``config.json`` ``background``, default 0)."""
 
     frames: np.ndarray
     times: np.ndarray
@@ -244,6 +244,15 @@ class SegmentationPredictor(Predictor):
                        "model's input, and masks come out at the video's size",
                "threshold": "each pixel gets its most probable class",
                "smooth": "it smooths classification windows"}
+
+    def __init__(self, task_model: TaskModel, *args: Any, **kwargs: Any) -> None:
+        super().__init__(task_model, *args, **kwargs)
+        # the background class (config.json "background"; None: every class is foreground)
+        self.background: int | None = saved_config(task_model).get("background", 0)
+
+    def foreground(self) -> list[int]:
+        """The classes whose area is reported (all but the background)."""
+        return [c for c in range(len(self.class_names)) if c != self.background]
 
     def window_spec(self) -> WindowSpec:
         step = self.frame_step if self.frame_step is not None else 1
@@ -390,12 +399,12 @@ def predict_video(task_model: TaskModel | str | Path, path: str | Path, **option
     if isinstance(predictor, ClassificationPredictor):
         return predictor.summarize(windows, np.concatenate(outputs))
     if isinstance(predictor, SegmentationPredictor):
-        return segmentation_result(source, windows, outputs)
+        return segmentation_result(source, windows, outputs, predictor.background)
     return detection_result(source, windows, outputs, predictor.threshold)
 
 
-def segmentation_result(source: VideoSource, windows: list[Window],
-                        outputs: list[np.ndarray]) -> SegmentationPrediction:
+def segmentation_result(source: VideoSource, windows: list[Window], outputs: list[np.ndarray],
+                        background: int | None = 0) -> SegmentationPrediction:
     """Per-frame masks from window masks; a frame seen by several windows keeps its first."""
     masks = np.concatenate(outputs)  # [windows, T, H, W]
     frames = np.stack([w.frames for w in windows])
@@ -403,7 +412,7 @@ def segmentation_result(source: VideoSource, windows: list[Window],
     flat = masks.reshape(-1, *masks.shape[2:])[first]
     order = frames.ravel()[first]
     return SegmentationPrediction(order, order / source.fps, flat,
-                                  flat.reshape(len(flat), -1).mean(1))
+                                  (flat != background).reshape(len(flat), -1).mean(1))
 
 
 def detection_result(source: VideoSource, windows: list[Window], outputs: list[list[dict]],

@@ -141,7 +141,8 @@ class SegmentationArtifacts(VideoArtifacts):
         self.overlay = OverlayVideo(self.folder / "overlay.mp4", self.job.source.fps / step)
         (self.folder / "masks").mkdir(exist_ok=True)
         self.frames, self.area, self.last = [], [], -1
-        self.foreground = self.names[1:]
+        self.classes = self.predictor.foreground()
+        self.foreground = [self.names[c] for c in self.classes]
         self.grey = 255 // max(1, len(self.names) - 1)
 
     def add(self, out: WindowOutput) -> None:
@@ -156,9 +157,9 @@ class SegmentationArtifacts(VideoArtifacts):
                 mask = out.outputs[i, t]
                 Image.fromarray(mask * self.grey).save(self.folder / "masks" /
                                                        f"{frame:06d}.png")
-                overlay = tint(frame_of(out.clips, i, t), mask)
+                overlay = tint(frame_of(out.clips, i, t), mask != self.predictor.background)
                 self.overlay.write(overlay)
-                area = [float((mask == c).mean()) for c in range(1, len(self.names))]
+                area = [float((mask == c).mean()) for c in self.classes]
                 self.frames.append(frame)
                 self.area.append(area)
                 self.top.offer(sum(area), f"frame {frame}: {self.foreground_text(area)}",
