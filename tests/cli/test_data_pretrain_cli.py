@@ -82,11 +82,11 @@ def test_through_the_endofm_entry_point(videos, tmp_path, capsys):
 
 @pytest.mark.parametrize(("command", "options", "message"), [
     ("prepare-pretrain", ["--clip-seconds", "0"], "clip_seconds must be positive, got 0.0"),
-    ("prepare-pretrain", ["--folder-fps", "0"],
+    ("prepare-pretrain", ["--fps", "0"],
      "folder_fps (frame folders' frame rate) must be > 0, got 0.0"),
     ("prepare-pretrain", ["--transcode", "--short-side", "0"],
      "short_side (of the transcoded clips) must be at least 2 pixels, got 0"),
-    ("preview-views", ["--folder-fps", "-5"], "folder_fps (frame folders' frame rate) must be > 0"),
+    ("preview-views", ["--fps", "-5"], "folder_fps (frame folders' frame rate) must be > 0"),
     ("preview-views", ["--num-clips", "0"], "num_clips must be positive, got 0"),
 ])
 def test_a_bad_number_is_one_line_naming_it(videos, tmp_path, capsys, command, options, message):

@@ -48,6 +48,7 @@ def test_manifest_rows_all_decode_and_skips_are_reported(sources, tmp_path):
     assert len(items) == report.num_clips == 4 and report.sources == {"colon": 2, "cap": 2}
     assert {it.source for it in items} == {"colon", "cap"}
     for item in items:
+        assert item.fps == (10 if item.path.is_dir() else None)  # a folder's rate goes with it
         video = open_video(item.path, folder_fps=10)
         first, stop = round(item.start * video.fps), round(item.end * video.fps)
         assert video.read([first, stop - 1]).shape[0] == 2

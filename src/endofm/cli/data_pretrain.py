@@ -26,8 +26,9 @@ def add_commands(data_sub: argparse._SubParsersAction) -> None:
     prep.add_argument("--transcode", action="store_true",
                       help="write each clip as an MP4 with short side --short-side")
     prep.add_argument("--short-side", type=int, default=256, help="with --transcode (256)")
-    prep.add_argument("--folder-fps", type=float, default=30.0,
-                      help="frame rate of frame folders (default 30)")
+    prep.add_argument("--fps", dest="folder_fps", type=float, default=30.0,
+                      help="frame rate of frame folders (default 30; recorded in the "
+                           "manifest's fps column)")
     prep.add_argument("--json", action="store_true", help="print the report as one JSON object")
     prep.set_defaults(func=run_prepare_pretrain)
 
@@ -39,7 +40,8 @@ def add_commands(data_sub: argparse._SubParsersAction) -> None:
     preview.add_argument("--out", type=Path, required=True, help="output directory")
     preview.add_argument("--num-clips", type=int, default=2)
     preview.add_argument("--seed", type=int, default=0)
-    preview.add_argument("--folder-fps", type=float, default=30.0)
+    preview.add_argument("--fps", dest="folder_fps", type=float, default=30.0,
+                         help="frame rate of frame folders (default 30)")
     preview.add_argument("--config", type=Path, default=None,
                          help="YAML with view settings (PretrainViewsConfig fields)")
     preview.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
