@@ -14,7 +14,7 @@ from endofm.config import recipe_names
 TASK_NAMES = ("classification", "segmentation", "detection", "phase")
 # each task's ``data.format`` choices (besides auto), spelled out likewise
 DATA_FORMATS = {"classification": ("polypdiag", "manifest", "folders"),
-                "segmentation": ("cvc", "image_masks"),
+                "segmentation": ("cvc", "image_masks", "coco"),
                 "detection": ("kumc", "coco")}
 
 

@@ -156,3 +156,15 @@ def test_class_folders_with_and_without_split_folders(tmp_path):
     assert [it.path.stem for it in select_items(data, "test", 0.2, 0)] == [
         "test_clipper", "test_grasper"]
     assert [it.path.stem for it in select_items(data, "val", 0.2, 0)] == ["val_hook"]
+
+
+def test_carve_takes_the_rounded_share_and_keeps_both_sides():
+    from endofm.data.formats.splits import carve
+
+    keys = list("abcdefg")
+    assert len(carve(keys, 0.3, 0)) == 2  # round(2.1)
+    assert len(carve(keys[:5], 0.3, 0)) == 2  # round(1.5): half a video goes to the carve
+    assert len(carve(keys[:2], 0.9, 0)) == 1  # one video stays on each side
+    assert carve(keys, 0.3, 4) == carve(keys, 0.3, 4)
+    with pytest.raises(ValueError, match="cannot carve a split from 1 video"):
+        carve(["a"], 0.5, 0)

@@ -131,3 +131,24 @@ def test_splits_from_annotation_files_else_carved_by_video(tmp_path):
     test = select_items(one, "test", 0.5, 0)
     assert len(test) == 3 and not {v.name for v in test} & {
         v.name for v in select_items(one, "train", 0.5, 0)}
+
+
+def test_segmentation_masks_drawn_from_polygons_rle_and_crowd(tmp_path):
+    images = [image(tmp_path, f"v/{n}.png") | {"id": n, "video_id": 1, "frame_id": n}
+              for n in range(3)]
+    anns = [{"id": 1, "image_id": 0, "category_id": 3,
+             "segmentation": [[2, 2, 12, 2, 12, 8, 2, 8]], "bbox": [2, 2, 10, 6]},
+            {"id": 2, "image_id": 0, "category_id": 8, "segmentation": rle((20, 10, 30, 20))},
+            {"id": 3, "image_id": 0, "category_id": 8, "iscrowd": 1,
+             "segmentation": rle((0, 25, 40, 30), compressed=False)},
+            {"id": 4, "image_id": 2, "category_id": 3, "bbox": [0, 0, 5, 5]}]
+    path = write(tmp_path / "ann.json", images, anns, videos=[{"id": 1, "name": "case"}])
+    data = read_format("coco_masks", path, FormatOptions(unannotated="skip"))
+    assert data.classes.names == ("background", "grasper", "clip")
+    assert data.classes.ids == (0, 3, 8)
+    (seq,) = data.plan.items
+    assert [f.name for f in seq.frames] == ["0.png", "2.png"]  # frame 1 has no annotation
+    mask = data.masks.decode(seq.masks[0])
+    assert mask.shape == (30, 40)
+    assert mask[5, 6] == 1 and mask[15, 25] == 2 and mask[27, 5] == 255 and mask[15, 5] == 0
+    assert data.masks.decode(seq.masks[1])[2, 2] == 1  # a box without a segmentation

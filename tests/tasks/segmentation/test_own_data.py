@@ -95,3 +95,39 @@ def test_index_masks_without_classes_file_are_binary_and_say_so(tmp_path, capsys
     assert main(["finetune", "segmentation", "--data", str(data), "--output",
                  str(tmp_path / "run"), *TINY, "model.num_classes=3"]) == 1
     assert "declare the classes in DIR/classes.yaml" in capsys.readouterr().err
+
+
+def test_coco_polygons_train_a_segmenter_with_the_category_names(tmp_path):
+    """A COCO-VID export with polygons: drawn as index masks, background plus the
+    categories."""
+    root = tmp_path / "data"
+    images, anns = [], []
+    for v in range(5):
+        for t in range(3):
+            image, _ = scene(t, v)
+            name = f"video{v}/frame_{t}.png"
+            (root / "images" / f"video{v}").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(root / "images" / name)
+            images.append({"id": len(images) + 1, "file_name": name, "width": 40, "height": 32,
+                           "video_id": v + 1, "frame_id": t})
+            x = 4 + 3 * t + v
+            anns += [{"id": len(anns) + 1, "image_id": len(images), "category_id": 5,
+                      "segmentation": [[x, 6, x + 8, 6, x + 8, 14, x, 14]], "iscrowd": 0},
+                     {"id": len(anns) + 2, "image_id": len(images), "category_id": 2,
+                      "segmentation": [[0, 22, 40, 22, 40, 30, 0, 30]], "iscrowd": 0}]
+    coco = {"images": images, "annotations": anns,
+            "categories": [{"id": 2, "name": "liver"}, {"id": 5, "name": "grasper"}],
+            "videos": [{"id": v + 1, "name": f"video{v}"} for v in range(5)]}
+    (root / "annotations.json").write_text(json.dumps(coco))
+    out = tmp_path / "run"
+    assert main(["finetune", "segmentation", "--data", str(root / "annotations.json"),
+                 "--output", str(out), *TINY]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["class_names"] == ["background", "liver", "grasper"]
+    assert [c["id"] for c in metrics["classes"]] == [0, 2, 5]
+    assert metrics["per_class"]["liver"]["pixels"] > 0
+    ev = tmp_path / "eval"
+    assert main(["evaluate", "segmentation", "--checkpoint", str(out / "best"), "--data",
+                 str(root / "annotations.json"), "--output", str(ev), "--quiet"]) == 0
+    assert json.loads((ev / "metrics.json").read_text())["dice"] == pytest.approx(
+        metrics["dice"], abs=1e-4)

@@ -6,7 +6,8 @@ LabelledData`` (the items with their splits and the :class:`ClassSet`):
 - ``manifest`` (classification): a CSV/JSONL of ``path,label[,start,end,split]``;
 - ``folders`` (classification): ``DIR/[split/]<class>/<video>``;
 - ``image_masks`` (segmentation): ``images/`` + ``masks/`` trees or masks beside the frames;
-- ``coco`` (detection): COCO instances files, COCO-VID included.
+- ``coco`` (detection): COCO instances files, COCO-VID included; ``coco_masks``: the same
+  files drawn as index masks for segmentation (the segmentation task's ``coco``).
 
 :func:`select_items` returns one split of them (splits: :mod:`endofm.data.formats.splits`),
 :func:`detect_format` names the format of a folder.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from endofm.data.formats.classes import ClassSet
-from endofm.data.formats.coco import read_coco
+from endofm.data.formats.coco import read_coco, read_coco_masks
 from endofm.data.formats.folders import read_folders
 from endofm.data.formats.image_masks import read_image_masks
 from endofm.data.formats.labelled_manifest import SUFFIXES, find_manifest, read_labelled_manifest
@@ -64,6 +65,12 @@ def _coco(root: Path, options: FormatOptions, errors: list | None) -> LabelledDa
                      options.known_classes)
 
 
+def _coco_masks(root: Path, options: FormatOptions, errors: list | None) -> LabelledData:
+    known = None if options.known_masks is None else options.known_masks.classes
+    return read_coco_masks(root, options.image_root, options.unannotated, options.video_of,
+                           errors, known)
+
+
 Reader = Callable[[Path, FormatOptions, "list | None"], LabelledData]
 # format name → (the tasks it serves, its reader)
 READERS: dict[str, tuple[tuple[str, ...], Reader]] = {
@@ -71,6 +78,7 @@ READERS: dict[str, tuple[tuple[str, ...], Reader]] = {
     "folders": (("classification",), _folders),
     "image_masks": (("segmentation",), _image_masks),
     "coco": (("detection",), _coco),
+    "coco_masks": (("segmentation",), _coco_masks),  # the segmentation task's coco
 }
 OWN_FORMATS = tuple(READERS)
 

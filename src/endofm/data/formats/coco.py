@@ -1,5 +1,5 @@
-"""The ``coco`` format (detection): COCO instances files as CVAT, Label Studio and others
-export them, COCO-VID included.
+"""The ``coco`` format (detection and segmentation): COCO instances files as CVAT, Label
+Studio and others export them, COCO-VID included.
 
 ``--data`` is a COCO JSON file, or a folder with ``annotations/*train*.json``,
 ``*val*.json``, ``*test*.json`` (each file is that split; one file without a split name is the
@@ -18,23 +18,32 @@ folder, its ``images/``, and the dataset folder — above ``annotations/`` — a
   video's frames, so a clip is a frame and its neighbours; ``data.video_of=prefix`` takes the
   video from the file name before its last number (``<video>_<frame>.jpg``); plain COCO images
   are single frames.
+
+For segmentation (:func:`read_coco_masks`) the annotations are drawn as index masks
+(:class:`CocoMasks`): background and one class per category.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from pycocotools import mask as mask_utils
 
-from endofm.data.datasets.records import DatasetError, KumcFrame, KumcVideo, report
+from endofm.data.datasets.records import CvcSequence, DatasetError, KumcFrame, KumcVideo, report
 from endofm.data.formats.classes import ClassSet
+from endofm.data.formats.masks import IGNORE
 from endofm.data.formats.records import LabelledData
-from endofm.data.formats.splits import SPLITS, plan_from_files
+from endofm.data.formats.splits import SPLITS, SplitPlan, plan_from_files
+
+logger = logging.getLogger(__name__)
 
 BOX_TOLERANCE = 1.0  # pixels a box may pass the image border (rounding in exports); clipped
 UNANNOTATED = ("negative", "skip")
@@ -155,7 +164,8 @@ def video_key(image: dict[str, Any], videos: dict[int, str], video_of: str) -> t
 
 def read_file(split: str | None, file: Path, data: dict[str, Any], classes: ClassSet,
               roots: list[Path], unannotated: str, video_of: str,
-              errors: list | None) -> list[tuple[str | None, KumcVideo]]:
+              errors: list | None, segments: dict | None = None
+              ) -> list[tuple[str | None, KumcVideo]]:
     """The videos of one COCO file (frames in order), with its split."""
     label_of = {cid: i + 1 for i, cid in enumerate(classes.ids)}
     images = {int(im["id"]): im for im in data["images"]}
@@ -180,6 +190,11 @@ def read_file(split: str | None, file: Path, data: dict[str, Any], classes: Clas
             continue
         frame = image_frame(file, image, path, by_image.get(image_id, []), label_of,
                             unannotated, errors)
+        if segments is not None:
+            segments[str(path)] = (int(image.get("height") or 0), int(image.get("width") or 0),
+                                   tuple((label_of[int(a["category_id"])], a.get("segmentation"),
+                                          a.get("bbox"), int(a.get("iscrowd", 0)))
+                                         for a in by_image.get(image_id, [])))
         name, order = video_key(image, videos, video_of)
         grouped[name].append((order, frame))
     out = []
@@ -211,7 +226,7 @@ def image_frame(file: Path, image: dict[str, Any], path: Path, anns: list[dict],
 
 def read_coco(root: str | Path, image_root: str | None = None, unannotated: str = "negative",
               video_of: str = "auto", errors: list[dict[str, str]] | None = None,
-              known: ClassSet | None = None) -> LabelledData:
+              known: ClassSet | None = None, segments: dict | None = None) -> LabelledData:
     """Every video of the COCO file(s) at ``root`` (module docstring). An annotation whose
     image is missing or whose box is empty or outside its image, an unknown category, or an
     image file that is not found is an error (with ``errors`` given: reported and left out).
@@ -234,10 +249,85 @@ def read_coco(root: str | Path, image_root: str | None = None, unannotated: str 
     videos: list[tuple[str | None, KumcVideo]] = []
     for split, file, data in files:
         roots = image_roots(file, root, image_root)
-        videos += read_file(split, file, data, classes, roots, unannotated, video_of, errors)
+        videos += read_file(split, file, data, classes, roots, unannotated, video_of, errors,
+                            segments)
     if not any(f.annotated for _, v in videos for f in v.frames):
         raise DatasetError(root, "no annotated image was found")
     items = [v for _, v in videos]
     plan = plan_from_files(items, lambda v: v.name, root if root.is_dir() else root.parent,
                            [s for s, _ in videos])
     return LabelledData(plan, classes, False, errors if errors is not None else [])
+
+
+BACKGROUND = "background"
+
+
+@dataclass(frozen=True)
+class CocoMasks:
+    """Index masks drawn from COCO annotations (the segmentation task's ``coco`` format):
+    ``decode(frame)`` → ``uint8 [H, W]``, 0 = background, ``k`` = the ``k``-th category
+    (polygons, RLE or, without a segmentation, the box; later annotations paint over earlier
+    ones); ``iscrowd`` regions are :data:`~endofm.data.formats.masks.IGNORE`."""
+
+    classes: ClassSet  # background first, then the categories
+    regions: dict[str, tuple[int, int, tuple]]  # frame path → (H, W, annotations)
+    encoding: str = "coco"
+    ignore_value: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"encoding": self.encoding, "ignore_value": None}
+
+    def decode(self, path: Path) -> np.ndarray:
+        height, width, anns = self.regions[str(path)]
+        if not (height and width):
+            with Image.open(path) as image:
+                width, height = image.size
+        out = np.zeros((height, width), np.uint8)
+        for label, seg, bbox, crowd in anns:
+            region = rasterise(seg, bbox, height, width)
+            out[region] = IGNORE if crowd else label
+        return out
+
+
+def rasterise(seg: Any, bbox: Any, height: int, width: int) -> np.ndarray:
+    """bool ``[H, W]`` of a polygon / RLE segmentation (or the box without one)."""
+    if not seg:
+        x, y, w, h = (float(v) for v in bbox)
+        seg = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+    if isinstance(seg, list) or isinstance(seg.get("counts"), list):
+        rles = mask_utils.frPyObjects(seg, height, width)
+        rle = mask_utils.merge(rles) if isinstance(rles, list) else rles
+    else:
+        counts = seg["counts"]
+        rle = {"size": seg["size"], "counts": counts.encode() if isinstance(counts, str)
+               else counts}
+    return mask_utils.decode(rle).astype(bool)
+
+
+def read_coco_masks(root: str | Path, image_root: str | None = None,
+                    unannotated: str = "negative", video_of: str = "auto",
+                    errors: list[dict[str, str]] | None = None,
+                    known: ClassSet | None = None) -> LabelledData:
+    """COCO annotations as segmentation sequences (frames in video order, each frame its own
+    mask source): the classes are ``background`` and the categories (``known``: a trained
+    segmenter's classes, background included). With ``unannotated=skip`` frames without
+    annotations are left out of the sequences (a log line counts them)."""
+    segments: dict = {}
+    categories = None if known is None else ClassSet(known.names[1:], known.ids[1:])
+    data = read_coco(root, image_root, unannotated, video_of, errors, categories, segments)
+    if BACKGROUND in data.classes.names:
+        raise DatasetError(root, f"a category is named {BACKGROUND!r}: background is every "
+                           "pixel no annotation covers")
+    classes = known or ClassSet((BACKGROUND, *data.classes.names), (0, *data.classes.ids))
+    sequences, tags, skipped = [], [], 0
+    for video, tag in zip(data.plan.items, data.plan.tags, strict=True):
+        frames = [f.image for f in video.frames if f.annotated]
+        skipped += len(video.frames) - len(frames)
+        if frames:
+            sequences.append(CvcSequence(video.name, frames, frames))
+            tags.append(tag)
+    if skipped:
+        logger.info("%s: %d frames without annotations left out (data.unannotated=skip)",
+                    root, skipped)
+    plan = SplitPlan(sequences, tags, lambda s: s.name)
+    return LabelledData(plan, classes, False, data.errors, CocoMasks(classes, segments))

@@ -50,11 +50,14 @@ class SegmentationDataConfig:
     is the release's leaky split (it warns); ``"leakfree"`` drops the test sequences from it.
     """
 
-    # auto | cvc | image_masks (your own frames and masks, endofm.data.formats)
+    # auto | cvc | image_masks (your own frames and masks) | coco (polygons / RLE drawn as masks)
     format: str = "auto"
     classes_file: str | None = None  # image_masks: default DIR/classes.yaml; none: binary
     mask_suffix: str = "_mask"  # image_masks: masks named <frame stem><suffix>.<ext>
     ignore_index: int | None = None  # image_masks: a mask value no loss or metric counts
+    image_root: str | None = None  # coco: where file_name resolves (default: beside the file)
+    unannotated: str = "negative"  # coco: frames without annotations: background, or skip
+    video_of: str = "auto"  # coco: auto (video_id if present) | video_id | prefix | none
     protocol: CvcProtocol = CvcProtocol.files
     split_dir: str | None = None
     img_size: int = 224
@@ -110,18 +113,20 @@ def read_sequences(root: str | Path, split: str, data: SegmentationDataConfig
     return sequences
 
 
-FORMATS = ("auto", "cvc", "image_masks")
+FORMATS = ("auto", "cvc", "image_masks", "coco")
 CVC_CODEC = MaskCodec(CVC_CLASSES, "binary")
 
 
 def segmentation_format(root: Path, setting: str) -> str:
-    """``data.format``, or (``auto``) ``cvc`` for a ``CVC-ClinicDB/Original`` folder, else
-    ``image_masks``."""
+    """``data.format``, or (``auto``) ``coco`` for a ``.json`` file, ``cvc`` for a
+    ``CVC-ClinicDB/Original`` folder, else ``image_masks``."""
     if setting not in FORMATS:
         raise ValueError(f"data.format must be one of {', '.join(FORMATS)} for segmentation, "
                          f"got {setting!r}")
     if setting != "auto":
         return setting
+    if root.is_file() and root.suffix.lower() == ".json":
+        return "coco"
     return "cvc" if image_dirs(root)[0].is_dir() else "image_masks"
 
 
@@ -139,6 +144,7 @@ class SegmentationTask(Task):
         super().__init__(cfg)
         self.format: str | None = None
         self.codec: MaskCodec | None = None  # the data's mask classes, or the loaded model's
+        self.data_masks: Any = None  # the decoder of the data read last
         self._data: dict[Path, LabelledData] = {}
         if cfg.data.window not in WINDOWS:
             raise ValueError(f"data.window must be one of {WINDOWS}, got {cfg.data.window!r}")
@@ -166,8 +172,11 @@ class SegmentationTask(Task):
             data = self.cfg.data
             options = FormatOptions(data.classes_file, self.cfg.model.num_classes,
                                     mask_suffix=data.mask_suffix,
-                                    ignore_index=data.ignore_index, known_masks=self.codec)
-            self._data[root] = read_format("image_masks", root, options)
+                                    ignore_index=data.ignore_index, known_masks=self.codec,
+                                    image_root=data.image_root, unannotated=data.unannotated,
+                                    video_of=data.video_of)
+            reader = "coco_masks" if self.format == "coco" else "image_masks"
+            self._data[root] = read_format(reader, root, options)
         return self._data[root]
 
     def adopt(self, codec: MaskCodec) -> None:
@@ -192,6 +201,7 @@ class SegmentationTask(Task):
             return read_sequences(root, split, self.cfg.data)
         data = self.labelled(root)
         self.adopt(data.masks)
+        self.data_masks = data.masks  # decodes this data's masks (a model's codec may not)
         protocol = self.cfg.protocol
         items = data.plan.select(split, protocol.test_fraction, protocol.val_seed)
         if not items and split != "val":
@@ -216,7 +226,9 @@ class SegmentationTask(Task):
 
     def decoder(self) -> MaskDecoder:
         """CVC's masks keep their reader; others decode through the data's codec."""
-        return read_mask if self.format in (None, "cvc") else self.mask_codec().decode
+        if self.format in (None, "cvc"):
+            return read_mask
+        return (self.data_masks or self.mask_codec()).decode
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """``batch``: clips ``[B, 3, T, S, S]`` and masks ``[B, T, S, S]`` on the model's device."""
