@@ -7,9 +7,13 @@ importing ``endofm`` (and starting the ``endofm`` command) does not load torch.
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__version__ = "0.1.0"
+try:  # the installed distribution's version, which setuptools-scm took from the git tag
+    __version__ = version("endofm")
+except PackageNotFoundError:  # a source tree on the path that was never installed
+    __version__ = "0+unknown"
 
 _LAZY = {name: "endofm.models" for name in (
     "create_model", "list_models", "load_checkpoint", "load_classifier", "save_pretrained")}
