@@ -53,7 +53,8 @@ def test_own_directory_round_trip(tmp_path, reference):
     model = endofm.create_model("endofm_vit_base_patch16", pretrained=reference["pretrain"],
                                 num_heads=4).eval()
     endofm.save_pretrained(model, tmp_path / "m")
-    assert {p.name for p in (tmp_path / "m").iterdir()} == {"model.safetensors", "config.json"}
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {"model.safetensors", "config.json",
+                                                            "README.md"}
     again = endofm.create_model("endofm_vit_base_patch16", pretrained=tmp_path / "m").eval()
     assert again.num_heads == 4
     for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):

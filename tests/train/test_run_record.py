@@ -33,12 +33,12 @@ class Schema:
     optim: Optim = field(default_factory=Optim)
 
 
-def test_fingerprint_hashes_the_first_mib(tmp_path):
+def test_fingerprint_hashes_the_whole_file(tmp_path):
     blob = bytes(range(256)) * 8192 + b"tail"  # 2 MiB + 4 bytes
     (tmp_path / "w.pth").write_bytes(blob)
     print_ = fingerprint(tmp_path / "w.pth")
     assert print_["size"] == len(blob)
-    assert print_["sha256_first_mib"] == hashlib.sha256(blob[: 1 << 20]).hexdigest()
+    assert print_["sha256"] == hashlib.sha256(blob).hexdigest()
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "model.safetensors").write_bytes(b"abc")
     assert fingerprint(tmp_path / "model")["size"] == 3

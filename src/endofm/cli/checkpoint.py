@@ -19,14 +19,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     convert = sub.add_parser(
         "convert", help="convert a checkpoint's backbone to the endofm format",
         description="Write the backbone of any supported checkpoint as model.safetensors + "
-                    "config.json, loadable with endofm.create_model(name, pretrained=DIR).")
+                    "config.json + a model card (README.md with the hub's metadata header), "
+                    "loadable with endofm.create_model(name, pretrained=DIR) and ready to "
+                    "upload to the Hugging Face hub.")
     convert.add_argument("checkpoint", type=Path,
-                         help="a .pth file or an endofm model directory")
+                         help="a .pth file, an endofm model directory or an hf-hub:OWNER/NAME")
     convert.add_argument("--out", type=Path, required=True, help="output directory")
     convert.add_argument("--num-heads", type=int, default=None,
                          help="attention heads (not stored in released files; default: the "
                               "named config's for the file's width, e.g. 12 for 768; required "
                               "for other widths)")
+    convert.add_argument("--license", default="other", metavar="ID",
+                         help="the weights' licence as a hub licence id, for the model card "
+                              "(default: other, i.e. not recorded)")
+    convert.add_argument("--dataset", action="append", default=[], metavar="NAME",
+                         help="a dataset the weights were trained on, for the model card "
+                              "(repeat for several)")
     convert.set_defaults(func=run_convert)
 
 
@@ -78,7 +86,7 @@ def run_convert(args: argparse.Namespace) -> int:
     heads = resolve_num_heads(ckpt.config, args.num_heads, ckpt.path)
     model = create_model("endofm_vit_base_patch16", pretrained=args.checkpoint, num_heads=heads,
                          random_init=False)
-    out = save_pretrained(model, args.out)
+    out = save_pretrained(model, args.out, license=args.license, datasets=args.dataset)
     print(f"wrote {out} (layout {ckpt.layout}, num_heads {heads}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters)")
     return 0

@@ -39,10 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from endofm.config import load_config, resolve_config
     from endofm.eval.probe import ProbeConfig, run_probe
+    from endofm.models.hub import check_weights_exist
 
     cfg = load_config(ProbeConfig, resolve_config("probe", args.config), args.overrides)
-    if args.checkpoint is not None and not args.checkpoint.exists():
-        raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")
+    if args.checkpoint is not None:
+        check_weights_exist(args.checkpoint)
     result = run_probe(cfg, args.checkpoint, args.data, args.output, args.format, args.method,
                        args.cache)
     for name, m in result["probes"].items():

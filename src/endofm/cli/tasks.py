@@ -161,13 +161,14 @@ def _summary(metrics: dict) -> str:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
+    from endofm.models.hub import check_weights_exist
     from endofm.tasks.engine import fit, fit_seeds
 
     task_cls, cfg = _config(args)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-    if args.pretrained is not None and not args.pretrained.exists():
-        raise FileNotFoundError(f"pretrained checkpoint not found: {args.pretrained}")
+    if args.pretrained is not None:
+        check_weights_exist(args.pretrained, "pretrained checkpoint")
     if args.seeds == 1:
         metrics = fit(task_cls(cfg), args.data, args.output, args.pretrained, args.restart)
     else:
@@ -180,10 +181,10 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from endofm.models.hub import check_weights_exist
     from endofm.tasks.engine import evaluate
 
-    if not args.checkpoint.exists():
-        raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")
+    check_weights_exist(args.checkpoint)
     task_cls, cfg, record = _evaluate_config(args)
     extra = {"settings_from": str(record) if record else None}
     metrics = evaluate(task_cls(cfg), args.checkpoint, args.data, args.output, args.split,

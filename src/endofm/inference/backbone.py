@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from endofm.models import VisionTransformer, create_model
 from endofm.models.checkpoint import CONFIG_NAME
+from endofm.models.hub import resolve_weights
 
 FEATURES = ("cls", "mean_patch", "patch_grid")
 TASK_KINDS = {"segmenter": "segmentation", "detector": "detection"}
@@ -33,7 +34,9 @@ def task_kind(path: str | Path) -> str | None:
 
 def load_backbone(checkpoint: str | Path, num_heads: int | None = None) -> VisionTransformer:
     """The backbone of ``checkpoint`` in eval mode, on the CPU, without drop path (built
-    without a random init: no draw from the random stream, a faster start)."""
+    without a random init: no draw from the random stream, a faster start). ``checkpoint`` may
+    be an ``hf-hub:`` name."""
+    checkpoint = resolve_weights(checkpoint)
     task = task_kind(checkpoint)
     if task is not None:
         from endofm.inference.task_models import load_task_model

@@ -56,11 +56,14 @@ def infer_task(path: str | Path) -> str:
 
 def load_task_model(path: str | Path, task: str | None = None,
                     num_heads: int | None = None) -> TaskModel:
-    """Load a fine-tuned model; ``task``, when given, must match what the checkpoint holds."""
+    """Load a fine-tuned model (a folder, a released file, or an ``hf-hub:`` name); ``task``,
+    when given, must match what the checkpoint holds."""
     from endofm.config import load_config
+    from endofm.models.hub import resolve_weights
     from endofm.tasks import TASKS
     from endofm.tasks.base import task_config_schema
 
+    path = resolve_weights(path)
     found = infer_task(path)
     if task is not None and task != found:
         raise ValueError(f"{path} is a {found} model, not a {task} model")

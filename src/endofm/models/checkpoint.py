@@ -36,8 +36,10 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
+from endofm.models.card import CARD_NAME, model_card
+from endofm.models.hub import resolve_weights
 from endofm.models.vision_transformer import resize_pos_embed, resize_time_embed
-from endofm.utils.io import atomic_write_bytes, atomic_write_json
+from endofm.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from endofm.utils.text import short_list
 
 WEIGHTS_NAME = "model.safetensors"
@@ -231,8 +233,9 @@ def infer_config(sd: Mapping[str, Tensor], path: Path | str = "") -> dict[str, A
 
 
 def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
-    """Read ``path`` (file or endofm directory) and map it to backbone keys."""
-    path = Path(path)
+    """Read ``path`` (file or endofm directory, or an ``hf-hub:`` name resolved through the hub's
+    cache by :func:`~endofm.models.hub.resolve_weights`) and map it to backbone keys."""
+    path = resolve_weights(path)
     if path.is_dir():
         return _load_dir(path)
     obj = safe_load(path)
@@ -358,13 +361,16 @@ def run_folder_hint(path: Path, name: str) -> str:
 
 
 def save_state_dir(tensors: Mapping[str, Tensor], meta: Mapping[str, Any],
-                   out_dir: str | Path) -> Path:
-    """Write ``model.safetensors`` + ``config.json`` into ``out_dir`` (each atomically)."""
+                   out_dir: str | Path, card: str | None = None) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` into ``out_dir`` (each atomically), and the
+    model card ``README.md`` (``card``, else :func:`~endofm.models.card.model_card` of
+    ``meta``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     atomic_write_bytes(safetensors_bytes(contiguous), out_dir / WEIGHTS_NAME)
     atomic_write_json(dict(meta), out_dir / CONFIG_NAME)
+    atomic_write_text(card if card is not None else model_card(meta), out_dir / CARD_NAME)
     return out_dir
 
 

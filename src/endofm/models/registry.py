@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from endofm.models.card import model_card
 from endofm.models.checkpoint import (
     CheckpointError,
     adapt_state_dict,
@@ -156,12 +158,30 @@ def backbone_config(model: VisionTransformer) -> dict[str, Any]:
     }
 
 
-def save_pretrained(model: nn.Module, out_dir: str | Path) -> Path:
-    """Write a backbone as ``model.safetensors`` + ``config.json`` (loadable with
-    ``create_model(name, pretrained=out_dir)``); a pre-training mask token is left out."""
+def save_pretrained(model: nn.Module, out_dir: str | Path, *, license: str = "other",
+                    datasets: Sequence[str] = ()) -> Path:
+    """Write a backbone as an endofm folder, ready to load or to upload to the hub.
+
+    A pre-training mask token is left out. The folder loads with
+    ``create_model(name, pretrained=out_dir)`` (or ``pretrained="hf-hub:OWNER/NAME"`` once
+    uploaded).
+
+    Args:
+        model: the backbone.
+        out_dir: the folder to write (created if needed; files are replaced atomically).
+        license: the weights' licence as a hub licence id, for the model card (``"other"``:
+            unknown).
+        datasets: the training data's hub dataset ids or names, for the model card.
+
+    Returns:
+        ``out_dir``, holding ``model.safetensors`` (the tensors), ``config.json`` (the
+        architecture: ``{"kind": "backbone", "backbone": {img_size, patch_size, num_frames,
+        depth, embed_dim, num_heads, attention_type, …}}``) and ``README.md`` (the model card,
+        its YAML header in the hub's format).
+    """
     if not isinstance(model, VisionTransformer):
         raise CheckpointError(f"save_pretrained expects a VisionTransformer, got "
                               f"{type(model).__name__}")
     meta = {"kind": "backbone", "format": "endofm", "backbone": backbone_config(model)}
     tensors = {k: v for k, v in model.state_dict().items() if k != "mask_token"}
-    return save_state_dir(tensors, meta, out_dir)
+    return save_state_dir(tensors, meta, out_dir, model_card(meta, license, datasets))

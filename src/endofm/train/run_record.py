@@ -6,7 +6,7 @@ process, before resuming::
     start_run(cfg, output, run_inputs(data, pretrained), restart, state_files=["last.pth"])
 
 It writes ``config.yaml``: the resolved settings, an ``inputs`` section (the resolved ``--data``
-path and the ``--pretrained`` file's path, size and SHA-256 of its first MiB) and the git
+path and the ``--pretrained`` file's path, size and SHA-256) and the git
 commit. A re-run into a folder whose ``config.yaml`` records other settings is refused with a
 :class:`RunMismatchError` naming the differing keys, unless ``restart`` is set, which deletes
 the folder's training state (checkpoints, ``metrics.jsonl``, TensorBoard events) so the run
@@ -16,7 +16,6 @@ counts, progress, logging and saving intervals, and the number of epochs, to ext
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,7 +27,6 @@ from endofm.config import GIT_LINE, flatten, load_yaml, save_settings, to_dict
 from endofm.utils.text import short_list
 
 CONFIG_NAME = "config.yaml"
-FINGERPRINT_BYTES = 1 << 20
 # Settings (last key component) that may change between a run and its resumption: where and how
 # it runs, how often it logs and saves, and how long it goes on (``epochs``: extending a run).
 MAY_DIFFER = frozenset({"device", "num_workers", "progress", "log_every", "save_every_steps",
@@ -43,15 +41,11 @@ class RunMismatchError(ValueError):
 
 
 def fingerprint(path: str | Path) -> dict[str, Any]:
-    """``{"path", "size", "sha256_first_mib"}`` of a weights file (for a model folder, of its
-    ``model.safetensors``)."""
-    path = Path(path).resolve()
-    weights = path / "model.safetensors" if path.is_dir() else path
-    digest = hashlib.sha256()
-    with open(weights, "rb") as f:
-        digest.update(f.read(FINGERPRINT_BYTES))
-    return {"path": str(path), "size": weights.stat().st_size,
-            "sha256_first_mib": digest.hexdigest()}
+    """``{"path", "size", "sha256"}`` of a weights file (for a model folder, of its
+    ``model.safetensors``; ``"name"`` too for an ``hf-hub:`` name)."""
+    from endofm.models.hub import weights_fingerprint
+
+    return weights_fingerprint(path)
 
 
 def run_inputs(data: str | Path, pretrained: str | Path | None) -> dict[str, Any]:
