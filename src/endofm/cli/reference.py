@@ -76,16 +76,19 @@ def recipe_group(command: str) -> str:
     return command.split("`")[0].split()[-1]
 
 
-def sections(schema: type, prefix: str = "") -> list[Section]:
-    """``schema`` and every section nested in it, depth first, as :class:`Section`s."""
+def sections(schema: type, prefix: str = "", defaults: Any = None) -> list[Section]:
+    """``schema`` and every section nested in it, depth first, as :class:`Section`s.
+    ``defaults``: the instance the parent's field makes (its default may differ from the
+    section class's own, e.g. a task's ``optim``)."""
     hints = typing.get_type_hints(schema)
     own, nested = [], []
     for f in dataclasses.fields(schema):
         key = f"{prefix}{f.name}"
+        value = getattr(defaults, f.name) if defaults is not None else field_default(f)
         if dataclasses.is_dataclass(hints[f.name]):
-            nested += sections(hints[f.name], f"{key}.")
+            nested += sections(hints[f.name], f"{key}.", value)
         else:
-            own.append(KeyDoc(key, type_name(hints[f.name]), default_text(f),
+            own.append(KeyDoc(key, type_name(hints[f.name]), yaml_value(value),
                               field_ranges(schema).get(f.name, ""),
                               field_comments(schema).get(f.name, "")))
     doc = inspect.getdoc(schema) if schema.__doc__ and not _generated_doc(schema) else ""
@@ -112,15 +115,13 @@ def type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
-def default_text(f: dataclasses.Field) -> str:
-    """The field's default as YAML (``null``, ``true``, ``[256, 320]``, ``sgd``)."""
+def field_default(f: dataclasses.Field) -> Any:
+    """The field's default value (a section's default: the instance its factory makes)."""
     if f.default is not dataclasses.MISSING:
-        value = f.default
-    elif f.default_factory is not dataclasses.MISSING:
-        value = f.default_factory()
-    else:
-        return "required"
-    return yaml_value(value)
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
 
 
 def yaml_value(value: Any) -> str:
