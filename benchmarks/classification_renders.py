@@ -44,7 +44,7 @@ def run_render(seed: int, style: str, out: Path, config: Path, overrides: list[s
     scale, look = SCALES[scale_name], get_style(style)
     videos = synth_pretrain_videos(out, seed, scale, look)
     data = synth_polypdiag(out, seed, scale, look)
-    cfg = load_config(PretrainConfig, PRETRAIN, ["run.progress=false", "run.device=cpu"])
+    cfg = load_config(PretrainConfig, PRETRAIN, ["train.progress=false", "train.device=cpu"])
     pretrain(cfg, videos, out / "pretrain")
     backbone = out / "pretrain" / "backbone"
     task_cls = TASKS["classification"]
@@ -54,7 +54,7 @@ def run_render(seed: int, style: str, out: Path, config: Path, overrides: list[s
     minutes = (time.perf_counter() - tic) / 60
     d = ft_cfg.data
     probe_cfg = load_config(ProbeConfig, PROBE, [
-        "device=cpu", f"data.num_frames={d.num_frames}", f"data.sampling_rate={d.sampling_rate}",
+        "device=cpu", f"data.num_frames={d.num_frames}", f"data.frame_step={d.frame_step}",
         f"data.test_clips={d.test_clips}", f"data.test_short_side={d.test_short_side}",
         f"data.crop_size={d.crop_size}"])
     probe = run_probe(probe_cfg, backbone, data, out / "probe", method="linear")

@@ -63,7 +63,7 @@ def naive_pretrain_sample(path: Path, views: PretrainViews) -> list[torch.Tensor
 
 def endofm_clip(path: Path) -> torch.Tensor:
     video = open_video(path)
-    (indices,) = eval_clips(video.num_frames, video.fps, num_frames=8, sampling_rate=32)
+    (indices,) = eval_clips(video.num_frames, video.fps, num_frames=8, frame_step=32)
     clip = TF.to_clip(video.read(indices, short_side=256))
     clip = TF.center_crop(TF.short_side_resize(clip, 256), 224)
     return TF.normalize(clip, TF.KINETICS_MEAN, TF.KINETICS_STD)
@@ -71,7 +71,7 @@ def endofm_clip(path: Path) -> torch.Tensor:
 
 def naive_clip(path: Path) -> torch.Tensor:
     video = decode_all_float(path)
-    (indices,) = eval_clips(video.shape[0], 30.0, num_frames=8, sampling_rate=32)
+    (indices,) = eval_clips(video.shape[0], 30.0, num_frames=8, frame_step=32)
     video = F.center_crop(F.resize(video, [256], antialias=True), [224, 224])
     clip = F.normalize(video, list(TF.KINETICS_MEAN), list(TF.KINETICS_STD))
     return clip[torch.from_numpy(indices)].permute(1, 0, 2, 3)

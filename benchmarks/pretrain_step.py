@@ -54,7 +54,7 @@ def recipe_config(recipe: str, frames: int, precision: str, checkpointing: bool,
     overrides = [*extra, f"views.global_frames={global_frames}",
                  f"views.local_frames={local_frames}",
                  f"model.backbone.grad_checkpointing={checkpointing}",
-                 f"run.precision={precision}", "model.backbone.pretrained=null",
+                 f"train.precision={precision}", "model.backbone.pretrained=null",
                  *(TINY if tiny else [])]
     return load_config(PretrainConfig, CONFIGS / path, overrides)
 
@@ -70,7 +70,7 @@ def make_step(cfg, device: torch.device, batch: int,
     o = cfg.optim
     groups = param_groups(meta.student, o.weight_decay, decay_embeddings=o.decay_embeddings)
     stepper = OptimizerStepper(build_optimizer("adamw", groups, 1e-5),
-                               make_grad_scaler(device, cfg.run.precision), o.clip_grad,
+                               make_grad_scaler(device, cfg.train.precision), o.clip_grad,
                                o.clip_mode)
     v = cfg.views
     shapes = ([(t, v.global_size) for t in v.global_frames]
@@ -79,7 +79,7 @@ def make_step(cfg, device: torch.device, batch: int,
     gen = torch.Generator().manual_seed(0)
 
     def step() -> None:
-        with autocast(device, cfg.run.precision):
+        with autocast(device, cfg.train.precision):
             outputs, masks = ssl_forward(objective, meta, views, gen)
         loss = objective(outputs, masks, cfg.loss.teacher_temp)["loss"]
         stepper.backward(loss)

@@ -11,7 +11,7 @@ with the pre-training's final teacher entropy / ln K, over several seeds.
 
 Per seed: render the task (seeded), probe a random-init backbone (init seed = the seed),
 pre-train with ``--config`` (default: the packaged tiny_learns recipe), the ``--variant``'s
-overrides and any ``key=value`` overrides on the task's unlabelled videos (``run.seed`` = the
+overrides and any ``key=value`` overrides on the task's unlabelled videos (``train.seed`` = the
 seed), then probe the teacher backbone; with ``--supervised-epochs`` also train the tiny
 classification recipe with the labels (the ceiling: can this backbone learn the label at all?),
 with ``--factors`` the k-NN accuracy of both backbones' features for the videos' nuisance
@@ -54,8 +54,8 @@ HEADLINE_K = 5
 BASE = ["loss.koleo_weight=0"]
 VARIANTS: dict[str, list[str]] = {
     "recipe": [],
-    "minutes": ["optim.epochs=300"],
-    "quick": ["optim.epochs=75"],
+    "minutes": ["train.epochs=300"],
+    "quick": ["train.epochs=75"],
     "base": BASE,
     "sk": [*BASE, "loss.centering=sinkhorn_knopp"],
     "sk+ibot": [*BASE, "loss.centering=sinkhorn_knopp", "loss.ibot_weight=0.5"],
@@ -124,8 +124,8 @@ def run_seed(seed: int, out: Path, pretrain_overrides: list[str], config: Path,
     probe_cfg = load_config(ProbeConfig, PROBE, [f"device={device}", f"model.init_seed={seed}",
                                                  f"probe.k=[1,{HEADLINE_K},10]"])
     random = run_probe(probe_cfg, None, data["probe"], out / "probe_random", method="all")
-    cfg = load_config(PretrainConfig, config, [f"run.seed={seed}", f"run.device={device}",
-                                               "run.progress=false", *pretrain_overrides])
+    cfg = load_config(PretrainConfig, config, [f"train.seed={seed}", f"train.device={device}",
+                                               "train.progress=false", *pretrain_overrides])
     tic = time.perf_counter()
     report = pretrain(cfg, data["pretrain"], out / "pretrain")
     minutes = (time.perf_counter() - tic) / 60
@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="work folder (default: a temporary one, removed afterwards)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="pre-training overrides, e.g. optim.epochs=20")
+                        help="pre-training overrides, e.g. train.epochs=20")
     args = parser.parse_args()
     overrides = [*VARIANTS[args.variant], *args.overrides]
     if args.threads:

@@ -24,6 +24,6 @@ def tiny_pretrained(sample_data: dict[str, Path], tmp_path_factory: pytest.TempP
 
     config = recipe_path("pretrain", "tiny")
     out = tmp_path_factory.mktemp("tiny_pretrain")
-    pretrain(load_config(PretrainConfig, config, ["run.progress=false", "run.device=cpu"]),
+    pretrain(load_config(PretrainConfig, config, ["train.progress=false", "train.device=cpu"]),
              sample_data["videos"], out)
     return out / "backbone"

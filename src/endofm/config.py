@@ -2,7 +2,7 @@
 
 Every command resolves its settings the same way::
 
-    cfg = load_config(PretrainConfig, recipe_path("pretrain", "tiny"), ["optim.epochs=3"])
+    cfg = load_config(PretrainConfig, recipe_path("pretrain", "tiny"), ["train.epochs=3"])
 
 Recipes ship with the package (``endofm/configs/<group>/<name>.yaml``, one group per command:
 ``pretrain``, ``classification``, ``segmentation``, ``detection``); :func:`resolve_config`
@@ -15,6 +15,7 @@ resolved config and the git commit into the run folder.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import subprocess
@@ -37,6 +38,24 @@ GIT_LINE = "# git commit:"
 
 class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
+
+
+# Settings renamed since earlier versions: old dotted key → new one (docs/configuration.md).
+# A file or override that uses an old key is refused naming the new one; the settings endofm
+# recorded itself (a run's config.yaml, a model folder's config.json) are read with the new.
+RENAMED_KEYS: dict[str, str] = {
+    **{f"run.{key}": f"train.{key}"
+       for key in ("seed", "device", "precision", "progress", "log_every", "save_every_steps",
+                   "save_every_epochs", "keep_last")},
+    "optim.epochs": "train.epochs",
+    "optim.batch_size": "train.batch_size",
+    "data.num_workers": "train.num_workers",
+    "views.sampling_rate": "views.frame_step",
+    "data.sampling_rate": "data.frame_step",
+    "monitor.sampling_rate": "monitor.frame_step",
+    "data.frame_stride": "data.frame_step",
+    "data.normalise": "data.normalization",
+}
 
 
 def recipe_groups() -> list[str]:
@@ -86,12 +105,15 @@ def load_config(schema: type[T], path: str | Path | None = None,
     """
     cfg = OmegaConf.structured(schema)
     if base is not None:
-        cfg = merge_checked(cfg, OmegaConf.create(dict(base)), base_source)
+        cfg = merge_checked(cfg, OmegaConf.create(renamed_to_current(base, cfg)), base_source)
     if path is not None:
-        cfg = merge_checked(cfg, _load_yaml_with_base(Path(path)), f"config {path}")
+        settings, source = _load_yaml_with_base(Path(path)), f"config {path}"
+        refuse_renamed(cfg, settings, source)
+        cfg = merge_checked(cfg, settings, source)
     for override in overrides:
-        cfg = merge_checked(cfg, parse_override(override),
-                            f"command-line override '{override}'")
+        settings, source = parse_override(override), f"command-line override '{override}'"
+        refuse_renamed(cfg, settings, source)
+        cfg = merge_checked(cfg, settings, source)
     return to_typed(cfg, f"config {path}" if path is not None else schema.__name__, overrides)
 
 
@@ -112,8 +134,52 @@ def to_typed(cfg: DictConfig, source: str, overrides: Sequence[str] = ()) -> Any
 def from_dict(schema: type[T], values: Mapping[str, Any]) -> T:
     """An instance of ``schema`` from a plain dict (e.g. a saved ``config.json`` section),
     checked like :func:`load_config`."""
-    cfg = merge_checked(OmegaConf.structured(schema), dict(values), schema.__name__)
-    return to_typed(cfg, schema.__name__)
+    cfg = OmegaConf.structured(schema)
+    renamed = {old.rsplit(".", 1)[1]: new.rsplit(".", 1)[1] for old, new in RENAMED_KEYS.items()
+               if old.rsplit(".", 1)[0] == new.rsplit(".", 1)[0]}
+    current = {renamed.get(k, k) if k not in cfg else k: v for k, v in values.items()}
+    return to_typed(merge_checked(cfg, current, schema.__name__), schema.__name__)
+
+
+def refuse_renamed(cfg: DictConfig, settings: DictConfig, source: str) -> None:
+    """A :class:`ConfigError` naming the new key when ``settings`` set a key of
+    :data:`RENAMED_KEYS` that ``cfg``'s schema does not have."""
+    for key in flatten(OmegaConf.to_container(settings, resolve=False)):  # type: ignore[arg-type]
+        new = RENAMED_KEYS.get(key)
+        if new is not None and not _has_key(cfg, key):
+            raise ConfigError(f"invalid setting in {source}: {key} was renamed {new}")
+
+
+def _has_key(cfg: DictConfig, dotted: str) -> bool:
+    """Whether the schema ``cfg`` has the setting ``dotted`` (``section.key``)."""
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return False
+        node = node.get(part)
+    return True
+
+
+def renamed_to_current(settings: Mapping[str, Any], schema: DictConfig | None = None
+                       ) -> dict[str, Any]:
+    """Settings endofm recorded (a nested dict) with the keys of :data:`RENAMED_KEYS` moved to
+    their new names (a new key already set wins; a section left empty is dropped), except the
+    keys ``schema`` (when given) still has."""
+    current = copy.deepcopy(dict(settings))
+    for old, new in RENAMED_KEYS.items():
+        if schema is not None and _has_key(schema, old):
+            continue
+        (old_section, old_key), (new_section, new_key) = old.split("."), new.split(".")
+        section = current.get(old_section)
+        if not isinstance(section, dict) or old_key not in section:
+            continue
+        value = section.pop(old_key)
+        if not section:
+            del current[old_section]
+        target = current.setdefault(new_section, {})
+        if isinstance(target, dict):
+            target.setdefault(new_key, value)
+    return current
 
 
 def explicit_settings(path: str | Path | None, overrides: Sequence[str]) -> dict[str, Any]:

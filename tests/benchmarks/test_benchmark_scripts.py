@@ -68,7 +68,7 @@ def test_ssl_probe_seed_runs_every_variant_key(tmp_path):
 
     assert {"recipe", "minutes", "quick", "base", "sk", "sk+ibot", "sk+ibot+koleo"} <= set(VARIANTS)
     size = ProbeTaskSize(pretrain_videos=4, train_videos=4, val_videos=4, frames=20)
-    row = run_seed(0, tmp_path, ["optim.epochs=1", "optim.batch_size=2",
+    row = run_seed(0, tmp_path, ["train.epochs=1", "train.batch_size=2",
                                  "views.min_window_frames=16", *VARIANTS["sk+ibot+koleo"]],
                    PRETRAIN, "cpu", "texture", size, supervised_epochs=1, factors=True)
     assert 0 <= row["random"] <= 1 and 0 <= row["pretrained"] <= 1 and 0 <= row["supervised"] <= 1
@@ -89,8 +89,8 @@ def test_ssl_probe_short_variants_are_the_recipe_at_a_shorter_budget(variant, ep
 
     recipe = load_config(PretrainConfig, PRETRAIN, [])
     short = load_config(PretrainConfig, PRETRAIN, VARIANTS[variant])
-    assert (recipe.optim.epochs, short.optim.epochs) == (1200, epochs)
-    recipe.optim.epochs = short.optim.epochs
+    assert (recipe.train.epochs, short.train.epochs) == (1200, epochs)
+    recipe.train.epochs = short.train.epochs
     assert recipe == short  # nothing else differs
 
 

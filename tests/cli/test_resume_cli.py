@@ -20,9 +20,9 @@ from endofm.train import step_checkpoints as checkpoints
 
 TINY = RECIPES / "pretrain" / "tiny.yaml"
 SETTINGS = ["model.backbone.depth=1", "head.out_dim=64", "head.hidden_dim=64",
-            "head.bottleneck_dim=16", "optim.batch_size=1", "optim.epochs=3", "run.device=cpu",
-            "run.log_every=1",
-            "run.save_every_steps=0", "run.keep_last=1"]  # a checkpoint at each epoch end
+            "head.bottleneck_dim=16", "train.batch_size=1", "train.epochs=3", "train.device=cpu",
+            "train.log_every=1",
+            "train.save_every_steps=0", "train.keep_last=1"]  # a checkpoint at each epoch end
 SRC = Path(endofm.__file__).resolve().parents[1]
 
 

@@ -79,9 +79,9 @@ def test_overrides_may_follow_the_options(capsys):
     from endofm.cli.main import build_parser, parse_args
 
     parser = build_parser()
-    args = parse_args(parser, ["pretrain", "--config", "tiny", "--data", "d", "optim.epochs=1",
-                               "--output", "o", "head.num_layers=1", "optim.epochs=2"])
-    assert args.overrides == ["optim.epochs=1", "head.num_layers=1", "optim.epochs=2"]
+    args = parse_args(parser, ["pretrain", "--config", "tiny", "--data", "d", "train.epochs=1",
+                               "--output", "o", "head.num_layers=1", "train.epochs=2"])
+    assert args.overrides == ["train.epochs=1", "head.num_layers=1", "train.epochs=2"]
     assert (str(args.data), str(args.output)) == ("d", "o")
     args = parse_args(parser, ["finetune", "classification", "--data", "d", "--output", "o",
                                "train.epochs=1"])

@@ -47,11 +47,11 @@ def test_eval_windows_centred_and_spread():
 
 
 def test_train_and_eval_clips_shapes_and_bounds():
-    clip = train_clip(300, fps=30, num_frames=8, sampling_rate=4)
+    clip = train_clip(300, fps=30, num_frames=8, frame_step=4)
     assert clip.shape == (8,) and clip.min() >= 0 and clip.max() < 300
     assert clip[-1] - clip[0] <= 31
-    clips = eval_clips(300, fps=30, num_frames=8, sampling_rate=32, num_clips=2)
+    clips = eval_clips(300, fps=30, num_frames=8, frame_step=32, num_clips=2)
     assert clips.shape == (2, 8)
     assert clips[0, 0] == 0 and clips[1, -1] == 299
-    short = eval_clips(20, fps=30, num_frames=8, sampling_rate=32)
+    short = eval_clips(20, fps=30, num_frames=8, frame_step=32)
     assert short[0].tolist() == evenly_spaced(0, 19, 8, 20).tolist()

@@ -167,7 +167,7 @@ def test_released_polypdiag_file_predicts(videos, tmp_path):
 
 
 def test_segmentation_predict_feeds_a_release_model_the_release_normalisation(tmp_path):
-    """A segmenter trained with ``data.normalise=release`` (cvc12k_release.yaml) is fed BGR,
+    """A segmenter trained with ``data.normalization=release`` (cvc12k_release.yaml) is fed BGR,
     per-frame min–max, (x − 0.5) / 0.5 frames by predict, as in training — not ImageNet's."""
     from endofm.config import load_config, recipe_path
     from endofm.inference.predict import make_predictor
@@ -177,10 +177,10 @@ def test_segmentation_predict_feeds_a_release_model_the_release_normalisation(tm
 
     cls = TASKS["segmentation"]
     task = cls(load_config(task_config_schema(cls), recipe_path("segmentation", "tiny"),
-                           ["data.img_size=32", "data.normalise=release"]))
+                           ["data.img_size=32", "data.normalization=release"]))
     saved = task.save_model(task.build_model(None), tmp_path / "seg")
     task_model = load_task_model(saved)
-    assert task_model.settings.data.normalise == "release"
+    assert task_model.settings.data.normalization == "release"
     predictor = make_predictor(task_model, device="cpu", precision="fp32")
     clips = torch.randint(0, 256, (2, task_model.num_frames, 3, 32, 32), dtype=torch.uint8)
     fed = predictor.prepare(clips)

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 
 TINY = RECIPES / "pretrain" / "tiny.yaml"
 FAST = ["model.backbone.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
-        "optim.batch_size=2", "optim.epochs=1", "run.progress=false", "run.device=cpu",
-        "run.save_every_steps=1", "run.keep_last=100",
+        "train.batch_size=2", "train.epochs=1", "train.progress=false", "train.device=cpu",
+        "train.save_every_steps=1", "train.keep_last=100",
         "views.global_size=32", "views.local_size=16", "views.decode_short_side=32"]
 
 
@@ -49,7 +49,7 @@ def step_checkpoints(out: Path) -> list[Path]:
 
 def test_weight_decay_rises_from_start_to_end_value(videos, tmp_path):
     # 4 clips, batch 4, 4 epochs: 4 steps, a checkpoint after each
-    pretrain(cfg("optim.epochs=4", "optim.batch_size=4", "optim.weight_decay=0.04",
+    pretrain(cfg("train.epochs=4", "train.batch_size=4", "optim.weight_decay=0.04",
                  "optim.weight_decay_end=0.4"), videos, tmp_path)
     decays = []
     for path in step_checkpoints(tmp_path):
@@ -99,7 +99,7 @@ def test_decode_failure_during_training_is_reported(videos, tmp_path, capsys):
         (broken / f"frame_{k:03d}.png").write_bytes(b"not a png")
     out = tmp_path / "run"
     assert main(["pretrain", "--config", str(TINY), "--data", str(videos), "--output", str(out),
-                 *FAST, "optim.batch_size=5"]) == 0
+                 *FAST, "train.batch_size=5"]) == 0
     skipped = json.loads((out / "skipped.json").read_text())
     assert len(skipped) == 1
     assert Path(skipped[0]["path"]).parent == broken

@@ -21,7 +21,7 @@ RELEASE = {
     "loss.warmup_teacher_temp": 0.04,  # no teacher-temperature warm-up
     "loss.student_temp": 0.1,
     "loss.center_momentum": 0.9,
-    "optim.batch_size": 3,
+    "train.batch_size": 3,
     "optim.lr": 5e-4,
     "optim.min_lr": 1e-6,
     "optim.warmup_epochs": 10,
@@ -31,7 +31,7 @@ RELEASE = {
     "optim.clip_grad": 3.0,
     "optim.freeze_last_layer": 1,
     "views.num_frames": 8,
-    "views.sampling_rate": 32,
+    "views.frame_step": 32,
     "views.global_size": 224,
     "views.global_frames": [8, 16],
     "views.global_offset": 5,
@@ -47,7 +47,7 @@ RELEASE = {
     "views.grayscale_p": 0.2,
     "views.mean": [0.485, 0.456, 0.406],
     "views.std": [0.229, 0.224, 0.225],
-    "run.precision": "fp16",
+    "train.precision": "fp16",
 }
 
 

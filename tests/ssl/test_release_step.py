@@ -44,10 +44,10 @@ def trainer_for(meta: dict, data: Path, output: Path, switches: tuple[str, ...]
         f"model.backbone.num_heads={m['num_heads']}", "model.backbone.drop_path_rate=0.0",
         f"head.out_dim={m['out_dim']}", f"head.hidden_dim={m['hidden_dim']}",
         f"head.bottleneck_dim={m['bottleneck_dim']}", f"optim.clip_grad={meta['clip_grad']}",
-        f"optim.batch_size={meta['batch_size']}", "optim.freeze_last_layer=1",
+        f"train.batch_size={meta['batch_size']}", "optim.freeze_last_layer=1",
         f"loss.teacher_temp={meta['teacher_temp']}",
         f"loss.warmup_teacher_temp={meta['teacher_temp']}", "loss.combine=release",
-        "run.precision=fp32", "run.device=cpu", "run.progress=false", *switches])
+        "train.precision=fp32", "train.device=cpu", "train.progress=false", *switches])
     return PretrainTrainer(cfg, data, output, init_distributed("cpu"))
 
 

@@ -120,8 +120,8 @@ def test_release_recipe_runs_at_tiny_size(sample_data, tmp_path):
     sizes += [f"views.{k}={OmegaConf.to_container(v) if OmegaConf.is_list(v) else v}"
               .replace(" ", "") for k, v in tiny.views.items()]
     cfg = load_config(PretrainConfig, configs / "endofm_vitb_release.yaml", [
-        *sizes, "optim.epochs=1", "data.num_workers=0", "run.precision=fp32",
-        "run.device=cpu", "run.progress=false"])
+        *sizes, "train.epochs=1", "train.num_workers=0", "train.precision=fp32",
+        "train.device=cpu", "train.progress=false"])
     assert (cfg.optim.clip_mode, cfg.optim.decay_embeddings, cfg.ssl.teacher) == (
         "per_param", True, "release")
     assert cfg.model.backbone.drop_path_rate == 0.1 and cfg.optim.clip_grad == 3.0

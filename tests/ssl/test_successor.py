@@ -18,7 +18,7 @@ from .conftest import pretrain_killed_at_step
 
 CONFIGS = RECIPES / "pretrain"
 FAST = ["model.backbone.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
-        "optim.batch_size=2", "optim.epochs=2", "run.progress=false", "run.device=cpu"]
+        "train.batch_size=2", "train.epochs=2", "train.progress=false", "train.device=cpu"]
 EVERYTHING = ["loss.ibot_weight=1.0",
               "loss.ibot_separate_head=true", "loss.ibot_mask_mode=frame",
               "loss.ibot_mask_probability=1.0", "loss.koleo_weight=0.1",
@@ -93,7 +93,7 @@ def state(output):
 @pytest.mark.parametrize("centering", ["sinkhorn_knopp", "running"])
 def test_resume_with_every_option_on_is_exact(sample_data, tmp_path, monkeypatch, centering):
     videos = sample_data["videos"]
-    options = [*EVERYTHING, f"loss.centering={centering}", "run.save_every_steps=1"]
+    options = [*EVERYTHING, f"loss.centering={centering}", "train.save_every_steps=1"]
     pretrain(cfg(*options), videos, tmp_path / "straight")
     pretrain_killed_at_step(cfg(*options), videos, tmp_path / "split", monkeypatch)
     pretrain(cfg(*options), videos, tmp_path / "split")
@@ -125,7 +125,7 @@ def test_lv_recipe_loads_and_a_tiny_copy_trains(sample_data, tmp_path):
     encoder = build_encoder(full)
     assert encoder.backbone.mask_token is not None and encoder.patch_head is None
     tiny = load_config(PretrainConfig, CONFIGS / "tiny_lv.yaml",
-                       ["optim.epochs=2", "run.progress=false", "run.device=cpu"])
+                       ["train.epochs=2", "train.progress=false", "train.device=cpu"])
     assert tiny.loss == full.loss  # the same losses and switches
     report = pretrain(tiny, sample_data["videos"], tmp_path)
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 TINY = recipe_path("pretrain", "tiny")
 FAST = ["model.backbone.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
-        "optim.batch_size=2", "optim.epochs=2", "run.progress=false", "run.device=cpu"]
+        "train.batch_size=2", "train.epochs=2", "train.progress=false", "train.device=cpu"]
 
 
 def cfg(*overrides):
@@ -41,11 +41,11 @@ def state(output):
 
 def test_resume_after_kill_mid_epoch_is_exact(sample_data, tmp_path, monkeypatch):
     videos = sample_data["videos"]
-    pretrain(cfg("run.save_every_steps=1"), videos, tmp_path / "straight")
-    pretrain_killed_at_step(cfg("run.save_every_steps=1"), videos, tmp_path / "split",
+    pretrain(cfg("train.save_every_steps=1"), videos, tmp_path / "straight")
+    pretrain_killed_at_step(cfg("train.save_every_steps=1"), videos, tmp_path / "split",
                             monkeypatch)
     assert state(tmp_path / "split")["step"] == 3
-    pretrain(cfg("run.save_every_steps=1"), videos, tmp_path / "split")
+    pretrain(cfg("train.save_every_steps=1"), videos, tmp_path / "split")
     a, b = state(tmp_path / "straight"), state(tmp_path / "split")
     assert a["step"] == b["step"] == 4
     for part in ("teacher", "student"):
@@ -59,9 +59,9 @@ def test_a_damaged_newest_checkpoint_resumes_exactly_from_the_one_before(
     """States are written atomically, so a damaged one was damaged on disk: the run resumes
     from the newest one that reads, says so, and ends where an uninterrupted run ends."""
     videos = sample_data["videos"]
-    pretrain(cfg("run.save_every_steps=1"), videos, tmp_path / "straight")
+    pretrain(cfg("train.save_every_steps=1"), videos, tmp_path / "straight")
     split = tmp_path / "split"
-    pretrain_killed_at_step(cfg("run.save_every_steps=1"), videos, split, monkeypatch)
+    pretrain_killed_at_step(cfg("train.save_every_steps=1"), videos, split, monkeypatch)
     newest = checkpoints(split)[-1]
     assert newest.name == "checkpoint-0000003.pth"
     newest.write_bytes(newest.read_bytes()[:5000])
@@ -70,7 +70,7 @@ def test_a_damaged_newest_checkpoint_resumes_exactly_from_the_one_before(
     original = PretrainTrainer.train_step
     monkeypatch.setattr(PretrainTrainer, "train_step",
                         lambda self, views: steps_run.append(self.step) or original(self, views))
-    pretrain(cfg("run.save_every_steps=1"), videos, split)
+    pretrain(cfg("train.save_every_steps=1"), videos, split)
     err = capsys.readouterr().err
     assert (f"cannot read checkpoint {newest}: damaged or truncated file" in err
             and "; resuming from the older checkpoint-0000002.pth instead" in err), err
@@ -83,8 +83,8 @@ def test_a_damaged_newest_checkpoint_resumes_exactly_from_the_one_before(
 
 def test_epoch_checkpoints_every_n_epochs_and_at_the_last(sample_data, tmp_path):
     out = tmp_path / "run"
-    pretrain(cfg("optim.epochs=3", "run.save_every_epochs=2", "run.save_every_steps=0",
-                 "run.keep_last=10"),
+    pretrain(cfg("train.epochs=3", "train.save_every_epochs=2", "train.save_every_steps=0",
+                 "train.keep_last=10"),
              sample_data["videos"], out)
     assert [torch.load(c, weights_only=True)["epoch"] for c in checkpoints(out)] == [2, 3]
 
@@ -96,7 +96,7 @@ def test_broken_files_reported_and_checkpoint_loads(sample_data, tmp_path, capsy
     (data / "notes.txt").write_text("not a video")
     out = tmp_path / "run"
     assert main(["pretrain", "--config", str(TINY), "--data", str(data), "--output", str(out),
-                 *FAST, "run.keep_last=1"]) == 0
+                 *FAST, "train.keep_last=1"]) == 0
     printed = capsys.readouterr().out
     assert "broken.mp4" in printed and "2 skipped" in printed
     skipped = json.loads((out / "skipped.json").read_text())
@@ -111,7 +111,7 @@ def test_broken_files_reported_and_checkpoint_loads(sample_data, tmp_path, capsy
     assert (out / "loss_curves.png").is_file()
     # running again with more epochs resumes instead of starting over
     assert main(["pretrain", "--config", str(TINY), "--data", str(data), "--output", str(out),
-                 *FAST, "optim.epochs=3"]) == 0
+                 *FAST, "train.epochs=3"]) == 0
     assert "resumed from" in capsys.readouterr().out
     assert state(out)["epoch"] == 3
 
@@ -131,7 +131,7 @@ def test_keep_decoded_trains_exactly_as_decoding_each_step(sample_data, tmp_path
 def test_tiny_run_student_learns_to_match_teacher(sample_data, tmp_path):
     """The student's part of the loss (KL to the teacher) falls over the tiny run; the total
     also contains the teacher's entropy, which centring raises at this scale."""
-    report = pretrain(load_config(PretrainConfig, TINY, ["run.progress=false"]),
+    report = pretrain(load_config(PretrainConfig, TINY, ["train.progress=false"]),
                       sample_data["videos"], tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     kl = [r["kl"] for r in rows]
@@ -151,7 +151,7 @@ def _worker(rank, port, data, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE="2", LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    trainer = PretrainTrainer(cfg("optim.epochs=1"), data, out, init_distributed("cpu"))
+    trainer = PretrainTrainer(cfg("train.epochs=1"), data, out, init_distributed("cpu"))
     trainer.run()
     torch.save({"center": trainer.criterion.center,
                 "teacher": trainer.meta.teacher.state_dict()}, Path(out) / f"rank{rank}.pt")
@@ -173,7 +173,7 @@ def test_two_processes_gloo_agree(sample_data, tmp_path):
 def test_compiled_student_trains_like_the_eager_one(sample_data, tmp_path):
     """``model.compile=true`` runs (each view shape gets its own graph) and takes the same
     steps as the eager student, up to float rounding."""
-    one_epoch = ["optim.epochs=1", "run.save_every_steps=0", "views.local_frames=[2]"]
+    one_epoch = ["train.epochs=1", "train.save_every_steps=0", "views.local_frames=[2]"]
     eager = pretrain(cfg(*one_epoch), sample_data["videos"], tmp_path / "eager")
     counters.clear()
     compiled = pretrain(cfg(*one_epoch, "model.compile=true"), sample_data["videos"],
@@ -190,7 +190,7 @@ def test_pretraining_with_the_release_ablations(sample_data, tmp_path, attention
     """``model.backbone.attention_type`` trains the release's ablations; the checkpoint and the
     saved backbone record it, so every later command rebuilds the same model."""
     out = tmp_path / "run"
-    pretrain(cfg("optim.epochs=1", f"model.backbone.attention_type={attention_type}"),
+    pretrain(cfg("train.epochs=1", f"model.backbone.attention_type={attention_type}"),
              sample_data["videos"], out)
     assert state(out)["arch"]["attention_type"] == attention_type
     names = set(state(out)["student"])

@@ -19,6 +19,10 @@ from endofm.train.run_record import (
 @dataclass
 class Data:
     img_size: int = 64
+
+
+@dataclass
+class Train:
     num_workers: int = 0
 
 
@@ -31,6 +35,7 @@ class Optim:
 class Schema:
     data: Data = field(default_factory=Data)
     optim: Optim = field(default_factory=Optim)
+    train: Train = field(default_factory=Train)
 
 
 def test_fingerprint_hashes_the_whole_file(tmp_path):
@@ -52,7 +57,7 @@ def test_record_then_refuse_other_settings_unless_restart(tmp_path):
     assert record["inputs"]["pretrained"]["size"] == 7
     assert record["inputs"]["data"] == str(tmp_path.resolve())
     # same settings (a worker count may change): resumes
-    start_run(load_config(Schema, None, ["data.num_workers=4"]), tmp_path / "run", inputs)
+    start_run(load_config(Schema, None, ["train.num_workers=4"]), tmp_path / "run", inputs)
     (tmp_path / "run" / "last.pth").write_bytes(b"state")
     (tmp_path / "run" / "metrics.jsonl").write_text('{"step": 1}\n')
     changed = load_config(Schema, None, ["optim.lr=0.5", "data.img_size=32"])

@@ -91,9 +91,9 @@ def test_defaults_name_a_file_beside_or_a_packaged_recipe(tmp_path):
     assert load_config(PretrainConfig, copy) == packaged
     # a file beside it wins over the packaged recipe of that name
     (tmp_path / "pretrain").mkdir()
-    (tmp_path / "pretrain" / "tiny").write_text("optim:\n  epochs: 3\n")
+    (tmp_path / "pretrain" / "tiny").write_text("train:\n  epochs: 3\n")
     beside = load_config(PretrainConfig, copy)
-    assert beside.optim.epochs == 1200 and beside.model.backbone.depth != 2  # not tiny.yaml's
+    assert beside.train.epochs == 1200 and beside.model.backbone.depth != 2  # not tiny.yaml's
 
 
 def test_a_missing_or_looping_base_is_one_line(tmp_path):

@@ -70,7 +70,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParse
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
     """``parser.parse_args``, except that a command's ``key=value`` overrides may also come
-    after its options (``... optim.epochs=1 --output runs/x head.num_layers=1``): argparse
+    after its options (``... train.epochs=1 --output runs/x head.num_layers=1``): argparse
     fills a positional list once and would call the later ones unrecognized."""
     args, extra = parser.parse_known_args(argv)
     overrides = [a for a in extra if "=" in a and not a.startswith("-")]

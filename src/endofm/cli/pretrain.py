@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pretrain", help="self-supervised pre-training (L_cv + L_dm)",
         description="Pre-train Endo-FM on unlabelled videos. Settings: the release's defaults, "
-                    "then --config, then key=value overrides (e.g. optim.epochs=5 "
+                    "then --config, then key=value overrides (e.g. train.epochs=5 "
                     "model.backbone.pretrained=endo_fm.pth). Re-running on the same --output "
                     "resumes from its newest checkpoint.")
     p.add_argument("--config", help="a recipe name (tiny, endofm_vitb; see `endofm configs`) "

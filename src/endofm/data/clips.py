@@ -42,7 +42,7 @@ class VideoClipsConfig:
     """Labelled video clips: frames per clip, sampling rate, crops (train and test)."""
 
     num_frames: int = 8
-    sampling_rate: int = 32
+    frame_step: int = 32
     target_fps: float = 30.0
     train_short_side: list[int] = field(default_factory=lambda: [256, 320])
     crop_size: int = 224
@@ -57,7 +57,7 @@ class VideoClipsConfig:
     folder_fps: float = 30.0
 
     def __post_init__(self) -> None:
-        require_at_least(self, "data", 1, "num_frames", "sampling_rate", "crop_size",
+        require_at_least(self, "data", 1, "num_frames", "frame_step", "crop_size",
                          "test_clips", "test_crops", "clips_per_video")
         if self.test_short_side < self.crop_size:
             raise ValueError(f"data.test_short_side={self.test_short_side} is smaller than "
@@ -96,7 +96,7 @@ def release_test_view(item: VideoItem, cfg: VideoClipsConfig) -> Tensor:
     """The release's single test view of a video: ``[1, 3, T, S, S]`` float."""
     video = open_video(item.path, cfg.folder_fps)
     first, count = frame_span(item, video)
-    idx = first + release_test_clip(count, video.fps, cfg.num_frames, cfg.sampling_rate,
+    idx = first + release_test_clip(count, video.fps, cfg.num_frames, cfg.frame_step,
                                     cfg.target_fps)
     clip = short_side_resize(to_clip(video.read(idx)), cfg.crop_size)
     clip = crop(clip, release_crop_box(*clip.shape[-2:], cfg.crop_size))
@@ -110,7 +110,7 @@ def test_views(item: VideoItem, cfg: VideoClipsConfig) -> Tensor:
         return release_test_view(item, cfg)
     video = open_video(item.path, cfg.folder_fps)
     first, count = frame_span(item, video)
-    clips = first + eval_clips(count, video.fps, cfg.num_frames, cfg.sampling_rate,
+    clips = first + eval_clips(count, video.fps, cfg.num_frames, cfg.frame_step,
                                cfg.test_clips, cfg.target_fps)
     views = []
     for idx in clips:

@@ -9,6 +9,7 @@ is the last step and turns a clip into float32 ``[3, T, H, W]``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 
 import numpy as np
 import torch
@@ -24,10 +25,18 @@ KINETICS_STD = (0.225, 0.225, 0.225)
 Box = tuple[int, int, int, int]  # top, left, height, width
 
 
+class Interpolation(StrEnum):
+    """The resampling of resizes and crops."""
+
+    bicubic = "bicubic"
+    bilinear = "bilinear"
+    nearest = "nearest"
+
+
 def interpolation(name: str) -> v2.InterpolationMode:
     """``"bicubic"``/``"bilinear"``/``"nearest"`` → torchvision's interpolation mode."""
     try:
-        return v2.InterpolationMode(name.lower())
+        return v2.InterpolationMode(Interpolation(name.lower()).value)
     except ValueError as exc:
         raise ValueError(f"unknown interpolation {name!r}") from exc
 

@@ -1,7 +1,7 @@
 """The pre-training views of Endo-FM (docs/release.md#pre-training-recipe), every number a
 setting.
 
-From a window of ``L`` frames (``num_frames x sampling_rate / target_fps`` seconds, about 8.5 s):
+From a window of ``L`` frames (``num_frames x frame_step / target_fps`` seconds, about 8.5 s):
 
 - global view 1: ``global_frames[0]`` (8) frames evenly over window frames ``[0, L - offset]``;
 - global view 2: ``global_frames[1]`` (16) frames evenly over ``[offset, L]`` (clamped to L-1);
@@ -39,7 +39,7 @@ class PretrainViewsConfig:
     """Settings of the view recipe; defaults are the release's."""
 
     num_frames: int = 8
-    sampling_rate: int = 32
+    frame_step: int = 32
     target_fps: float = 30.0
     min_window_frames: int = 16
     global_size: int = 224
@@ -51,7 +51,7 @@ class PretrainViewsConfig:
     local_window_divisor: int = 8
     local_scale: list[float] = field(default_factory=lambda: [0.05, 0.4])
     crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
-    interpolation: str = "bicubic"
+    interpolation: TF.Interpolation = TF.Interpolation.bicubic
     flip_p: float = 0.5
     jitter_p: float = 0.8
     brightness: float = 0.4
@@ -64,7 +64,7 @@ class PretrainViewsConfig:
     decode_short_side: int | None = 256
 
     def __post_init__(self) -> None:
-        require_at_least(self, "views", 1, "num_frames", "sampling_rate", "global_size",
+        require_at_least(self, "views", 1, "num_frames", "frame_step", "global_size",
                          "local_size", "local_window_divisor")
         require_at_least(self, "views", 0, "global_offset", "brightness", "contrast",
                          "saturation")
@@ -89,10 +89,6 @@ class PretrainViewsConfig:
         if self.decode_short_side is not None and self.decode_short_side < 1:
             raise ValueError(f"views.decode_short_side must be >= 1 or null, got "
                              f"{self.decode_short_side}")
-        try:
-            TF.interpolation(self.interpolation)
-        except ValueError as exc:
-            raise ValueError(f"views.interpolation: {exc}") from None
 
 
 @dataclass
@@ -123,7 +119,7 @@ class PretrainViews:
     def window_length(self, fps: float) -> int:
         """``L``: the window length in frames of a video at ``fps``."""
         c = self.cfg
-        return window_frames(c.num_frames, c.sampling_rate, fps, c.target_fps)
+        return window_frames(c.num_frames, c.frame_step, fps, c.target_fps)
 
     def temporal_indices(self, length: int) -> list[np.ndarray]:
         """Window-relative frame indices of every view (globals first); int64 arrays."""

@@ -283,8 +283,8 @@ class SegmentationPredictor(Predictor):
 
     def model_input(self, x: Tensor) -> Tensor:
         """Resized frames ``[b, T, 3, s, s]`` (0–255) → ``[b, 3, T, s, s]``, normalised as the
-        model was trained (``data.normalise``: ImageNet, or the release's BGR min–max)."""
-        if self.task_model.settings.data.normalise != "release":
+        model was trained (``data.normalization``: ImageNet, or the release's BGR min–max)."""
+        if self.task_model.settings.data.normalization != "release":
             return self.normalized(x)
         frames = x.to(torch.uint8)
         return torch.stack([to_model_input(read_input(c, "release"), "release")

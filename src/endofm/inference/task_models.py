@@ -75,7 +75,7 @@ def load_task_model(path: str | Path, task: str | None = None,
     backbone = model.backbone
     if found == "detection":
         return TaskModel(found, model, cfg.data.num_frames, cfg.model.min_size, cfg,
-                         Path(path), cfg.data.frame_stride)
+                         Path(path), cfg.data.frame_step)
     if found == "segmentation":
         return TaskModel(found, model, cfg.data.num_frames, cfg.data.img_size, cfg, Path(path))
     return TaskModel(found, model, backbone.num_frames, backbone.img_size, cfg, Path(path))

@@ -12,6 +12,7 @@ from endofm.data.views import PretrainViewsConfig
 from endofm.models.config import BackboneConfig
 from endofm.ssl.diagnostics import CollapseConfig
 from endofm.train.optim import ClipMode
+from endofm.train.settings import TrainSettings
 from endofm.utils.checks import require_at_least, require_in_range, require_interval
 from endofm.utils.device import Precision
 
@@ -110,11 +111,8 @@ class SSLLossConfig:
 
 @dataclass
 class SSLOptimConfig:
-    # The release's train_ssl.py defaults to 100 epochs (its shell script does not override
-    # it); the maintainers told users that about 30 suffice, which is what endofm uses.
-    epochs: int = 30
-    batch_size: int = 3  # per process
-    lr: float = 5e-4  # × global batch / 256
+    lr: float = 5e-4  # per 256 clips: × global batch / 256 (scale_lr_with_batch)
+    scale_lr_with_batch: bool = True  # lr × global batch / 256, as the release
     min_lr: float = 1e-6
     warmup_epochs: float = 10
     weight_decay: float = 0.04
@@ -126,7 +124,6 @@ class SSLOptimConfig:
     freeze_last_layer: int = 1  # epochs
 
     def __post_init__(self) -> None:
-        require_at_least(self, "optim", 1, "epochs", "batch_size")
         require_at_least(self, "optim", 0, "lr", "min_lr", "warmup_epochs",
                          "weight_decay", "weight_decay_end", "clip_grad", "freeze_last_layer")
         require_in_range(self, "optim", 0, 1, "momentum_teacher")
@@ -135,7 +132,6 @@ class SSLOptimConfig:
 @dataclass
 class SSLDataConfig:
     on_error: OnError = OnError.skip
-    num_workers: int = 4
     folder_fps: float = 30.0
     source_weights: dict[str, float] = field(default_factory=dict)
     # decode every video once at the start and keep its frames in memory (small datasets:
@@ -143,7 +139,6 @@ class SSLDataConfig:
     keep_decoded: bool = False
 
     def __post_init__(self) -> None:
-        require_at_least(self, "data", 0, "num_workers")
         require_in_range(self, "data", 0, math.inf, "folder_fps", low_open=True)
         for source, weight in self.source_weights.items():
             if weight < 0:
@@ -159,19 +154,24 @@ class SSLConfig:
 
 
 @dataclass
-class RunConfig:
-    device: str = "auto"
+class PretrainTrainConfig(TrainSettings):
+    """The shared ``train`` keys (:class:`~endofm.train.settings.TrainSettings`) with
+    pre-training's defaults, and its checkpoint cadence."""
+
     precision: Precision = Precision.fp16  # the release: fp16 with a grad scaler
-    seed: int = 0
+    # The release's train_ssl.py defaults to 100 epochs (its shell script does not override
+    # it); the maintainers told users that about 30 suffice, which is what endofm uses.
+    epochs: int = 30
+    batch_size: int = 3  # per process
+    num_workers: int = 4
     save_every_steps: int = 0  # 0: only at epoch ends
     save_every_epochs: int = 1  # the epoch-end checkpoint every N epochs (and at the last)
     keep_last: int = 3
-    log_every: int = 10
-    progress: bool = True
 
     def __post_init__(self) -> None:
-        require_at_least(self, "run", 1, "save_every_epochs", "keep_last", "log_every")
-        require_at_least(self, "run", 0, "save_every_steps")
+        super().__post_init__()
+        require_at_least(self, "train", 1, "save_every_epochs", "keep_last")
+        require_at_least(self, "train", 0, "save_every_steps")
 
 
 @dataclass
@@ -182,10 +182,10 @@ class MonitorConfig:
     every_epochs: int = 1
     k: int = 5
     num_frames: int = 8
-    sampling_rate: int = 32
+    frame_step: int = 32
 
     def __post_init__(self) -> None:
-        require_at_least(self, "monitor", 1, "every_epochs", "k", "num_frames", "sampling_rate")
+        require_at_least(self, "monitor", 1, "every_epochs", "k", "num_frames", "frame_step")
 
 
 @dataclass
@@ -197,7 +197,7 @@ class PretrainConfig:
     ssl: SSLConfig = field(default_factory=SSLConfig)
     views: PretrainViewsConfig = field(default_factory=PretrainViewsConfig)
     data: SSLDataConfig = field(default_factory=SSLDataConfig)
-    run: RunConfig = field(default_factory=RunConfig)
+    train: PretrainTrainConfig = field(default_factory=PretrainTrainConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
 

@@ -1,4 +1,4 @@
-"""Collapse diagnostics for pre-training, logged every ``run.log_every`` steps.
+"""Collapse diagnostics for pre-training, logged every ``train.log_every`` steps.
 
 - ``entropy_ratio``: the teacher targets' entropy over ``ln K`` (1 = uniform: the centring has
   flattened every target and the student learns nothing but "output uniform");

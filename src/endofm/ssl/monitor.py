@@ -16,10 +16,10 @@ from endofm.eval.metrics import classification_metrics
 
 
 def knn_probe(backbone: nn.Module, root: str | Path, img_size: int, num_frames: int,
-              sampling_rate: int, k: int, device: torch.device,
+              frame_step: int, k: int, device: torch.device,
               precision: str) -> dict[str, float]:
     """k-NN accuracy and F1 (class 1) on ``val`` with ``train`` as the memory bank."""
-    cfg = VideoClipsConfig(num_frames=num_frames, sampling_rate=sampling_rate,
+    cfg = VideoClipsConfig(num_frames=num_frames, frame_step=frame_step,
                            crop_size=img_size, test_short_side=img_size)
     train_items, val_items = read_polypdiag(root, "train"), read_polypdiag(root, "val")
     train = embed_videos(backbone, train_items, cfg, device, precision)

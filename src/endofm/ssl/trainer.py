@@ -2,8 +2,8 @@
 
 One process per device (``torchrun`` for several). Checkpoints keep the released layout
 (``teacher``/``student`` with ``backbone.``/``head.`` keys) plus the full resume state, are
-written atomically every ``run.save_every_steps`` steps and at the end of every
-``run.save_every_epochs``-th epoch and of the last (the last ``run.keep_last`` kept), and a run
+written atomically every ``train.save_every_steps`` steps and at the end of every
+``train.save_every_epochs``-th epoch and of the last (the last ``train.keep_last`` kept), and a run
 restarted on the same output folder continues exactly where the newest checkpoint left it
 (mid-epoch included).
 """
@@ -44,6 +44,7 @@ from endofm.train import (
     step_checkpoints,
 )
 from endofm.train.run_record import describe_init, run_inputs, start_run
+from endofm.train.settings import scaled_lr
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import (
     DistInfo,
@@ -90,7 +91,7 @@ class PretrainTrainer:
         self.cfg, self.dist, self.output = cfg, dist, Path(output)
         self.inputs, self.restart = run_inputs(data, cfg.model.backbone.pretrained), restart
         self.device = dist.device
-        seed_everything(cfg.run.seed)  # identical initial weights on every process
+        seed_everything(cfg.train.seed)  # identical initial weights on every process
         self.skipped: list[dict[str, str]] = []
         items = resolve_items(data, self.skipped)
         self.dataset = PretrainClipDataset(items, PretrainViews(cfg.views),
@@ -106,7 +107,7 @@ class PretrainTrainer:
         self.meta = SSLMetaArch(build_encoder(cfg), teacher=cfg.ssl.teacher).to(self.device)
         if cfg.model.backbone.pretrained and dist.is_main:
             note(describe_init(self.meta.student, cfg.model.backbone.pretrained))
-        seed_everything(cfg.run.seed + dist.rank)  # different augmentations per process
+        seed_everything(cfg.train.seed + dist.rank)  # different augmentations per process
         self.student = self.meta.student
         if cfg.model.compile:
             # one graph per view shape: traced with symbolic shapes, the second shape failed to
@@ -119,10 +120,10 @@ class PretrainTrainer:
         o = cfg.optim
         groups = param_groups(self.student, o.weight_decay, decay_embeddings=o.decay_embeddings)
         self.stepper = OptimizerStepper(build_optimizer("adamw", groups, o.lr),
-                                        make_grad_scaler(self.device, cfg.run.precision),
+                                        make_grad_scaler(self.device, cfg.train.precision),
                                         o.clip_grad, o.clip_mode)
         self.iters_per_epoch = math.ceil(len(self.dataset) / dist.world_size
-                                         / cfg.optim.batch_size)
+                                         / cfg.train.batch_size)
         self._build_schedules()
         self.epoch, self.iteration, self.step = 0, 0, 0
         self.logger = MetricLogger(self.output)
@@ -130,9 +131,10 @@ class PretrainTrainer:
 
     def _build_schedules(self) -> None:
         o, n = self.cfg.optim, self.iters_per_epoch
-        total = o.epochs * n
-        scale = o.batch_size * self.dist.world_size / 256
-        self.lr = CosineScheduler(o.lr * scale, o.min_lr, total, round(o.warmup_epochs * n))
+        total = self.cfg.train.epochs * n
+        global_batch = self.cfg.train.batch_size * self.dist.world_size
+        self.lr = CosineScheduler(scaled_lr(o.lr, global_batch, o.scale_lr_with_batch),
+                                  o.min_lr, total, round(o.warmup_epochs * n))
         self.wd = CosineScheduler(o.weight_decay, o.weight_decay_end, total)
         self.momentum = CosineScheduler(o.momentum_teacher, 1.0, total)
         loss = self.cfg.loss
@@ -158,7 +160,7 @@ class PretrainTrainer:
         if not self.dist.is_main:
             return
         save_training_state(self.state(), self.output / f"checkpoint-{self.step:07d}.pth")
-        prune_checkpoints(self.output, self.cfg.run.keep_last)
+        prune_checkpoints(self.output, self.cfg.train.keep_last)
 
     def resume(self) -> Path | None:
         found = step_checkpoints(self.output)
@@ -179,26 +181,26 @@ class PretrainTrainer:
     def loader(self) -> DataLoader:
         """The rest of the current epoch (from ``self.iteration``), in the epoch's fixed order."""
         cfg = self.cfg
-        order = epoch_order(len(self.dataset), self.epoch, cfg.run.seed, self.dist.rank,
+        order = epoch_order(len(self.dataset), self.epoch, cfg.train.seed, self.dist.rank,
                             self.dist.world_size, self.weights)
-        order = order[self.iteration * cfg.optim.batch_size:]
+        order = order[self.iteration * cfg.train.batch_size:]
         # its own generator: creating the loader mid-epoch must not consume the global RNG
-        gen = torch.Generator().manual_seed(cfg.run.seed * 100_003 + self.epoch)
-        return DataLoader(self.dataset, batch_size=cfg.optim.batch_size, sampler=order,
-                          num_workers=cfg.data.num_workers, collate_fn=collate, generator=gen)
+        gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + self.epoch)
+        return DataLoader(self.dataset, batch_size=cfg.train.batch_size, sampler=order,
+                          num_workers=cfg.train.num_workers, collate_fn=collate, generator=gen)
 
     def forward(self, views: list[torch.Tensor]) -> tuple[SSLOutputs, list[torch.Tensor]]:
         """Student/teacher outputs for a batch of views, and the global views' masks (drawn
         from a generator seeded by run seed, step and rank, so a resumed run redraws them)."""
         gen = torch.Generator().manual_seed(
-            (self.cfg.run.seed * 1_000_003 + self.step) * 1009 + self.dist.rank)
+            (self.cfg.train.seed * 1_000_003 + self.step) * 1009 + self.dist.rank)
         return ssl_forward(self.objective, self.meta, views, gen, self.ddp_student)
 
     def train_step(self, views: list[torch.Tensor]) -> dict[str, float]:
         cfg, it = self.cfg, self.step
         self.stepper.set_schedules(self.lr[it], self.wd[it])
         views = [v.to(self.device, non_blocking=True) for v in views]
-        with autocast(self.device, cfg.run.precision), self.collapse.watch():
+        with autocast(self.device, cfg.train.precision), self.collapse.watch():
             outputs, masks = self.forward(views)
         self.collapse.observe(outputs.teacher, self.criterion.center, outputs.teacher_cls)
         terms = self.objective(outputs, masks, self.teacher_temp[it])
@@ -218,9 +220,9 @@ class PretrainTrainer:
     def train_epoch(self) -> None:
         cfg = self.cfg
         self.meta.train()
-        bar = progress(self.loader(), desc=f"epoch {self.epoch + 1}/{cfg.optim.epochs}",
+        bar = progress(self.loader(), desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}",
                        initial=self.iteration, total=self.iters_per_epoch, unit="step",
-                       enabled=self.dist.is_main and cfg.run.progress)
+                       enabled=self.dist.is_main and cfg.train.progress)
         tic, clips = time.perf_counter(), 0
         for views, skips in bar:
             self.record_skips(skips)
@@ -231,20 +233,20 @@ class PretrainTrainer:
                 bar.set_postfix(loss=f"{logs['loss']:.3f}", l_cv=f"{logs['l_cv']:.3f}",
                                 l_dm=f"{logs['l_dm']:.3f}", lr=f"{logs['lr']:.1e}",
                                 clips_s=f"{rate:.2f}")
-                if self.step % cfg.run.log_every == 0:
+                if self.step % cfg.train.log_every == 0:
                     self.logger.log(logs | {"epoch": self.epoch, "clips_per_s": rate}, self.step)
                     self.warn(self.collapse.check(logs, self.step))
             self.iteration += 1
             self.step += 1
-            if cfg.run.save_every_steps and self.step % cfg.run.save_every_steps == 0:
+            if cfg.train.save_every_steps and self.step % cfg.train.save_every_steps == 0:
                 self.save()
         self.epoch, self.iteration = self.epoch + 1, 0
 
     def epoch_checkpoint_due(self) -> bool:
         """Whether the epoch just finished ends with a checkpoint: every
-        ``run.save_every_epochs``-th epoch, and the last."""
-        return (self.epoch % self.cfg.run.save_every_epochs == 0
-                or self.epoch >= self.cfg.optim.epochs)
+        ``train.save_every_epochs``-th epoch, and the last."""
+        return (self.epoch % self.cfg.train.save_every_epochs == 0
+                or self.epoch >= self.cfg.train.epochs)
 
     def warn(self, message: str | None) -> None:
         if message and self.dist.is_main:
@@ -264,8 +266,8 @@ class PretrainTrainer:
             return
         views = self.cfg.views
         metrics = knn_probe(self.meta.teacher.backbone, mon.data, views.global_size,
-                            mon.num_frames, mon.sampling_rate, mon.k, self.device,
-                            self.cfg.run.precision)
+                            mon.num_frames, mon.frame_step, mon.k, self.device,
+                            self.cfg.train.precision)
         self.logger.log(metrics | {"epoch": self.epoch}, self.step)
         note(f"epoch {self.epoch}: " + ", ".join(f"{k} {v:.3f}"
                                                        for k, v in metrics.items()))
@@ -282,7 +284,7 @@ class PretrainTrainer:
                 print(f"resumed from {resumed} (epoch {self.epoch + 1}, step {self.step})")
             if self.skipped:
                 print(f"{len(self.skipped)} file(s) skipped; see {self.output / 'skipped.json'}")
-        while self.epoch < self.cfg.optim.epochs:
+        while self.epoch < self.cfg.train.epochs:
             self.train_epoch()
             if self.epoch_checkpoint_due():
                 self.save()
@@ -316,7 +318,7 @@ def pretrain(cfg: Any, data: str | Path, output: str | Path, restart: bool = Fal
              ) -> dict[str, Any]:
     """Run (or resume) pre-training; returns a report (rank 0). An ``output`` holding a run
     with other settings is refused unless ``restart``."""
-    dist = init_distributed(cfg.run.device)
+    dist = init_distributed(cfg.train.device)
     try:
         return PretrainTrainer(cfg, data, output, dist, restart).run()
     finally:

@@ -28,8 +28,8 @@ from torch.utils.data import Dataset
 from endofm.config import from_dict
 from endofm.models.config import BackboneConfig
 from endofm.train.optim import ClipMode, OptimizerName
+from endofm.train.settings import TrainSettings
 from endofm.utils.checks import require_at_least, require_in_range
-from endofm.utils.device import Precision
 
 T = TypeVar("T")
 
@@ -57,32 +57,27 @@ class OptimConfig:
 
 
 @dataclass
-class TrainConfig:
-    epochs: int = 20
+class TrainConfig(TrainSettings):
+    """The shared ``train`` keys (:class:`~endofm.train.settings.TrainSettings`: seed, device,
+    precision, progress, epochs, batch_size, num_workers, log_every) and fine-tuning's own."""
+
     # at least this many training samples (clips) seen: a training set too small for them in
     # ``epochs`` trains for more whole epochs, so the schedule does not shrink with the data;
     # counted in samples, not steps, so the batch size and the number of processes leave it
     # alone (0: off)
     min_samples: int = 0
-    batch_size: int = 4  # per process
     accum_steps: int = 1  # gradient accumulation
-    num_workers: int = 0
-    device: str = "auto"
-    precision: Precision = Precision.fp32
     freeze_backbone: bool = False  # linear probe: only the head trains
-    seed: int = 0
     eval_every: int = 1  # epochs between selection evaluations
     patience: int = 0  # early stopping: evaluations without a better selection score (0: off)
     # exponential moving average of the weights, updated after every optimiser step (0: off);
     # with it the averaged weights are the ones evaluated, selected, kept and tested
     ema_decay: float = 0.0
-    log_every: int = 10  # iterations between JSONL log rows
-    progress: bool = True  # progress bar / lines (``--quiet`` turns them off everywhere)
 
     def __post_init__(self) -> None:
-        require_at_least(self, "train", 1, "epochs", "batch_size", "accum_steps", "eval_every",
-                         "log_every")
-        require_at_least(self, "train", 0, "min_samples", "patience", "num_workers")
+        super().__post_init__()
+        require_at_least(self, "train", 1, "accum_steps", "eval_every")
+        require_at_least(self, "train", 0, "min_samples", "patience")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
 

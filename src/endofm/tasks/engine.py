@@ -41,6 +41,7 @@ from endofm.train import (
     to_device,
 )
 from endofm.train.run_record import CONFIG_NAME, describe_init, run_inputs, start_run
+from endofm.train.settings import scaled_lr
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
 from endofm.utils.io import atomic_write_json, atomic_write_text
@@ -180,8 +181,8 @@ class Trainer:
             print(f"train.min_samples={cfg.train.min_samples}: {self.epochs} epochs of "
                   f"{len(dataset)} samples instead of {cfg.train.epochs}")
         global_batch = cfg.train.batch_size * cfg.train.accum_steps * dist.world_size
-        scale = global_batch / 256 if o.scale_lr_with_batch else 1.0
-        self.lr = lr_schedule(o.lr * scale, o.min_lr * scale, self.epochs,
+        self.lr = lr_schedule(scaled_lr(o.lr, global_batch, o.scale_lr_with_batch),
+                              scaled_lr(o.min_lr, global_batch, o.scale_lr_with_batch), self.epochs,
                               self.steps_per_epoch, o.warmup_epochs)
         self.epoch, self.step, self.best_score, self.best_epoch = 0, 0, -math.inf, -1
         self.logger = MetricLogger(self.output)

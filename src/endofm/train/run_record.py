@@ -23,7 +23,14 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from endofm.config import GIT_LINE, flatten, load_yaml, save_settings, to_dict
+from endofm.config import (
+    GIT_LINE,
+    flatten,
+    load_yaml,
+    renamed_to_current,
+    save_settings,
+    to_dict,
+)
 from endofm.utils.text import short_list
 
 CONFIG_NAME = "config.yaml"
@@ -33,7 +40,7 @@ MAY_DIFFER = frozenset({"device", "num_workers", "progress", "log_every", "save_
                         "save_every_epochs", "keep_last", "epochs"})
 LOG_FILES = ("metrics.jsonl", "tensorboard")
 # Sections that only shape training, not the model or its inputs.
-TRAINING_SECTIONS = frozenset({"optim", "train", "protocol", "run", "inputs"})
+TRAINING_SECTIONS = frozenset({"optim", "train", "protocol", "inputs"})
 
 
 class RunMismatchError(ValueError):
@@ -86,8 +93,8 @@ def save_record(record: Mapping[str, Any], output: str | Path) -> Path:
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
-    """A run's ``config.yaml`` as a plain dict."""
-    return OmegaConf.to_container(load_yaml(Path(path)), resolve=True)  # type: ignore[return-value]
+    """A run's ``config.yaml`` as a plain dict, with the current names of renamed settings."""
+    return renamed_to_current(OmegaConf.to_container(load_yaml(Path(path)), resolve=True))
 
 
 def differing_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

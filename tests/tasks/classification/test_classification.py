@@ -90,7 +90,7 @@ def test_evaluate_released_polypdiag_layout(sample_data, tmp_path):
     checkpoint = ASSETS / "polypdiag_tiny.pth"
     rc = main(["evaluate", "classification", "--config", TINY, "--checkpoint", str(checkpoint),
                "--data", str(data), "--output", str(tmp_path / "ev"), "model.backbone.num_heads=4",
-               "data.sampling_rate=16", "data.test_clips=1", "data.test_crops=1",
+               "data.frame_step=16", "data.test_clips=1", "data.test_crops=1",
                "data.test_short_side=112", "data.crop_size=112"])
     assert rc == 0
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())

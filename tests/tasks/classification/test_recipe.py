@@ -178,7 +178,7 @@ def test_training_clips_are_augmented(tmp_path):
         return quadrants
 
     torch.manual_seed(0)
-    settings = dict(num_frames=2, sampling_rate=1, train_short_side=[32, 32], crop_size=32)
+    settings = dict(num_frames=2, frame_step=1, train_short_side=[32, 32], crop_size=32)
     assert bright_quadrants(ClassificationDataConfig(flip=False, **settings)) == {0}
     assert bright_quadrants(ClassificationDataConfig(flip=False, rot90=True, **settings)) == {
         0, 1, 2, 3}

@@ -39,7 +39,7 @@ RELEASE_BOXES = {
 
 @pytest.mark.parametrize(("video", "want"), RELEASE_CLIPS.items(), ids=str)
 def test_release_test_clip_indices(video, want):
-    assert release_test_clip(*video, num_frames=8, sampling_rate=32).tolist() == want
+    assert release_test_clip(*video, num_frames=8, frame_step=32).tolist() == want
 
 
 @pytest.mark.parametrize(("frame", "want"), RELEASE_BOXES.items(), ids=str)

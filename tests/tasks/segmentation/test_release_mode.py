@@ -76,7 +76,7 @@ def test_whole_sequence_items_and_per_frame_augmentation(tmp_path, per_frame):
     seq = write_sequence(tmp_path, 7)
     torch.manual_seed(0)
     data = SegmentationWindows([seq], num_frames=4, stride=2, size=32, margin=8,
-                               whole_sequence=True, per_frame=per_frame, normalise="release")
+                               whole_sequence=True, per_frame=per_frame, normalization="release")
     assert len(data) == 1
     clip, mask = data[0]
     assert clip.shape == (3, 7, 32, 32) and mask.shape == (7, 32, 32)
@@ -136,7 +136,7 @@ def test_release_recipe_at_tiny_size(sample_data, tmp_path):
         *sizes, "data.protocol=files", "data.img_size=32", "data.crop_margin=4",
         "train.epochs=1", "train.device=cpu", "protocol.selection=fixed"])
     d, loss = cfg.data, cfg.loss
-    assert (d.window, d.normalise, d.augment_per_frame, cfg.model.time_embed) == (
+    assert (d.window, d.normalization, d.augment_per_frame, cfg.model.time_embed) == (
         "whole_sequence", "release", True, False)
     assert loss.dice_denominator == "squares" and cfg.train.batch_size == 1
     result = fit(task_cls(cfg), sample_data["cvc"], tmp_path / "run")

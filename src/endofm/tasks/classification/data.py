@@ -85,7 +85,7 @@ class TrainClips(Dataset):
         cfg, item = self.cfg, self.items[i % len(self.items)]
         video = open_video(item.path, cfg.folder_fps)
         first, count = frame_span(item, video)
-        idx = first + train_clip(count, video.fps, cfg.num_frames, cfg.sampling_rate,
+        idx = first + train_clip(count, video.fps, cfg.num_frames, cfg.frame_step,
                                  cfg.target_fps)
         lo, hi = cfg.train_short_side
         side = int(torch.randint(lo, hi + 1, (1,)))

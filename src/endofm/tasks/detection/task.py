@@ -36,7 +36,7 @@ class DetectionDataConfig:
     """Clip length/stride around the target frame and training flips."""
 
     num_frames: int = 3
-    frame_stride: int = 1
+    frame_step: int = 1
     flip: bool = True
     format: str = "auto"  # auto | kumc | coco (your own COCO / COCO-VID files)
     image_root: str | None = None  # coco: where file_name resolves (default: beside the file)
@@ -46,7 +46,7 @@ class DetectionDataConfig:
     video_of: str = "auto"  # coco: auto (video_id if present) | video_id | prefix | none
 
     def __post_init__(self) -> None:
-        require_at_least(self, "data", 1, "num_frames", "frame_stride")
+        require_at_least(self, "data", 1, "num_frames", "frame_step")
 
 
 @dataclass
@@ -173,7 +173,7 @@ class DetectionTask(Task):
 
     def train_dataset(self, items: Sequence) -> KumcClips:
         data = self.cfg.data
-        return KumcClips(list(items), data.num_frames, data.frame_stride, augment=data.flip)
+        return KumcClips(list(items), data.num_frames, data.frame_step, augment=data.flip)
 
     def collate(self, batch: list) -> Any:
         return collate(batch)
@@ -188,7 +188,7 @@ class DetectionTask(Task):
         """Metrics on ``items``; a selection evaluation (no ``out_dir``) also chooses the
         model's operating threshold (see :class:`DetectionEvalConfig`)."""
         data, ev = self.cfg.data, self.cfg.eval
-        dataset = KumcClips(list(items), data.num_frames, data.frame_stride)
+        dataset = KumcClips(list(items), data.num_frames, data.frame_step)
         choose = out_dir is None and ev.choose_threshold
         result = evaluate_clips(getattr(model, "module", model), dataset, device, precision,
                                 self.class_set(), ev.score_threshold, out_dir, ev.batch_size,

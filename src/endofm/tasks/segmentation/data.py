@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,13 @@ def load_sequence(frames: SequenceABC[Path], masks: SequenceABC[Path],
             torch.from_numpy(np.stack(gts)))
 
 
-NORMALISATIONS = ("imagenet", "release")
+class Normalization(StrEnum):
+    """How frames become model input: ``imagenet``: RGB with ImageNet mean/std; ``release``:
+    BGR channel order (OpenCV fed as RGB), each frame min-max stretched before and after
+    augmentation, then ``(x - 0.5) / 0.5`` (the release)."""
+
+    imagenet = "imagenet"
+    release = "release"
 
 
 def release_stretch(frames: torch.Tensor) -> torch.Tensor:
@@ -69,20 +76,17 @@ def release_normalize(frames: torch.Tensor) -> torch.Tensor:
     return ((x - 0.5) / 0.5).permute(1, 0, 2, 3).contiguous()
 
 
-def check_normalisation(normalise: str) -> None:
-    if normalise not in NORMALISATIONS:
-        raise ValueError(f"data.normalise must be one of {NORMALISATIONS}, got {normalise!r}")
-
-
-def read_input(frames: torch.Tensor, normalise: str) -> torch.Tensor:
+def read_input(frames: torch.Tensor, normalization: Normalization) -> torch.Tensor:
     """Frames as read (uint8 RGB), before any resizing or augmentation: unchanged, or the
-    release's BGR min–max stretch (``normalise="release"``)."""
-    return release_stretch(frames) if normalise == "release" else frames
+    release's BGR min–max stretch (``normalization="release"``)."""
+    return release_stretch(frames) if normalization == Normalization.release else frames
 
 
-def to_model_input(frames: torch.Tensor, normalise: str) -> torch.Tensor:
+def to_model_input(frames: torch.Tensor, normalization: Normalization) -> torch.Tensor:
     """Augmented ``uint8 [T, 3, H, W]`` → float ``[3, T, H, W]`` (ImageNet or the release's)."""
-    return release_normalize(frames) if normalise == "release" else normalize(frames)
+    if normalization == Normalization.release:
+        return release_normalize(frames)
+    return normalize(frames)
 
 
 def train_transform(size: int, margin: int = 32, rotation: float = 5.0) -> v2.Compose:
@@ -114,7 +118,7 @@ class SegmentationWindows(Dataset):
     ``whole_sequence`` each sequence is one item (T = its length, the release).
 
     ``per_frame`` draws the augmentation for every frame on its own (the release) instead of
-    once per window; ``normalise`` is ``"imagenet"`` or ``"release"`` (:func:`read_input`,
+    once per window; ``normalization`` is ``"imagenet"`` or ``"release"`` (:func:`read_input`,
     :func:`to_model_input`).
 
     Item: ``(clip float32 [3, T, S, S], mask int64 [T, S, S])``.
@@ -123,13 +127,14 @@ class SegmentationWindows(Dataset):
     def __init__(self, sequences: SequenceABC, num_frames: int, stride: int, size: int,
                  augment: bool = True, margin: int = 32, rotation: float = 5.0,
                  whole_sequence: bool = False, per_frame: bool = False,
-                 normalise: str = "imagenet", decode: MaskDecoder = read_mask) -> None:
+                 normalization: Normalization = Normalization.imagenet,
+                 decode: MaskDecoder = read_mask) -> None:
         if not sequences:
             raise ValueError("no sequences to train on")
-        check_normalisation(normalise)
+        self.normalization = Normalization(normalization)
         self.sequences = list(sequences)
         self.num_frames, self.whole_sequence = num_frames, whole_sequence
-        self.per_frame, self.normalise, self.decode = per_frame, normalise, decode
+        self.per_frame, self.decode = per_frame, decode
         self.transform = (train_transform(size, margin, rotation) if augment
                           else eval_transform(size))
         self.windows = [Window(i, s) for i, seq in enumerate(self.sequences)
@@ -146,8 +151,8 @@ class SegmentationWindows(Dataset):
         idx = window_indices(win.start, length, len(seq.frames))
         frames, masks = load_sequence([seq.frames[i] for i in idx], [seq.masks[i] for i in idx],
                                       self.decode)
-        video, mask = self.augment(read_input(frames, self.normalise), masks)
-        return to_model_input(video, self.normalise), mask.long()
+        video, mask = self.augment(read_input(frames, self.normalization), masks)
+        return to_model_input(video, self.normalization), mask.long()
 
     def augment(self, frames: torch.Tensor, masks: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,12 +171,12 @@ class SegmentationSequences(Dataset):
     (original size))``.
     """
 
-    def __init__(self, sequences: SequenceABC, size: int, normalise: str = "imagenet",
+    def __init__(self, sequences: SequenceABC, size: int,
+                 normalization: Normalization = Normalization.imagenet,
                  decode: MaskDecoder = read_mask) -> None:
-        check_normalisation(normalise)
         self.sequences = list(sequences)
         self.resize = eval_transform(size)
-        self.normalise, self.decode = normalise, decode
+        self.normalization, self.decode = Normalization(normalization), decode
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -179,5 +184,5 @@ class SegmentationSequences(Dataset):
     def __getitem__(self, index: int) -> tuple[str, torch.Tensor, torch.Tensor]:
         seq = self.sequences[index]
         frames, masks = load_sequence(seq.frames, seq.masks, self.decode)
-        frames = self.resize(read_input(frames, self.normalise))
-        return seq.name, to_model_input(frames, self.normalise), masks
+        frames = self.resize(read_input(frames, self.normalization))
+        return seq.name, to_model_input(frames, self.normalization), masks

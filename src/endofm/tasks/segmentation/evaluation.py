@@ -17,7 +17,12 @@ from torch import nn
 from endofm.data.formats import ClassSet
 from endofm.data.formats.masks import IGNORE
 from endofm.data.images import read_image
-from endofm.tasks.segmentation.data import MaskDecoder, SegmentationSequences, read_mask
+from endofm.tasks.segmentation.data import (
+    MaskDecoder,
+    Normalization,
+    SegmentationSequences,
+    read_mask,
+)
 from endofm.tasks.segmentation.metrics import (
     confusion,
     per_class_scores,
@@ -152,7 +157,8 @@ def save_contact_sheet(frame_paths: SequenceABC[Path], pred: np.ndarray, gt: np.
 def evaluate_sequences(model: nn.Module, sequences: SequenceABC, size: int,
                        num_frames: int | None, stride: int, device: torch.device,
                        precision: str = "fp32", out_dir: Path | None = None,
-                       normalise: str = "imagenet", decode: MaskDecoder = read_mask,
+                       normalization: Normalization = Normalization.imagenet,
+                       decode: MaskDecoder = read_mask,
                        classes: ClassSet = CVC_CLASSES, background: int | None = 0) -> dict:
     """Segment every sequence and score it against its masks at the masks' own resolution.
 
@@ -171,7 +177,7 @@ def evaluate_sequences(model: nn.Module, sequences: SequenceABC, size: int,
     per_sequence: dict[str, dict[str, float]] = {}
     counts = np.zeros((len(names), len(names)), np.int64)
     total_frames = 0
-    pairs = zip(sequences, SegmentationSequences(sequences, size, normalise, decode),
+    pairs = zip(sequences, SegmentationSequences(sequences, size, normalization, decode),
                 strict=True)
     for seq, (name, frames, masks) in progress(pairs, total=len(sequences), desc="evaluate",
                                                unit="sequence"):

@@ -22,9 +22,14 @@ from endofm.data.formats.masks import background_index
 from endofm.models import backbone_config, create_backbone, create_model
 from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
 from endofm.tasks.base import EngineConfig, Task, saved_model_settings
-from endofm.tasks.segmentation.data import MaskDecoder, SegmentationWindows, read_mask
+from endofm.tasks.segmentation.data import (
+    MaskDecoder,
+    Normalization,
+    SegmentationWindows,
+    read_mask,
+)
 from endofm.tasks.segmentation.evaluation import CVC_CLASSES, evaluate_sequences
-from endofm.tasks.segmentation.loss import CEDiceLoss
+from endofm.tasks.segmentation.loss import CEDiceLoss, DiceDenominator
 from endofm.tasks.segmentation.model import (
     SegmentationModelConfig,
     build_segmenter,
@@ -32,7 +37,15 @@ from endofm.tasks.segmentation.model import (
 from endofm.utils.checks import require_at_least
 
 KIND = "segmenter"
-WINDOWS = ("frames", "whole_sequence")
+
+
+class WindowMode(StrEnum):
+    """``frames``: windows of ``data.num_frames`` frames (``train_stride`` / ``eval_stride``
+    apart), predictions stitched; ``whole_sequence``: each sequence is one input, T = its length
+    (6-25 frames in CVC-12k), ``train.batch_size`` 1 (the release)."""
+
+    frames = "frames"
+    whole_sequence = "whole_sequence"
 
 
 class CvcProtocol(StrEnum):
@@ -69,10 +82,10 @@ class SegmentationDataConfig:
     # frames: windows of num_frames frames (train_stride / eval_stride apart), predictions
     # stitched; whole_sequence: each sequence is one input, T = its length (6-25 frames in
     # CVC-12k), train.batch_size 1 (the release)
-    window: str = "frames"
+    window: WindowMode = WindowMode.frames
     # imagenet: RGB with ImageNet mean/std; release: BGR channel order (OpenCV fed as RGB),
     # each frame min-max stretched before and after augmentation, then (x - 0.5) / 0.5
-    normalise: str = "imagenet"
+    normalization: Normalization = Normalization.imagenet
     # false: one crop/flip/rotation for all frames of a window; true: drawn per frame (release)
     augment_per_frame: bool = False
 
@@ -85,7 +98,7 @@ class SegmentationDataConfig:
 class SegmentationLossConfig:
     ce_weight: float = 0.5
     dice_weight: float = 0.5
-    dice_denominator: str = "sum"  # sum: Σp + Σg; squares: Σp² + Σg² (the release)
+    dice_denominator: DiceDenominator = DiceDenominator.sum
 
     def __post_init__(self) -> None:
         require_at_least(self, "loss", 0, "ce_weight", "dice_weight")
@@ -102,6 +115,12 @@ class SegmentationConfig(EngineConfig):
     def __post_init__(self) -> None:
         self.model.backbone.bind(self.data.img_size, self.data.num_frames,
                                  "data.img_size/data.num_frames")
+
+
+def saved_normalization(meta: dict[str, Any]) -> Normalization:
+    """The input normalisation a saved model's ``config.json`` records (``normalise`` in
+    folders written before the setting was renamed; ImageNet when it records none)."""
+    return Normalization(meta.get("normalization", meta.get("normalise", "imagenet")))
 
 
 def read_sequences(root: str | Path, split: str, data: SegmentationDataConfig
@@ -146,9 +165,7 @@ class SegmentationTask(Task):
         self.codec: MaskCodec | None = None  # the data's mask classes, or the loaded model's
         self.data_masks: Any = None  # the decoder of the data read last
         self._data: dict[Path, LabelledData] = {}
-        if cfg.data.window not in WINDOWS:
-            raise ValueError(f"data.window must be one of {WINDOWS}, got {cfg.data.window!r}")
-        if cfg.data.window == "whole_sequence" and cfg.train.batch_size != 1:
+        if cfg.data.window == WindowMode.whole_sequence and cfg.train.batch_size != 1:
             raise ValueError("data.window=whole_sequence feeds sequences of different lengths: "
                              f"set train.batch_size=1 (got {cfg.train.batch_size})")
         self.criterion = CEDiceLoss(cfg.loss.ce_weight, cfg.loss.dice_weight,
@@ -220,8 +237,9 @@ class SegmentationTask(Task):
         data = self.cfg.data
         return SegmentationWindows(items, data.num_frames, data.train_stride, data.img_size,
                                    augment=True, margin=data.crop_margin, rotation=data.rotation,
-                                   whole_sequence=data.window == "whole_sequence",
-                                   per_frame=data.augment_per_frame, normalise=data.normalise,
+                                   whole_sequence=data.window == WindowMode.whole_sequence,
+                                   per_frame=data.augment_per_frame,
+                                   normalization=data.normalization,
                                    decode=self.decoder())
 
     def decoder(self) -> MaskDecoder:
@@ -238,10 +256,10 @@ class SegmentationTask(Task):
     def evaluate(self, model: nn.Module, items: Sequence, device: torch.device,
                  precision: str = "fp32", out_dir: Path | None = None) -> dict[str, Any]:
         data = self.cfg.data
-        window = None if data.window == "whole_sequence" else data.num_frames
+        window = None if data.window == WindowMode.whole_sequence else data.num_frames
         codec = self.mask_codec()
         result = evaluate_sequences(model, items, data.img_size, window, data.eval_stride,
-                                    device, precision, out_dir, data.normalise, self.decoder(),
+                                    device, precision, out_dir, data.normalization, self.decoder(),
                                     codec.classes, background_index(codec.classes))
         return result | {"classes": codec.classes.to_json()}
 
@@ -254,7 +272,7 @@ class SegmentationTask(Task):
         meta = {"kind": KIND, "format": "endofm", "model": settings,
                 "backbone": backbone_config(model.backbone),
                 "img_size": self.cfg.data.img_size, "num_frames": self.cfg.data.num_frames,
-                "normalise": self.cfg.data.normalise,
+                "normalization": str(self.cfg.data.normalization),
                 "classes": classes.to_json(), "background": background_index(classes),
                 "masks": self.mask_codec().to_json()}
         return save_state_dir(model.state_dict(), meta, out_dir)
@@ -265,7 +283,7 @@ class SegmentationTask(Task):
         meta = read_state_meta(path, KIND)
         data = dataclasses.replace(self.cfg.data, img_size=meta["img_size"],
                                    num_frames=meta["num_frames"],
-                                   normalise=meta.get("normalise", "imagenet"))
+                                   normalization=saved_normalization(meta))
         return dataclasses.replace(
             self.cfg, data=data, model=saved_model_settings(SegmentationModelConfig, meta["model"]))
 
