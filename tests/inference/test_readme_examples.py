@@ -27,7 +27,7 @@ README = ROOT / "README.md"
 ASSETS = ROOT / "tests" / "assets" / "endofm_reference_tiny"
 # Overrides appended to a command (by its first words) to make it quick; nothing else changes.
 SHORTER = {
-    "pretrain": ["optim.epochs=1"],
+    "pretrain": ["train.epochs=1"],
     "finetune": ["train.epochs=1"],
 }
 

@@ -144,7 +144,7 @@ def _classification(tm: TaskModel, num_frames: int | None, hw: tuple[int, int] |
     data_settings = to_dict(data) | {"num_frames": t, "crop_size": side,
                                      "test_short_side": short}
     model_settings = _unbound_backbone(to_dict(cfg.model))
-    return DeployModel("classification", tm.model, t, side, side, data.sampling_rate,
+    return DeployModel("classification", tm.model, t, side, side, data.frame_step,
                        data.target_fps, tuple(data.mean), tuple(data.std),
                        {"resize": "short_side_center_crop", "short_side": short}, classes,
                        0.5, settings={"model": model_settings, "data": data_settings},
@@ -180,7 +180,7 @@ def _segmentation(tm: TaskModel, num_frames: int | None, hw: tuple[int, int] | N
     t = num_frames or tm.num_frames
     side = _square(hw, tm.img_size, "segmentation")
     classes = task_class_names(tm)
-    release = cfg.data.normalise == "release"
+    release = cfg.data.normalization == "release"
     mean, std = ((), ()) if release else (IMAGENET_MEAN, IMAGENET_STD)
     preprocess = {"resize": "resize", "interpolation": "bilinear_antialias",
                   "normalization": "release_bgr_minmax" if release else "mean_std"}
@@ -218,7 +218,7 @@ def _detection(tm: TaskModel, num_frames: int | None, hw: tuple[int, int] | None
                   "max_size": cfg.model.max_size, "pad_multiple": multiple,
                   "normalize_before_resize": True}
     data_settings = to_dict(cfg.data) | {"num_frames": t}
-    return DeployModel("detection", model, t, height, width, cfg.data.frame_stride, None,
+    return DeployModel("detection", model, t, height, width, cfg.data.frame_step, None,
                        KINETICS_MEAN, KINETICS_STD, preprocess, names, threshold,
                        str(cfg.model.head),
                        {"model": _unbound_backbone(to_dict(cfg.model)), "data": data_settings,

@@ -106,6 +106,6 @@ def load_onnx_task_model(path: str | Path, device: str = "auto", threads: int | 
                              meta["levels"], meta["outputs"], (meta["height"], meta["width"]),
                              meta["settings"].get("operating_threshold"))
         return TaskModel(task, model, meta["num_frames"], cfg.model.min_size, cfg, Path(path),
-                         cfg.data.frame_stride), meta
+                         cfg.data.frame_step), meta
     return TaskModel(task, OnnxLogits(session), meta["num_frames"], meta["height"], cfg,
                      Path(path)), meta

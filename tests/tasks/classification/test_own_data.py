@@ -19,7 +19,7 @@ NAMES = ("clipper", "grasper", "hook")
 COLOURS = {"clipper": (40, 40, 200), "grasper": (200, 40, 40), "hook": (40, 200, 40)}
 TINY = ["--config", "tiny", "--quiet", "train.epochs=1", "train.batch_size=4",
         "data.clips_per_video=1", "data.test_clips=1", "data.num_frames=2",
-        "data.sampling_rate=2", "protocol.selection=val", "protocol.val_fraction=0.2"]
+        "data.frame_step=2", "protocol.selection=val", "protocol.val_fraction=0.2"]
 
 
 def video(path: Path, colour: tuple[int, int, int], frames: int = 6) -> Path:
@@ -100,7 +100,7 @@ def test_probe_on_class_folders_names_the_classes(tmp_path):
     out = tmp_path / "probe"
     assert main(["probe", "--data", str(tmp_path / "data"), "--format", "folders",
                  "--output", str(out), "--config", "tiny", "--method", "knn", "probe.k=[3]",
-                 "data.num_frames=2", "data.sampling_rate=2", "--quiet"]) == 0
+                 "data.num_frames=2", "data.frame_step=2", "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["class_names"] == list(NAMES) and metrics["num_test_items"] == 3
     assert metrics["accuracy"] == pytest.approx(1.0)  # one colour per class
