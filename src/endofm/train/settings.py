@@ -21,7 +21,7 @@ LR_REFERENCE_BATCH = 256
 class TrainSettings:
     """The shared keys of a ``train`` section (a command's section sets its own defaults)."""
 
-    seed: int = 0
+    seed: int = 0  # the initial weights, data order, augmentations and masks
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Precision = Precision.fp32
     progress: bool = True  # progress bar / lines (``--quiet`` turns them off everywhere)
