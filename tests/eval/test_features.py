@@ -19,7 +19,7 @@ def test_embeddings_are_the_mean_over_the_hand_built_views(tmp_path, views):
     backbone = create_model("endofm_vit_tiny_patch16", **TINY).eval()
     items = [VideoItem(write_video(tmp_path / f"{k}.mp4", moving_frames(30 + 9 * k, seed=k),
                                    fps=30), label=k) for k in range(2)]
-    cfg = VideoClipsConfig(num_frames=4, sampling_rate=2, crop_size=32, test_short_side=40,
+    cfg = VideoClipsConfig(num_frames=4, frame_step=2, crop_size=32, test_short_side=40,
                            **views)
     feats = embed_videos(backbone, items, cfg, torch.device("cpu"), "fp32")
     with torch.no_grad():

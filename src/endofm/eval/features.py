@@ -61,8 +61,8 @@ class TestViews:
         cfg = self.cfg
         if cfg.test_protocol == TestProtocol.release:
             return release_test_clip(source.num_frames, source.fps, cfg.num_frames,
-                                     cfg.sampling_rate, cfg.target_fps)[None]
-        return eval_clips(source.num_frames, source.fps, cfg.num_frames, cfg.sampling_rate,
+                                     cfg.frame_step, cfg.target_fps)[None]
+        return eval_clips(source.num_frames, source.fps, cfg.num_frames, cfg.frame_step,
                           cfg.test_clips, cfg.target_fps)
 
 
