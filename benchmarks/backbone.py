@@ -3,7 +3,7 @@ with SDPA attention (endofm) beside the explicit q kᵀ → softmax → v form o
 released code's), plus the achieved GFLOP/s against a measured GEMM rate.
 
     python benchmarks/backbone.py [--device auto] [--frames 8 16] [--repeats 3] [--quick]
-        [--precisions fp32 bf16] [--compile]
+        [--precisions fp32 bf16] [--compile] [--ratio-only]
 
 FLOPs are counted with ``torch.utils.flop_counter`` on a meta-device copy (2 FLOP per
 multiply-add; 392 GFLOP for one 8x224x224 clip). Peak memory is the allocator's high-water
@@ -17,7 +17,10 @@ replayed as bare ``F.linear`` calls in the same run): the bound a forward made o
 GEMMs would reach. Forwards and GEMM replays are timed alternately (at least 3 pairs) and the
 median per-pair ratio is printed, so that a shared host's drifting speed cancels out.
 ``--compile`` adds forwards compiled as ``endofm extract --compile`` compiles them
-(:func:`endofm.runner.compile.maybe_compile`: inductor with freezing) to that table.
+(:func:`endofm.runner.compile.maybe_compile`: inductor with freezing) to that table. In
+bf16 on a CPU the table also has ``eager-cast``: the eager forward of a bf16 copy of the model
+(:class:`endofm.inference.precision.CastInference`), beside
+``eager``, autocast re-casting the fp32 weights at every call.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import endofm
+from endofm.inference.precision import CastInference, casts_weights
 from endofm.runner.compile import maybe_compile
 from endofm.utils.device import autocast, resolve_device
 
@@ -214,6 +218,8 @@ def parse_args() -> argparse.Namespace:
                    help="bf16 is emulated (very slow) on CPUs without AVX512-BF16/AMX")
     p.add_argument("--compile", action="store_true",
                    help="also time torch.compile'd forwards against their GEMMs")
+    p.add_argument("--ratio-only", action="store_true",
+                   help="only the forward / GEMM table (no SDPA-vs-explicit timings)")
     return p.parse_args()
 
 
@@ -223,6 +229,8 @@ def gemm_ratio_rows(model: nn.Module, x: torch.Tensor, precision: str,
     gemms = gemm_replay(model, x, precision)
     clip = f"{x.shape[2]:>3}x{x.shape[3]}x{x.shape[4]}"
     forwards = {"eager": model}
+    if casts_weights(x.device, precision):
+        forwards["eager-cast"] = CastInference(model)
     if args.compile:
         forwards["compiled"] = maybe_compile(model, True, x.device, precision)
     rows = []
@@ -233,7 +241,7 @@ def gemm_ratio_rows(model: nn.Module, x: torch.Tensor, precision: str,
 
         fwd, gemm, ratio = interleaved_ratio(forward, gemms, x.device, args.warmup + 1,
                                              max(args.repeats, 3))
-        rows.append(f"{clip} {precision:>5} {name:>9} {fwd * 1e3:>9.0f} {gemm * 1e3:>9.0f} "
+        rows.append(f"{clip} {precision:>5} {name:>10} {fwd * 1e3:>9.0f} {gemm * 1e3:>9.0f} "
                     f"{ratio:>6.2f}")
     return rows
 
@@ -262,6 +270,9 @@ def main() -> None:
         flops = args.batch * flops_per_clip[frames]
         x = torch.randn(args.batch, 3, frames, args.img_size, args.img_size, device=device)
         for precision in args.precisions:
+            if args.ratio_only:
+                ratios += gemm_ratio_rows(model, x, precision, args)
+                continue
             for explicit in (False, True):
                 model.set_explicit_attention(explicit)
                 seconds, peak = measure(model, x, precision, args.warmup, args.repeats)
@@ -272,8 +283,8 @@ def main() -> None:
                       f"{'n/a' if peak is None else f'{peak:.0f}':>9}")
                 if not explicit:
                     ratios += gemm_ratio_rows(model, x, precision, args)
-    print(f"\n{'clip':>10} {'prec':>5} {'forward':>9} {'ms':>9} {'GEMMs ms':>9} "
-          f"{'ratio':>6}\n" + "-" * 53)
+    print(f"\n{'clip':>10} {'prec':>5} {'forward':>10} {'ms':>9} {'GEMMs ms':>9} "
+          f"{'ratio':>6}\n" + "-" * 54)
     print("\n".join(ratios))
     print("GFLOP per forward: " + ", ".join(f"{t}x{args.img_size} {f / 1e9:.1f}"
                                              for t, f in flops_per_clip.items()))
