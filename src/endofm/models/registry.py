@@ -73,6 +73,19 @@ def create_model(name: str = "endofm_vit_base_patch16", pretrained: str | Path |
     release builds its model before loading weights), so what a seeded run draws next, e.g. a
     task head's init, does not depend on whether weights were loaded; ``False`` skips that draw
     (:func:`model_from_state`: a faster start, for inference).
+
+    Args:
+        name: a registered config (:func:`list_models`).
+        pretrained: weights to load: a file or folder of any supported layout, or an
+            ``hf-hub:OWNER/NAME`` name; ``None``: a random initialisation.
+        random_init: initialise randomly before loading ``pretrained`` (see above).
+        **overrides: architecture settings (``img_size``, ``num_frames``, ``depth``,
+            ``embed_dim``, ``num_heads``, ``drop_path_rate``, ``attention_type``,
+            ``grad_checkpointing``); any other name is an error.
+
+    Returns:
+        The backbone: ``model(clips)`` maps ``[B, 3, T, H, W]`` clips to normalised CLS
+        embeddings ``[B, D]``; ``forward_features`` gives the tokens ``[B, 1 + N*T, D]``.
     """
     cfg = model_config(name, **overrides)
     if pretrained is None:
