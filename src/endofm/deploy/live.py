@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from endofm.deploy.live_phase import phase_task_model
 from endofm.deploy.live_source import LiveSource, SourceFrame
 from endofm.deploy.live_tasks import Decision, LiveTask, live_task
 from endofm.deploy.model import task_class_names
@@ -199,7 +200,8 @@ class LiveRun:
                 prepared = self.task.prepare(frame.image)
                 window = buffer.add(frame, prepared)
                 self.report.frames += 1
-                if frame.index % self.decide_every == 0 and self.mailbox.put(window):
+                offered = frame.index % self.decide_every == 0 and self.task.wants(frame.index)
+                if offered and self.mailbox.put(window):
                     self.report.dropped += 1
                 if self.overlay is not None:
                     self._draw(prepared)
@@ -253,6 +255,9 @@ def load_live_model(checkpoint: str | Path, runtime: str = "torch", device: str 
         return task_model, list(meta["class_names"])
     if runtime != "torch":
         raise ValueError(f"runtime must be torch or onnx, got {runtime!r}")
+    phase = phase_task_model(checkpoint)
+    if phase is not None:
+        return phase, list(phase.settings["phases"])
     task_model = load_task_model(checkpoint)
     return task_model, task_class_names(task_model)
 

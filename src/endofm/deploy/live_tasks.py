@@ -45,6 +45,10 @@ class LiveTask(ABC):
     target: int
     short_side: int | None = None  # frames are downscaled to this short side while decoding
 
+    def wants(self, index: int) -> bool:
+        """Whether source frame ``index`` gets a decision (default: every frame offered)."""
+        return True
+
     @abstractmethod
     def prepare(self, image: np.ndarray) -> Tensor:
         """A decoded RGB frame ``uint8 [H, W, 3]`` → ``uint8 [3, h, w]`` as windows hold it."""

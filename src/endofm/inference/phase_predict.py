@@ -67,12 +67,14 @@ class PhaseStream:
     ...     shown = stream.step(feature)    # PhaseStep(phase="CalotTriangleDissection", …)
 
     ``encoder`` (:class:`~endofm.inference.encoder.VideoEncoder`) makes the features with the
-    settings the model was trained on (``rate`` windows per second). Only the last
+    settings the model was trained on (``rate`` windows per second; ``precision``: the
+    encoder's, default the training's). Only the last
     :func:`receptive_rows` features are kept, so memory does not grow with the procedure.
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "auto",
-                 model: PhaseTCN | None = None, meta: dict[str, Any] | None = None) -> None:
+                 model: PhaseTCN | None = None, meta: dict[str, Any] | None = None,
+                 precision: str | None = None) -> None:
         if model is None:
             model, meta = load_phase_model(checkpoint)
         if not model.causal:
@@ -80,7 +82,7 @@ class PhaseStream:
                              "future windows; train with model.causal=true for online use")
         self.device = resolve_device(device)
         self.model, self.meta = model.eval().to(self.device), meta
-        self.checkpoint = Path(checkpoint)
+        self.checkpoint, self.precision = Path(checkpoint), precision
         self.phases: list[str] = list(meta["phases"])
         self.rate = float(meta["features"]["rate"])
         self.keep = receptive_rows(model)
@@ -93,6 +95,8 @@ class PhaseStream:
         if self._encoder is None:
             cfg = saved_phase_config(self.meta)
             cfg.train.device = str(self.device)
+            if self.precision is not None:
+                cfg.train.precision = self.precision
             self._encoder = phase_encoder(cfg, saved_backbone(self.checkpoint, self.meta))
         return self._encoder
 

@@ -126,15 +126,10 @@ class PhaseTask(Task):
 
     # -- saving -----------------------------------------------------------------------------
     def save_model(self, model: nn.Module, out_dir: Path) -> Path:
-        model = getattr(model, "module", model)
         dataset = self._dataset
-        meta = {"kind": KIND, "format": "endofm", "in_dim": model.in_dim,
-                "num_phases": model.num_phases, "phases": list(dataset.phases),
-                "tools": list(dataset.tools) if model.tools is not None else [],
-                "model": to_dict(self.cfg.model), "features": to_dict(self.cfg.features),
-                "layout": dataset.layout, "backbone_dir": BACKBONE_DIR}
         self.save_backbone(Path(out_dir) / BACKBONE_DIR)
-        return save_state_dir(model.state_dict(), meta, out_dir)
+        return save_phase_model(getattr(model, "module", model), self.cfg, dataset.phases,
+                                dataset.tools, dataset.layout, out_dir)
 
     def save_backbone(self, target: Path) -> None:
         """The backbone stage 1 extracted with (``features.backbone.pretrained``) into the
@@ -158,6 +153,19 @@ def build_tcn(cfg: PhaseModelConfig, in_dim: int, num_phases: int, num_tools: in
     """The temporal model of ``model`` settings (see :class:`PhaseTCN`)."""
     return PhaseTCN(in_dim, num_phases, cfg.stages, cfg.layers, cfg.channels, cfg.causal,
                     cfg.dropout, num_tools)
+
+
+def save_phase_model(model: PhaseTCN, cfg: PhaseConfig, phases: Sequence[str],
+                     tools: Sequence[str], layout: str, out_dir: str | Path) -> Path:
+    """The temporal model's folder: ``model.safetensors`` and ``config.json`` (phases, tools,
+    the ``model`` and ``features`` settings, and where its backbone lies in the folder,
+    :data:`BACKBONE_DIR`, written by :meth:`PhaseTask.save_backbone`)."""
+    meta = {"kind": KIND, "format": "endofm", "in_dim": model.in_dim,
+            "num_phases": model.num_phases, "phases": list(phases),
+            "tools": list(tools) if model.tools is not None else [],
+            "model": to_dict(cfg.model), "features": to_dict(cfg.features),
+            "layout": layout, "backbone_dir": BACKBONE_DIR}
+    return save_state_dir(model.state_dict(), meta, out_dir)
 
 
 def saved_backbone(path: str | Path, meta: dict[str, Any]) -> Path:

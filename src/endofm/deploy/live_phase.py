@@ -1,0 +1,95 @@
+"""The phase task in ``endofm stream``: the causal temporal model fed one window feature per
+row, as it was trained (``features.rate`` windows per second).
+
+A phase model decides only on the windows its training extracted: window ``k`` holds the
+frames ``k·S + j·R`` (``j < T``; ``S`` the stride, ``R`` the frame step, in source frames), so
+its decision is made when frame ``k·S + (T-1)·R`` arrives. Each decision runs the backbone on
+that window (:attr:`PhaseStream.encoder`) and steps the causal model
+(:meth:`PhaseStream.step`): the phase shown is computed from windows ``0..k`` only. An offline
+model (``model.causal=false``) looks at future windows and is refused. A window dropped because
+the model was busy (counted in ``summary.json``) is a row the temporal model never sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib import colormaps
+from torch import Tensor
+
+from endofm.deploy.live_tasks import Decision, LiveTask, register_live_task, shape_frame
+from endofm.inference.phase_predict import PhaseStream
+from endofm.inference.task_models import TaskModel
+from endofm.models.checkpoint import CONFIG_NAME, read_state_meta
+from endofm.tasks.phase.task import KIND, load_phase_model
+
+
+class PhaseLive(LiveTask):
+    """Live phase decisions of a causal phase model (module docstring)."""
+
+    name = "phase"
+
+    def __init__(self, stream: PhaseStream, fps: float) -> None:
+        self.stream = stream
+        encoder = stream.encoder
+        self.encoder, self.size = encoder, encoder.frame_size
+        self.short_side = self.size.short_side or self.size.size
+        self.num_frames = encoder.spec.num_frames
+        self.frame_step, self.stride = encoder.spec.resolve(fps)
+        self.target = self.num_frames - 1
+        self.colours = colormaps["tab10" if len(stream.phases) <= 10 else "tab20"]
+
+    def wants(self, index: int) -> bool:
+        """Whether frame ``index`` completes one of the training's windows."""
+        first = index - (self.num_frames - 1) * self.frame_step
+        return first >= 0 and first % self.stride == 0
+
+    def prepare(self, image: np.ndarray) -> Tensor:
+        return shape_frame(image, self.size)
+
+    def decide(self, window: Tensor) -> Decision:
+        """The window's feature → one more row of the causal model: the phase shown now, the
+        probability of every phase (and of every tool when the model has the tool head)."""
+        feature = self.encoder.runner.forward(self.encoder, window[None])[0]
+        shown = self.stream.step(feature)
+        prediction: dict[str, Any] = {
+            "phase": shown.phase,
+            "probabilities": {p: round(float(v), 6)
+                              for p, v in zip(self.stream.phases, shown.probs, strict=True)}}
+        if shown.tools is not None:
+            prediction["tools"] = {t: round(float(v), 6) for t, v in
+                                   zip(self.stream.meta["tools"], shown.tools, strict=True)}
+        return Decision(prediction, shown.index)
+
+    def draw(self, frame: np.ndarray, decision: Decision) -> np.ndarray:
+        """A bar along the top in the phase's colour (the timeline's colours)."""
+        out = frame.copy()
+        colour = self.colours(decision.overlay % self.colours.N)[:3]
+        out[:max(2, frame.shape[0] // 20)] = [round(255 * c) for c in colour]
+        return out
+
+
+def phase_task_model(path: str | Path) -> TaskModel | None:
+    """The saved phase model of ``path`` as a :class:`TaskModel` (``settings``: its
+    ``config.json``), or ``None`` when ``path`` holds no phase model."""
+    path = Path(path)
+    if not (path / CONFIG_NAME).is_file() or read_state_meta(path).get("kind") != KIND:
+        return None
+    model, meta = load_phase_model(path)
+    features = meta["features"]
+    return TaskModel("phase", model, int(features["num_frames"]), int(features["size"]), meta,
+                     path)
+
+
+def build_phase_live(task_model: TaskModel, fps: float, class_names: Sequence[str],
+                     device: str = "auto", precision: str = "auto", **_: Any) -> PhaseLive:
+    """The live task of a phase :class:`TaskModel` (an offline model is refused)."""
+    stream = PhaseStream(task_model.path, device, task_model.model, task_model.settings,
+                         precision)
+    return PhaseLive(stream, fps)
+
+
+register_live_task("phase", build_phase_live)
