@@ -80,7 +80,8 @@ def detector_at(task_dirs, tmp_path_factory):
 def kept(run: dict, out: Path, threshold: float) -> tuple[int, int]:
     """(detections the run counted, boxes in detections.json scoring >= threshold)."""
     boxes = json.loads((out / "a" / "detections.json").read_text())["annotations"]
-    return run["videos"][0]["detections"], sum(b["score"] >= threshold for b in boxes)
+    (record,) = run["videos"].values()
+    return record["detections"], sum(b["score"] >= threshold for b in boxes)
 
 
 def test_detection_uses_the_models_operating_threshold(detector_at, videos, tmp_path):

@@ -309,7 +309,8 @@ class DetectionPredictor(Predictor):
             check_threshold(threshold)
         super().__init__(task_model, *args, **kwargs)
         chosen = getattr(task_model.model, "operating_threshold", None)
-        self.threshold = threshold if threshold is not None else (chosen or 0.5)
+        self.threshold = (threshold if threshold is not None
+                          else chosen if chosen is not None else 0.5)
 
     def window_spec(self) -> WindowSpec:
         step = self.frame_step if self.frame_step is not None else self.task_model.frame_stride
