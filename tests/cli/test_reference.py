@@ -50,6 +50,14 @@ def test_every_config_key_is_in_the_reference_with_its_default(config_page: str,
 
 
 @pytest.mark.parametrize("command", list(config_schemas()))
+def test_every_config_key_has_a_meaning(config_page: str, command: str):
+    rows = command_rows(config_page, command)
+    assert rows
+    blank = sorted(key for key, row in rows.items() if not row["meaning"].strip())
+    assert not blank, f"keys of `endofm {command}` without a comment in their schema: {blank}"
+
+
+@pytest.mark.parametrize("command", list(config_schemas()))
 def test_a_value_below_a_documented_minimum_is_rejected(config_page: str, command: str):
     """Each ``≥ N`` / ``> N`` the reference shows is what the schema's checks enforce: a value
     below it is refused with an error naming the key and that same bound."""

@@ -41,19 +41,28 @@ class TestProtocol(StrEnum):
 class VideoClipsConfig:
     """Labelled video clips: frames per clip, sampling rate, crops (train and test)."""
 
-    num_frames: int = 8
-    frame_step: int = 32
+    num_frames: int = 8  # frames per clip the model sees
+    frame_step: int = 32  # frames between a clip's frames, counted at target_fps
+    # frame rate frame_step counts at; a video at another rate is sampled so that a clip spans
+    # num_frames x frame_step / target_fps seconds
     target_fps: float = 30.0
+    # [lo, hi]: training clips' short side is resized to a random size in it (px)
     train_short_side: list[int] = field(default_factory=lambda: [256, 320])
-    crop_size: int = 224
+    crop_size: int = 224  # side of the square crop fed to the model (px)
+    # short side test clips are resized to before their crops (px; centred)
     test_short_side: int = 256
     test_clips: int = 1  # temporal clips per video at test time (averaged)
     test_crops: int = 1  # spatial crops per clip at test time (averaged)
+    # how test views are taken: centred (test_clips x test_crops spread views) or release (the
+    # release's one clip from frame 0, left/top crop); see TestProtocol
     test_protocol: TestProtocol = TestProtocol.centred
     clips_per_video: int = 1  # random training clips drawn from each video per epoch
-    flip: bool = True
+    flip: bool = True  # random horizontal flip (p = 0.5) of training clips
+    # per-channel (RGB) mean subtracted after scaling pixels to [0, 1]
     mean: list[float] = field(default_factory=lambda: list(KINETICS_MEAN))
+    # per-channel (RGB) standard deviation divided by after subtracting mean
     std: list[float] = field(default_factory=lambda: list(KINETICS_STD))
+    # frame rate of videos given as folders of frames (files carry their own)
     folder_fps: float = 30.0
 
     def __post_init__(self) -> None:

@@ -38,29 +38,40 @@ from endofm.utils.checks import (
 class PretrainViewsConfig:
     """Settings of the view recipe; defaults are the release's."""
 
-    num_frames: int = 8
-    frame_step: int = 32
+    num_frames: int = 8  # with frame_step and target_fps, the window the views are drawn from
+    frame_step: int = 32  # with num_frames: window = num_frames x frame_step frames at target_fps
+    # frame rate frame_step counts at; a video at another rate is sampled so that the window spans
+    # num_frames x frame_step / target_fps seconds
     target_fps: float = 30.0
-    min_window_frames: int = 16
-    global_size: int = 224
+    min_window_frames: int = 16  # the shortest window (in the video's frames) accepted
+    global_size: int = 224  # side of each global view's square crop (px)
+    # frames of the 2 global views (spread evenly over the window)
     global_frames: list[int] = field(default_factory=lambda: [8, 16])
+    # window frames global view 1 stops before the end and global view 2 starts after the start
     global_offset: int = 5
+    # [lo, hi] fraction of the frame's area a global view's random crop covers
     global_scale: list[float] = field(default_factory=lambda: [0.4, 1.0])
-    local_size: int = 96
+    local_size: int = 96  # side of each local view's square crop (px)
+    # frames of each local view (one entry per local view)
     local_frames: list[int] = field(default_factory=lambda: [2, 2, 4, 4, 8, 8, 16, 16])
-    local_window_divisor: int = 8
+    local_window_divisor: int = 8  # a local view spans window length // this, at a random start
+    # [lo, hi] fraction of the frame's area a local view's random crop covers
     local_scale: list[float] = field(default_factory=lambda: [0.05, 0.4])
+    # [lo, hi] aspect ratio (width / height) of the random crops
     crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
-    interpolation: TF.Interpolation = TF.Interpolation.bicubic
-    flip_p: float = 0.5
-    jitter_p: float = 0.8
-    brightness: float = 0.4
-    contrast: float = 0.4
-    saturation: float = 0.2
-    hue: float = 0.0
-    grayscale_p: float = 0.2
+    interpolation: TF.Interpolation = TF.Interpolation.bicubic  # resampling of the crops' resizes
+    flip_p: float = 0.5  # probability a view is flipped horizontally
+    jitter_p: float = 0.8  # probability a view gets colour jitter
+    brightness: float = 0.4  # colour jitter's brightness strength (factor in [1 - b, 1 + b])
+    contrast: float = 0.4  # colour jitter's contrast strength (factor in [1 - c, 1 + c])
+    saturation: float = 0.2  # colour jitter's saturation strength (factor in [1 - s, 1 + s])
+    hue: float = 0.0  # colour jitter's hue shift (in [-h, h])
+    grayscale_p: float = 0.2  # probability a view is turned to grayscale
+    # per-channel (RGB) mean subtracted after scaling pixels to [0, 1]
     mean: list[float] = field(default_factory=lambda: list(TF.IMAGENET_MEAN))
+    # per-channel (RGB) standard deviation divided by after subtracting mean
     std: list[float] = field(default_factory=lambda: list(TF.IMAGENET_STD))
+    # frames are decoded at this short side (px) before cropping; null: full size
     decode_short_side: int | None = 256
 
     def __post_init__(self) -> None:

@@ -43,17 +43,19 @@ class ProbeModelConfig:
     checkpoint)."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    init_seed: int = 0
+    init_seed: int = 0  # seed of the random initialisation when no --checkpoint is given
 
 
 @dataclass
 class ProbeSettings:
+    # neighbour counts of the k-NN classifiers (one result per k)
     k: list[int] = field(default_factory=lambda: [10, 20])
     temperature: float = 0.07  # k-NN vote weight exp(similarity / temperature)
+    # inverse L2 strengths the logistic-regression probe cross-validates among
     Cs: list[float] = field(default_factory=lambda: list(DEFAULT_CS))
-    folds: int = 5
-    seed: int = 0
-    positive_class: int = 1
+    folds: int = 5  # stratified cross-validation folds that choose C
+    seed: int = 0  # seed of the cross-validation folds and the logistic regression
+    positive_class: int = 1  # binary data: the class F1/precision/recall/AUROC refer to
 
     def __post_init__(self) -> None:
         if not self.k or min(self.k) < 1:
@@ -71,8 +73,8 @@ class ProbeConfig:
     model: ProbeModelConfig = field(default_factory=ProbeModelConfig)
     data: VideoClipsConfig = field(default_factory=VideoClipsConfig)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
-    device: str = "auto"
-    precision: Precision = Precision.fp32
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Precision = Precision.fp32  # precision of the feature-extraction forward passes
 
     def __post_init__(self) -> None:
         self.model.backbone.bind(self.data.crop_size, self.data.num_frames,

@@ -24,15 +24,17 @@ class BackboneConfig:
     ``None``: from the checkpoint, else the named config (``attention_type`` too);
     ``img_size``/``num_frames`` ``None``: from the command's data settings."""
 
-    name: str = "endofm_vit_base_patch16"
+    name: str = "endofm_vit_base_patch16"  # registered backbone config (endofm.list_models())
+    # checkpoint to start from (a file endofm.create_model reads); null: random init
     pretrained: str | None = None
-    img_size: int | None = None
-    num_frames: int | None = None
-    embed_dim: int | None = None
-    depth: int | None = None
-    num_heads: int | None = None
+    img_size: int | None = None  # input side (px); null: the command's crop size
+    num_frames: int | None = None  # input frames; null: the command's data.num_frames
+    embed_dim: int | None = None  # token width; null: the checkpoint's, else the named config's
+    depth: int | None = None  # transformer blocks; null: the checkpoint's, else the named config's
+    num_heads: int | None = None  # attention heads; null: the checkpoint's, else the named config's
+    # space-time attention layout; null: the checkpoint's, else the named config's
     attention_type: AttentionType | None = None
-    drop_path_rate: float = 0.1
+    drop_path_rate: float = 0.1  # stochastic depth: the largest drop-path rate (last block; 0: off)
     grad_checkpointing: bool = False  # recompute each block in the backward pass
 
     def bind(self, img_size: int, num_frames: int, source: str) -> None:

@@ -69,11 +69,11 @@ class SSLModelConfig:
 
 @dataclass
 class HeadConfig:
-    out_dim: int = 65536
-    hidden_dim: int = 2048
-    bottleneck_dim: int = 256
-    num_layers: int = 3
-    norm_last_layer: bool = True
+    out_dim: int = 65536  # prototypes: the head's output dimension K the DINO loss compares
+    hidden_dim: int = 2048  # width of the head's hidden MLP layers
+    bottleneck_dim: int = 256  # width of the L2-normalised bottleneck before the last layer
+    num_layers: int = 3  # linear layers of the MLP (the last one into the bottleneck)
+    norm_last_layer: bool = True  # freeze the last (weight-normalised) layer's norm at 1
 
     def __post_init__(self) -> None:
         require_at_least(self, "head", 1, "out_dim", "hidden_dim", "bottleneck_dim", "num_layers")
@@ -81,20 +81,24 @@ class HeadConfig:
 
 @dataclass
 class SSLLossConfig:
-    teacher_temp: float = 0.04
-    warmup_teacher_temp: float = 0.04
-    warmup_teacher_temp_epochs: int = 0
-    student_temp: float = 0.1
-    center_momentum: float = 0.9
+    teacher_temp: float = 0.04  # teacher softmax temperature after its warm-up
+    warmup_teacher_temp: float = 0.04  # teacher temperature at step 0 (linear to teacher_temp)
+    warmup_teacher_temp_epochs: int = 0  # epochs of the teacher temperature warm-up
+    student_temp: float = 0.1  # student softmax temperature
+    center_momentum: float = 0.9  # EMA momentum of the teacher's running centre (centering=running)
+    # release: mean over all view pairs; sum: L_cv + L_dm (the paper's formula)
     combine: LossCombine = LossCombine.release
     # Beyond the release (EndoFM-LV / DINOv2; docs/successor.md):
-    centering: Centering = Centering.running
-    sk_iterations: int = 3
+    centering: Centering = Centering.running  # teacher centring: running (EMA) or sinkhorn_knopp
+    sk_iterations: int = 3  # Sinkhorn-Knopp iterations (centering=sinkhorn_knopp)
+    # cross: pair the 2 global views with each other; same: each with itself
     global_pairing: GlobalPairing = GlobalPairing.cross
     ibot_weight: float = 0.0  # masked-patch loss; 0: off
     ibot_separate_head: bool = False  # False: the DINO head is shared by CLS and patch tokens
+    # [lo, hi] fraction of a masked crop's patches masked (drawn per crop)
     ibot_mask_ratio: list[float] = field(default_factory=lambda: [0.1, 0.5])
     ibot_mask_probability: float = 0.5  # fraction of global crops that are masked
+    # tube: the same patches masked in every frame; frame: per frame
     ibot_mask_mode: MaskMode = MaskMode.tube
     ibot_mask_input: bool = True  # False: the student sees the whole clip (EndoFM-LV's code)
     koleo_weight: float = 0.0  # KoLeo on the student's global-view CLS features; 0: off
@@ -113,12 +117,12 @@ class SSLLossConfig:
 class SSLOptimConfig:
     lr: float = 5e-4  # per 256 clips: × global batch / 256 (scale_lr_with_batch)
     scale_lr_with_batch: bool = True  # lr × global batch / 256, as the release
-    min_lr: float = 1e-6
-    warmup_epochs: float = 10
-    weight_decay: float = 0.04
-    weight_decay_end: float = 0.4
-    momentum_teacher: float = 0.996
-    clip_grad: float = 3.0
+    min_lr: float = 1e-6  # lr at the end of the cosine schedule
+    warmup_epochs: float = 10  # epochs of linear lr warm-up (fractions allowed)
+    weight_decay: float = 0.04  # weight decay at step 0 (cosine to weight_decay_end)
+    weight_decay_end: float = 0.4  # weight decay at the last step
+    momentum_teacher: float = 0.996  # teacher EMA momentum at step 0 (cosine to 1 at the last step)
+    clip_grad: float = 3.0  # gradient norm clipping threshold (clip_mode; 0: off)
     clip_mode: ClipMode = ClipMode["global"]  # per_param: the release's clip_gradients
     decay_embeddings: bool = False  # True: the release decays pos/time tables and CLS token
     freeze_last_layer: int = 1  # epochs
@@ -131,8 +135,12 @@ class SSLOptimConfig:
 
 @dataclass
 class SSLDataConfig:
+    # a video that fails to decode: skip it (counted and reported) or stop
     on_error: OnError = OnError.skip
+    # frame rate of videos given as folders of frames (files carry their own)
     folder_fps: float = 30.0
+    # {source: weight}: sources drawn in proportion to their weight (1.0 unlisted), however many
+    # clips each has; {}: uniform over clips
     source_weights: dict[str, float] = field(default_factory=dict)
     # decode every video once at the start and keep its frames in memory (small datasets:
     # frames x H x W x 3 bytes at views.decode_short_side, reported at the start)
@@ -166,7 +174,7 @@ class PretrainTrainConfig(TrainSettings):
     num_workers: int = 4
     save_every_steps: int = 0  # 0: only at epoch ends
     save_every_epochs: int = 1  # the epoch-end checkpoint every N epochs (and at the last)
-    keep_last: int = 3
+    keep_last: int = 3  # step checkpoints kept (the newest N; at least 1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -178,11 +186,11 @@ class PretrainTrainConfig(TrainSettings):
 class MonitorConfig:
     """Optional k-NN probe on a labelled PolypDiag-layout folder every ``every_epochs``."""
 
-    data: str | None = None
-    every_epochs: int = 1
-    k: int = 5
-    num_frames: int = 8
-    frame_step: int = 32
+    data: str | None = None  # labelled PolypDiag-layout folder of the k-NN probe; null: no probe
+    every_epochs: int = 1  # run the probe every N epochs
+    k: int = 5  # neighbours the k-NN classifier votes with
+    num_frames: int = 8  # frames per clip of the probe's features
+    frame_step: int = 32  # frames between the probe clips' frames
 
     def __post_init__(self) -> None:
         require_at_least(self, "monitor", 1, "every_epochs", "k", "num_frames", "frame_step")

@@ -36,6 +36,7 @@ class CollapseWarning(UserWarning):
 
 @dataclass
 class CollapseConfig:
+    # collapse: teacher targets' entropy / ln K above this (1: uniform)
     max_entropy_ratio: float = 0.95
     min_embedding_std: float = 0.1  # × 1/sqrt(D): the spread of the normalised embeddings
     patience: int = 20  # consecutive log steps before the warning

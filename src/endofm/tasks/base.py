@@ -38,14 +38,14 @@ T = TypeVar("T")
 class OptimConfig:
     """Optimiser and per-iteration schedule (linear warm-up, then cosine to ``min_lr``)."""
 
-    name: OptimizerName = OptimizerName.sgd
-    lr: float = 1e-3
+    name: OptimizerName = OptimizerName.sgd  # optimiser: sgd or adamw
+    lr: float = 1e-3  # peak learning rate (per 256 clips when scale_lr_with_batch)
     scale_lr_with_batch: bool = True  # lr × global batch / 256, as the release
-    momentum: float = 0.9
-    weight_decay: float = 0.0
+    momentum: float = 0.9  # SGD momentum (sgd only)
+    weight_decay: float = 0.0  # weight decay
     backbone_lr_mult: float = 1.0  # lr multiplier for parameters under ``backbone.``
-    warmup_epochs: float = 0.0
-    min_lr: float = 0.0
+    warmup_epochs: float = 0.0  # epochs of linear lr warm-up (fractions allowed)
+    min_lr: float = 0.0  # lr at the end of the cosine schedule
     clip_grad: float = 0.0  # 0 = no clipping
     clip_mode: ClipMode = ClipMode["global"]  # global norm | per_param (each tensor)
     decay_embeddings: bool = False  # True: decay the positional tables and CLS token too
@@ -99,7 +99,9 @@ class ProtocolConfig:
     The test split is evaluated once, at the end, with the kept weights.
     """
 
+    # which epoch's weights are kept: val, fixed (last) or test (the release's)
     selection: Selection = Selection.val
+    # fraction of the training items carved out for validation (selection=val)
     val_fraction: float = 0.2
     val_seed: int = 0  # seeds the validation carve-out and (own data) the test carve-out
     # own data without a test split of its own: this fraction of the videos is carved out

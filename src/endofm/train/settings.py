@@ -23,9 +23,9 @@ class TrainSettings:
 
     seed: int = 0  # the initial weights, data order, augmentations and masks
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Precision = Precision.fp32
+    precision: Precision = Precision.fp32  # fp32, or mixed precision (autocast) in fp16 or bf16
     progress: bool = True  # progress bar / lines (``--quiet`` turns them off everywhere)
-    epochs: int = 20
+    epochs: int = 20  # passes over the training data
     batch_size: int = 4  # per process
     num_workers: int = 0  # data-loader worker processes (0: load in the training process)
     log_every: int = 10  # optimiser steps between JSONL log rows

@@ -38,9 +38,10 @@ class ClassificationDataConfig(VideoClipsConfig):
 
     format: str = "auto"  # auto | polypdiag | manifest | folders (endofm.data.formats)
     classes_file: str | None = None  # class order (and names) for manifest/folders data
-    vflip: bool = False
-    rot90: bool = False
-    jitter_p: float = 0.0
+    vflip: bool = False  # random vertical flip (p = 0.5) of training clips
+    rot90: bool = False  # random quarter turn (0-3 × 90°) of training clips
+    jitter_p: float = 0.0  # probability a training clip gets colour jitter
+    # colour jitter strengths: brightness, contrast, saturation, hue (one draw per clip)
     jitter: list[float] = field(default_factory=lambda: [0.4, 0.4, 0.2, 0.05])
 
     def __post_init__(self) -> None:

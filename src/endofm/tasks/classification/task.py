@@ -59,7 +59,7 @@ class ClassificationModelConfig:
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     num_classes: int | None = None  # None: sized from the data (PolypDiag: 2)
-    head_dropout: float = 0.0
+    head_dropout: float = 0.0  # dropout on the backbone's features before the linear head
     # binary data: the class F1/precision/recall/AUROC refer to (PolypDiag: 1 = abnormal)
     positive_class: int = 1
 
@@ -92,7 +92,9 @@ class ClassificationRecipeConfig:
     starting point a selection candidate (epoch 0), so the kept model is never worse on the
     carve-out than the probe it started from."""
 
+    # none; loss: inverse-frequency weighted cross-entropy; sample: classes drawn equally
     balance: Balance = Balance.none
+    # fit the head as a linear probe on frozen features before fine-tuning (LP-FT)
     lp_warm_start: bool = False
     # the validation score that selects the kept epoch (and drives early stopping): f1, or
     # neg_log_loss (the carve-out's mean cross-entropy, negated), which moves smoothly where a

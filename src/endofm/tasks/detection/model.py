@@ -42,13 +42,13 @@ class DetectionModelConfig:
     engine's ``train.freeze_backbone`` / ``optim.backbone_lr_mult``."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    head: DetectionHead = DetectionHead.fcos
+    head: DetectionHead = DetectionHead.fcos  # torchvision detector: fcos, retinanet or faster_rcnn
     num_classes: int | None = None  # None: from the data (KUMC: 2; COCO: its categories)
-    pyramid_channels: int = 256
-    min_size: int = 600
-    max_size: int = 640
-    score_thresh: float = 0.05
-    detections_per_img: int = 100
+    pyramid_channels: int = 256  # channels of each feature-pyramid level
+    min_size: int = 600  # frames are resized so their short side is this (px)
+    max_size: int = 640  # long side cap (px): a frame is shrunk further if min_size would exceed it
+    score_thresh: float = 0.05  # detections scoring below this are dropped
+    detections_per_img: int = 100  # most detections kept per frame
 
     def __post_init__(self) -> None:
         if self.num_classes is not None:

@@ -35,9 +35,9 @@ KIND = "detector"
 class DetectionDataConfig:
     """Clip length/stride around the target frame and training flips."""
 
-    num_frames: int = 3
-    frame_step: int = 1
-    flip: bool = True
+    num_frames: int = 3  # frames per clip around the annotated frame
+    frame_step: int = 1  # frames between a clip's frames
+    flip: bool = True  # random horizontal flip (p = 0.5) of training clips and their boxes
     format: str = "auto"  # auto | kumc | coco (your own COCO / COCO-VID files)
     image_root: str | None = None  # coco: where file_name resolves (default: beside the file)
     # coco: images without annotations are negatives, or (skip) only neighbours of annotated
@@ -59,9 +59,10 @@ class DetectionEvalConfig:
     under ``at_release_threshold``, at ``score_threshold`` (the release's 0.5).
     """
 
-    score_threshold: float = 0.5
+    score_threshold: float = 0.5  # score threshold of the F1s when no operating threshold is kept
+    # pick and keep the threshold maximising f1_center on the validation part
     choose_threshold: bool = True
-    batch_size: int = 4
+    batch_size: int = 4  # clips per evaluation forward pass
 
     def __post_init__(self) -> None:
         require_in_range(self, "eval", 0, 1, "score_threshold")

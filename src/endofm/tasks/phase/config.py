@@ -27,12 +27,12 @@ class WindowFinetuneConfig:
     trained on random windows of the training videos, labelled with the phase at their
     centre."""
 
-    epochs: int = 3
+    epochs: int = 3  # epochs of window fine-tuning
     windows_per_video: int = 32  # random windows drawn per training video per epoch
-    batch_size: int = 8
+    batch_size: int = 8  # windows per optimiser step
     lr: float = 1e-4  # AdamW
-    backbone_lr_mult: float = 1.0
-    weight_decay: float = 0.05
+    backbone_lr_mult: float = 1.0  # lr multiplier for the backbone's parameters
+    weight_decay: float = 0.05  # AdamW weight decay
 
     def __post_init__(self) -> None:
         require_at_least(self, "features.window", 1, "epochs", "windows_per_video",
@@ -48,14 +48,16 @@ class PhaseFeaturesConfig:
     ``endofm finetune phase`` to ``RUN/features``)."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    # frozen backbone, or finetuned first as a window classifier (features.window)
     source: FeatureSource = FeatureSource.frozen
-    rate: float = 1.0
-    num_frames: int = 8
+    rate: float = 1.0  # windows (feature rows) per second of video
+    num_frames: int = 8  # frames per window
+    # between a window's frames: frames, or seconds as "0.125s"; null: the window spans one row
     frame_step: str | None = None
-    size: int = 224
-    batch_size: int = 8
-    num_workers: int = 0
-    dir: str | None = None
+    size: int = 224  # side (px) of the frames the backbone sees
+    batch_size: int = 8  # windows per forward pass during extraction
+    num_workers: int = 0  # decoding worker processes during extraction (0: in the main process)
+    dir: str | None = None  # feature cache folder (endofm finetune phase sets RUN/features)
     window: WindowFinetuneConfig = field(default_factory=WindowFinetuneConfig)
 
     def __post_init__(self) -> None:
@@ -85,6 +87,7 @@ class Validation(StrEnum):
 class PhaseDataConfig:
     layout: str = "auto"  # auto | cholec80 | autolaparo | segments
     phases: list[str] = field(default_factory=list)  # default: the layout's own names
+    # standard: the dataset's own validation videos; carve: the engine's seeded carve-out
     validation: Validation = Validation.standard
 
 
@@ -92,10 +95,10 @@ class PhaseDataConfig:
 class PhaseModelConfig:
     """The multi-stage TCN (:class:`endofm.tasks.phase.model.PhaseTCN`)."""
 
-    stages: int = 4
-    layers: int = 10
-    channels: int = 64
-    dropout: float = 0.5
+    stages: int = 4  # TCN stages (each after the first refines the previous one's softmax)
+    layers: int = 10  # dilated residual layers per stage (dilation 1, 2, 4, ...)
+    channels: int = 64  # width of each stage's convolutions
+    dropout: float = 0.5  # dropout in each residual layer
     causal: bool = False  # True: no future rows (online)
     tools: bool = True  # a tool-presence head when the training videos have tool annotations
 
@@ -117,6 +120,7 @@ class PhaseLossConfig:
 
 @dataclass
 class PhaseEvalConfig:
+    # relaxed-boundary metrics: official (the script's indexing) or corrected
     relaxed: RelaxedMode = RelaxedMode.official
 
 

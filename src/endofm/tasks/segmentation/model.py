@@ -219,15 +219,20 @@ class SegmentationModelConfig:
     ``data.num_frames``).
     """
 
+    # hybrid: TransUNet-style CNN stem (the release); vit: plain ViT tokens
     variant: SegmenterVariant = SegmenterVariant.hybrid
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     num_classes: int | None = None  # None: sized from the data (CVC: 2)
-    stem_width: int = 64
+    stem_width: int = 64  # hybrid: channels of the CNN stem's root conv
+    # hybrid: bottleneck blocks in each of the stem's 3 stages
     stem_layers: list[int] = field(default_factory=lambda: [3, 4, 9])
+    # hybrid: output channels of the stem's 3 stages
     stem_channels: list[int] = field(default_factory=lambda: [256, 512, 1024])
-    gn_groups: int = 32
-    decoder_hidden: int = 512
+    gn_groups: int = 32  # hybrid: GroupNorm groups in the stem
+    decoder_hidden: int = 512  # hybrid: channels of the decoder's first 3x3 conv
+    # channels of each x2-upsampling decoder stage
     decoder_channels: list[int] = field(default_factory=lambda: [256, 128, 64, 16])
+    # vit: backbone blocks (0-based) whose patch tokens are fused
     vit_layers: list[int] = field(default_factory=lambda: [3, 5, 7, 11])
     time_embed: bool = True  # false: no temporal table added (the release's hybrid segmenter)
 

@@ -71,14 +71,17 @@ class SegmentationDataConfig:
     image_root: str | None = None  # coco: where file_name resolves (default: beside the file)
     unannotated: str = "negative"  # coco: frames without annotations: background, or skip
     video_of: str = "auto"  # coco: auto (video_id if present) | video_id | prefix | none
+    # CVC split: files, release (leaky) or leakfree (see above)
     protocol: CvcProtocol = CvcProtocol.files
+    # folder of train.txt/test.txt (protocol files); null: the data root
     split_dir: str | None = None
-    img_size: int = 224
-    num_frames: int = 8
-    train_stride: int = 4
-    eval_stride: int = 4
+    img_size: int = 224  # side (px) of the square frames and masks the model sees
+    num_frames: int = 8  # frames per window
+    train_stride: int = 4  # frames between the starts of consecutive training windows
+    eval_stride: int = 4  # frames between the starts of consecutive evaluation windows
+    # training frames are resized to img_size + this, then cropped to img_size (px)
     crop_margin: int = 32
-    rotation: float = 5.0
+    rotation: float = 5.0  # training random rotation within ± this (degrees)
     # frames: windows of num_frames frames (train_stride / eval_stride apart), predictions
     # stitched; whole_sequence: each sequence is one input, T = its length (6-25 frames in
     # CVC-12k), train.batch_size 1 (the release)
@@ -96,8 +99,9 @@ class SegmentationDataConfig:
 
 @dataclass
 class SegmentationLossConfig:
-    ce_weight: float = 0.5
-    dice_weight: float = 0.5
+    ce_weight: float = 0.5  # weight of the cross-entropy term
+    dice_weight: float = 0.5  # weight of the soft Dice term
+    # soft Dice denominator: sum (Σp + Σg) or squares (Σp² + Σg², the release)
     dice_denominator: DiceDenominator = DiceDenominator.sum
 
     def __post_init__(self) -> None:
