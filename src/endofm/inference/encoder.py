@@ -82,9 +82,25 @@ class BackboneWindows(Windowed):
 
 
 class VideoEncoder(BackboneWindows):
-    """Sliding-window embeddings of whole videos (:class:`BackboneWindows`'s options, and
-    ``features``: ``cls`` ``[D]``, ``mean_patch`` ``[D]`` or ``patch_grid`` ``[D, h, w]`` per
-    window)."""
+    """Sliding-window embeddings of whole videos, streamed (decoding overlapped with the
+    model): window ``k`` covers frames ``k*stride + j*frame_step``, ``j < num_frames``.
+
+    Args:
+        model: a backbone, or a checkpoint: any layout ``create_model`` reads, a fine-tuned
+            task directory (its backbone), or an ``hf-hub:`` name.
+        num_frames: frames per window ``T``; ``None``: the model's.
+        frame_step: the step between a window's frames: frames (``4``) or seconds
+            (``"0.5s"``); ``None``: the release's rate.
+        stride: the step between windows' first frames, in the same units; ``None``:
+            adjacent windows.
+        features: what each window gives, with ``D`` the model's width: ``cls`` the
+            normalised CLS token ``[D]``; ``mean_patch`` the mean patch token ``[D]``;
+            ``patch_grid`` the patch tokens averaged over the window's frames ``[D, h, w]``
+            (``h = H / patch_size``, ``w = W / patch_size`` of the resized frames).
+        **options: :class:`BackboneWindows`'s keywords: ``size``, ``crop``, ``batch_size``,
+            ``num_workers``, ``device``, ``precision``, ``normalization``, ``compile``,
+            ``folder_fps``, ``num_heads``.
+    """
 
     def __init__(self, model: VisionTransformer | str | Path, num_frames: int | None = None,
                  frame_step: str | int | None = None, stride: str | int | None = None, *,
@@ -101,10 +117,19 @@ class VideoEncoder(BackboneWindows):
         return self.extractor(x)
 
     def encode(self, path: str | Path) -> tuple[np.ndarray, list[Window]]:
-        """Features of every window of one video: float32 ``[windows, ...]`` and the windows.
+        """Features of every window of one video.
 
         A window that cannot be decoded raises :class:`endofm.data.VideoError` naming it (the
         ``extract`` command keeps the readable windows instead).
+
+        Args:
+            path: a video file or a folder of frames (played at ``folder_fps``).
+
+        Returns:
+            ``(features, windows)``: float32 ``[windows, D]`` (``cls``, ``mean_patch``) or
+            ``[windows, D, h, w]`` (``patch_grid``), row ``k`` the features of
+            ``windows[k]``, a :class:`endofm.runner.Window` (its frame indices ``[T]``, its
+            time span, whether it was clamped at the video's end).
         """
         job = self.job(path)
         feats, windows = [], []

@@ -389,11 +389,21 @@ def collect(predictor: Predictor, path: str | Path):
 def predict_video(task_model: TaskModel | str | Path, path: str | Path, **options: object):
     """Predictions of a fine-tuned model over a whole video, without writing files.
 
-    ``options`` go to the task's predictor (``frame_step``, ``stride``, ``batch_size``,
-    ``num_workers``, ``device``, ``precision``, ``folder_fps``, ``compile``; ``size`` and
-    ``smooth`` for classification, ``threshold`` for classification and detection). Returns a
-    :class:`ClassificationPrediction`, :class:`SegmentationPrediction` or
-    :class:`DetectionPrediction`.
+    Args:
+        task_model: a model from :func:`endofm.load_task_model`, or a checkpoint it reads.
+        path: a video file or a folder of frames.
+        **options: the task's predictor settings: ``frame_step``, ``stride``, ``batch_size``,
+            ``num_workers``, ``device``, ``precision``, ``folder_fps``, ``compile``; ``size``
+            and ``smooth`` for classification, ``threshold`` for classification and
+            detection. One the task has no use for is a ``ValueError`` saying why.
+
+    Returns:
+        By the model's task: a :class:`ClassificationPrediction` (``probs`` ``[windows, C]``,
+        ``smoothed`` ``[windows]``, the video's ``score`` and call); a
+        :class:`SegmentationPrediction` (``frames`` ``[F]``, ``masks`` uint8 ``[F, H, W]``
+        in the video's pixels, ``area`` ``[F]``); or a :class:`DetectionPrediction` (one
+        :class:`FrameBoxes` per window's target frame: ``boxes`` ``[n, 4]`` xyxy in the
+        video's pixels, ``scores`` ``[n]``, ``labels`` ``[n]``).
     """
     predictor = make_predictor(task_model, **options)
     source, windows, outputs = collect(predictor, path)

@@ -56,8 +56,24 @@ def infer_task(path: str | Path) -> str:
 
 def load_task_model(path: str | Path, task: str | None = None,
                     num_heads: int | None = None) -> TaskModel:
-    """Load a fine-tuned model (a folder, a released file, or an ``hf-hub:`` name); ``task``,
-    when given, must match what the checkpoint holds."""
+    """Load a fine-tuned model (a folder, a released file, or an ``hf-hub:`` name).
+
+    Args:
+        path: a directory written by ``endofm finetune`` (``model.safetensors`` +
+            ``config.json``, whose ``kind`` names the task), the released ``polypdiag.pth``
+            (a classifier), or an ``hf-hub:OWNER/NAME`` name of either.
+        task: ``classification``, ``segmentation`` or ``detection``; when given, it must
+            match what the checkpoint holds (else a ``ValueError``); ``None``: what it holds.
+        num_heads: the backbone's head count, for a released file of a width no named config
+            has (released files do not store it); ``None``: from the file or its width.
+
+    Returns:
+        A :class:`TaskModel` (eval mode, CPU) with what inference needs to feed it. Its
+        ``model`` maps clips ``[B, 3, T, H, W]`` (``T = num_frames``, ``H = W = img_size``)
+        to: classification, logits ``[B, C]``; segmentation, logits ``[B, C, T, H, W]``;
+        detection (a list of ``B`` clips ``[3, T, H, W]``), one dict per clip with ``boxes``
+        ``[n, 4]`` (xyxy), ``scores`` ``[n]`` and ``labels`` ``[n]``.
+    """
     from endofm.config import load_config
     from endofm.models.hub import resolve_weights
     from endofm.tasks import TASKS
