@@ -140,3 +140,26 @@ def test_a_video_whose_run_recorded_an_error_is_extracted_again(tiny_backbone_di
     assert np.load(out / "cut.npy").shape == (8, 96)
     assert [r for r in read_index(out) if r["video"] == "cut.mkv"][-1]["window"] == "7"
     assert (out / "a.npy").stat().st_mtime_ns == finished
+
+
+def test_run_json_records_the_weights_sha256_and_changed_weights_are_refused(
+        tiny_backbone_dir, videos, tmp_path, capsys):
+    import hashlib
+    import shutil
+
+    ckpt = Path(shutil.copytree(tiny_backbone_dir, tmp_path / "ckpt"))
+    weights = ckpt / "model.safetensors"
+    out = tmp_path / "out"
+    assert main(extract_args(ckpt, [videos / "a.mp4"], out)) == 0
+    (recorded,) = json.loads((out / "run.json").read_text())["weights"]
+    assert recorded["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert recorded["size"] == weights.stat().st_size
+    capsys.readouterr()
+    assert main(extract_args(ckpt, [videos / "a.mp4"], out)) == 0  # same weights: a re-run
+    assert "0 videos processed, 1 already done" in capsys.readouterr().out
+    blob = bytearray(weights.read_bytes())
+    blob[-1] ^= 1  # the last byte of the last tensor: still a readable file, other weights
+    weights.write_bytes(bytes(blob))
+    assert main(extract_args(ckpt, [videos / "a.mp4"], out)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"other weights ({ckpt.resolve()}: sha256" in err[0]

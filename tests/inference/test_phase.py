@@ -3,6 +3,7 @@ procedures, resume, the window-classifier stage 1, and the causal step API."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -81,6 +82,10 @@ def test_predict_online_and_offline(run: Path, data: Path, tmp_path: Path) -> No
         assert "video04/report.html" in (out / "index.html").read_text()
         durations = (out / "video04" / "durations.csv").read_text().splitlines()
         assert durations[0] == "phase,predicted_s,annotated_s"
+        weights = json.loads((out / "run.json").read_text())["weights"]
+        read = [run / "best" / "model.safetensors", run / "best/backbone/model.safetensors"]
+        assert [w["sha256"] for w in weights] == [
+            hashlib.sha256(p.read_bytes()).hexdigest() for p in read]
     # a causal model shows live exactly what it computes offline
     online = [r.split(",")[-8] for r in (tmp_path / "online/video04/phases.csv")
               .read_text().splitlines()[1:]]

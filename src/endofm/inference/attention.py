@@ -141,7 +141,7 @@ def run_attention(model: AttentionMaps, sources: Sequence[str | Path], output: s
                   checkpoint: str, progress_enabled: bool = True) -> dict:
     """Attention maps for every video of ``sources`` into ``output``; returns ``run.json``."""
     folder = RunFolder(output, "attention", {"checkpoint": checkpoint, **model.settings()},
-                       model.runner.runtime())
+                       model.runner.runtime(), weights=[checkpoint])
     skipped: list[dict] = []
     inputs: list[VideoInput] = collect_inputs(sources, skipped)
     folder.check()

@@ -155,7 +155,7 @@ class Extraction:
         self.checkpoint, self.dtype, self.progress = checkpoint, dtype, progress
         self.folder = RunFolder(self.output, "extract",
                                 {"checkpoint": checkpoint, **encoder.settings(), "dtype": dtype},
-                                encoder.runner.runtime())
+                                encoder.runner.runtime(), weights=[checkpoint])
 
     def npy_path(self, v: VideoInput) -> Path:
         return self.output / f"{v.stem}.npy"

@@ -22,6 +22,7 @@ from endofm.data.phase import PhaseVideo, read_phase_dataset, split_videos
 from endofm.inference.encoder import VideoEncoder
 from endofm.inference.extract import Extraction, VideoInput
 from endofm.models import VisionTransformer, create_backbone, save_pretrained
+from endofm.models.hub import is_hub_name
 from endofm.tasks.engine import fit, fit_seeds
 from endofm.tasks.phase.config import FeatureSource, PhaseConfig
 from endofm.tasks.phase.data import load_items
@@ -71,8 +72,9 @@ def feature_backbone(cfg: PhaseConfig, root: Path, output: Path,
         window_cfg = window_config(cfg)
         fit(PhaseWindowTask(window_cfg), root, output / WINDOW, pretrained, restart)
         return output / WINDOW / "best", str((output / WINDOW / "best").resolve())
-    if pretrained:
-        return Path(pretrained), str(Path(pretrained).resolve())
+    if pretrained:  # a hub name stays a name (its run.json fingerprints the cached file)
+        label = str(pretrained) if is_hub_name(pretrained) else str(Path(pretrained).resolve())
+        return Path(pretrained), label
     seed_everything(cfg.train.seed)
     saved = output / BACKBONE
     if not (saved / "model.safetensors").is_file():

@@ -5,7 +5,8 @@ Per video, ``DIR/<video>/`` gets ``phases.csv`` (a row per window, ``features.ra
 second: its start time, the probability of every phase, the decided phase, tool
 probabilities), ``ribbon.png`` (the predicted phases as a coloured timeline, the true ones
 under them when annotations are given), ``durations.csv`` (seconds per phase) and
-``report.html``; ``DIR/index.html`` links every video and ``DIR/run.json`` records the run.
+``report.html``; ``DIR/index.html`` links every video and ``DIR/run.json`` records the run
+(with the path, size and SHA-256 of the temporal model's and the backbone's weights).
 
 ``--online`` runs the causal model as if live (:class:`PhaseStream`): row ``k`` is what it
 would have shown once window ``k`` had been seen, at ``shown_at_s`` (the window's end).
@@ -34,6 +35,7 @@ from endofm.data.phase.labels import segments  # noqa: E402
 from endofm.inference.extract import collect_inputs  # noqa: E402
 from endofm.inference.phase import phase_encoder, saved_phase_config  # noqa: E402
 from endofm.inference.report import write_index, write_report  # noqa: E402
+from endofm.inference.run_folder import weights_record  # noqa: E402
 from endofm.tasks.phase.model import PhaseTCN  # noqa: E402
 from endofm.tasks.phase.task import load_phase_model, saved_backbone  # noqa: E402
 from endofm.utils.device import resolve_device  # noqa: E402
@@ -182,7 +184,9 @@ class PhasePredictRun:
         self.truth: PhaseDataset | None = (
             read_phase_dataset(annotations, need_videos=False, phases=tuple(self.phases))
             if annotations else None)
-        self.encoder = phase_encoder(self.cfg, saved_backbone(checkpoint, self.meta))
+        backbone = saved_backbone(checkpoint, self.meta)
+        self.encoder = phase_encoder(self.cfg, backbone)
+        self.weights = weights_record([self.checkpoint, backbone])  # temporal model, backbone
 
     def true_labels(self, name: str, count: int) -> np.ndarray | None:
         """The annotated phase at each row's start (``[count]``), when annotations are given
@@ -254,7 +258,8 @@ class PhasePredictRun:
                     ["video", "duration", "phases (in order)",
                      *(["accuracy vs annotation"] if self.truth is not None else [])])
         run = {"endofm_version": __version__, "checkpoint": str(self.checkpoint),
-               "online": self.online, "videos": [r["video"] for r in rows], "errors": errors}
+               "weights": self.weights, "online": self.online,
+               "videos": [r["video"] for r in rows], "errors": errors}
         atomic_write_json(run, self.output / "run.json")
         return run
 

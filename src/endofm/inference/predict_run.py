@@ -257,7 +257,7 @@ def run_predict(predictor: Predictor, sources: Sequence[str | Path], output: str
     task = predictor.task_model.task
     folder = RunFolder(output, f"predict {task}", {"checkpoint": checkpoint,
                                                    **predictor.settings()},
-                       predictor.runner.runtime())
+                       predictor.runner.runtime(), weights=[checkpoint])
     skipped: list[dict] = []
     inputs = collect_inputs(sources, skipped)
     folder.check()

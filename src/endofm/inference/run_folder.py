@@ -6,21 +6,27 @@ re-run), the runtime settings (recorded only: device, batch size, workers, compi
 the run is through, its videos and errors. ``DIR/.records/<video>.json`` is written when a
 video is through: a re-run into the same folder with the same settings skips the videos
 recorded without an error and runs again those whose record holds one; a re-run with other
-settings, or by another command, is refused in one line naming what differs.
+settings, or by another command, is refused in one line naming what differs. ``weights``
+records the path, size and SHA-256 of every weights file the run read: a re-run whose
+weights changed since (same path, other bytes) is refused in one line naming the checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from endofm import __version__
+from endofm.models.hub import weights_fingerprint
 from endofm.utils.io import atomic_write_json
 
 RECORDS = ".records"
 RUN_FILE = "run.json"
+
+log = logging.getLogger(__name__)
 
 
 def plain(value: Any) -> Any:
@@ -28,14 +34,35 @@ def plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def weights_record(weights: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """``{"path", "size", "sha256"}`` (and ``"name"`` for an ``hf-hub:`` name) of each of
+    ``weights`` (a model folder: its ``model.safetensors``), as training run records keep it."""
+    return [weights_fingerprint(w) for w in weights]
+
+
+def changed_weights(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]
+                    ) -> str | None:
+    """The first of ``new`` whose bytes differ from ``old``'s record, in words; None if none."""
+    if len(old) != len(new):
+        return f"{len(old)} weights file(s) -> {len(new)}"
+    for before, now in zip(old, new, strict=True):
+        if before.get("sha256") != now["sha256"]:
+            return (f"{now.get('name', now['path'])}: sha256 {str(before.get('sha256'))[:12]}… "
+                    f"-> {now['sha256'][:12]}…")
+    return None
+
+
 class RunFolder:
     """``output`` written by ``command`` (``"extract"``, ``"predict detection"``, …) with
-    ``settings`` (what changes the outputs) and ``runtime`` (what does not)."""
+    ``settings`` (what changes the outputs), ``runtime`` (what does not) and ``weights`` (the
+    weights files or model folders the run reads, fingerprinted now)."""
 
     def __init__(self, output: str | Path, command: str, settings: Mapping[str, Any],
-                 runtime: Mapping[str, Any] | None = None) -> None:
+                 runtime: Mapping[str, Any] | None = None,
+                 weights: Sequence[str | Path] = ()) -> None:
         self.output, self.command = Path(output), command
         self.settings, self.runtime = plain(dict(settings)), plain(dict(runtime or {}))
+        self.weights = weights_record(weights)
 
     @property
     def run_file(self) -> Path:
@@ -58,6 +85,18 @@ class RunFolder:
                              for k in changed)
             raise ValueError(f"{self.output} holds outputs made with other settings ({diff}); "
                              "use another --output or the same settings")
+        self.check_weights(before)
+
+    def check_weights(self, before: Mapping[str, Any]) -> None:
+        """Refuse a folder made with weights whose bytes have changed since."""
+        if "weights" not in before:
+            log.warning("%s: its %s records no weights' SHA-256 (an older endofm wrote it); "
+                        "the weights are not compared", self.output, RUN_FILE)
+            return
+        changed = changed_weights(before["weights"], self.weights)
+        if changed:
+            raise ValueError(f"{self.output} holds outputs made with other weights ({changed}); "
+                             "use another --output or the weights it was made with")
 
     def record_path(self, stem: str) -> Path:
         return self.output / RECORDS / f"{stem}.json"
@@ -75,9 +114,10 @@ class RunFolder:
         return record is not None and record.get("error") is None
 
     def write_run(self, checkpoint: str, finished: bool, **content: Any) -> Path:
-        """``run.json``: version, command, checkpoint, settings, runtime, then ``content``
-        (videos, errors, skipped, …)."""
+        """``run.json``: version, command, checkpoint, weights, settings, runtime, then
+        ``content`` (videos, errors, skipped, …)."""
         return atomic_write_json(plain({"endofm_version": __version__, "command": self.command,
-                                        "checkpoint": checkpoint, "settings": self.settings,
+                                        "checkpoint": checkpoint, "weights": self.weights,
+                                        "settings": self.settings,
                                         "runtime": self.runtime, "finished": finished,
                                         **content}), self.run_file)
