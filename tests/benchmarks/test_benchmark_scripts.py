@@ -153,3 +153,34 @@ def test_ssl_probe_supervised_reference_learns_a_visible_label(tmp_path):
 
     root = _bright_dark_task(tmp_path / "task", per_class=4)
     assert supervised_accuracy(root, tmp_path / "run", 0, "cpu", epochs=4) == 1.0
+
+
+DEPLOY_TINY = dict(img_size=32, embed_dim=96, depth=2, num_heads=4)
+
+
+def test_deploy_latency_rows_time_eager_compiled_and_onnx_runtime(tmp_path):
+    from deploy import latency_rows
+
+    rows = latency_rows("tiny", tmp_path, warmup=1, repeats=1, **DEPLOY_TINY)
+    assert [r[1] for r in rows] == ["PyTorch eager", "PyTorch compiled", "ONNX Runtime (CPU)"]
+    assert all(r[0] == "tiny" and float(r[2]) > 0 and float(r[3]) > 0 for r in rows)
+
+
+def test_deploy_stream_row_reports_decisions_and_latency_percentiles(tmp_path):
+    from deploy import stream_report, stream_row
+
+    report = stream_report("tiny", tmp_path, seconds=1.6, **DEPLOY_TINY)
+    assert report.realtime and report.fps == 25 and report.frames == 40
+    assert report.decisions > 0 and report.decisions_per_s > 0
+    row = stream_row("tiny", report)
+    assert row[:3] == ("tiny", "25", "40")
+    assert all(float(cell) > 0 for cell in row[6:9])
+
+
+def test_gpu_table_deploy_rows_run():
+    from gpu_table import eager_latency_row, onnx_latency_row, sizes
+
+    s = sizes(dry_run=True)
+    assert eager_latency_row(torch.device("cpu"), s)[3].endswith("windows/s")
+    row = onnx_latency_row("tensorrt", s)
+    assert row[1] == "fp16" and (row[2] == "not installed" or row[2].endswith("ms/window"))
