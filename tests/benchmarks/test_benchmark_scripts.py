@@ -173,7 +173,9 @@ def test_deploy_stream_row_reports_decisions_and_latency_percentiles(tmp_path):
     assert report.realtime and report.fps == 25 and report.frames == 40
     assert report.decisions > 0 and report.decisions_per_s > 0
     row = stream_row("tiny", report)
-    assert row[:3] == ("tiny", "25", "40")
+    assert row[:6] == ("tiny", "25", "40", str(report.decisions), str(report.dropped),
+                       f"{report.decisions_per_s:.2f}")
+    assert row[6] == f"{report.latency_ms['p50']:.1f}"
     assert all(float(cell) > 0 for cell in row[6:9])
 
 
