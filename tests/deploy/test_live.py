@@ -102,6 +102,20 @@ def test_a_slow_model_drops_frames_and_latency_stays_bounded(model_dirs, video, 
     assert report.latency_ms["p99"] < 600
 
 
+def test_an_unpaced_file_waits_for_a_slow_model_and_drops_nothing(model_dirs, video, tmp_path):
+    run = live(model_dirs["classification"], video, tmp_path / "unpaced", realtime=False)
+    decide = run.task.decide
+
+    def slow(window):
+        time.sleep(0.05)
+        return decide(window)
+
+    run.task.decide = slow
+    report = run.run()
+    assert report.dropped == 0 and report.decisions == report.frames == 40
+    assert [r["newest_frame"] for r in lines(tmp_path / "unpaced")] == list(range(40))
+
+
 def test_realtime_follows_the_frame_rate_unpaced_runs_ahead(model_dirs, make_frames, tmp_path):
     path = write_video(tmp_path / "slow.mp4", make_frames(30), fps=10)  # 3 s of video
     paced = live(model_dirs["classification"], path, tmp_path / "paced", realtime=True).run()

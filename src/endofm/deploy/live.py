@@ -57,19 +57,23 @@ class PendingWindow:
 
 class Mailbox:
     """One slot: ``put`` replaces what is waiting (and says so), ``take`` waits for the next
-    item, ``None`` once closed and empty."""
+    item, ``None`` once closed and empty. ``lossless``: ``put`` waits for the slot to be free
+    instead (nothing is replaced), for a file read as fast as possible."""
 
-    def __init__(self) -> None:
+    def __init__(self, lossless: bool = False) -> None:
         self._item: PendingWindow | None = None
         self._closed = False
+        self._lossless = lossless
         self._ready = threading.Condition()
 
     def put(self, item: PendingWindow) -> bool:
         """Leave ``item``; ``True`` if it replaced one the model had not taken."""
         with self._ready:
+            while self._lossless and self._item is not None and not self._closed:
+                self._ready.wait()
             replaced = self._item is not None
             self._item = item
-            self._ready.notify()
+            self._ready.notify_all()
             return replaced
 
     def take(self) -> PendingWindow | None:
@@ -77,6 +81,7 @@ class Mailbox:
             while self._item is None and not self._closed:
                 self._ready.wait()
             item, self._item = self._item, None
+            self._ready.notify_all()
             return item
 
     def close(self) -> None:
@@ -155,7 +160,8 @@ class LiveRun:
         self.task, self.source, self.output = task, source, Path(output)
         self.stop = stop or threading.Event()
         self.decide_every = decide_every
-        self.mailbox = Mailbox()
+        # a file read unpaced waits for the model: no frame is due, so none is dropped
+        self.mailbox = Mailbox(lossless=not source.realtime and not source.live)
         self.report = LiveReport(source.source, task.name, runtime, source.realtime,
                                  source.fps)
         self.latencies: list[float] = []
