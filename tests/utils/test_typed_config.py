@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import endofm.config
 from endofm.config import (
     ConfigError,
     from_dict,
@@ -185,7 +186,9 @@ def test_run_config_records_the_git_commit_and_stays_loadable(tmp_path):
     cfg = load_config(PretrainConfig, recipe_path("pretrain", "tiny"))
     path = save_run_config(cfg, tmp_path)
     last = path.read_text().splitlines()[-1]
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+    # the commit of the tree the package is imported from (none for an installed wheel)
+    source = Path(endofm.config.__file__).parent
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source,
                           capture_output=True, text=True).stdout.strip()
     assert last == f"# git commit: {head or 'unknown'}"
     assert load_config(PretrainConfig, path) == cfg
