@@ -386,7 +386,9 @@ def collect(predictor: Predictor, path: str | Path):
     return job.source, windows, outputs
 
 
-def predict_video(task_model: TaskModel | str | Path, path: str | Path, **options: object):
+def predict_video(
+    task_model: TaskModel | str | Path, path: str | Path, **options: object
+) -> ClassificationPrediction | SegmentationPrediction | DetectionPrediction:
     """Predictions of a fine-tuned model over a whole video, without writing files.
 
     Args:
@@ -398,12 +400,13 @@ def predict_video(task_model: TaskModel | str | Path, path: str | Path, **option
             detection. One the task has no use for is a ``ValueError`` saying why.
 
     Returns:
-        By the model's task: a :class:`ClassificationPrediction` (``probs`` ``[windows, C]``,
-        ``smoothed`` ``[windows]``, the video's ``score`` and call); a
-        :class:`SegmentationPrediction` (``frames`` ``[F]``, ``masks`` uint8 ``[F, H, W]``
-        in the video's pixels, ``area`` ``[F]``); or a :class:`DetectionPrediction` (one
-        :class:`FrameBoxes` per window's target frame: ``boxes`` ``[n, 4]`` xyxy in the
-        video's pixels, ``scores`` ``[n]``, ``labels`` ``[n]``).
+        The prediction for the model's task, a :class:`ClassificationPrediction`
+            (``probs`` ``[windows, C]``, ``smoothed`` ``[windows]``, the video's ``score``
+            and call); a
+            :class:`SegmentationPrediction` (``frames`` ``[F]``, ``masks`` uint8 ``[F, H, W]``
+            in the video's pixels, ``area`` ``[F]``); or a :class:`DetectionPrediction` (one
+            :class:`FrameBoxes` per window's target frame: ``boxes`` ``[n, 4]`` xyxy in the
+            video's pixels, ``scores`` ``[n]``, ``labels`` ``[n]``).
     """
     predictor = make_predictor(task_model, **options)
     source, windows, outputs = collect(predictor, path)
