@@ -23,13 +23,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from endofm.inference.encoder import BackboneWindows
-from endofm.inference.extract import FeatureWriter, VideoInput, collect_inputs, window_error
-from endofm.inference.pages import OverlayVideo, finished, open_jobs, report_settings, write_run
+from endofm.inference.extract import FeatureWriter, window_error
+from endofm.inference.pages import OverlayVideo, report_settings, run_videos
 from endofm.inference.report import TopFrames, write_report
 from endofm.inference.run_folder import RunFolder
 from endofm.runner import VideoJob, WindowOutput
 from endofm.utils.io import atomic_write
-from endofm.utils.progress import progress
 
 matplotlib.use("Agg")
 from matplotlib import colormaps  # noqa: E402
@@ -142,27 +141,6 @@ def run_attention(model: AttentionMaps, sources: Sequence[str | Path], output: s
     """Attention maps for every video of ``sources`` into ``output``; returns ``run.json``."""
     folder = RunFolder(output, "attention", {"checkpoint": checkpoint, **model.settings()},
                        model.runner.runtime(), weights=[checkpoint])
-    skipped: list[dict] = []
-    inputs: list[VideoInput] = collect_inputs(sources, skipped)
-    folder.check()
-    todo = [v for v in inputs if not finished(folder, v)]
-    bar = progress(total=len(inputs), desc="videos", unit="video",
-                   initial=len(inputs) - len(todo), enabled=progress_enabled)
-    opened = open_jobs(model, folder, todo)
-    bar.update(len(todo) - len(opened))
-    current: AttentionVideo | None = None
-    for out in model.run([job for _, job in opened]):
-        v, job = opened[out.job]
-        if current is None or current.job is not job:
-            current = AttentionVideo(model, folder.output / v.stem, job, checkpoint)
-        current.add(out)
-        if out.last:
-            row = current.finish() | {"report": f"{v.stem}/report.html"}
-            folder.save_record(v.stem, {"video": v.key, "row": row,
-                                        "error": current.errors[0] if current.errors else None,
-                                        "failed_windows": len(current.errors),
-                                        "resolved": model.resolved(job)})
-            bar.set_postfix(video=v.key)
-            bar.update()
-    bar.close()
-    return write_run(folder, inputs, checkpoint, skipped, "endofm attention")
+    return run_videos(model, folder, sources,
+                      lambda path, job: AttentionVideo(model, path, job, checkpoint),
+                      checkpoint, "endofm attention", progress_enabled)

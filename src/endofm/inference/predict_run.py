@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from endofm.inference.extract import collect_inputs, window_error
-from endofm.inference.pages import OverlayVideo, finished, open_jobs, report_settings, write_run
+from endofm.inference.extract import window_error
+from endofm.inference.pages import OverlayVideo, report_settings, run_videos
 from endofm.inference.predict import ClassificationPredictor, DetectionPredictor, Predictor
 from endofm.inference.report import (
     TopFrames,
@@ -33,7 +33,6 @@ from endofm.inference.report import (
 from endofm.inference.run_folder import RunFolder
 from endofm.runner import VideoJob, WindowOutput, target_frame
 from endofm.utils.io import atomic_write_json, atomic_write_text
-from endofm.utils.progress import progress
 
 
 def frame_of(clips, i: int, t: int) -> np.ndarray:
@@ -258,27 +257,6 @@ def run_predict(predictor: Predictor, sources: Sequence[str | Path], output: str
     folder = RunFolder(output, f"predict {task}", {"checkpoint": checkpoint,
                                                    **predictor.settings()},
                        predictor.runner.runtime(), weights=[checkpoint])
-    skipped: list[dict] = []
-    inputs = collect_inputs(sources, skipped)
-    folder.check()
-    todo = [v for v in inputs if not finished(folder, v)]
-    bar = progress(total=len(inputs), desc="videos", unit="video",
-                   initial=len(inputs) - len(todo), enabled=progress_enabled)
-    opened = open_jobs(predictor, folder, todo)
-    bar.update(len(todo) - len(opened))
-    current: VideoArtifacts | None = None
-    for out in predictor.run([job for _, job in opened]):
-        v, job = opened[out.job]
-        if current is None or current.job is not job:
-            current = ARTIFACTS[task](predictor, folder.output / v.stem, job, checkpoint)
-        current.add(out)
-        if out.last:
-            row = current.finish() | {"report": f"{v.stem}/report.html"}
-            error = current.errors[0] if current.errors else None
-            folder.save_record(v.stem, {"video": v.key, "row": row, "error": error,
-                                        "failed_windows": len(current.errors),
-                                        "resolved": predictor.resolved(job)})
-            bar.set_postfix(video=v.key)
-            bar.update()
-    bar.close()
-    return write_run(folder, inputs, checkpoint, skipped, f"endofm predict {task}", task=task)
+    return run_videos(predictor, folder, sources,
+                      lambda path, job: ARTIFACTS[task](predictor, path, job, checkpoint),
+                      checkpoint, f"endofm predict {task}", progress_enabled, task=task)
