@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from endofm.data import ClipItem, read_manifest, resolve_items, scan_videos, write_manifest
+from endofm.data.formats.labelled_manifest import read_labelled_manifest
 
 
 def test_positional_csv_resolves_relative_paths(tmp_path):
@@ -40,6 +41,20 @@ def test_bad_manifests_name_file_and_line(tmp_path, text, problem):
     with pytest.raises(ValueError, match=problem) as info:
         read_manifest(tmp_path / "m.csv")
     assert "m.csv" in str(info.value)
+
+
+@pytest.mark.parametrize("reader", [read_manifest, read_labelled_manifest])
+@pytest.mark.parametrize("line, problem", [
+    ("{\"path\": \"a.mp4\", ", r"m\.jsonl:3: invalid JSON"),
+    ("[\"a.mp4\", 1]", r"m\.jsonl:3: expected a JSON object$"),
+])
+def test_bad_jsonl_lines_name_file_and_line(tmp_path, reader, line, problem):
+    """Both manifest readers (plain clip lists, labelled manifests) read JSONL the same way:
+    blank lines skipped, a line that is not an object named by ``file:line``."""
+    (tmp_path / "a.mp4").write_bytes(b"0")
+    (tmp_path / "m.jsonl").write_text(f'{{"path": "a.mp4", "label": "x"}}\n\n{line}\n')
+    with pytest.raises(ValueError, match=problem):
+        reader(tmp_path / "m.jsonl")
 
 
 def test_missing_manifest(tmp_path):

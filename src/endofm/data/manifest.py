@@ -17,7 +17,9 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from endofm.data.datasets.records import DatasetError
 from endofm.data.images import is_mask_like
 from endofm.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from endofm.utils.io import atomic_write_text
@@ -87,7 +89,10 @@ def _csv_rows(text: str) -> list[tuple[int, dict[str, str | None]]]:
     return out
 
 
-def _jsonl_rows(text: str) -> list[tuple[int, dict[str, str | None]]]:
+def jsonl_objects(path: Path, text: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(where, object)`` for every non-blank line of the JSONL ``text`` read from ``path``;
+    ``where`` is ``file:line``. A line that is not a JSON object raises :class:`DatasetError`
+    naming its ``file:line``."""
     out = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -95,10 +100,10 @@ def _jsonl_rows(text: str) -> list[tuple[int, dict[str, str | None]]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"line {n}: invalid JSON ({exc})") from exc
+            raise DatasetError(f"{path}:{n}", f"invalid JSON ({exc})") from exc
         if not isinstance(obj, dict):
-            raise ValueError(f"line {n}: expected a JSON object")
-        out.append((n, {k: (None if v is None else str(v)) for k, v in obj.items()}))
+            raise DatasetError(f"{path}:{n}", "expected a JSON object")
+        out.append((f"{path}:{n}", obj))
     return out
 
 
@@ -108,11 +113,15 @@ def read_manifest(path: str | Path) -> list[ClipItem]:
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
     text = path.read_text(encoding="utf-8")
-    try:
-        rows = _jsonl_rows(text) if path.suffix.lower() in {".jsonl", ".json"} else _csv_rows(text)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
-    items = [_parse_row(row, path.parent, f"{path}:{n}") for n, row in rows]
+    if path.suffix.lower() in {".jsonl", ".json"}:
+        rows = [(where, {k: None if v is None else str(v) for k, v in obj.items()})
+                for where, obj in jsonl_objects(path, text)]
+    else:
+        try:
+            rows = [(f"{path}:{n}", row) for n, row in _csv_rows(text)]
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+    items = [_parse_row(row, path.parent, where) for where, row in rows]
     if not items:
         raise ValueError(f"{path}: manifest has no rows")
     return items

@@ -21,6 +21,7 @@ from endofm.data.datasets.records import DatasetError, VideoItem, report
 from endofm.data.formats.classes import ClassSet, find_classes_file, read_classes_file
 from endofm.data.formats.records import LabelledData
 from endofm.data.formats.splits import plan_from_files, split_name
+from endofm.data.manifest import jsonl_objects
 
 COLUMNS = ("path", "label", "start", "end", "split")
 MANIFEST_NAMES = ("manifest.csv", "labels.csv", "manifest.jsonl", "labels.jsonl")
@@ -65,20 +66,11 @@ def manifest_rows(path: Path) -> list[tuple[str, dict[str, str]]]:
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() in (".jsonl", ".json"):
         rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}:{n}", f"invalid JSON ({exc})") from exc
-            if not isinstance(obj, dict):
-                raise DatasetError(f"{path}:{n}", "expected a JSON object")
+        for where, obj in jsonl_objects(path, text):
             label = obj.get("label", obj.get("labels"))
             if isinstance(label, list):
                 obj["label"] = "|".join(str(v) for v in label)
-            rows.append((f"{path}:{n}", {k: "" if v is None else str(v).strip()
-                                          for k, v in obj.items()}))
+            rows.append((where, {k: "" if v is None else str(v).strip() for k, v in obj.items()}))
         return rows
     lines = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text)), 1) if any(r)]
     if not lines or [h.strip().lower() for h in lines[0][1]][:1] != ["path"]:
