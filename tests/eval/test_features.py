@@ -9,7 +9,7 @@ from endofm.data import VideoError, VideoItem, clips, write_video
 from endofm.data.clips import VideoClipsConfig
 from endofm.eval.features import embed_videos
 from endofm.models import create_model
-from tests.inference.conftest import TINY, moving_frames
+from tests.tiny_inputs import TINY, moving_frames
 
 
 @pytest.mark.parametrize("views", [dict(test_clips=2, test_crops=3),

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from endofm.data import write_video
 from endofm.models import create_model, save_pretrained
-
-TINY = dict(img_size=32, num_frames=4, embed_dim=96, depth=2, num_heads=4, drop_path_rate=0.0)
-
-
-def moving_frames(n: int, height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
-    """uint8 ``[n, H, W, 3]``: a bright square moving over a noisy background, so every frame
-    differs and decoded frames can be told apart."""
-    rng = np.random.default_rng(seed)
-    frames = rng.integers(0, 60, (n, height, width, 3), dtype=np.uint8)
-    for i in range(n):
-        x = (3 * i) % (width - 12)
-        frames[i, 10:22, x:x + 12] = (230, 120 + (i * 7) % 100, 40)
-    return frames
+from tests.tiny_inputs import TINY, moving_frames
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +28,6 @@ def videos(tmp_path: Path) -> Path:
     write_video(root / "a.mp4", moving_frames(50), fps=30)
     write_video(root / "sub" / "b.mkv", moving_frames(23, seed=1), fps=10)
     return root
-
-
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,7 @@ from endofm.cli.main import main
 from endofm.data import open_video
 from endofm.inference.attention import cls_patch_attention
 from endofm.models import create_model
-
-from .conftest import TINY
+from tests.tiny_inputs import TINY
 
 
 def test_maps_sum_to_one_over_the_patches_and_match_the_attention_by_hand():

@@ -11,8 +11,7 @@ from endofm.inference import FeatureExtractor, VideoEncoder, load_backbone
 from endofm.models import create_model
 from endofm.utils import device as device_mod
 from endofm.utils.device import autocast, resolve_precision
-
-from .conftest import moving_frames
+from tests.tiny_inputs import moving_frames
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "endofm_reference_tiny"
 

@@ -11,8 +11,7 @@ import torch.multiprocessing as mp
 from endofm.cli.main import main
 from endofm.data import write_video
 from endofm.inference import VideoEncoder
-
-from .conftest import moving_frames
+from tests.tiny_inputs import moving_frames
 
 
 def extract_args(ckpt: Path, inputs: list[Path], out: Path, *extra: str) -> list[str]:

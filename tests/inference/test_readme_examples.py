@@ -19,8 +19,7 @@ import pytest
 import endofm
 from endofm.cli.main import main
 from endofm.data import write_video
-
-from .conftest import moving_frames
+from tests.tiny_inputs import moving_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -18,8 +18,7 @@ from endofm.data import open_video, write_video
 from endofm.inference import load_task_model, predict_video
 from endofm.inference.encoder import VideoEncoder
 from endofm.models import create_model
-
-from .conftest import moving_frames
+from tests.tiny_inputs import moving_frames
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "endofm_reference_tiny"
 CPU = ["--workers", "0", "--device", "cpu", "--precision", "fp32", "--quiet"]
