@@ -112,3 +112,24 @@ def test_find_record_and_conflicts(tmp_path):
     assert settings_conflicts(trained, {"data.img_size": 64, "optim.lr": 9.0}) == []
     assert settings_conflicts(trained, {"data.img_size": 224}) == [
         "data.img_size: trained with 64, given 224"]
+
+
+def test_a_record_with_the_first_mibs_sha256_resumes_and_refuses_only_other_bytes(tmp_path):
+    """Records written before the whole file's SHA-256 keep ``sha256_first_mib``: a resume
+    compares that digest (the file's first MiB), not the key's absence."""
+    blob = bytes(range(256)) * 8192 + b"tail"  # 2 MiB + 4 bytes
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(blob)
+    inputs = run_inputs(tmp_path, weights)
+    old = {**inputs, "pretrained": {"path": str(weights.resolve()), "size": len(blob),
+                                    "sha256_first_mib": hashlib.sha256(blob[:1 << 20]).hexdigest()}}
+    start_run(load_config(Schema), tmp_path / "run", old)
+    start_run(load_config(Schema), tmp_path / "run", inputs)  # same bytes: resumes
+    assert read_record(tmp_path / "run" / "config.yaml")["inputs"]["pretrained"] == \
+        inputs["pretrained"]
+    start_run(load_config(Schema), tmp_path / "other", old)
+    weights.write_bytes(b"X" + blob[1:])  # same size, other first byte
+    with pytest.raises(RunMismatchError, match=r"inputs\.pretrained\.sha256: 'other bytes "
+                                               r"\(first MiB [0-9a-f]{12}…\)'") as err:
+        start_run(load_config(Schema), tmp_path / "other", run_inputs(tmp_path, weights))
+    assert "sha256_first_mib" not in str(err.value)

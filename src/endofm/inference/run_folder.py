@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from endofm import __version__
-from endofm.models.hub import weights_fingerprint
+from endofm.models.hub import comparable_fingerprint, weights_fingerprint
 from endofm.utils.io import atomic_write_json
 
 RECORDS = ".records"
@@ -42,10 +42,12 @@ def weights_record(weights: Sequence[str | Path]) -> list[dict[str, Any]]:
 
 def changed_weights(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]
                     ) -> str | None:
-    """The first of ``new`` whose bytes differ from ``old``'s record, in words; None if none."""
+    """The first of ``new`` whose bytes differ from ``old``'s record, in words; None if none
+    (a record an older endofm wrote is compared by what it holds: its first MiB's SHA-256)."""
     if len(old) != len(new):
         return f"{len(old)} weights file(s) -> {len(new)}"
-    for before, now in zip(old, new, strict=True):
+    for recorded, now in zip(old, new, strict=True):
+        before = comparable_fingerprint(recorded, now)
         if before.get("sha256") != now["sha256"]:
             return (f"{now.get('name', now['path'])}: sha256 {str(before.get('sha256'))[:12]}… "
                     f"-> {now['sha256'][:12]}…")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 PREFIX = "hf-hub:"
 FOLDER_FILES = ("model.safetensors", "config.json")
 TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
+FIRST_MIB = 1 << 20  # what the fingerprint of records written before the whole-file SHA-256 hashed
 
 
 class HubWeightsNotFound(FileNotFoundError):
@@ -154,3 +156,29 @@ def weights_fingerprint(path: str | Path) -> dict[str, Any]:
     if is_hub_name(path):
         record["name"] = str(path)
     return record
+
+
+def first_mib_sha256(path: str | Path) -> str:
+    """The SHA-256 of the first MiB of the weights file at ``path`` (of a model folder: its
+    ``model.safetensors``), as run records written before the whole file's SHA-256 kept it."""
+    path = Path(path)
+    weights = path / FOLDER_FILES[0] if path.is_dir() else path
+    with open(weights, "rb") as f:
+        return hashlib.sha256(f.read(FIRST_MIB)).hexdigest()
+
+
+def comparable_fingerprint(before: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, Any]:
+    """``before`` (a recorded :func:`weights_fingerprint`) in the terms of ``now`` (today's).
+
+    A record an older endofm wrote holds ``sha256_first_mib`` (the first MiB's digest) instead
+    of ``sha256``: it is compared with that digest of the file ``now`` names. When they agree,
+    ``before`` takes ``now``'s ``sha256`` (nothing recorded tells the two apart); else its
+    ``sha256`` says the first MiB changed. A record holding ``sha256`` is returned as it is.
+    """
+    if "sha256" in before or "sha256_first_mib" not in before:
+        return dict(before)
+    old = {k: v for k, v in before.items() if k != "sha256_first_mib"}
+    first_mib = str(before["sha256_first_mib"])
+    same = first_mib_sha256(now["path"]) == first_mib
+    old["sha256"] = now["sha256"] if same else f"other bytes (first MiB {first_mib[:12]}…)"
+    return old

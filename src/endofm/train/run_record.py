@@ -78,13 +78,25 @@ def start_run(cfg: Any, output: str | Path, inputs: Mapping[str, Any], restart: 
     if restart:
         clear_run(output, state_files)
     elif old is not None:
-        differing = differing_keys(old, record)
+        differing = differing_keys(comparable_inputs(old, record), record)
         if differing:
             raise RunMismatchError(
                 f"{output} holds a run made with other settings ({short_list(differing)}); "
                 "use the same settings to resume it, another --output, or --restart to start "
                 "it over")
     return save_record(record, output)
+
+
+def comparable_inputs(old: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+    """``old`` with its pretrained weights' fingerprint in today's terms (an older endofm kept
+    the first MiB's SHA-256; see :func:`endofm.models.hub.comparable_fingerprint`)."""
+    from endofm.models.hub import comparable_fingerprint
+
+    before = (old.get("inputs") or {}).get("pretrained")
+    now = (record.get("inputs") or {}).get("pretrained")
+    if not before or not now:
+        return dict(old)
+    return {**old, "inputs": {**old["inputs"], "pretrained": comparable_fingerprint(before, now)}}
 
 
 def save_record(record: Mapping[str, Any], output: str | Path) -> Path:
