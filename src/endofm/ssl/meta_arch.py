@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from endofm.data.views import group_by_shape
 from endofm.models import VisionTransformer
+from endofm.models.vision_transformer import require_per_frame_tokens
 from endofm.ssl.head import DINOHead
 
 
@@ -33,6 +34,8 @@ class Encoder(nn.Module):
     def __init__(self, backbone: VisionTransformer, head: DINOHead,
                  patch_head: DINOHead | None = None) -> None:
         super().__init__()
+        if backbone.mask_token is not None or patch_head is not None:
+            require_per_frame_tokens(backbone, "masked-patch training (loss.ibot_weight > 0)")
         self.backbone, self.head = backbone, head
         self.patch_head = patch_head
 
@@ -47,7 +50,18 @@ class Encoder(nn.Module):
         tokens = self.backbone.forward_features(x, masks if mask_input else None)
         cls = tokens[:, 0]
         patch_head = self.patch_head if self.patch_head is not None else self.head
-        return MaskedOutput(self.head(cls), cls, patch_head(tokens[:, 1:][masks]))
+        return MaskedOutput(self.head(cls), cls, patch_head(self.masked_patches(tokens, masks)))
+
+    def masked_patches(self, tokens: Tensor, masks: Tensor) -> Tensor:
+        """The patch tokens ``[M, D]`` of ``tokens`` ``[N, 1 + h*w*T, D]`` at the ``M`` tokens
+        set in ``masks`` ``[N, h*w*T]``. A ``space_only`` backbone averages the frames' tokens
+        (``[N, 1 + h*w, D]``), so it has none to take: its masks must be empty (KoLeo alone
+        draws none), and the result is ``[0, D]``."""
+        if self.backbone.attention_type != "space_only":
+            return tokens[:, 1:][masks]
+        if masks.any():
+            require_per_frame_tokens(self.backbone, "a masked-patch target")
+        return tokens.new_zeros(0, tokens.shape[-1])
 
 
 def forward_views(encoder: nn.Module, views: list[Tensor]) -> list[Tensor]:
