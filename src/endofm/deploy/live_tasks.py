@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from endofm.data.transforms import center_crop, short_side_resize, to_clip
+from endofm.data.transforms import to_clip
 from endofm.inference.predict import Predictor, make_predictor
 from endofm.inference.report import draw_boxes, tint
 from endofm.inference.task_models import TaskModel
@@ -83,21 +83,10 @@ def live_task(task_model: TaskModel, fps: float, class_names: Sequence[str],
 
 def shape_frame(image: np.ndarray, size: FrameSize | NativeFrames) -> Tensor:
     """``uint8 [H, W, 3]`` → ``uint8 [3, h, w]`` as the predictor's frame maker shapes a decoded
-    clip: :class:`NativeFrames` keeps the frame; :class:`FrameSize` resizes the short side (a
-    smaller frame upscaled where allowed), then takes the centre crop or the largest centred
-    region of ``multiple``-sized sides."""
+    clip: :class:`NativeFrames` keeps the frame, :class:`FrameSize` resizes and crops it
+    (:meth:`FrameSize.shape`)."""
     clip = to_clip(image[None])
-    if isinstance(size, NativeFrames):
-        return clip[0]
-    side = size.short_side or size.size
-    if size.upscale and min(clip.shape[-2:]) != side:
-        clip = short_side_resize(clip, side)
-    if size.crop:
-        return center_crop(clip, size.size)[0]
-    h, w = clip.shape[-2:]
-    m = size.multiple
-    top, left = (h % m) // 2, (w % m) // 2
-    return clip[0, :, top:top + h - h % m, left:left + w - w % m]
+    return clip[0] if isinstance(size, NativeFrames) else size.shape(clip)[0]
 
 
 class PredictorTask(LiveTask):

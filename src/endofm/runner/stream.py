@@ -84,7 +84,7 @@ class FrameSize:
         frames = source.read([i for w in windows for i in w], short_side=self.short_side
                              or self.size)
         ends = list(accumulate(len(w) for w in windows))
-        return [self._shape(to_clip(frames[end - len(w):end]))
+        return [self.shape(to_clip(frames[end - len(w):end]))
                 for w, end in zip(windows, ends, strict=True)]
 
     def output_size(self, source: VideoSource) -> tuple[int, int]:
@@ -102,8 +102,9 @@ class FrameSize:
         return {"size": self.size, "short_side": self.short_side or self.size,
                 "crop": self.crop}
 
-    def _shape(self, clip: Tensor) -> Tensor:
-        """Resize (a smaller video is upscaled) and crop a decoded ``[T, 3, H, W]`` clip."""
+    def shape(self, clip: Tensor) -> Tensor:
+        """Resize (a smaller video is upscaled) and crop a decoded uint8 ``[T, 3, H, W]`` clip
+        (live inference shapes each frame with it as ``[1, 3, H, W]``)."""
         side = self.short_side or self.size
         if self.upscale and min(clip.shape[-2:]) != side:  # a smaller video is upscaled
             clip = short_side_resize(clip, side)
