@@ -16,7 +16,9 @@ except PackageNotFoundError:  # a source tree on the path that was never install
     __version__ = "0+unknown"
 
 _LAZY = {name: "endofm.models" for name in (
-    "create_model", "list_models", "load_checkpoint", "load_classifier", "save_pretrained")}
+    "create_model", "list_models", "load_checkpoint", "save_pretrained")}
+# The classifier lives with its task.
+_LAZY["load_classifier"] = "endofm.tasks.classification.model"
 
 # Inference (``endofm.inference``) pulls in decoding and plotting: also imported on first use.
 _LAZY |= {name: "endofm.inference" for name in ("VideoEncoder", "load_task_model",

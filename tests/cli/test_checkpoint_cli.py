@@ -32,10 +32,12 @@ def test_info_names_what_an_endofm_directory_holds(tmp_path, capsys):
     classifier = endofm.load_classifier(ASSETS / "polypdiag_tiny.pth", num_heads=4)
     classifier.save_pretrained(tmp_path / "clf")
     assert main(["info", str(tmp_path / "clf")]) == 0
-    assert "  model:       classifier, 2 classes\n" in capsys.readouterr().out
+    assert ("  model:       classifier (task classification), 2 classes\n"
+            in capsys.readouterr().out)
     assert main(["info", str(tmp_path / "clf"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert (report["kind"], report["num_classes"]) == ("classifier", 2)
+    assert (report["kind"], report["task"], report["num_classes"]) == (
+        "classifier", "classification", 2)
     assert main(["info", str(ASSETS / "endo_fm_tiny.pth")]) == 0
     assert "model:" not in capsys.readouterr().out  # a released file records no kind
 

@@ -37,3 +37,46 @@ def test_another_commands_run_is_named_not_its_first_unknown_setting(
     err = capsys.readouterr().err
     assert err.startswith(f"endofm: error: {checkpoint.parent / 'config.yaml'}: {message}"), err
     assert "not in" not in err and not (tmp_path / "ev").exists()
+
+
+def recorded_run(tmp_path, origin: dict, settings_of: str):
+    """A run folder whose record has ``settings_of``'s tiny settings and says ``origin``."""
+    folder = tmp_path / "run"
+    settings = to_dict(load_config(task_config_schema(TASKS[settings_of]),
+                                   recipe_path(settings_of, "tiny")))
+    save_settings(settings | {"origin": origin}, folder / "config.yaml")
+    (folder / "last.pth").write_bytes(b"")
+    return folder / "last.pth"
+
+
+@pytest.mark.parametrize(("origin", "message"), [
+    # the record's origin decides, even where its sections would fit the task asked for
+    ({"command": "finetune", "task": "segmentation"},
+     "this is a segmentation run, not a classification run; evaluate it with `endofm evaluate "
+     "segmentation`"),
+    ({"command": "pretrain"}, "this is a pre-training run, not a fine-tuned classification"),
+    ({"command": "finetune", "task": "phases"},
+     "a run of `endofm finetune phases`, which is no registered task's fine-tuning "
+     "(registered tasks: classification, "),
+])
+def test_the_run_is_recognised_by_the_origin_it_records(tmp_path, capsys, origin, message):
+    checkpoint = recorded_run(tmp_path, origin, "classification")
+    assert main(["evaluate", "classification", "--checkpoint", str(checkpoint), "--data",
+                 str(tmp_path), "--output", str(tmp_path / "ev")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"endofm: error: {checkpoint.parent / 'config.yaml'}: {message}"), err
+
+
+def test_another_tasks_model_folder_without_a_record_is_named(tmp_path, capsys):
+    from pathlib import Path
+
+    from endofm.tasks.classification.model import load_classifier
+
+    assets = Path(__file__).parents[1] / "assets" / "endofm_reference_tiny"
+    model = load_classifier(assets / "polypdiag_tiny.pth", num_heads=4).save_pretrained(
+        tmp_path / "clf")
+    assert main(["evaluate", "segmentation", "--checkpoint", str(model), "--data",
+                 str(tmp_path), "--output", str(tmp_path / "ev")]) == 1
+    assert capsys.readouterr().err.startswith(
+        f"endofm: error: {model}: this is a classification model, not a segmentation model; "
+        "evaluate it with `endofm evaluate classification`")

@@ -25,9 +25,9 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Untrained tiny models: a backbone and one directory per task, each written by its own
     ``save_model``/``save_pretrained``."""
     from endofm.config import load_config, recipe_path
-    from endofm.models import VideoClassifier
     from endofm.tasks import TASKS as TASK_CLASSES
     from endofm.tasks.base import task_config_schema
+    from endofm.tasks.classification.model import VideoClassifier
 
     root = tmp_path_factory.mktemp("deploy_models")
     torch.manual_seed(0)

@@ -35,9 +35,9 @@ def task_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Untrained tiny fine-tuned model directories for every task, written by each task's
     own ``save_model`` (predict only needs their format, not their accuracy)."""
     from endofm.config import load_config, recipe_path
-    from endofm.models import VideoClassifier
     from endofm.tasks import TASKS
     from endofm.tasks.base import task_config_schema
+    from endofm.tasks.classification.model import VideoClassifier
 
     root = tmp_path_factory.mktemp("task_models")
     torch.manual_seed(0)

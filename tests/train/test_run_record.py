@@ -10,9 +10,12 @@ from endofm.train.run_record import (
     find_record,
     fingerprint,
     read_record,
+    record_origin,
     run_inputs,
+    run_origin,
     settings_conflicts,
     start_run,
+    trained_settings,
 )
 
 
@@ -133,3 +136,33 @@ def test_a_record_with_the_first_mibs_sha256_resumes_and_refuses_only_other_byte
                                                r"\(first MiB [0-9a-f]{12}…\)'") as err:
         start_run(load_config(Schema), tmp_path / "other", run_inputs(tmp_path, weights))
     assert "sha256_first_mib" not in str(err.value)
+
+
+def test_a_run_records_its_command_and_task(tmp_path):
+    run = tmp_path / "run"
+    start_run(load_config(Schema), run, {}, origin=run_origin("finetune", "segmentation"))
+    assert record_origin(run / "config.yaml") == {"command": "finetune", "task": "segmentation"}
+    assert "origin" not in trained_settings(run / "config.yaml")
+    start_run(load_config(Schema), run, {}, origin=run_origin("finetune", "segmentation"))
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_folder_of_another_task_or_command_is_refused_even_with_restart(tmp_path, restart):
+    run = tmp_path / "run"
+    start_run(load_config(Schema), run, {}, origin=run_origin("finetune", "segmentation"))
+    (run / "last.pth").write_bytes(b"state")
+    for other, named in ((run_origin("finetune", "detection"), "endofm finetune detection"),
+                         (run_origin("pretrain"), "endofm pretrain")):
+        with pytest.raises(RunMismatchError, match=f"holds a run of `endofm finetune "
+                                                   f"segmentation`, not of `{named}`"):
+            start_run(load_config(Schema), run, {}, restart, ["last.pth"], origin=other)
+    assert (run / "last.pth").is_file()  # nothing deleted
+
+
+def test_a_folder_recorded_before_origins_resumes_and_gains_one(tmp_path):
+    run = tmp_path / "run"
+    start_run(load_config(Schema), run, {})  # as the previous version wrote it: no origin
+    assert record_origin(run / "config.yaml") is None
+    start_run(load_config(Schema), run, {}, origin=run_origin("finetune", "classification"))
+    assert record_origin(run / "config.yaml") == {"command": "finetune",
+                                                  "task": "classification"}

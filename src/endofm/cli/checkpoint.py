@@ -40,16 +40,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     from endofm.models import load_checkpoint
-    from endofm.models.checkpoint import read_state_meta
+    from endofm.tasks.registry import task_for_kind
 
     ckpt = load_checkpoint(args.checkpoint)
     heads, heads_source = _num_heads(ckpt.config)
-    meta = read_state_meta(ckpt.path) if ckpt.layout == "endofm_dir" else {}
+    meta = ckpt.extra.get("meta", {})  # what an endofm model folder (or file) records
+    task = task_for_kind(meta.get("kind"))
     report = {
         "path": str(ckpt.path),
         "layout": ckpt.layout,
-        "kind": meta.get("kind"),  # endofm directories: backbone, classifier, segmenter, …
+        "kind": meta.get("kind"),  # endofm models: backbone, or a registered task's kind
+        "task": task.name if task else None,
         "num_classes": meta.get("num_classes"),
+        "class_names": meta.get("class_names"),
         "config": ckpt.config,
         "num_heads_stored": "num_heads" in ckpt.config,
         "num_heads": heads,
@@ -64,8 +67,7 @@ def run_info(args: argparse.Namespace) -> int:
         return 0
     print(f"{report['path']}\n  layout:      {report['layout']}")
     if report["kind"]:
-        classes = report["num_classes"]
-        print(f"  model:       {report['kind']}" + (f", {classes} classes" if classes else ""))
+        print(f"  model:       {_model_line(report)}")
     print("  config:      " + ", ".join(f"{k}={v}" for k, v in ckpt.config.items()))
     if not report["num_heads_stored"]:
         print(f"  num_heads:   not stored; {heads_source}")
@@ -90,6 +92,15 @@ def run_convert(args: argparse.Namespace) -> int:
     print(f"wrote {out} (layout {ckpt.layout}, num_heads {heads}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters)")
     return 0
+
+
+def _model_line(report: dict) -> str:
+    """``classifier (task classification), 2 classes: normal, abnormal``."""
+    line = report["kind"] + (f" (task {report['task']})" if report["task"] else "")
+    names, count = report["class_names"], report["num_classes"]
+    if names:
+        return f"{line}, {len(names)} classes: {', '.join(map(str, names))}"
+    return line + (f", {count} classes" if count else "")
 
 
 def _num_heads(config: dict) -> tuple[int | None, str]:

@@ -1,10 +1,10 @@
-"""``endofm predict TASK``: a fine-tuned model over whole videos, with reports."""
+"""``endofm predict TASK``: a fine-tuned model over whole videos, with reports, for every
+task of the task registry."""
 
 from __future__ import annotations
 
 import argparse
 
-from endofm.cli import phase as phase_cli
 from endofm.cli.inference_args import (
     add_io_args,
     add_runtime_args,
@@ -13,28 +13,7 @@ from endofm.cli.inference_args import (
     report_errors,
 )
 from endofm.cli.runtime_args import add_runtime_choice
-
-TASK_HELP = {
-    "classification": "per-window class probabilities, timeline.csv/png and a video-level "
-                      "decision (max of the smoothed positive-class probability >= --threshold)",
-    "segmentation": "per-frame masks (PNG, the video's size), overlay.mp4 and each class's "
-                    "area over time",
-    "detection": "per-frame boxes (COCO JSON, the video's pixels), overlay.mp4 and detections "
-                 "over time",
-}
-
-# What --frame-step and --stride mean for each task (the same names everywhere: the step
-# between a clip's frames, and the step between window starts).
-WINDOW_HELP = {
-    "classification": ("step between a window's frames, in frames or seconds (0.5s); default "
-                       "32 frames at 30 fps, rescaled to the video's rate",
-                       "step between window starts (default: adjacent windows)"),
-    "segmentation": ("step between a window's frames, i.e. between predicted frames (default 1)",
-                     "step between window starts (default: adjacent windows)"),
-    "detection": ("step between a clip's frames around the predicted frame (default: the step "
-                  "the model was trained with)",
-                  "step between predicted frames, one clip each (default 1: every frame)"),
-}
+from endofm.tasks.registry import load_object, task_specs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,12 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "links every video; DIR/run.json records settings and errors. Every task "
                     "takes the same options; one that means nothing for the task is refused.")
     tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
-    for task, text in TASK_HELP.items():
-        t = tasks.add_parser(task, help=text, description=text)
+    for spec in task_specs():
+        if spec.cli is not None:  # the task's own sub-command
+            load_object(f"{spec.cli}:add_predict")(tasks)
+            continue
+        text = spec.predict_help
+        t = tasks.add_parser(spec.name, help=text, description=text)
         add_io_args(t, "a directory written by `endofm finetune` (classification: also the "
                        "released polypdiag.pth layout)")
-        add_window_args(t, num_frames=False, frame_step_help=WINDOW_HELP[task][0],
-                        stride_help=WINDOW_HELP[task][1])
+        add_window_args(t, num_frames=False, frame_step_help=spec.window_help[0],
+                        stride_help=spec.window_help[1])
         t.add_argument("--size", type=int, default=None,
                        help="classification: short side frames are decoded at before the "
                             "centre crop (default: crop x 256 / 224)")
@@ -65,7 +48,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_runtime_args(t, batch_size=4)
         add_runtime_choice(t)
         t.set_defaults(func=run_predict_command)
-    phase_cli.add_predict(tasks)
 
 
 def run_predict_command(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""``endofm finetune TASK`` and ``endofm evaluate TASK`` for every registered task."""
+"""``endofm finetune TASK`` and ``endofm evaluate TASK`` for every task of the task registry
+(:mod:`endofm.tasks.registry`)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
-from endofm.cli import phase as phase_cli
 from endofm.config import recipe_names
-
-# The names of ``endofm.tasks.TASKS``, spelled out so that building the parser does not import
-# torch (a test checks they agree).
-TASK_NAMES = ("classification", "segmentation", "detection", "phase")
-# each task's ``data.format`` choices (besides auto), spelled out likewise
-DATA_FORMATS = {"classification": ("polypdiag", "manifest", "folders"),
-                "segmentation": ("cvc", "image_masks", "coco"),
-                "detection": ("kumc", "coco")}
+from endofm.tasks.registry import TaskSpec, load_object, task_specs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,17 +22,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "where the task has one) and write metrics.json with predictions and plots.")
     fsub = finetune.add_subparsers(dest="task", metavar="TASK", required=True)
     esub = evaluate_p.add_subparsers(dest="task", metavar="TASK", required=True)
-    for name in TASK_NAMES:
-        if name == "phase":  # two stages, and prediction files to score: its own options
-            phase_cli.add_finetune(fsub)
-            phase_cli.add_evaluate(esub)
+    for spec in task_specs():
+        if spec.cli is not None:  # the task's own sub-commands
+            load_object(f"{spec.cli}:add_finetune")(fsub)
+            load_object(f"{spec.cli}:add_evaluate")(esub)
             continue
-        f = fsub.add_parser(name, help=f"fine-tune {name}")
+        name = spec.name
+        f = fsub.add_parser(name, help=f"fine-tune {name}: {spec.summary}")
         f.add_argument("--config", help=f"a recipe name ({', '.join(recipe_names(name))}; "
                                         "see `endofm configs`) or a YAML file")
         f.add_argument("--data", type=Path, required=True,
                        help="dataset root (or a manifest file)")
-        add_format_argument(f, name)
+        add_format_argument(f, spec)
         f.add_argument("--output", type=Path, required=True, help="run folder")
         f.add_argument("--pretrained", type=Path, default=None,
                        help="backbone checkpoint (any layout endofm.create_model reads)")
@@ -50,11 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "of resuming; needed to re-run a folder with other settings")
         f.add_argument("overrides", nargs="*", metavar="key=value")
         f.set_defaults(func=run_finetune)
-        e = esub.add_parser(name, help=f"evaluate {name}")
+        e = esub.add_parser(name, help=f"evaluate {name}: {spec.summary}")
         e.add_argument("--checkpoint", type=Path, required=True)
         e.add_argument("--data", type=Path, required=True,
                        help="dataset root (or a manifest file)")
-        add_format_argument(e, name)
+        add_format_argument(e, spec)
         e.add_argument("--output", type=Path, required=True)
         e.add_argument("--config",
                        help="a recipe name or a YAML file (default: the settings the model was "
@@ -67,13 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         e.set_defaults(func=run_evaluate)
 
 
-def add_format_argument(parser: argparse.ArgumentParser, task: str) -> None:
-    """``--format`` (the ``data.format`` setting) with the task's formats, where it has a
-    choice."""
-    if task not in DATA_FORMATS:
+def add_format_argument(parser: argparse.ArgumentParser, spec: TaskSpec) -> None:
+    """``--format`` (the ``data.format`` setting) with the task's registered formats, where it
+    has a choice."""
+    if len(spec.formats) < 2:
         parser.set_defaults(fmt=None)
         return
-    parser.add_argument("--format", dest="fmt", choices=("auto", *DATA_FORMATS[task]),
+    parser.add_argument("--format", dest="fmt", choices=("auto", *spec.formats),
                         default=None, help="the data's layout (data.format; default: detected "
                                            "from the data, see docs/own-data.md)")
 
@@ -85,13 +79,12 @@ def format_overrides(args: argparse.Namespace) -> list[str]:
 
 def _config(args: argparse.Namespace):
     from endofm.config import load_config, resolve_config
-    from endofm.tasks import TASKS
-    from endofm.tasks.base import task_config_schema
+    from endofm.tasks.registry import get_task
 
-    task_cls = TASKS[args.task]
+    spec = get_task(args.task)
     config = resolve_config(args.task, args.config)
-    return task_cls, load_config(task_config_schema(task_cls), config,
-                                 [*args.overrides, *format_overrides(args)])
+    return spec.task_class(), load_config(spec.config_schema(), config,
+                                          [*args.overrides, *format_overrides(args)])
 
 
 def _evaluate_config(args: argparse.Namespace):
@@ -99,18 +92,17 @@ def _evaluate_config(args: argparse.Namespace):
     ``config.yaml``), then ``--config`` and overrides, which may not contradict them without
     ``--override-settings``."""
     from endofm.config import ConfigError, explicit_settings, load_config, resolve_config
-    from endofm.tasks import TASKS
-    from endofm.tasks.base import task_config_schema
+    from endofm.tasks.registry import get_task
     from endofm.train.run_record import find_record, settings_conflicts, trained_settings
     from endofm.utils.progress import note
     from endofm.utils.text import short_list
 
-    task_cls = TASKS[args.task]
+    spec = get_task(args.task)
     config = resolve_config(args.task, args.config)
     record = find_record(args.checkpoint)
     trained = trained_settings(record) if record else None
     if trained is not None:
-        _check_record_task(args.task, trained, record)
+        check_record_task(args.task, record, trained)
         conflicts = settings_conflicts(trained, explicit_settings(config, args.overrides))
         if conflicts and not args.override_settings:
             raise ConfigError(
@@ -122,37 +114,70 @@ def _evaluate_config(args: argparse.Namespace):
         note(f"settings: no config.yaml beside {args.checkpoint}; using the task's defaults "
              "(give --config with the settings the model was trained with)")
     # the data's format is the evaluation data's, not a training setting
-    cfg = load_config(task_config_schema(task_cls), config,
+    cfg = load_config(spec.config_schema(), config,
                       [*args.overrides, *format_overrides(args)], base=trained,
                       base_source=f"training settings {record}")
-    return task_cls, cfg, record
+    return spec.task_class(), cfg, record
 
 
-def _check_record_task(task: str, trained: dict, record: Path) -> None:
+def check_record_task(task: str, record: Path, trained: dict) -> None:
     """A run record another command wrote (a pre-training run, another task's run) is one
-    clear error naming what it is, not the first setting the task's schema lacks."""
-    from endofm.config import ConfigError, load_config
-    from endofm.ssl import PretrainConfig
-    from endofm.tasks import TASKS
-    from endofm.tasks.base import task_config_schema
+    clear error naming what it is, not the first setting the task's schema lacks. The run is
+    recognised by the ``origin`` it records; a record written before runs recorded one, by its
+    sections."""
+    from endofm.config import ConfigError
+    from endofm.tasks.registry import task_names
+    from endofm.train.run_record import describe_origin, record_origin
 
-    def fits(schema: type) -> bool:
-        try:
-            load_config(schema, None, [], base=trained, base_source=str(record))
-        except ConfigError:
-            return False
-        return True
-
-    if fits(task_config_schema(TASKS[task])):
+    origin = record_origin(record) or legacy_origin(trained, task)
+    if origin is None or origin == {"command": "finetune", "task": task}:
         return
-    if fits(PretrainConfig):
+    if origin.get("command") == "pretrain":
         raise ConfigError(f"{record}: this is a pre-training run, not a fine-tuned {task} "
                           "model; `endofm probe` evaluates a pre-trained backbone, `endofm "
                           f"finetune {task} --pretrained` trains a {task} model from it")
-    for other in TASK_NAMES:
-        if other != task and fits(task_config_schema(TASKS[other])):
-            raise ConfigError(f"{record}: this is a {other} run, not a {task} run; evaluate "
-                              f"it with `endofm evaluate {other}`")
+    other = origin.get("task")
+    if origin.get("command") != "finetune" or other not in task_names():
+        raise ConfigError(f"{record}: a run of `endofm {describe_origin(origin)}`, which is no "
+                          f"registered task's fine-tuning (registered tasks: "
+                          f"{', '.join(task_names())}); written by another endofm version?")
+    raise ConfigError(f"{record}: this is a {other} run, not a {task} run; evaluate it with "
+                      f"`endofm evaluate {other}`")
+
+
+def check_model_task(task: str, checkpoint: Path) -> None:
+    """A model another task saved (its recorded ``kind``) is one clear error naming it."""
+    from endofm.config import ConfigError
+    from endofm.inference.task_models import saved_task
+
+    found = saved_task(checkpoint)
+    if found is not None and found.name != task:
+        raise ConfigError(f"{checkpoint}: this is a {found.name} model, not a {task} model; "
+                          f"evaluate it with `endofm evaluate {found.name}`")
+
+
+def legacy_origin(trained: dict, expected: str) -> dict[str, str] | None:
+    """The origin of a run record written before runs recorded it, from its top-level
+    sections (each command's schema has its own): a task whose schema has exactly those
+    sections (``expected`` first), else one whose schema has them all, else pre-training;
+    ``None`` when none fits."""
+    import dataclasses
+
+    from endofm.ssl import PretrainConfig
+    from endofm.tasks.registry import get_task, task_specs
+
+    sections = set(trained)
+    specs = (get_task(expected), *task_specs())
+    fields = {spec.name: {f.name for f in dataclasses.fields(spec.config_schema())}
+              for spec in specs}
+    # a schema with exactly the record's sections first, then one that has them all
+    for fits in (sections.__eq__, sections.__le__):
+        for spec in specs:
+            if fits(fields[spec.name]):
+                return {"command": "finetune", "task": spec.name}
+    if sections <= {f.name for f in dataclasses.fields(PretrainConfig)}:
+        return {"command": "pretrain"}
+    return None
 
 
 def _summary(metrics: dict) -> str:
@@ -185,6 +210,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from endofm.tasks.engine import evaluate
 
     check_weights_exist(args.checkpoint)
+    check_model_task(args.task, args.checkpoint)
     task_cls, cfg, record = _evaluate_config(args)
     extra = {"settings_from": str(record) if record else None}
     metrics = evaluate(task_cls(cfg), args.checkpoint, args.data, args.output, args.split,

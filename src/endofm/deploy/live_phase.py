@@ -23,7 +23,7 @@ from torch import Tensor
 from endofm.deploy.live_tasks import Decision, LiveTask, register_live_task, shape_frame
 from endofm.inference.phase_predict import PhaseStream
 from endofm.inference.task_models import TaskModel
-from endofm.models.checkpoint import CONFIG_NAME, read_state_meta
+from endofm.models.checkpoint import MODEL_CONFIG_NAME, read_state_meta
 from endofm.tasks.phase.task import KIND, load_phase_model
 
 
@@ -76,7 +76,7 @@ def phase_task_model(path: str | Path) -> TaskModel | None:
     """The saved phase model of ``path`` as a :class:`TaskModel` (``settings``: its
     ``config.json``), or ``None`` when ``path`` holds no phase model."""
     path = Path(path)
-    if not (path / CONFIG_NAME).is_file() or read_state_meta(path).get("kind") != KIND:
+    if not (path / MODEL_CONFIG_NAME).is_file() or read_state_meta(path).get("kind") != KIND:
         return None
     model, meta = load_phase_model(path)
     features = meta["features"]

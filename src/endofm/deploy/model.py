@@ -21,7 +21,7 @@ from endofm.data.formats.classes import ClassSet
 from endofm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
 from endofm.inference.backbone import load_backbone
 from endofm.inference.task_models import KIND_TO_TASK, TaskModel, load_task_model
-from endofm.models.checkpoint import CONFIG_NAME, load_checkpoint
+from endofm.models.checkpoint import MODEL_CONFIG_NAME, load_checkpoint
 from endofm.runner.windows import RELEASE_FPS, RELEASE_FRAME_STEP
 from endofm.tasks.classification.task import POLYPDIAG_CLASSES
 from endofm.tasks.detection.evaluation import CLASS_NAMES as DETECTION_CLASS_NAMES
@@ -65,7 +65,7 @@ def checkpoint_task(path: str | Path) -> str:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.is_dir():
-        config = path / CONFIG_NAME
+        config = path / MODEL_CONFIG_NAME
         kind = json.loads(config.read_text()).get("kind") if config.is_file() else None
         return KIND_TO_TASK.get(kind, "backbone")
     return "classification" if load_checkpoint(path).layout == "polypdiag" else "backbone"
@@ -166,7 +166,7 @@ def classifier_classes(path: Path, num_classes: int) -> tuple[list[str], bool]:
     """A classifier's class names in output order and whether its head is multi-label
     (``config.json``'s ``classes``; a file without them: PolypDiag's normal/abnormal for two
     classes, else the indices)."""
-    config = path / CONFIG_NAME
+    config = path / MODEL_CONFIG_NAME
     meta = json.loads(config.read_text()) if config.is_file() else {}
     if "classes" in meta:
         return list(ClassSet.from_json(meta["classes"]).names), bool(meta.get("multi_label"))

@@ -1,50 +1,38 @@
 """The backbone used for extraction, and the features it gives per window.
 
-A checkpoint is any layout :func:`endofm.create_model` reads, or a fine-tuned task directory
-written by ``endofm finetune`` (classifier, segmenter, detector): then its backbone is used.
+A checkpoint is any layout :func:`endofm.create_model` reads, or a fine-tuned task model
+written by ``endofm finetune`` (any registered task's): then its backbone is used.
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
 from torch import Tensor, nn
 
 from endofm.models import VisionTransformer, create_model
-from endofm.models.checkpoint import CONFIG_NAME
 from endofm.models.hub import resolve_weights
 
 FEATURES = ("cls", "mean_patch", "patch_grid")
-TASK_KINDS = {"segmenter": "segmentation", "detector": "detection"}
-
-
-def task_kind(path: str | Path) -> str | None:
-    """The task of a fine-tuned segmentation/detection directory, else ``None``."""
-    config = Path(path) / CONFIG_NAME
-    if not config.is_file():
-        return None
-    try:
-        kind = json.loads(config.read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return TASK_KINDS.get(kind)
 
 
 def load_backbone(checkpoint: str | Path, num_heads: int | None = None) -> VisionTransformer:
     """The backbone of ``checkpoint`` in eval mode, on the CPU, without drop path (built
     without a random init: no draw from the random stream, a faster start). ``checkpoint`` may
-    be an ``hf-hub:`` name."""
-    checkpoint = resolve_weights(checkpoint)
-    task = task_kind(checkpoint)
-    if task is not None:
-        from endofm.inference.task_models import load_task_model
+    be an ``hf-hub:`` name. A task model's caveat about its backbone
+    (:func:`endofm.tasks.base.backbone_caveat`) is a warning."""
+    from endofm.inference.task_models import saved_task
 
-        model = load_task_model(checkpoint).model
-        if type(model).__name__ == "HybridSegmenter":
-            warnings.warn(f"{checkpoint}: a hybrid segmenter's ViT was trained on ResNet "
-                          "features; its patch embedding is untrained", stacklevel=2)
+    checkpoint = resolve_weights(checkpoint)
+    if saved_task(checkpoint) is not None:
+        from endofm.inference.task_models import load_task_model
+        from endofm.tasks.base import backbone_caveat
+
+        model = load_task_model(checkpoint, num_heads=num_heads).model
+        caveat = backbone_caveat(model)
+        if caveat:
+            warnings.warn(f"{checkpoint}: {caveat}", stacklevel=2)
         return model.backbone.eval()
     overrides = {"drop_path_rate": 0.0} | ({"num_heads": num_heads} if num_heads else {})
     return create_model(pretrained=checkpoint, random_init=False, **overrides).eval()

@@ -38,7 +38,7 @@ from endofm.data import VideoError, VideoSource
 from endofm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_batch
 from endofm.inference.task_models import TaskModel, load_task_model
 from endofm.inference.windowed import DEFAULT_FOLDER_FPS, Windowed
-from endofm.models.checkpoint import CONFIG_NAME
+from endofm.models.checkpoint import MODEL_CONFIG_NAME, weights_metadata
 from endofm.runner import (
     FrameSize,
     NativeFrames,
@@ -48,6 +48,7 @@ from endofm.runner import (
     WindowSpec,
     target_frame,
 )
+from endofm.tasks.registry import get_task, load_object
 from endofm.tasks.segmentation.data import read_input, to_model_input
 
 # Class names of checkpoints that do not record theirs (the public datasets' classes).
@@ -75,8 +76,11 @@ def class_names(task_model: TaskModel) -> list[str]:
 
 
 def saved_config(task_model: TaskModel) -> dict[str, Any]:
-    """The ``config.json`` of a model directory (``{}`` for a released file)."""
-    config = task_model.path / CONFIG_NAME
+    """The ``config.json`` of a model directory, or the same from a self-describing weights
+    file's header (``{}`` for a released file)."""
+    if task_model.path.is_file():
+        return weights_metadata(task_model.path) or {}
+    config = task_model.path / MODEL_CONFIG_NAME
     return json.loads(config.read_text()) if config.is_file() else {}
 
 
@@ -354,16 +358,12 @@ class DetectionPredictor(Predictor):
         return super().settings() | {"threshold": self.threshold}
 
 
-PREDICTORS = {"classification": ClassificationPredictor,
-              "segmentation": SegmentationPredictor, "detection": DetectionPredictor}
-
-
 def make_predictor(task_model: TaskModel | str | Path, **options: Any) -> Predictor:
-    """The task's predictor for a loaded model or a checkpoint path. An option the task has no
-    use for (given, not ``None``) is refused in one line saying why."""
+    """The task's registered predictor for a loaded model or a checkpoint path. An option the
+    task has no use for (given, not ``None``) is refused in one line saying why."""
     if not isinstance(task_model, TaskModel):
         task_model = load_task_model(task_model)
-    cls = PREDICTORS[task_model.task]
+    cls = load_object(get_task(task_model.task).predictor)
     for name, value in options.items():
         if value is not None and name in cls.refused:
             flag = "--" + name.replace("_", "-")

@@ -32,6 +32,7 @@ from endofm.inference.report import (
 )
 from endofm.inference.run_folder import RunFolder
 from endofm.runner import VideoJob, WindowOutput, target_frame
+from endofm.tasks.registry import get_task, load_object
 from endofm.utils.io import atomic_write_json, atomic_write_text
 
 
@@ -246,17 +247,14 @@ class DetectionArtifacts(VideoArtifacts):
                  ("detections.json", "per-frame boxes, COCO style (detections.json)")])
 
 
-ARTIFACTS = {"classification": ClassificationArtifacts,
-             "segmentation": SegmentationArtifacts, "detection": DetectionArtifacts}
-
-
 def run_predict(predictor: Predictor, sources: Sequence[str | Path], output: str | Path,
                 checkpoint: str, progress_enabled: bool = True) -> dict[str, object]:
     """Predict every video of ``sources`` into ``output``; returns the ``run.json`` content."""
     task = predictor.task_model.task
+    artifacts = load_object(get_task(task).report)  # the task's registered report sections
     folder = RunFolder(output, f"predict {task}", {"checkpoint": checkpoint,
                                                    **predictor.settings()},
                        predictor.runner.runtime(), weights=[checkpoint])
     return run_videos(predictor, folder, sources,
-                      lambda path, job: ARTIFACTS[task](predictor, path, job, checkpoint),
+                      lambda path, job: artifacts(predictor, path, job, checkpoint),
                       checkpoint, f"endofm predict {task}", progress_enabled, task=task)

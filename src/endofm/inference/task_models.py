@@ -1,6 +1,8 @@
-"""Fine-tuned task models for inference: ``load_task_model(path)`` reads a directory written by
-``endofm finetune`` (classifier, segmenter, detector) or the released ``polypdiag.pth``,
-through the task's own loader."""
+"""Fine-tuned task models for inference: ``load_task_model(path)`` reads a model written by
+``endofm finetune`` (its folder, or the folder's ``model.safetensors`` alone) for any registered
+task, or a released single-file checkpoint a task reads (the release's ``polypdiag.pth``),
+through the task's own loader. Which task a model belongs to is read from the ``kind`` it records
+(:func:`endofm.tasks.task_for_kind`)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,14 @@ from typing import Any
 
 from torch import nn
 
-from endofm.models.checkpoint import CONFIG_NAME, run_folder_hint
-
-KIND_TO_TASK = {"classifier": "classification", "segmenter": "segmentation",
-                "detector": "detection"}
+from endofm.models.checkpoint import (
+    MODEL_CONFIG_NAME,
+    CheckpointError,
+    read_state_meta,
+    run_folder_hint,
+    weights_metadata,
+)
+from endofm.tasks.registry import TaskSpec, get_task, task_for_kind, task_specs
 
 
 @dataclass
@@ -22,8 +28,9 @@ class TaskModel:
     """A fine-tuned model (eval mode, CPU) and what inference needs to feed it.
 
     ``num_frames``: frames per input clip; ``img_size``: the input size it was trained at
-    (detection: the detector's ``min_size``); ``frame_stride``: detection's step between the
-    clip's frames (1 elsewhere); ``settings``: the task's resolved config.
+    (detection: the detector's ``min_size``); ``frame_stride``: the step between the clip's
+    frames in the video (detection's ``data.frame_stride``; 1 elsewhere); ``settings``: the
+    task's resolved config.
     """
 
     task: str
@@ -35,35 +42,73 @@ class TaskModel:
     frame_stride: int = 1
 
 
-def infer_task(path: str | Path) -> str:
-    """The task a checkpoint was fine-tuned for: a directory's ``config.json`` ``kind``; a
-    file is a released PolypDiag classifier."""
+def saved_task(path: str | Path) -> TaskSpec | None:
+    """The registered task of a model endofm wrote (a folder with ``config.json``, or a
+    self-describing ``model.safetensors``), read from the ``kind`` it records; ``None`` for a
+    backbone, a foreign file or a folder without a model."""
+    path = Path(path)
+    if path.is_file():
+        meta = weights_metadata(path) or {}
+    elif (path / MODEL_CONFIG_NAME).is_file():
+        try:
+            meta = json.loads((path / MODEL_CONFIG_NAME).read_text())
+        except (OSError, ValueError):
+            return None
+    else:
+        return None
+    return task_for_kind(meta.get("kind")) if isinstance(meta, dict) else None
+
+
+def infer_task(path: str | Path, task: str | None = None) -> TaskSpec:
+    """The task a checkpoint was fine-tuned for: the ``kind`` an endofm model records, else,
+    for a single released file, the task that reads that file's layout (``task``, when given,
+    must be one of them)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    found = saved_task(path)
+    if found is not None:
+        return found
     if path.is_file():
-        return "classification"
-    config = path / CONFIG_NAME
-    if not config.is_file():
-        raise FileNotFoundError(f"{path}: not a fine-tuned model directory ({CONFIG_NAME} "
-                                f"missing){run_folder_hint(path, CONFIG_NAME)}")
-    kind = json.loads(config.read_text()).get("kind")
-    if kind not in KIND_TO_TASK:
-        raise ValueError(f"{config}: kind {kind!r} is not a fine-tuned task model; expected "
-                         f"one of {sorted(KIND_TO_TASK)}")
-    return KIND_TO_TASK[kind]
+        return _released_task(path, task)
+    meta = read_state_meta(path)  # a missing config.json / weights file is an error here
+    kinds = ", ".join(spec.kind for spec in task_specs())
+    raise CheckpointError(f"{path / MODEL_CONFIG_NAME}: kind {meta.get('kind')!r} is not a "
+                          f"fine-tuned task model; expected one of {kinds}"
+                          f"{run_folder_hint(path, MODEL_CONFIG_NAME)}")
+
+
+def _released_task(path: Path, task: str | None) -> TaskSpec:
+    """The task reading a released single-file checkpoint of ``path``'s layout."""
+    from endofm.models import load_checkpoint
+
+    readers = [spec for spec in task_specs() if spec.released_layouts]
+    if task is not None:
+        readers = [spec for spec in readers if spec.name == task]
+    if len(readers) != 1:
+        layout = load_checkpoint(path).layout
+        readers = [spec for spec in readers if layout in spec.released_layouts]
+    if not readers:
+        what = f"the {task} task" if task else "no task"
+        raise CheckpointError(f"{path}: {what} reads this file as a fine-tuned model; give a "
+                              "model folder written by `endofm finetune`")
+    return readers[0]
 
 
 def load_task_model(path: str | Path, task: str | None = None,
                     num_heads: int | None = None) -> TaskModel:
-    """Load a fine-tuned model (a folder, a released file, or an ``hf-hub:`` name).
+    """Load a fine-tuned model (a folder, its ``model.safetensors`` alone, a released file, or
+    an ``hf-hub:`` name) through its registered task's loader.
 
     Args:
         path: a directory written by ``endofm finetune`` (``model.safetensors`` +
-            ``config.json``, whose ``kind`` names the task), the released ``polypdiag.pth``
-            (a classifier), or an ``hf-hub:OWNER/NAME`` name of either.
-        task: ``classification``, ``segmentation`` or ``detection``; when given, it must
-            match what the checkpoint holds (else a ``ValueError``); ``None``: what it holds.
+            ``config.json``, whose ``kind`` names the task), that directory's
+            self-describing ``model.safetensors``, a released file a task reads (the
+            release's ``polypdiag.pth``, a classifier), or an ``hf-hub:OWNER/NAME`` name of
+            one of them.
+        task: a registered task's name (:func:`endofm.tasks.task_names`); when given, it
+            must match what the checkpoint holds (else a ``ValueError``); ``None``: what it
+            holds.
         num_heads: the backbone's head count, for a released file of a width no named config
             has (released files do not store it); ``None``: from the file or its width.
 
@@ -76,22 +121,19 @@ def load_task_model(path: str | Path, task: str | None = None,
     """
     from endofm.config import load_config
     from endofm.models.hub import resolve_weights
-    from endofm.tasks import TASKS
-    from endofm.tasks.base import task_config_schema
 
+    if task is not None:
+        get_task(task)  # an unknown name is an error listing the registered tasks
     path = resolve_weights(path)
-    found = infer_task(path)
-    if task is not None and task != found:
-        raise ValueError(f"{path} is a {found} model, not a {task} model")
-    task_obj = TASKS[found](load_config(task_config_schema(TASKS[found])))
+    spec = infer_task(path, task)
+    if task is not None and task != spec.name:
+        raise ValueError(f"{path} is a {spec.name} model, not a {task} model")
+    task_cls = spec.task_class()
+    task_obj = task_cls(load_config(spec.config_schema()))
     if num_heads:  # released files do not store the head count
         task_obj.cfg.model.backbone.num_heads = num_heads
     model = task_obj.load_model(path).eval()
     cfg = task_obj.saved_config(path)
-    backbone = model.backbone
-    if found == "detection":
-        return TaskModel(found, model, cfg.data.num_frames, cfg.model.min_size, cfg,
-                         Path(path), cfg.data.frame_step)
-    if found == "segmentation":
-        return TaskModel(found, model, cfg.data.num_frames, cfg.data.img_size, cfg, Path(path))
-    return TaskModel(found, model, backbone.num_frames, backbone.img_size, cfg, Path(path))
+    shape = task_cls(cfg).model_input(model)
+    return TaskModel(spec.name, model, shape.num_frames, shape.img_size, cfg, Path(path),
+                     shape.frame_stride)

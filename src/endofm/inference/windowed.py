@@ -12,7 +12,7 @@ from torch import Tensor
 
 from endofm.data import open_video
 from endofm.data.video import check_folder_fps
-from endofm.models.checkpoint import CONFIG_NAME
+from endofm.models.checkpoint import MODEL_CONFIG_NAME, weights_metadata
 from endofm.runner import FrameMaker, VideoJob, WindowOutput, WindowRunner, WindowSpec
 
 DEFAULT_FOLDER_FPS = 30.0
@@ -22,10 +22,17 @@ def check_num_heads(checkpoint: str | Path, num_heads: int | None) -> None:
     """``num_heads`` is for files that do not record the head count (the released ones); for
     an endofm directory, which records it, another count is refused (it would be ignored, or
     would rebuild the attention wrongly)."""
-    config = Path(checkpoint) / CONFIG_NAME
-    if num_heads is None or not config.is_file():
+    config = Path(checkpoint) / MODEL_CONFIG_NAME
+    if num_heads is None:
         return
-    meta = json.loads(config.read_text())
+    if Path(checkpoint).is_file():  # a self-describing weights file records it in its header
+        meta = weights_metadata(checkpoint)
+        if meta is None:
+            return
+    elif config.is_file():
+        meta = json.loads(config.read_text())
+    else:
+        return
     recorded = meta.get("num_heads") or (meta.get("backbone") or {}).get("num_heads")
     if recorded and int(recorded) != num_heads:
         raise ValueError(f"--num-heads {num_heads} means nothing for {checkpoint}: it records "

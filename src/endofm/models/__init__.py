@@ -1,4 +1,5 @@
-"""Endo-FM backbone, its named configs, checkpoint layouts and the video classifier."""
+"""Endo-FM backbone, its named configs and checkpoint layouts (task models live with their
+task under ``endofm.tasks``)."""
 
 from endofm.models.checkpoint import (
     CheckpointError,
@@ -6,7 +7,6 @@ from endofm.models.checkpoint import (
     load_checkpoint,
     safe_load,
 )
-from endofm.models.classifier import VideoClassifier, load_classifier
 from endofm.models.config import BackboneConfig
 from endofm.models.registry import (
     backbone_config,
@@ -20,7 +20,6 @@ from endofm.models.vision_transformer import Attention, Block, VisionTransformer
 
 __all__ = [
     "Attention", "BackboneConfig", "Block", "CheckpointError", "LoadedCheckpoint",
-    "VideoClassifier", "VisionTransformer", "backbone_config", "create_backbone", "create_model",
-    "list_models", "load_checkpoint", "load_classifier", "model_config", "safe_load",
-    "save_pretrained",
+    "VisionTransformer", "backbone_config", "create_backbone", "create_model",
+    "list_models", "load_checkpoint", "model_config", "safe_load", "save_pretrained",
 ]

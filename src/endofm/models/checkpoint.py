@@ -4,6 +4,8 @@ Layouts (docs/release.md#checkpoint-layouts), recognised by telltale keys:
 
 ============== ======================================================================
 ``endofm_dir``  the project's own: a directory with ``model.safetensors`` + ``config.json``
+``endofm_file`` the ``model.safetensors`` of such a directory by itself: its header metadata
+                carries what ``config.json`` says (architecture, kind, task settings)
 ``released_pretrain``  a pre-training checkpoint: top-level ``teacher`` (preferred) / ``student``
                 with ``backbone.`` / ``head.`` keys, possibly DDP ``module.`` prefixes
 ``svt_kinetics``  SVT Kinetics-400: ``backbone.`` / ``head.`` keys at the top level
@@ -15,6 +17,10 @@ Layouts (docs/release.md#checkpoint-layouts), recognised by telltale keys:
 
 Files are read with ``torch.load(weights_only=True)``; the only non-tensor classes allowed are
 those the released files contain (``argparse.Namespace`` and NumPy scalar/array types).
+
+An endofm model folder holds a backbone (``kind`` ``"backbone"``: the tensors are the backbone's)
+or a fine-tuned task model (any other ``kind``: the backbone under ``backbone.``, a linear head,
+where the model has one, under ``head.``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
@@ -43,7 +50,12 @@ from endofm.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_
 from endofm.utils.text import short_list
 
 WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
+# the model folder's description (architecture, kind, task settings); not the run record
+# ``config.yaml`` (``endofm.train.run_record.RUN_RECORD_NAME``)
+MODEL_CONFIG_NAME = "config.json"
+BACKBONE_KIND = "backbone"
+# the layouts endofm writes: a model folder, or its weights file by itself
+ENDOFM_LAYOUTS = ("endofm_dir", "endofm_file")
 
 try:
     from numpy._core.multiarray import _reconstruct as _numpy_array
@@ -238,6 +250,8 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     path = resolve_weights(path)
     if path.is_dir():
         return _load_dir(path)
+    if weights_metadata(path) is not None:
+        return _load_dir(path, "endofm_file")
     obj = safe_load(path)
     layout, backbone, head, ignored, extra = _map_layout(obj, path)
     # a classification head inside the backbone (TimeSformer's ``head``) is not backbone
@@ -268,16 +282,20 @@ def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, Mapping) else None
 
 
-def _load_dir(path: Path) -> LoadedCheckpoint:
+def _load_dir(path: Path, layout: str = "endofm_dir") -> LoadedCheckpoint:
+    """A model folder written by :func:`save_state_dir`, or (``endofm_file``) its
+    self-describing weights file."""
     meta, tensors = read_state_dir(path)
     if not isinstance(meta.get("backbone"), dict):
-        raise CheckpointError(f"{path / CONFIG_NAME}: no 'backbone' config object; not written "
+        raise CheckpointError(f"{_meta_source(path)}: no 'backbone' config object; not written "
                               "by endofm?")
-    if meta.get("kind") == "classifier":
+    if meta.get("kind", BACKBONE_KIND) == BACKBONE_KIND:
+        backbone, head, ignored = tensors, {}, []
+    else:  # a task model: its backbone, its linear head (if any) and its other parts
         backbone, head = _strip(tensors, "backbone."), _strip(tensors, "head.")
-    else:
-        backbone, head = tensors, {}
-    return LoadedCheckpoint(path, "endofm_dir", backbone, dict(meta["backbone"]), head, [],
+        others = {k.split(".")[0] for k in tensors if not k.startswith(("backbone.", "head."))}
+        ignored = [f"{meta.get('kind')} {part}.*" for part in sorted(others)]
+    return LoadedCheckpoint(path, layout, backbone, dict(meta["backbone"]), head, ignored,
                             {"meta": meta})
 
 
@@ -364,44 +382,102 @@ def save_state_dir(tensors: Mapping[str, Tensor], meta: Mapping[str, Any],
                    out_dir: str | Path, card: str | None = None) -> Path:
     """Write ``model.safetensors`` + ``config.json`` into ``out_dir`` (each atomically), and the
     model card ``README.md`` (``card``, else :func:`~endofm.models.card.model_card` of
-    ``meta``)."""
+    ``meta``); the weights file's header metadata carries ``meta`` too
+    (:func:`header_metadata`), so the file alone describes its model."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    atomic_write_bytes(safetensors_bytes(contiguous), out_dir / WEIGHTS_NAME)
-    atomic_write_json(dict(meta), out_dir / CONFIG_NAME)
+    atomic_write_bytes(safetensors_bytes(contiguous, metadata=header_metadata(meta)),
+                       out_dir / WEIGHTS_NAME)
+    atomic_write_json(dict(meta), out_dir / MODEL_CONFIG_NAME)
     atomic_write_text(card if card is not None else model_card(meta), out_dir / CARD_NAME)
     return out_dir
 
 
-def read_state_meta(path: str | Path, kind: str | None = None) -> dict[str, Any]:
-    """The ``config.json`` of a directory written by :func:`save_state_dir`; with ``kind``,
-    its ``"kind"`` must match. A missing file is a ``FileNotFoundError``, anything else
-    unreadable a :class:`CheckpointError`, each naming the path."""
+def header_metadata(meta: Mapping[str, Any]) -> dict[str, str]:
+    """``config.json``'s entries as safetensors header metadata (string values): each
+    top-level key with its value JSON-encoded (``"kind": '"classifier"'``, ``"backbone":
+    '{"embed_dim": 192, "num_heads": 3, ...}'``)."""
+    return {key: json.dumps(value) for key, value in meta.items()}
+
+
+def weights_metadata(path: str | Path) -> dict[str, Any] | None:
+    """What a weights file endofm wrote says about its model (the ``config.json`` of its
+    folder, from the safetensors header metadata); ``None`` for any other file (not
+    safetensors, or without endofm's metadata)."""
     path = Path(path)
-    for name in (WEIGHTS_NAME, CONFIG_NAME):
+    if not path.is_file() or path.suffix != ".safetensors":
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from exc
+    if header.get("format") != json.dumps("endofm"):
+        return None
+    try:
+        return {key: json.loads(value) for key, value in header.items()}
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: unreadable endofm header metadata ({exc})") from exc
+
+
+def _meta_source(path: Path) -> Path:
+    """Where a model's description is read from: the folder's ``config.json``, or the weights
+    file's header."""
+    return path if path.is_file() else path / MODEL_CONFIG_NAME
+
+
+def read_state_meta(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """The ``config.json`` of a directory written by :func:`save_state_dir`, or the same read
+    from the header of its ``model.safetensors`` given alone; with ``kind``, its ``"kind"``
+    must match. A missing file is a ``FileNotFoundError``, anything else unreadable a
+    :class:`CheckpointError`, each naming the path."""
+    path = Path(path)
+    meta = _file_meta(path) if path.is_file() else _folder_meta(path, kind)
+    if kind is not None and meta.get("kind") != kind:
+        raise CheckpointError(f"{_meta_source(path)}: kind {meta.get('kind')!r} is not a "
+                              f"{kind!r} checkpoint")
+    return meta
+
+
+def _file_meta(path: Path) -> dict[str, Any]:
+    meta = weights_metadata(path)
+    if meta is None:
+        raise CheckpointError(f"{path}: not a weights file that describes its model (no endofm "
+                              f"header metadata: written before endofm stored it?); give its "
+                              f"folder, with {MODEL_CONFIG_NAME}")
+    return meta
+
+
+def _folder_meta(path: Path, kind: str | None) -> dict[str, Any]:
+    for name in (WEIGHTS_NAME, MODEL_CONFIG_NAME):
         if not (path / name).is_file():
             what = f"a {kind} checkpoint" if kind else "an endofm model"
             raise FileNotFoundError(f"{path}: not {what} directory ({name} missing)"
                                     f"{run_folder_hint(path, name)}")
     try:
-        meta = json.loads((path / CONFIG_NAME).read_text())
+        meta = json.loads((path / MODEL_CONFIG_NAME).read_text())
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {path / CONFIG_NAME}: {exc}") from exc
+        raise CheckpointError(f"cannot read {path / MODEL_CONFIG_NAME}: {exc}") from exc
     if not isinstance(meta, dict):
-        raise CheckpointError(f"{path / CONFIG_NAME}: not a JSON object")
-    if kind is not None and meta.get("kind") != kind:
-        raise CheckpointError(f"{path / CONFIG_NAME}: kind {meta.get('kind')!r} is not a "
-                              f"{kind!r} checkpoint")
+        raise CheckpointError(f"{path / MODEL_CONFIG_NAME}: not a JSON object")
     return meta
+
+
+def weights_file(path: str | Path) -> Path:
+    """The weights of a model folder (its ``model.safetensors``), or ``path`` itself when it is
+    the file."""
+    path = Path(path)
+    return path if path.is_file() else path / WEIGHTS_NAME
 
 
 def read_state_dir(path: str | Path, kind: str | None = None
                    ) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """``(config.json, tensors)`` of a directory written by :func:`save_state_dir`
-    (checked as :func:`read_state_meta`)."""
+    """``(config.json, tensors)`` of a directory written by :func:`save_state_dir`, or of its
+    self-describing ``model.safetensors`` alone (checked as :func:`read_state_meta`)."""
     meta = read_state_meta(path, kind)
+    weights = weights_file(path)
     try:
-        return meta, load_file(str(Path(path) / WEIGHTS_NAME))
+        return meta, load_file(str(weights))
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {Path(path) / WEIGHTS_NAME}: {exc}") from exc
+        raise CheckpointError(f"cannot read {weights}: {exc}") from exc

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from endofm.models.card import model_card
 from endofm.models.checkpoint import (
+    BACKBONE_KIND,
     CheckpointError,
     adapt_state_dict,
     load_checkpoint,
@@ -195,6 +196,6 @@ def save_pretrained(model: nn.Module, out_dir: str | Path, *, license: str = "ot
     if not isinstance(model, VisionTransformer):
         raise CheckpointError(f"save_pretrained expects a VisionTransformer, got "
                               f"{type(model).__name__}")
-    meta = {"kind": "backbone", "format": "endofm", "backbone": backbone_config(model)}
+    meta = {"kind": BACKBONE_KIND, "format": "endofm", "backbone": backbone_config(model)}
     tensors = {k: v for k, v in model.state_dict().items() if k != "mask_token"}
     return save_state_dir(tensors, meta, out_dir, model_card(meta, license, datasets))

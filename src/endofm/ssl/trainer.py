@@ -43,7 +43,7 @@ from endofm.train import (
     save_training_state,
     step_checkpoints,
 )
-from endofm.train.run_record import describe_init, run_inputs, start_run
+from endofm.train.run_record import describe_init, run_inputs, run_origin, start_run
 from endofm.train.settings import scaled_lr
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import (
@@ -275,7 +275,7 @@ class PretrainTrainer:
     def run(self) -> dict[str, Any]:
         if self.dist.is_main:
             start_run(self.cfg, self.output, self.inputs, self.restart,
-                      state_files=["checkpoint-*.pth"])
+                      state_files=["checkpoint-*.pth"], origin=run_origin("pretrain"))
         barrier()
         resumed = self.resume()
         self.logger.rewind(self.step)  # rows logged before the checkpoint's step stay

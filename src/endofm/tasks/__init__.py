@@ -1,17 +1,28 @@
-"""Downstream tasks on one engine. ``TASKS`` maps a task name to its class; the CLI's
-``finetune`` and ``evaluate`` commands offer every registered task."""
+"""Downstream tasks on one engine, one package per task, each registered in the task registry
+(:mod:`endofm.tasks.registry`). ``TASKS`` maps a task name to its class (imported on access);
+the CLI's ``finetune``, ``evaluate`` and ``predict`` commands offer every registered task."""
 
-from endofm.tasks.base import Task
-from endofm.tasks.classification import ClassificationTask
-from endofm.tasks.detection.task import DetectionTask
-from endofm.tasks.phase.task import PhaseTask
-from endofm.tasks.segmentation.task import SegmentationTask
+from __future__ import annotations
 
-TASKS: dict[str, type[Task]] = {
-    "classification": ClassificationTask,
-    "segmentation": SegmentationTask,
-    "detection": DetectionTask,
-    "phase": PhaseTask,
-}
+from typing import Any
 
-__all__ = ["TASKS", "Task"]
+from endofm.tasks.registry import (
+    TASKS,
+    TaskSpec,
+    get_task,
+    register_task,
+    task_for_kind,
+    task_names,
+    task_specs,
+)
+
+__all__ = ["TASKS", "Task", "TaskSpec", "get_task", "register_task", "task_for_kind",
+           "task_names", "task_specs"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Task":  # the interface pulls in torch: imported on first use
+        from endofm.tasks.base import Task
+
+        return Task
+    raise AttributeError(f"module 'endofm.tasks' has no attribute {name!r}")

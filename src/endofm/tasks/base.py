@@ -1,10 +1,12 @@
 """The downstream task interface and the settings every task shares.
 
 A task (classification, segmentation, detection) is a thin class on top of the engine
-(``endofm.tasks.engine``): it reads its items (videos, sequences) for a split, wraps training
-items in a torch ``Dataset``, computes the loss of a batch, evaluates a model on items, and saves
-and loads its fine-tuned model. The engine owns everything else: devices, precision,
-distributed training, the optimiser and schedule, selection protocol, checkpoints and resume.
+(``endofm.tasks.engine``), registered with its readers, predictor and report in the task
+registry (:mod:`endofm.tasks.registry`): it reads its items (videos, sequences) for a split
+through the reader of its data format, wraps training items in a torch ``Dataset``, computes the
+loss of a batch, evaluates a model on items, and saves and loads its fine-tuned model. The
+engine owns everything else: devices, precision, distributed training, the optimiser and
+schedule, selection protocol, checkpoints and resume.
 
 A task's config (``config_class``) is a dataclass deriving from :class:`EngineConfig`: the
 engine's ``optim``/``train``/``protocol`` sections plus the task's own (``model``, ``data``, …),
@@ -25,8 +27,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from endofm.config import from_dict
+from endofm.config import ConfigError, from_dict
 from endofm.models.config import BackboneConfig
+from endofm.tasks.registry import TaskSpec, get_task
 from endofm.train.optim import ClipMode, OptimizerName
 from endofm.train.settings import TrainSettings
 from endofm.utils.checks import require_at_least, require_in_range
@@ -119,6 +122,16 @@ class EngineConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
 
 
+@dataclass(frozen=True)
+class ModelInput:
+    """What a fine-tuned model takes: clips of ``num_frames`` frames, ``frame_stride`` frames
+    apart in the video, at ``img_size`` pixels (detection: the detector's ``min_size``)."""
+
+    num_frames: int
+    img_size: int
+    frame_stride: int = 1
+
+
 class Task(ABC):
     """One downstream task. ``cfg`` is the merged config (task sections + engine sections)."""
 
@@ -129,6 +142,16 @@ class Task(ABC):
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
+
+    @classmethod
+    def spec(cls) -> TaskSpec:
+        """The task's registry entry (its kind, data formats, predictor, report)."""
+        return get_task(cls.name)
+
+    @property
+    def kind(self) -> str:
+        """The ``kind`` the task's saved model folders record."""
+        return self.spec().kind
 
     def backbone_settings(self, pretrained: str | Path | None) -> BackboneConfig:
         """``model.backbone`` with ``pretrained`` (when given) as its weights."""
@@ -141,9 +164,15 @@ class Task(ABC):
     def build_model(self, pretrained: str | Path | None) -> nn.Module:
         """The model to fine-tune; its backbone parameters are named ``backbone.*``."""
 
-    @abstractmethod
     def read_items(self, root: str | Path, split: str) -> list:
-        """The items (videos, sequences) of ``split`` (``"train"`` or ``test_split``)."""
+        """The items (videos, sequences) of ``split`` (``"train"`` or ``test_split``), read by
+        the registered reader of ``data.format`` (default: the task's first format)."""
+        data_format = getattr(getattr(self.cfg, "data", None), "format", None)
+        try:
+            reader = self.spec().reader(data_format)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return reader(root, split, self.cfg)
 
     @abstractmethod
     def train_dataset(self, items: Sequence) -> Dataset:
@@ -212,6 +241,18 @@ class Task(ABC):
         """The config to evaluate the model saved at ``path`` with: a copy of ``cfg`` with the
         settings the model was trained with (input size, clip length, …). Default: ``cfg``."""
         return self.cfg
+
+    def model_input(self, model: nn.Module) -> ModelInput:
+        """The clips ``model`` (loaded with this task's :meth:`saved_config`) takes. Default:
+        its backbone's frame count and size, consecutive frames."""
+        return ModelInput(model.backbone.num_frames, model.backbone.img_size)
+
+
+def backbone_caveat(model: nn.Module) -> str | None:
+    """What a task model says about using its ``backbone`` alone, e.g. for feature extraction
+    (its ``backbone_caveat()``: a part of the backbone it never trained), else ``None``."""
+    caveat = getattr(model, "backbone_caveat", None)
+    return caveat() if callable(caveat) else None
 
 
 def saved_model_settings(schema: type[T], saved: Mapping[str, Any]) -> T:

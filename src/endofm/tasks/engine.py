@@ -40,7 +40,13 @@ from endofm.train import (
     save_training_state,
     to_device,
 )
-from endofm.train.run_record import CONFIG_NAME, describe_init, run_inputs, start_run
+from endofm.train.run_record import (
+    RUN_RECORD_NAME,
+    describe_init,
+    run_inputs,
+    run_origin,
+    start_run,
+)
 from endofm.train.settings import scaled_lr
 from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
@@ -302,7 +308,8 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
         if self.dist.is_main:
-            start_run(cfg, self.output, self.inputs, self.restart, state_files=[LAST])
+            start_run(cfg, self.output, self.inputs, self.restart, state_files=[LAST],
+                      origin=run_origin("finetune", self.task.name))
             self.record_splits()
         barrier()
         resumed = self.resume()
@@ -349,8 +356,8 @@ class Trainer:
         ``endofm evaluate`` needs no ``--config``)."""
         best = self.output / "best"
         self.task.save_model(self.eval_model, best)
-        atomic_write_text((self.output / CONFIG_NAME).read_text(encoding="utf-8"),
-                          best / CONFIG_NAME)
+        atomic_write_text((self.output / RUN_RECORD_NAME).read_text(encoding="utf-8"),
+                          best / RUN_RECORD_NAME)
 
     def finish(self) -> dict[str, Any]:
         """Evaluate the kept weights on the test split once; write metrics.json and plots."""

@@ -3,15 +3,18 @@
 Both training loops (pre-training and fine-tuning) call :func:`start_run` once, on the main
 process, before resuming::
 
-    start_run(cfg, output, run_inputs(data, pretrained), restart, state_files=["last.pth"])
+    start_run(cfg, output, run_inputs(data, pretrained), restart, state_files=["last.pth"],
+              origin=run_origin("finetune", "segmentation"))
 
 It writes ``config.yaml``: the resolved settings, an ``inputs`` section (the resolved ``--data``
-path and the ``--pretrained`` file's path, size and SHA-256) and the git
-commit. A re-run into a folder whose ``config.yaml`` records other settings is refused with a
-:class:`RunMismatchError` naming the differing keys, unless ``restart`` is set, which deletes
-the folder's training state (checkpoints, ``metrics.jsonl``, TensorBoard events) so the run
-starts over. Settings that do not change the weights made so far may differ (devices, worker
-counts, progress, logging and saving intervals, and the number of epochs, to extend a run).
+path and the ``--pretrained`` file's path, size and SHA-256), an ``origin`` section (the
+command and task that made the run, by which the folder is recognised) and the git commit. A
+re-run into a folder whose ``config.yaml`` records another origin or other settings is refused
+with a :class:`RunMismatchError` naming the differing keys, unless (other settings)
+``restart`` is set, which deletes the folder's training state (checkpoints, ``metrics.jsonl``,
+TensorBoard events) so the run starts over. Settings that do not change the weights made so far
+may differ (devices, worker counts, progress, logging and saving intervals, and the number of
+epochs, to extend a run).
 """
 
 from __future__ import annotations
@@ -33,14 +36,17 @@ from endofm.config import (
 )
 from endofm.utils.text import short_list
 
-CONFIG_NAME = "config.yaml"
+# the run record (settings, inputs, origin); not a model folder's ``config.json``
+# (``endofm.models.checkpoint.MODEL_CONFIG_NAME``)
+RUN_RECORD_NAME = "config.yaml"
+ORIGIN = "origin"
 # Settings (last key component) that may change between a run and its resumption: where and how
 # it runs, how often it logs and saves, and how long it goes on (``epochs``: extending a run).
 MAY_DIFFER = frozenset({"device", "num_workers", "progress", "log_every", "save_every_steps",
                         "save_every_epochs", "keep_last", "epochs"})
 LOG_FILES = ("metrics.jsonl", "tensorboard")
 # Sections that only shape training, not the model or its inputs.
-TRAINING_SECTIONS = frozenset({"optim", "train", "protocol", "inputs"})
+TRAINING_SECTIONS = frozenset({"optim", "train", "protocol", "inputs", ORIGIN})
 
 
 class RunMismatchError(ValueError):
@@ -61,18 +67,35 @@ def run_inputs(data: str | Path, pretrained: str | Path | None) -> dict[str, Any
             "pretrained": fingerprint(pretrained) if pretrained else None}
 
 
+def run_origin(command: str, task: str | None = None) -> dict[str, str]:
+    """The ``origin`` section of a run made by ``endofm COMMAND [TASK]``."""
+    return {"command": command} | ({"task": task} if task else {})
+
+
+def describe_origin(origin: Mapping[str, Any]) -> str:
+    """``"finetune segmentation"`` / ``"pretrain"``: the command that made a run."""
+    return " ".join(str(origin[key]) for key in ("command", "task") if origin.get(key))
+
+
 def start_run(cfg: Any, output: str | Path, inputs: Mapping[str, Any], restart: bool = False,
-              state_files: Sequence[str] = ()) -> Path:
+              state_files: Sequence[str] = (), origin: Mapping[str, str] | None = None
+              ) -> Path:
     """Check ``output`` against this run's settings and write ``config.yaml`` (see the module
-    docstring). ``state_files`` are glob patterns of the loop's checkpoints."""
+    docstring). ``state_files`` are glob patterns of the loop's checkpoints; ``origin``
+    (:func:`run_origin`) the command and task making the run."""
     output = Path(output)
-    record = {**to_dict(cfg), "inputs": dict(inputs)}
-    path = output / CONFIG_NAME
+    record = {**to_dict(cfg), "inputs": dict(inputs)} | ({ORIGIN: dict(origin)} if origin else {})
+    path = output / RUN_RECORD_NAME
     old = read_record(path) if path.is_file() else None
-    foreign = sorted(set(old) - set(record)) if old is not None else []
+    if old is not None and origin and old.get(ORIGIN, origin) != dict(origin):
+        raise RunMismatchError(
+            f"{output} holds a run of `endofm {describe_origin(old[ORIGIN])}`, not of `endofm "
+            f"{describe_origin(origin)}`; use another --output (--restart would mix the two "
+            "runs' files)")
+    foreign = sorted(set(old) - set(record) - {ORIGIN}) if old is not None else []
     if foreign:
         raise RunMismatchError(
-            f"{output} holds another command's run (its {CONFIG_NAME} has sections "
+            f"{output} holds another command's run (its {RUN_RECORD_NAME} has sections "
             f"{', '.join(foreign)}, which this command's settings lack); use another --output "
             "(--restart would mix the two runs' files)")
     if restart:
@@ -101,7 +124,7 @@ def comparable_inputs(old: Mapping[str, Any], record: Mapping[str, Any]) -> dict
 
 def save_record(record: Mapping[str, Any], output: str | Path) -> Path:
     """Write ``record`` as ``config.yaml`` with the git commit."""
-    return save_settings(record, Path(output) / CONFIG_NAME)
+    return save_settings(record, Path(output) / RUN_RECORD_NAME)
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
@@ -135,15 +158,22 @@ def find_record(checkpoint: str | Path) -> Path | None:
     checkpoint = Path(checkpoint)
     folders = ([checkpoint] if checkpoint.is_dir() else []) + [checkpoint.parent]
     for folder in folders:
-        path = folder / CONFIG_NAME
+        path = folder / RUN_RECORD_NAME
         if path.is_file() and GIT_LINE in path.read_text(encoding="utf-8", errors="replace"):
             return path
     return None
 
 
 def trained_settings(record: str | Path) -> dict[str, Any]:
-    """The settings of a run record, without its ``inputs``."""
-    return {k: v for k, v in read_record(record).items() if k != "inputs"}
+    """The settings of a run record, without its ``inputs`` and ``origin``."""
+    return {k: v for k, v in read_record(record).items() if k not in ("inputs", ORIGIN)}
+
+
+def record_origin(record: str | Path) -> dict[str, str] | None:
+    """The ``origin`` of a run record (``{"command", "task"}``); ``None`` for a record written
+    before runs recorded it."""
+    origin = read_record(record).get(ORIGIN)
+    return dict(origin) if isinstance(origin, Mapping) else None
 
 
 def settings_conflicts(trained: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:

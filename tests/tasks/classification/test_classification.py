@@ -12,7 +12,7 @@ import yaml
 
 from endofm.cli.main import main
 from endofm.data import open_video
-from endofm.models import load_classifier
+from endofm.tasks.classification.model import load_classifier
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "endofm_reference_tiny"
 TINY = "tiny"  # the packaged recipe, by name

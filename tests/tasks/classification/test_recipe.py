@@ -14,8 +14,8 @@ import endofm.tasks.classification.recipe as recipe
 from endofm.data import VideoItem
 from endofm.data.video import write_video
 from endofm.eval.linear import linear_probe
-from endofm.models import VideoClassifier
 from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips, augment
+from endofm.tasks.classification.model import VideoClassifier
 from endofm.tasks.engine import Trainer
 
 

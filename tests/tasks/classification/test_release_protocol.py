@@ -16,8 +16,8 @@ from endofm.data import clips as classification_data
 from endofm.data.sampling import release_test_clip
 from endofm.data.transforms import crop, normalize, release_crop_box, to_clip
 from endofm.tasks.base import task_config_schema
-from endofm.tasks.classification import ClassificationTask
 from endofm.tasks.classification.data import ClassificationDataConfig
+from endofm.tasks.classification.task import ClassificationTask
 
 # (video frames, fps) -> the release's 8 frame indices (sampling rate 32, 30 fps reference)
 RELEASE_CLIPS = {

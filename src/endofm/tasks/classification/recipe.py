@@ -14,8 +14,8 @@ from torch import Tensor
 from endofm.data import VideoItem
 from endofm.eval import features
 from endofm.eval.linear import linear_probe
-from endofm.models import VideoClassifier
 from endofm.tasks.classification.data import ClassificationDataConfig
+from endofm.tasks.classification.model import VideoClassifier
 
 
 def balanced_class_weights(labels: Sequence[int], num_classes: int) -> Tensor:

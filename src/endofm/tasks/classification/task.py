@@ -7,7 +7,6 @@ included."""
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,10 +36,12 @@ from endofm.eval.metrics import (
     plot_confusion_and_roc,
     plot_per_class_ap,
 )
-from endofm.models import BackboneConfig, VideoClassifier, create_backbone, load_classifier
-from endofm.models.checkpoint import CONFIG_NAME
+from endofm.models import BackboneConfig, create_backbone
+from endofm.models.checkpoint import read_state_meta, weights_metadata
 from endofm.tasks.base import EngineConfig, Task
+from endofm.tasks.classification import SPEC
 from endofm.tasks.classification.data import ClassificationDataConfig, TrainClips
+from endofm.tasks.classification.model import VideoClassifier, load_classifier
 from endofm.tasks.classification.recipe import (
     balanced_class_weights,
     class_balanced_order,
@@ -127,7 +128,7 @@ class ClassificationConfig(EngineConfig):
 
 
 POLYPDIAG_CLASSES = ClassSet(("normal", "abnormal"), (0, 1))
-FORMATS = ("auto", "polypdiag", "manifest", "folders")
+FORMATS = ("auto", *SPEC.formats)
 
 
 def classification_format(root: Path, setting: str) -> str:
@@ -327,7 +328,8 @@ class ClassificationTask(Task):
         """The classifier; its classes (and multi-label head) become this task's, so data read
         afterwards is mapped onto them. A released PolypDiag file is normal/abnormal."""
         model = load_classifier(path, num_heads=self.cfg.model.backbone.num_heads)
-        meta = json.loads((Path(path) / CONFIG_NAME).read_text()) if Path(path).is_dir() else {}
+        meta = (read_state_meta(path) if Path(path).is_dir()
+                else weights_metadata(path) or {})  # a released file records none
         self.classes = (ClassSet.from_json(meta["classes"]) if "classes" in meta
                         else POLYPDIAG_CLASSES if model.num_classes == 2
                         else ClassSet.numbered(model.num_classes))

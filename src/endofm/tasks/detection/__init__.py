@@ -1,15 +1,18 @@
-"""KUMC video polyp detection on the Endo-FM backbone."""
+"""Video detection (KUMC, or your own COCO boxes) on the Endo-FM backbone."""
 
-from endofm.tasks.detection.metrics import METRIC_KEYS, FrameDetections, detection_metrics
-from endofm.tasks.detection.model import ClipDetector, DetectionModelConfig, build_detector
-from endofm.tasks.detection.task import (
-    DetectionConfig,
-    DetectionDataConfig,
-    DetectionEvalConfig,
-    DetectionTask,
-)
+from endofm.tasks.registry import TaskSpec, register_task
 
-__all__ = ["METRIC_KEYS", "ClipDetector", "DetectionDataConfig", "DetectionEvalConfig",
-           "DetectionModelConfig",
-           "DetectionConfig", "DetectionTask", "FrameDetections", "build_detector",
-           "detection_metrics"]
+SPEC = register_task(TaskSpec(
+    name="detection",
+    kind="detector",
+    task="endofm.tasks.detection.task:DetectionTask",
+    summary="video detection (boxes per frame; a torchvision head on the Endo-FM pyramid)",
+    formats=("kumc", "coco"),
+    predictor="endofm.inference.predict:DetectionPredictor",
+    report="endofm.inference.predict_run:DetectionArtifacts",
+    predict_help="per-frame boxes (COCO JSON, the video's pixels), overlay.mp4 and detections "
+                 "over time",
+    window_help=("step between a clip's frames around the predicted frame (default: the step "
+                 "the model was trained with)",
+                 "step between predicted frames, one clip each (default 1: every frame)"),
+))

@@ -18,7 +18,8 @@ from endofm.data import KumcVideo, read_kumc
 from endofm.data.formats import ClassSet, FormatOptions, LabelledData, read_format
 from endofm.models import backbone_config, create_model
 from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
-from endofm.tasks.base import EngineConfig, Task, saved_model_settings
+from endofm.tasks.base import EngineConfig, ModelInput, Task, saved_model_settings
+from endofm.tasks.detection import SPEC
 from endofm.tasks.detection.data import KumcClips, collate
 from endofm.tasks.detection.evaluation import KUMC_CLASSES, evaluate_clips
 from endofm.tasks.detection.model import (
@@ -27,8 +28,6 @@ from endofm.tasks.detection.model import (
     build_detector,
 )
 from endofm.utils.checks import require_at_least, require_in_range
-
-KIND = "detector"
 
 
 @dataclass
@@ -82,7 +81,7 @@ class DetectionConfig(EngineConfig):
                                  "model.min_size/data.num_frames")
 
 
-FORMATS = ("auto", "kumc", "coco")
+FORMATS = ("auto", *SPEC.formats)
 
 
 def detection_format(root: Path, setting: str) -> str:
@@ -201,7 +200,7 @@ class DetectionTask(Task):
         clip length and stride)."""
         model = getattr(model, "module", model)
         classes = self.class_set()
-        meta = {"kind": KIND, "format": "endofm",
+        meta = {"kind": self.kind, "task": self.name, "format": "endofm",
                 "model": to_dict(self.cfg.model) | {"num_classes": len(classes)},
                 "backbone": backbone_config(model.backbone), "data": to_dict(self.cfg.data),
                 "operating_threshold": getattr(model, "operating_threshold", None),
@@ -210,14 +209,14 @@ class DetectionTask(Task):
 
     def saved_config(self, path: str | Path) -> DetectionConfig:
         """This config with the saved model's ``model`` and clip (``data``) settings."""
-        meta = read_state_meta(path, KIND)
+        meta = read_state_meta(path, self.kind)
         return dataclasses.replace(
             self.cfg, model=saved_model_settings(DetectionModelConfig, meta["model"]),
             data=from_dict(DetectionDataConfig, meta["data"]))
 
     def load_model(self, path: str | Path) -> ClipDetector:
         """Load a directory written by :meth:`save_model` (in eval mode)."""
-        meta, tensors = read_state_dir(path, KIND)
+        meta, tensors = read_state_dir(path, self.kind)
         model_cfg = saved_model_settings(DetectionModelConfig, meta["model"])
         backbone = create_model(model_cfg.backbone.name, drop_path_rate=0.0, **meta["backbone"])
         self.classes = (ClassSet.from_json(meta["classes"]) if "classes" in meta
@@ -228,3 +227,9 @@ class DetectionTask(Task):
         self._data.clear()
         model.operating_threshold = meta.get("operating_threshold")
         return model.eval()
+
+    def model_input(self, model: nn.Module) -> ModelInput:
+        """Clips of ``data.num_frames`` frames ``data.frame_step`` apart at the detector's
+        ``model.min_size``."""
+        return ModelInput(self.cfg.data.num_frames, self.cfg.model.min_size,
+                          self.cfg.data.frame_step)

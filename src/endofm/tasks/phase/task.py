@@ -23,12 +23,13 @@ from endofm.data.phase import CHOLEC80_PHASES, PhaseDataset, read_phase_dataset,
 from endofm.models import create_model, save_pretrained
 from endofm.models.checkpoint import WEIGHTS_NAME, read_state_dir, save_state_dir
 from endofm.tasks.base import Task
+from endofm.tasks.phase import SPEC
 from endofm.tasks.phase.config import PhaseConfig, PhaseModelConfig, Validation
 from endofm.tasks.phase.data import FeatureSequences, PhaseItem, load_items
 from endofm.tasks.phase.evaluation import evaluate_items
 from endofm.tasks.phase.model import PhaseTCN, balanced_weights, phase_loss
 
-KIND = "phase_model"
+KIND = SPEC.kind
 BACKBONE_DIR = "backbone"  # inside a saved model's folder: the backbone its features came from
 
 

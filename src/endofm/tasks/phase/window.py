@@ -34,8 +34,9 @@ from endofm.data.transforms import (
     short_side_resize,
     to_clip,
 )
-from endofm.models import BackboneConfig, VideoClassifier, create_backbone, load_classifier
+from endofm.models import BackboneConfig, create_backbone
 from endofm.tasks.base import EngineConfig, OptimConfig, Task, TrainConfig
+from endofm.tasks.classification.model import VideoClassifier, load_classifier
 from endofm.tasks.phase.config import PhaseConfig, PhaseDataConfig, PhaseFeaturesConfig
 from endofm.train.optim import OptimizerName
 from endofm.utils.device import autocast

@@ -1,15 +1,17 @@
-"""CVC-12k video polyp segmentation on the Endo-FM backbone."""
+"""Video segmentation (CVC-12k, or your own frames and masks) on the Endo-FM backbone."""
 
-from endofm.tasks.segmentation.metrics import dice, hd95, iou, sequence_metrics
-from endofm.tasks.segmentation.model import (
-    HybridSegmenter,
-    SegmentationModelConfig,
-    ViTSegmenter,
-    build_segmenter,
-)
-from endofm.tasks.segmentation.stitching import stitch, window_starts
+from endofm.tasks.registry import TaskSpec, register_task
 
-__all__ = [
-    "HybridSegmenter", "SegmentationModelConfig", "ViTSegmenter",
-    "build_segmenter", "dice", "hd95", "iou", "sequence_metrics", "stitch", "window_starts",
-]
+SPEC = register_task(TaskSpec(
+    name="segmentation",
+    kind="segmenter",
+    task="endofm.tasks.segmentation.task:SegmentationTask",
+    summary="video segmentation (per-frame masks; CE + Dice)",
+    formats=("cvc", "image_masks", "coco"),
+    predictor="endofm.inference.predict:SegmentationPredictor",
+    report="endofm.inference.predict_run:SegmentationArtifacts",
+    predict_help="per-frame masks (PNG, the video's size), overlay.mp4 and each class's area "
+                 "over time",
+    window_help=("step between a window's frames, i.e. between predicted frames (default 1)",
+                 "step between window starts (default: adjacent windows)"),
+))

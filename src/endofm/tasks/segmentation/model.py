@@ -137,6 +137,11 @@ class HybridSegmenter(nn.Module):
                                        decoder_channels)
         self.head = nn.Conv2d(decoder_channels[-1], num_classes, 3, padding=1)
 
+    def backbone_caveat(self) -> str:
+        """The backbone alone is not what this model was trained as (see the class)."""
+        return ("a hybrid segmenter's ViT was trained on ResNet features; its patch embedding "
+                "is untrained")
+
     def _tokens(self, feat: torch.Tensor, batch: int) -> torch.Tensor:
         """Stride-16 features ``[B*T, D, h, w]`` → tokens ``[B, 1 + h*w*T, D]`` ((h, w, t)
         order, t fastest) with the position table, the temporal table (unless disabled, as

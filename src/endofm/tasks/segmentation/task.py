@@ -21,7 +21,8 @@ from endofm.data.formats import ClassSet, FormatOptions, LabelledData, MaskCodec
 from endofm.data.formats.masks import background_index
 from endofm.models import backbone_config, create_backbone, create_model
 from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
-from endofm.tasks.base import EngineConfig, Task, saved_model_settings
+from endofm.tasks.base import EngineConfig, ModelInput, Task, saved_model_settings
+from endofm.tasks.segmentation import SPEC
 from endofm.tasks.segmentation.data import (
     MaskDecoder,
     Normalization,
@@ -35,9 +36,6 @@ from endofm.tasks.segmentation.model import (
     build_segmenter,
 )
 from endofm.utils.checks import require_at_least
-
-KIND = "segmenter"
-
 
 class WindowMode(StrEnum):
     """``frames``: windows of ``data.num_frames`` frames (``train_stride`` / ``eval_stride``
@@ -136,7 +134,7 @@ def read_sequences(root: str | Path, split: str, data: SegmentationDataConfig
     return sequences
 
 
-FORMATS = ("auto", "cvc", "image_masks", "coco")
+FORMATS = ("auto", *SPEC.formats)
 CVC_CODEC = MaskCodec(CVC_CLASSES, "binary")
 
 
@@ -273,7 +271,7 @@ class SegmentationTask(Task):
         model = getattr(model, "module", model)
         classes = self.mask_codec().classes
         settings = to_dict(self.cfg.model) | {"num_classes": len(classes)}
-        meta = {"kind": KIND, "format": "endofm", "model": settings,
+        meta = {"kind": self.kind, "task": self.name, "format": "endofm", "model": settings,
                 "backbone": backbone_config(model.backbone),
                 "img_size": self.cfg.data.img_size, "num_frames": self.cfg.data.num_frames,
                 "normalization": str(self.cfg.data.normalization),
@@ -284,7 +282,7 @@ class SegmentationTask(Task):
     def saved_config(self, path: str | Path) -> SegmentationConfig:
         """This config with the saved model's input size, window length and input
         normalisation, so evaluation and prediction match training."""
-        meta = read_state_meta(path, KIND)
+        meta = read_state_meta(path, self.kind)
         data = dataclasses.replace(self.cfg.data, img_size=meta["img_size"],
                                    num_frames=meta["num_frames"],
                                    normalization=saved_normalization(meta))
@@ -293,7 +291,7 @@ class SegmentationTask(Task):
 
     def load_model(self, path: str | Path) -> nn.Module:
         """Load a directory written by :meth:`save_model` (in eval mode)."""
-        meta, tensors = read_state_dir(path, KIND)
+        meta, tensors = read_state_dir(path, self.kind)
         model_cfg = saved_model_settings(SegmentationModelConfig, meta["model"])
         backbone = create_model(model_cfg.backbone.name, drop_path_rate=0.0, **meta["backbone"])
         if "classes" in meta:
@@ -304,3 +302,7 @@ class SegmentationTask(Task):
         model.load_state_dict(tensors)
         self._data.clear()
         return model.eval()
+
+    def model_input(self, model: nn.Module) -> ModelInput:
+        """Windows of ``data.num_frames`` consecutive frames at ``data.img_size``."""
+        return ModelInput(self.cfg.data.num_frames, self.cfg.data.img_size)

@@ -1,4 +1,5 @@
-"""Video classification: backbone CLS → linear head, and loading of fine-tuned classifiers."""
+"""The classification task's model: backbone CLS → linear head, and loading of fine-tuned
+classifiers (``endofm.load_classifier``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from endofm.models.checkpoint import (
+    ENDOFM_LAYOUTS,
     CheckpointError,
     adapt_state_dict,
     load_checkpoint,
@@ -15,6 +17,7 @@ from endofm.models.checkpoint import (
 )
 from endofm.models.registry import backbone_config, resolve_num_heads
 from endofm.models.vision_transformer import VisionTransformer
+from endofm.tasks.classification import SPEC
 
 
 class VideoClassifier(nn.Module):
@@ -40,7 +43,8 @@ class VideoClassifier(nn.Module):
         """Write ``model.safetensors`` (``backbone.*`` and ``head.*``) + ``config.json``."""
         tensors = {f"backbone.{k}": v for k, v in self.backbone.state_dict().items()}
         tensors |= {f"head.{k}": v for k, v in self.linear.state_dict().items()}
-        meta = {"kind": "classifier", "format": "endofm", "num_classes": self.num_classes,
+        meta = {"kind": SPEC.kind, "task": SPEC.name, "format": "endofm",
+                "num_classes": self.num_classes,
                 "backbone": backbone_config(self.backbone), **(extra or {})}
         return save_state_dir(tensors, meta, out_dir)
 
@@ -56,7 +60,8 @@ def load_classifier(path: str | Path, num_heads: int | None = None) -> VideoClas
     """
     ckpt = load_checkpoint(path)
     head = {k.removeprefix("linear."): v for k, v in ckpt.head_state_dict.items()}
-    if ckpt.layout not in ("polypdiag", "endofm_dir") or set(head) != {"weight", "bias"}:
+    ours = ckpt.layout in ENDOFM_LAYOUTS and ckpt.extra["meta"].get("kind") == SPEC.kind
+    if not (ours or ckpt.layout in SPEC.released_layouts) or set(head) != {"weight", "bias"}:
         raise CheckpointError(
             f"{path}: not a classifier checkpoint (layout '{ckpt.layout}', head keys "
             f"{sorted(ckpt.head_state_dict)}); expected a PolypDiag fine-tune with "
