@@ -142,9 +142,10 @@ def unregister_task(name: str) -> None:
 
 
 def task_specs() -> tuple[TaskSpec, ...]:
-    """Every registered task, in registration order."""
+    """Every registered task, by name (registration order depends on what was imported
+    first)."""
     _discover()
-    return tuple(_REGISTRY.values())
+    return tuple(sorted(_REGISTRY.values(), key=lambda spec: spec.name))
 
 
 def task_names() -> tuple[str, ...]:
@@ -156,7 +157,7 @@ def get_task(name: str) -> TaskSpec:
     """The spec of task ``name``; an unknown name is an error listing the registered ones."""
     _discover()
     if name not in _REGISTRY:
-        raise ValueError(f"unknown task {name!r}; registered tasks: {', '.join(_REGISTRY)}")
+        raise ValueError(f"unknown task {name!r}; registered tasks: {', '.join(task_names())}")
     return _REGISTRY[name]
 
 
