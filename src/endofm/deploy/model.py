@@ -20,12 +20,13 @@ from endofm.config import to_dict
 from endofm.data.formats.classes import ClassSet
 from endofm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
 from endofm.inference.backbone import load_backbone
-from endofm.inference.task_models import KIND_TO_TASK, TaskModel, load_task_model
+from endofm.inference.task_models import TaskModel, load_task_model
 from endofm.models.checkpoint import MODEL_CONFIG_NAME, load_checkpoint
 from endofm.runner.windows import RELEASE_FPS, RELEASE_FRAME_STEP
 from endofm.tasks.classification.task import POLYPDIAG_CLASSES
 from endofm.tasks.detection.evaluation import CLASS_NAMES as DETECTION_CLASS_NAMES
 from endofm.tasks.detection.model import STRIDES, ClipDetector
+from endofm.tasks.registry import task_for_kind
 
 TASKS = ("backbone", "classification", "segmentation", "detection")
 
@@ -67,7 +68,8 @@ def checkpoint_task(path: str | Path) -> str:
     if path.is_dir():
         config = path / MODEL_CONFIG_NAME
         kind = json.loads(config.read_text()).get("kind") if config.is_file() else None
-        return KIND_TO_TASK.get(kind, "backbone")
+        spec = task_for_kind(kind)
+        return spec.name if spec is not None else "backbone"
     return "classification" if load_checkpoint(path).layout == "polypdiag" else "backbone"
 
 
