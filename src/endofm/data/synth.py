@@ -215,6 +215,21 @@ def synth_kumc(out: Path, seed: int, scale: SynthScale,
     return root
 
 
+def sample_polypdiag(out_dir: str | Path, seed: int = 0) -> Path:
+    """The tests' small PolypDiag-layout dataset under ``out_dir`` (classification)."""
+    return synth_polypdiag(Path(out_dir), seed, SCALES["small"])
+
+
+def sample_cvc(out_dir: str | Path, seed: int = 0) -> Path:
+    """The tests' small CVC-12k-layout dataset under ``out_dir`` (segmentation)."""
+    return synth_cvc(Path(out_dir), seed, SCALES["small"])
+
+
+def sample_kumc(out_dir: str | Path, seed: int = 0) -> Path:
+    """The tests' small KUMC-layout dataset under ``out_dir`` (detection)."""
+    return synth_kumc(Path(out_dir), seed, SCALES["small"])
+
+
 def synthesize(out_dir: str | Path, seed: int = 0, scale: str = "small",
                style: str = "white_light") -> dict[str, Path]:
     """Write the sample data under ``out_dir``; returns ``{"root", "videos", "polypdiag",

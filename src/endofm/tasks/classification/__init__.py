@@ -17,4 +17,5 @@ SPEC = register_task(TaskSpec(
                  "frames at 30 fps, rescaled to the video's rate",
                  "step between window starts (default: adjacent windows)"),
     released_layouts=("polypdiag",),
+    sample="endofm.data.synth:sample_polypdiag",
 ))

@@ -15,4 +15,5 @@ SPEC = register_task(TaskSpec(
     window_help=("step between a clip's frames around the predicted frame (default: the step "
                  "the model was trained with)",
                  "step between predicted frames, one clip each (default 1: every frame)"),
+    sample="endofm.data.synth:sample_kumc",
 ))

@@ -37,6 +37,7 @@ from endofm.tasks.segmentation.model import (
 )
 from endofm.utils.checks import require_at_least
 
+
 class WindowMode(StrEnum):
     """``frames``: windows of ``data.num_frames`` frames (``train_stride`` / ``eval_stride``
     apart), predictions stitched; ``whole_sequence``: each sequence is one input, T = its length
