@@ -83,8 +83,30 @@ def test_standard_validation_videos_select(tmp_path: Path) -> None:
 
     root = synth_procedures(tmp_path / "six", num_videos=6, seed=0, spec=SPEC)
     task = PhaseTask(load_config(PhaseConfig))
-    assert task.standard_val(root)  # 6 videos: 3 train, the last of them validation
+    assert task.splits.standard_val(root)  # 6 videos: 3 train, the last of them validation
     carve = PhaseTask(load_config(PhaseConfig, None, ["data.validation=carve"]))
     fixed = PhaseTask(load_config(PhaseConfig, None, ["protocol.selection=fixed"]))
-    assert not carve.standard_val(root) and not fixed.standard_val(root)
+    assert not carve.splits.standard_val(root) and not fixed.splits.standard_val(root)
     assert carve.given_split(root, "val") is None
+    few = synth_procedures(tmp_path / "four", num_videos=4, seed=0, spec=SPEC)
+    assert not task.splits.standard_val(few)  # 2 train, none of them validation: a carve-out
+
+
+def test_both_phase_tasks_hold_the_validation_videos_out_of_train(tmp_path: Path) -> None:
+    """The temporal model's task and stage 1's window task read the same split: with the
+    dataset's validation videos selecting, ``train`` leaves them out; with a carve-out, not."""
+    from endofm.config import load_config
+    from endofm.tasks.phase.config import PhaseConfig
+    from endofm.tasks.phase.task import PhaseTask
+    from endofm.tasks.phase.window import PhaseWindowConfig, PhaseWindowTask
+
+    root = synth_procedures(tmp_path / "six", num_videos=6, seed=0, spec=SPEC)
+    standard = PhaseWindowTask(load_config(PhaseWindowConfig))
+    train = [v.name for v in standard.read_items(root, "train")]
+    val = [v.name for v in standard.given_split(root, "val")]
+    assert val and not set(val) & set(train)
+    carve = PhaseWindowTask(load_config(PhaseWindowConfig, None, ["data.validation=carve"]))
+    assert carve.given_split(root, "val") is None
+    assert set(val) <= {v.name for v in carve.read_items(root, "train")}
+    temporal = PhaseTask(load_config(PhaseConfig))
+    assert [v.name for v in temporal.splits.videos(root, "train")] == train

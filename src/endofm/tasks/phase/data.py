@@ -1,5 +1,6 @@
-"""A phase dataset's videos with their cached window features: one :class:`PhaseItem` per
-video, labelled at each window's centre."""
+"""A phase dataset's videos (:class:`PhaseSplits`: the videos of a split, as both phase tasks
+read them) with their cached window features: one :class:`PhaseItem` per video, labelled at
+each window's centre."""
 
 from __future__ import annotations
 
@@ -13,7 +14,43 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from endofm.data.phase import PhaseVideo
+from endofm.data.phase import PhaseDataset, PhaseVideo, read_phase_dataset, split_videos
+from endofm.tasks.phase.config import PhaseDataConfig, Validation
+
+
+class PhaseSplits:
+    """The videos of a split of the phase dataset at a root (read once per root) under
+    ``data`` (layout, phase names, validation rule) and ``selection`` (``protocol.selection``):
+    when the dataset's own validation videos select the kept epoch (:meth:`standard_val`),
+    ``train`` leaves them out."""
+
+    def __init__(self, data: PhaseDataConfig, selection: str) -> None:
+        self.data, self.selection = data, selection
+        self.dataset: PhaseDataset | None = None
+
+    def read(self, root: str | Path) -> PhaseDataset:
+        """The dataset at ``root`` (its videos must exist)."""
+        if self.dataset is None or self.dataset.root != Path(root):
+            self.dataset = read_phase_dataset(root, self.data.layout, need_videos=True,
+                                              phases=tuple(self.data.phases))
+        return self.dataset
+
+    def standard_val(self, root: str | Path) -> bool:
+        """Whether the dataset's own validation videos select the kept epoch: under
+        ``protocol.selection=val`` with ``data.validation=standard``, when the split has
+        validation videos and training videos besides them."""
+        if self.selection != "val" or self.data.validation != Validation.standard:
+            return False
+        dataset = self.read(root)
+        split = split_videos(dataset.videos, dataset.layout)
+        return bool(split.val) and bool(split.names("train_no_val"))
+
+    def videos(self, root: str | Path, split: str) -> list[PhaseVideo]:
+        """The videos of ``split``, in the dataset's order."""
+        dataset = self.read(root)
+        part = "train_no_val" if split == "train" and self.standard_val(root) else split
+        names = set(split_videos(dataset.videos, dataset.layout).names(part))
+        return [v for v in dataset.videos if v.name in names]
 
 
 @dataclass

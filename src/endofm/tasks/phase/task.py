@@ -19,13 +19,13 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from endofm.config import from_dict, to_dict
-from endofm.data.phase import CHOLEC80_PHASES, PhaseDataset, read_phase_dataset, split_videos
+from endofm.data.phase import CHOLEC80_PHASES
 from endofm.models import create_model, save_pretrained
 from endofm.models.checkpoint import WEIGHTS_NAME, read_state_dir, save_state_dir
 from endofm.tasks.base import Task
 from endofm.tasks.phase import SPEC
-from endofm.tasks.phase.config import PhaseConfig, PhaseModelConfig, Validation
-from endofm.tasks.phase.data import FeatureSequences, PhaseItem, load_items
+from endofm.tasks.phase.config import PhaseConfig, PhaseModelConfig
+from endofm.tasks.phase.data import FeatureSequences, PhaseItem, PhaseSplits, load_items
 from endofm.tasks.phase.evaluation import evaluate_items
 from endofm.tasks.phase.model import PhaseTCN, balanced_weights, phase_loss
 
@@ -41,47 +41,26 @@ class PhaseTask(Task):
 
     def __init__(self, cfg: PhaseConfig) -> None:
         super().__init__(cfg)
-        self._dataset: PhaseDataset | None = None
         self.class_weights: Tensor | None = None
         self._backbones_saved: set[Path] = set()
+        self.splits = PhaseSplits(cfg.data, cfg.protocol.selection)
 
     # -- data -------------------------------------------------------------------------------
-    def dataset(self, root: str | Path) -> PhaseDataset:
-        if self._dataset is None or self._dataset.root != Path(root):
-            d = self.cfg.data
-            self._dataset = read_phase_dataset(root, d.layout, need_videos=True,
-                                               phases=tuple(d.phases))
-        return self._dataset
-
     def read_items(self, root: str | Path, split: str) -> list[PhaseItem]:
         """The videos of ``split`` with their features; ``train`` leaves out the dataset's
         own validation videos when they are the selection set (:meth:`given_split`)."""
-        dataset = self.dataset(root)
-        part = "train_no_val" if split == "train" and self.standard_val(root) else split
-        names = set(split_videos(dataset.videos, dataset.layout).names(part))
-        videos = [v for v in dataset.videos if v.name in names]
+        videos = self.splits.videos(root, split)
         if self.cfg.features.dir is None:
             raise ValueError("features.dir is unset: the features are extracted by `endofm "
                              "finetune phase` (stage 1) before the temporal model trains")
         return load_items(videos, self.cfg.features.dir, self.cfg.features.rate,
                           self.cfg.model.tools)
 
-    def standard_val(self, root: str | Path) -> bool:
-        """Whether the dataset's own validation videos select the kept epoch: under
-        ``protocol.selection=val`` with ``data.validation=standard``, when the split has
-        validation videos and training videos besides them."""
-        if (self.cfg.protocol.selection != "val"
-                or self.cfg.data.validation != Validation.standard):
-            return False
-        dataset = self.dataset(root)
-        split = split_videos(dataset.videos, dataset.layout)
-        return bool(split.val) and bool(split.names("train_no_val"))
-
     def given_split(self, root: str | Path, split: str) -> list | None:
         """The dataset's validation videos (Cholec80 33–40, AutoLaparo 11–14) as the
         selection set, or ``None`` (the engine's carve-out)."""
-        return self.read_items(root, "val") if split == "val" and self.standard_val(root) \
-            else None
+        standard = split == "val" and self.splits.standard_val(root)
+        return self.read_items(root, "val") if standard else None
 
     def train_dataset(self, items: Sequence[PhaseItem]) -> Dataset:
         if self.cfg.loss.class_balanced:
@@ -95,14 +74,15 @@ class PhaseTask(Task):
     # -- model ------------------------------------------------------------------------------
     @property
     def num_phases(self) -> int:
-        return len(self._dataset.phases) if self._dataset is not None else len(CHOLEC80_PHASES)
+        dataset = self.splits.dataset
+        return len(dataset.phases) if dataset is not None else len(CHOLEC80_PHASES)
 
     def build_model(self, pretrained: str | Path | None) -> nn.Module:
         """The temporal model; ``pretrained`` is stage 1's business (the features)."""
-        if self._dataset is None:
+        if self.splits.dataset is None:
             raise RuntimeError("read the items before building the phase model")
         features = np.load(next(Path(self.cfg.features.dir).glob("*.npy")), mmap_mode="r")
-        tools = len(self._dataset.tools) if self.cfg.model.tools else 0
+        tools = len(self.splits.dataset.tools) if self.cfg.model.tools else 0
         return build_tcn(self.cfg.model, features.shape[1], self.num_phases, tools)
 
     def loss(self, model: nn.Module, batch: list) -> Tensor:
@@ -121,13 +101,13 @@ class PhaseTask(Task):
 
     def evaluate(self, model: nn.Module, items: Sequence[PhaseItem], device: torch.device,
                  precision: str, out_dir: Path | None = None) -> dict[str, Any]:
-        dataset = self._dataset
+        dataset = self.splits.dataset
         return evaluate_items(model, items, device, dataset.phases, dataset.tools,
                               self.cfg.eval.relaxed, out_dir)
 
     # -- saving -----------------------------------------------------------------------------
     def save_model(self, model: nn.Module, out_dir: Path) -> Path:
-        dataset = self._dataset
+        dataset = self.splits.dataset
         self.save_backbone(Path(out_dir) / BACKBONE_DIR)
         return save_phase_model(getattr(model, "module", model), self.cfg, dataset.phases,
                                 dataset.tools, dataset.layout, out_dir)

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from endofm.data import open_video
 from endofm.data.clips import random_crop
-from endofm.data.phase import PhaseDataset, PhaseVideo, read_phase_dataset, split_videos
+from endofm.data.phase import PhaseVideo
 from endofm.data.transforms import (
     KINETICS_MEAN,
     KINETICS_STD,
@@ -38,6 +38,7 @@ from endofm.models import BackboneConfig, create_backbone
 from endofm.tasks.base import EngineConfig, OptimConfig, Task, TrainConfig
 from endofm.tasks.classification.model import VideoClassifier, load_classifier
 from endofm.tasks.phase.config import PhaseConfig, PhaseDataConfig, PhaseFeaturesConfig
+from endofm.tasks.phase.data import PhaseSplits
 from endofm.train.optim import OptimizerName
 from endofm.utils.device import autocast
 
@@ -128,26 +129,15 @@ class PhaseWindowTask(Task):
 
     def __init__(self, cfg: PhaseWindowConfig) -> None:
         super().__init__(cfg)
-        self._dataset: PhaseDataset | None = None
+        self.splits = PhaseSplits(cfg.data, cfg.protocol.selection)
 
     def read_items(self, root: str | Path, split: str) -> list[PhaseVideo]:
-        if self._dataset is None:
-            d = self.cfg.data
-            self._dataset = read_phase_dataset(root, d.layout, phases=tuple(d.phases))
-        split_ = split_videos(self._dataset.videos, self._dataset.layout)
-        part = "train_no_val" if split == "train" and self.standard_val() else split
-        names = set(split_.names(part))
-        return [v for v in self._dataset.videos if v.name in names]
-
-    def standard_val(self) -> bool:
-        """As :meth:`PhaseTask.standard_val`: the dataset's validation videos select."""
-        split = split_videos(self._dataset.videos, self._dataset.layout)
-        return (self.cfg.protocol.selection == "val" and self.cfg.data.validation == "standard"
-                and bool(split.val) and bool(split.names("train_no_val")))
+        return self.splits.videos(root, split)
 
     def given_split(self, root: str | Path, split: str) -> list | None:
-        return self.read_items(root, "val") if split == "val" and self.standard_val() \
-            else None
+        """As :meth:`PhaseTask.given_split`: the dataset's validation videos select."""
+        standard = split == "val" and self.splits.standard_val(root)
+        return self.read_items(root, "val") if standard else None
 
     def backbone_settings(self, pretrained: str | Path | None) -> BackboneConfig:
         """``features.backbone`` with ``pretrained`` (when given) as its weights."""
@@ -157,7 +147,7 @@ class PhaseWindowTask(Task):
 
     def build_model(self, pretrained: str | Path | None) -> nn.Module:
         backbone = create_backbone(self.backbone_settings(pretrained))
-        return VideoClassifier(backbone, len(self._dataset.phases))
+        return VideoClassifier(backbone, len(self.splits.dataset.phases))
 
     def train_dataset(self, items: Sequence[PhaseVideo]) -> Dataset:
         return RandomWindows(items, self.cfg.features)
@@ -184,7 +174,7 @@ class PhaseWindowTask(Task):
 
     def save_model(self, model: nn.Module, out_dir: Path) -> Path:
         return getattr(model, "module", model).save_pretrained(
-            out_dir, extra={"phases": list(self._dataset.phases)})
+            out_dir, extra={"phases": list(self.splits.dataset.phases)})
 
     def load_model(self, path: str | Path) -> nn.Module:
         return load_classifier(path)
