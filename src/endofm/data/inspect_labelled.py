@@ -18,6 +18,7 @@ annotation left out is one entry of ``errors`` naming it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,23 @@ def item_labels(item: VideoItem, data: LabelledData) -> list[str]:
     return [data.classes.names[i] for i in indices or ()]
 
 
+def read_noted(fmt: str, root: Path, options: FormatOptions,
+               errors: list[dict[str, str]]) -> LabelledData | None:
+    """The dataset at ``root`` read as format ``fmt`` (problems with single items appended to
+    ``errors``); ``None`` after appending the problem that stops the whole dataset."""
+    try:
+        return read_format(fmt, root, options, errors)
+    except DatasetError as exc:
+        errors.append({"path": exc.path, "reason": exc.reason})
+        return None
+
+
+def planned(data: LabelledData, unit: str) -> Iterator[tuple[Any, str | None]]:
+    """``(item, split tag)`` of every item of ``data``'s plan, with a progress bar."""
+    pairs = list(zip(data.plan.items, data.plan.tags, strict=True))
+    yield from progress(pairs, desc="inspect", unit=unit)
+
+
 def decoded_frames(path: Path, errors: list[dict[str, str]]) -> int | None:
     """Frames of a video, all decoded; ``None`` after appending the error."""
     try:
@@ -59,16 +77,13 @@ def inspect_classification(root: Path, fmt: str, summary: dict[str, Any],
                            options: FormatOptions | None = None) -> dict[str, Any]:
     """Counts of a ``manifest`` / ``folders`` dataset: every video decoded once."""
     errors: list[dict[str, str]] = summary["errors"]
-    try:
-        data = read_format(fmt, root, options or FormatOptions(), errors)
-    except DatasetError as exc:
-        errors.append({"path": exc.path, "reason": exc.reason})
+    data = read_noted(fmt, root, options or FormatOptions(), errors)
+    if data is None:
         return summary
     frames: dict[Path, int | None] = {}
     labels: Counter[str] = Counter()
     splits: dict[str, dict[str, Any]] = {}
-    for item, tag in progress(list(zip(data.plan.items, data.plan.tags, strict=True)),
-                              desc="inspect", unit="video"):
+    for item, tag in planned(data, "video"):
         if item.path not in frames:
             frames[item.path] = decoded_frames(item.path, errors)
         if frames[item.path] is None:
@@ -133,10 +148,8 @@ def inspect_masks(root: Path, summary: dict[str, Any], options: FormatOptions) -
     (``{name: value}``), ``seen`` (``{value: masks holding it}``, lossless masks) and
     ``undeclared`` (``{value: [up to 5 masks]}``)."""
     errors: list[dict[str, str]] = summary["errors"]
-    try:
-        data = read_format("image_masks", root, options, errors)
-    except DatasetError as exc:
-        errors.append({"path": exc.path, "reason": exc.reason})
+    data = read_noted("image_masks", root, options, errors)
+    if data is None:
         return summary
     codec: MaskCodec = data.masks
     names = data.classes.names
@@ -144,8 +157,7 @@ def inspect_masks(root: Path, summary: dict[str, Any], options: FormatOptions) -
     labels: Counter[str] = Counter()
     splits: dict[str, Counter] = {}
     lengths = []
-    for seq, tag in progress(list(zip(data.plan.items, data.plan.tags, strict=True)),
-                             desc="inspect", unit="sequence"):
+    for seq, tag in planned(data, "sequence"):
         good = 0
         for frame, mask in zip(seq.frames, seq.masks, strict=True):
             present = check_pair(frame, mask, codec, seen, errors)
@@ -181,17 +193,14 @@ def inspect_coco(root: Path, summary: dict[str, Any], options: FormatOptions) ->
     Annotations whose image is missing, boxes outside their image, unknown categories and
     image files that are not found or do not decode are errors."""
     errors: list[dict[str, str]] = summary["errors"]
-    try:
-        data = read_format("coco", root, options, errors)
-    except DatasetError as exc:
-        errors.append({"path": exc.path, "reason": exc.reason})
+    data = read_noted("coco", root, options, errors)
+    if data is None:
         return summary
     names = data.classes.names
     boxes: Counter[str] = Counter()
     splits: dict[str, dict[str, Any]] = {}
     lengths, negatives, context, crowd = [], 0, 0, 0
-    for video, tag in progress(list(zip(data.plan.items, data.plan.tags, strict=True)),
-                               desc="inspect", unit="video"):
+    for video, tag in planned(data, "video"):
         readable = 0
         part = splits.setdefault(tag or UNASSIGNED, {"num_videos": 0, "num_frames": 0,
                                                      "annotated_frames": 0,

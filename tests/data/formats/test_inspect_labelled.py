@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from endofm.cli.main import main
 from endofm.data.inspect import inspect_dataset
 
@@ -110,3 +112,12 @@ def test_coco_inspect_counts_per_category_and_split_and_names_bad_entries(tmp_pa
     assert "image 9: missing.png not found" in reasons
     assert f"{tmp_path / 'images' / '2.png'}: unreadable" in reasons
     assert len(summary["errors"]) == 4
+
+
+@pytest.mark.parametrize("fmt", ["manifest", "image_masks", "coco"])
+def test_a_folder_that_is_not_of_the_format_is_one_error_naming_it(tmp_path, fmt):
+    """A dataset its format cannot read at all is reported (not raised, not left silent)."""
+    (tmp_path / "notes.txt").write_text("no dataset here\n")
+    summary = inspect_dataset(tmp_path, fmt)
+    assert summary["num_videos"] == 0 and len(summary["errors"]) == 1
+    assert summary["errors"][0]["path"].startswith(str(tmp_path))
