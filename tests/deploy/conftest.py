@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from endofm.data import write_video
+from endofm.deploy.live import LiveRun, open_live_run
 from endofm.models import create_model, save_pretrained
 from tests.tiny_inputs import TINY, moving_frames
 
 TASKS = ("backbone", "classification", "segmentation", "detection")
+
+
+def live(checkpoint: Path, source: Path, out: Path, **options) -> LiveRun:
+    """:func:`open_live_run` on the CPU in fp32 (``options`` override)."""
+    options = {"precision": "fp32", "device": "cpu"} | options
+    return open_live_run(checkpoint, str(source), out, **options)
+
+
+def lines(folder: Path) -> list[dict]:
+    """The records of a live run's ``decisions.jsonl``, in order."""
+    return [json.loads(line) for line in (folder / "decisions.jsonl").read_text().splitlines()]
+
+
+def diverging_runs(checkpoint: Path, frames: np.ndarray, folder: Path, diverge_at: int = 20,
+                   **options) -> list[dict[int, dict]]:
+    """Live runs of ``checkpoint`` on two lossless videos (25 fps) equal up to frame
+    ``diverge_at``: ``frames``, then ``frames`` inverted from there on. Each run's records by
+    their newest frame."""
+    other = frames.copy()
+    other[diverge_at:] = 255 - other[diverge_at:]
+    runs = []
+    for name, content in (("a", frames), ("b", other)):
+        path = write_video(folder / f"{name}.mkv", content, fps=25, codec="ffv1")
+        live(checkpoint, path, folder / name, **options).run()
+        runs.append({r["newest_frame"]: r for r in lines(folder / name)})
+    return runs
 
 
 @pytest.fixture(scope="session")

@@ -16,19 +16,12 @@ import pytest
 import torch
 
 from endofm.data import open_video, write_video
-from endofm.deploy.live import LiveRun, WindowBuffer, open_live_run
+from endofm.deploy.live import WindowBuffer
 from endofm.deploy.live_source import SourceFrame
 
+from .conftest import diverging_runs, lines, live
+
 SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-def lines(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "decisions.jsonl").read_text().splitlines()]
-
-
-def live(checkpoint: Path, source: Path, out: Path, **options) -> LiveRun:
-    options = {"precision": "fp32", "device": "cpu"} | options
-    return open_live_run(checkpoint, str(source), out, **options)
 
 
 def test_every_decision_is_recorded_with_its_overlay(model_dirs, video, tmp_path):
@@ -71,14 +64,8 @@ def test_changing_future_frames_changes_nothing_already_decided(model_dirs, make
                                                                 tmp_path):
     """Two lossless videos equal up to frame 20: every frame both runs decided before it has
     the same decision; after it, decisions differ (the model sees the frames)."""
-    frames = make_frames(30)
-    other = frames.copy()
-    other[20:] = 255 - other[20:]
-    runs = []
-    for name, content in (("a", frames), ("b", other)):
-        path = write_video(tmp_path / f"{name}.mkv", content, fps=25, codec="ffv1")
-        live(model_dirs["classification"], path, tmp_path / name).run()
-        runs.append({r["newest_frame"]: r["prediction"] for r in lines(tmp_path / name)})
+    runs = [{k: r["prediction"] for k, r in run.items()}
+            for run in diverging_runs(model_dirs["classification"], make_frames(30), tmp_path)]
     common = sorted(set(runs[0]) & set(runs[1]))
     before = [i for i in common if i < 20]
     assert len(before) >= 5

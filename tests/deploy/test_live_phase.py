@@ -4,7 +4,6 @@ offline model refused."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from endofm.tasks.phase.config import PhaseConfig
 from endofm.tasks.phase.model import PhaseTCN
 from endofm.tasks.phase.task import BACKBONE_DIR, save_phase_model
 
-from .conftest import TINY
+from .conftest import TINY, diverging_runs, lines, live
 
 PHASES = ("Preparation", "Dissection", "Closing")
 TOOLS = ("Grasper", "Hook")
@@ -44,10 +43,8 @@ def causal_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def decisions(checkpoint: Path, video: Path, out: Path) -> dict[int, dict]:
-    open_live_run(checkpoint, str(video), out, realtime=False, device="cpu",
-                  precision="fp32").run()
-    records = [json.loads(line) for line in (out / "decisions.jsonl").read_text().splitlines()]
-    return {r["newest_frame"]: r for r in records}
+    live(checkpoint, video, out, realtime=False).run()
+    return {r["newest_frame"]: r for r in lines(out)}
 
 
 def test_decisions_are_the_online_prediction_of_the_training_windows(causal_model, make_frames,
@@ -73,13 +70,7 @@ def test_decisions_are_the_online_prediction_of_the_training_windows(causal_mode
 
 def test_changing_future_frames_changes_nothing_already_decided(causal_model, make_frames,
                                                                 tmp_path):
-    frames = make_frames(40)
-    other = frames.copy()
-    other[20:] = 255 - other[20:]
-    runs = []
-    for name, content in (("a", frames), ("b", other)):
-        path = write_video(tmp_path / f"{name}.mkv", content, fps=25, codec="ffv1")
-        runs.append(decisions(causal_model, path, tmp_path / name))
+    runs = diverging_runs(causal_model, make_frames(40), tmp_path, realtime=False)
     assert sorted(runs[0]) == sorted(runs[1])
     before = [i for i in runs[0] if i < 20]
     assert len(before) == 4
