@@ -32,17 +32,30 @@ NOT_SETTINGS = {"--help", "--quiet", "--debug", "--checkpoint", "--output", "--r
 
 RUNTIME = {"--batch-size": ("3", "2"), "--workers": ("0", "1"), "--device": ("cpu", "auto")}
 
+# What every windowed command has: the frame rate of frame folders, the precision, the runtime.
+SHARED = {
+    "--fps": ("output", "30", "25"),
+    "--precision": ("recorded", "fp32", "bf16"),
+    **{k: ("recorded", *v) for k, v in RUNTIME.items()},
+}
+
 BACKBONE = {
+    **SHARED,
     "--num-heads": ("output", "4", "2"),
     "--num-frames": ("output", "4", "2"),
     "--frame-step": ("output", "2", "3"),
     "--stride": ("output", "8", "4"),
-    "--fps": ("output", "30", "25"),
     "--size": ("output", "32", "48"),
     "--no-crop": ("output", None, ""),
     "--normalization": ("output", "kinetics", "imagenet"),
-    "--precision": ("recorded", "fp32", "bf16"),
-    **{k: ("recorded", *v) for k, v in RUNTIME.items()},
+}
+
+# Segmentation and detection models record their head count and frame size, and decide per
+# frame: these options mean nothing for them.
+DENSE_REFUSED = {
+    "--num-heads": ("refused", None, "2"),
+    "--size": ("refused", None, "64"),
+    "--smooth": ("refused", None, "3"),
 }
 
 TABLE = {
@@ -51,37 +64,25 @@ TABLE = {
                 "--compile": ("slow", None, "")},
     "attention": BACKBONE,
     "predict classification": {
+        **SHARED,
         "--num-heads": ("output", "4", "2"),
         "--frame-step": ("output", "2", "3"),
         "--stride": ("output", "8", "4"),
-        "--fps": ("output", "30", "25"),
         "--size": ("output", "73", "80"),
         "--threshold": ("output", "0.5", "0.0"),
         "--smooth": ("output", "3", "1"),
-        "--precision": ("recorded", "fp32", "bf16"),
-        **{k: ("recorded", *v) for k, v in RUNTIME.items()},
     },
     "predict segmentation": {
-        "--num-heads": ("refused", None, "2"),
+        **SHARED, **DENSE_REFUSED,
         "--frame-step": ("output", "1", "2"),
         "--stride": ("output", "4", "8"),
-        "--fps": ("output", "30", "25"),
-        "--size": ("refused", None, "64"),
         "--threshold": ("refused", None, "0.3"),
-        "--smooth": ("refused", None, "3"),
-        "--precision": ("recorded", "fp32", "bf16"),
-        **{k: ("recorded", *v) for k, v in RUNTIME.items()},
     },
     "predict detection": {
-        "--num-heads": ("refused", None, "2"),
+        **SHARED, **DENSE_REFUSED,
         "--frame-step": ("output", "1", "2"),
         "--stride": ("output", "1", "3"),
-        "--fps": ("output", "30", "25"),
-        "--size": ("refused", None, "64"),
         "--threshold": ("output", "0.5", "0.05"),
-        "--smooth": ("refused", None, "3"),
-        "--precision": ("recorded", "fp32", "bf16"),
-        **{k: ("recorded", *v) for k, v in RUNTIME.items()},
     },
 }
 
