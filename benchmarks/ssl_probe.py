@@ -1,6 +1,6 @@
 """Does the tiny pre-training learn? k-NN probe accuracy of a randomly initialised vs a
 pre-trained tiny backbone on a synthetic task where random features are weak
-(``endofm.data.synth_probe``: ``polyp_drift``, a polyp or none under lighting that drifts
+(``synth_probe.py`` beside it: ``polyp_drift``, a polyp or none under lighting that drifts
 within each video; ``polyp``, the same under per-video lighting; ``texture``, dense fine vs
 sparse coarse vessels under drifting lighting; ``motion``, camera advancing vs withdrawing),
 with the pre-training's final teacher entropy / ln K, over several seeds.
@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from synth_probe import FACTORS, TASKS, ProbeTaskSize, synthesize_probe_task
 
 from endofm.config import load_config, recipe_path
-from endofm.data.synth_probe import FACTORS, TASKS, ProbeTaskSize, synthesize_probe_task
 from endofm.eval.probe import ProbeConfig, run_probe
 from endofm.ssl import PretrainConfig, pretrain
 from endofm.tasks import TASKS as FINETUNE_TASKS

@@ -1,5 +1,6 @@
 """The benchmark scripts keep working as the library changes: their building blocks run at
-tiny sizes on the CPU (the figures themselves are not checked)."""
+tiny sizes on the CPU (the figures themselves are not checked). ``conftest.py`` puts the scripts'
+folder on the path, as running one does."""
 
 import sys
 from pathlib import Path
@@ -9,14 +10,6 @@ import pytest
 import torch
 
 pytestmark = pytest.mark.slow
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-@pytest.fixture(autouse=True)
-def benchmarks_on_path(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-
 
 @pytest.mark.parametrize(("recipe", "frames", "setting"), [
     ("endofm", 16, "fp32"), ("endofm+lv", 16, "fp32"), ("lv", 32, "bf16+ckpt")])
@@ -76,8 +69,7 @@ def test_interleaved_ratio_takes_the_median_of_per_pair_ratios(monkeypatch):
 
 def test_ssl_probe_seed_runs_every_variant_key(tmp_path):
     from ssl_probe import PRETRAIN, VARIANTS, run_seed
-
-    from endofm.data.synth_probe import ProbeTaskSize
+    from synth_probe import ProbeTaskSize
 
     assert {"recipe", "minutes", "quick", "base", "sk", "sk+ibot", "sk+ibot+koleo"} <= set(VARIANTS)
     size = ProbeTaskSize(pretrain_videos=4, train_videos=4, val_videos=4, frames=20)

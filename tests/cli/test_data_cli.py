@@ -9,7 +9,6 @@ import pytest
 
 from endofm.cli.main import main
 from endofm.data.inspect import inspect_dataset
-from endofm.data.synth_probe import synthesize_probe_task
 
 
 def test_synth_writes_all_layouts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -27,8 +26,6 @@ def test_a_negative_seed_is_one_line_naming_it(tmp_path: Path,
     assert capsys.readouterr().err == ("endofm: error: seed must be >= 0 (a NumPy seed), "
                                        "got -1\n")
     assert not (tmp_path / "s").exists()
-    with pytest.raises(ValueError, match="seed must be >= 0"):
-        synthesize_probe_task(tmp_path / "p", seed=-2)
 
 
 def test_inspect_json_matches_library(sample_data: dict[str, Path],

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from endofm.data import open_video, read_polypdiag
-from endofm.data.synth_probe import (
+from synth_probe import (
     FACTORS,
     TASKS,
     ProbeTaskSize,
@@ -20,6 +18,8 @@ from endofm.data.synth_probe import (
     synthesize_probe_task,
     vessel_texture,
 )
+
+from endofm.data import open_video, read_polypdiag
 
 SMALL = ProbeTaskSize(pretrain_videos=3, train_videos=4, val_videos=2, frames=16, size=32)
 
@@ -63,6 +63,12 @@ def test_factors_file_describes_every_probe_video(tmp_path: Path, task: str) -> 
 def test_unknown_task_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown probe task"):
         synthesize_probe_task(tmp_path, task="colour")
+
+
+def test_a_negative_seed_is_refused_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        synthesize_probe_task(tmp_path / "p", seed=-2)
+    assert not (tmp_path / "p").exists()
 
 
 def test_motion_camera_zooms_in_when_advancing() -> None:

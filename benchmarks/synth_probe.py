@@ -1,4 +1,5 @@
-"""Synthetic probe tasks on which a randomly initialised backbone is weak.
+"""Synthetic probe tasks on which a randomly initialised backbone is weak (the data of
+``ssl_probe.py``; benchmark code, not part of the package).
 
 ``motion``: the label is the camera's motion — advancing into the colon (the view zooms in,
 label 1) or withdrawing (it zooms out, label 0). Every single frame of both classes comes from
