@@ -63,7 +63,7 @@ def test_rerun_resumes(run: Path, data: Path, capsys) -> None:
     before = (run / "features" / "video01.npy").stat().st_mtime_ns
     assert main(["finetune", "phase", "--data", str(data), "--output", str(run),
                  "model.causal=true", *TINY]) == 0
-    assert "resumed from" in capsys.readouterr().out
+    assert "resumed from" in capsys.readouterr().err
     assert (run / "features" / "video01.npy").stat().st_mtime_ns == before
 
 

@@ -104,4 +104,4 @@ def test_decode_failure_during_training_is_reported(videos, tmp_path, capsys):
     assert len(skipped) == 1
     assert Path(skipped[0]["path"]).parent == broken
     assert "unreadable image" in skipped[0]["reason"]
-    assert str(broken) in capsys.readouterr().out
+    assert str(broken) in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """The shared engine on a toy task: protocols, resume exactness, accumulation, schedules."""
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -350,8 +351,36 @@ def test_the_last_epoch_is_evaluated_when_eval_every_does_not_divide_the_epochs(
     assert task.calls == 4
 
 
-def test_a_run_without_pretrained_weights_says_so_in_the_log_and_metrics(tmp_path, capsys):
+def test_a_run_without_pretrained_weights_says_so_in_the_log_and_metrics(tmp_path, caplog):
     """Fine-tuning from a random backbone is said, not silent (``backbone_init``)."""
     fit(ToyTask(cfg("train.epochs=1", "protocol.selection=fixed")), "root", tmp_path)
-    assert "the backbone starts from random weights" in capsys.readouterr().err
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.name == "endofm.tasks.engine"
+    assert "the backbone starts from random weights" in warning.getMessage()
     assert json.loads((tmp_path / "metrics.json").read_text())["backbone_init"] == "random"
+
+
+@pytest.fixture
+def embedded(monkeypatch):
+    """The ``endofm`` logger as a program embedding the library finds it: no handlers of its own
+    (an earlier test's ``endofm`` command may have attached the console one)."""
+    library = logging.getLogger("endofm")
+    monkeypatch.setattr(library, "handlers", [])
+    monkeypatch.setattr(library, "level", logging.NOTSET)
+    return library
+
+
+def test_an_embedding_program_gets_the_epoch_messages_through_logging(
+        tmp_path, caplog, capsys, embedded):
+    task = ToyTask(cfg("train.epochs=2", "protocol.selection=fixed"))
+    with caplog.at_level(logging.INFO, logger="endofm"):
+        fit(task, "root", tmp_path / "loud")
+    epochs = [r.getMessage() for r in caplog.records
+              if r.name == "endofm.tasks.engine" and r.getMessage().startswith("epoch ")]
+    assert [m.split(":")[0] for m in epochs] == ["epoch 1/2", "epoch 2/2"]
+    assert all(r.levelno == logging.INFO for r in caplog.records if r.getMessage() in epochs)
+    assert capsys.readouterr() == ("", "")  # nothing printed past the program's logging
+    caplog.clear()
+    embedded.setLevel(logging.ERROR)  # the program silences the library
+    fit(ToyTask(cfg("train.epochs=2", "protocol.selection=fixed")), "root", tmp_path / "quiet")
+    assert [r for r in caplog.records if r.name.startswith("endofm")] == []

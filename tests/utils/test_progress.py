@@ -1,8 +1,9 @@
 import io
+import logging
 
 import pytest
 
-from endofm.utils.progress import note, progress, set_quiet
+from endofm.utils.progress import progress, set_quiet
 
 
 class Terminal(io.StringIO):
@@ -18,37 +19,56 @@ def loud(monkeypatch):
     set_quiet(False)
 
 
-def test_plain_lines_every_interval_and_at_the_end(monkeypatch):
+def progress_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "endofm.utils.progress"]
+
+
+@pytest.fixture
+def caplog(caplog):
+    caplog.set_level(logging.INFO, logger="endofm")
+    return caplog
+
+
+def test_plain_lines_every_interval_and_at_the_end(monkeypatch, caplog):
     monkeypatch.setenv("ENDOFM_PROGRESS_SECONDS", "0")
     out = io.StringIO()
     bar = progress(range(3), desc="evaluate", unit="video", stream=out)
     assert list(bar) == [0, 1, 2]
-    lines = out.getvalue().splitlines()
-    assert "\r" not in out.getvalue()
+    lines = progress_lines(caplog)
+    assert out.getvalue() == "" and {r.levelno for r in caplog.records} == {logging.INFO}
     assert [line.split(" [")[0] for line in lines] == [
         "evaluate: 1/3 video 33%", "evaluate: 2/3 video 67%", "evaluate: 3/3 video 100%",
         "evaluate: 3/3 video done"]
 
 
-def test_long_interval_prints_only_the_final_line(monkeypatch):
+def test_long_interval_logs_only_the_final_line(monkeypatch, caplog):
     monkeypatch.setenv("ENDOFM_PROGRESS_SECONDS", "3600")
-    out = io.StringIO()
-    with progress(total=50, desc="synth", unit="file", stream=out) as bar:
+    with progress(total=50, desc="synth", unit="file", stream=io.StringIO()) as bar:
         for _ in range(50):
             bar.update()
         bar.set_postfix(loss=0.5)
-    assert out.getvalue().count("\n") == 1
-    assert out.getvalue().startswith("synth: 50/50 file done") and "loss=0.5" in out.getvalue()
+    [line] = progress_lines(caplog)
+    assert line.startswith("synth: 50/50 file done") and line.endswith("/s] loss=0.5")
 
 
-def test_terminal_gets_a_bar(monkeypatch):
+def test_a_failed_task_logs_no_final_line(monkeypatch, caplog):
+    monkeypatch.setenv("ENDOFM_PROGRESS_SECONDS", "3600")
+    with pytest.raises(RuntimeError), progress(total=5, stream=io.StringIO()) as bar:
+        bar.update()
+        raise RuntimeError("decoding failed")
+    assert progress_lines(caplog) == []
+
+
+def test_terminal_gets_a_bar_and_no_log_lines(monkeypatch, caplog):
+    monkeypatch.setenv("ENDOFM_PROGRESS_SECONDS", "0")
     out = Terminal()
     list(progress(range(5), desc="epoch 1/2", stream=out))
     assert "\r" in out.getvalue() and "epoch 1/2" in out.getvalue()
+    assert progress_lines(caplog) == []
 
 
 @pytest.mark.parametrize("how", ["set_quiet", "env", "enabled"])
-def test_one_switch_turns_it_off(monkeypatch, how):
+def test_one_switch_turns_it_off(monkeypatch, caplog, how):
     monkeypatch.setenv("ENDOFM_PROGRESS_SECONDS", "0")
     if how == "set_quiet":
         set_quiet(True)
@@ -57,6 +77,4 @@ def test_one_switch_turns_it_off(monkeypatch, how):
     out, tty = io.StringIO(), Terminal()
     for stream in (out, tty):
         assert list(progress(range(3), stream=stream, enabled=how != "enabled")) == [0, 1, 2]
-    assert out.getvalue() == "" and tty.getvalue() == ""
-    note("skipped a.mp4: empty file", stream=out)
-    assert out.getvalue() == "skipped a.mp4: empty file\n"
+    assert out.getvalue() == "" and tty.getvalue() == "" and progress_lines(caplog) == []

@@ -4,7 +4,8 @@ exit status.
 
 Start-up stays fast (``endofm --help`` imports neither torch nor timm): a command module imports
 only ``argparse``-level things at the top and the heavy modules inside its handlers. Failures are
-reported by :func:`endofm.cli.errors.run_handler` (one line, exit status 1; Ctrl-C 130).
+reported by :func:`endofm.cli.errors.run_handler` (one line, exit status 1; Ctrl-C 130). The
+library's log messages reach stderr through :func:`endofm.cli.console.setup_logging`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import sys
 from collections.abc import Sequence
 
 from endofm import __version__
+from endofm.cli.console import setup_logging
 from endofm.cli.errors import debug_requested, run_handler
-from endofm.utils.progress import set_quiet
+from endofm.utils.progress import is_quiet, set_quiet
 
 # Modules that contribute sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
@@ -53,9 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 def add_common_options(parser: argparse.ArgumentParser, default: object) -> None:
     """``--quiet`` and ``--debug``, accepted before or after the command name."""
     parser.add_argument("--quiet", action="store_true", default=default,
-                        help="no progress bars or progress lines")
+                        help="no progress bars and no messages but warnings and errors "
+                             "(also ENDOFM_QUIET=1)")
     parser.add_argument("--debug", action="store_true", default=default,
-                        help="print the traceback of an error (also ENDOFM_DEBUG=1)")
+                        help="debug messages with the name of the module that logs them, and the "
+                             "traceback of an error (also ENDOFM_DEBUG=1)")
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -90,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     set_quiet(args.quiet)
-    return run_handler(args.func, args, args.debug or debug_requested(argv))
+    debug = args.debug or debug_requested(argv)
+    setup_logging(quiet=is_quiet(), debug=debug)
+    return run_handler(args.func, args, debug)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from endofm.config import recipe_names
 from endofm.tasks.registry import TaskSpec, load_object, task_specs
+
+logger = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -94,7 +97,6 @@ def _evaluate_config(args: argparse.Namespace):
     from endofm.config import ConfigError, explicit_settings, load_config, resolve_config
     from endofm.tasks.registry import get_task
     from endofm.train.run_record import find_record, settings_conflicts, trained_settings
-    from endofm.utils.progress import note
     from endofm.utils.text import short_list
 
     spec = get_task(args.task)
@@ -109,10 +111,10 @@ def _evaluate_config(args: argparse.Namespace):
                 f"{record}: the model was trained with other settings than given "
                 f"({short_list(conflicts)}); drop them to use the training settings, or add "
                 "--override-settings")
-        note(f"settings: as trained ({record})")
+        logger.info("settings: as trained (%s)", record)
     elif config is None:
-        note(f"settings: no config.yaml beside {args.checkpoint}; using the task's defaults "
-             "(give --config with the settings the model was trained with)")
+        logger.info("settings: no config.yaml beside %s; using the task's defaults (give "
+                    "--config with the settings the model was trained with)", args.checkpoint)
     # the data's format is the evaluation data's, not a training setting
     cfg = load_config(spec.config_schema(), config,
                       [*args.overrides, *format_overrides(args)], base=trained,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,8 @@ from endofm.data.transforms import (
 )
 from endofm.runner import ClipList, RunnerSettings, VideoJob, WindowRunner
 from endofm.utils.io import atomic_write
-from endofm.utils.progress import note
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def cached(cache_dir: str | Path | None, key: str,
            compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, bool]:
     """(features, whether they came from the cache) — ``compute()`` results are written to
     ``cache_dir/<key>.npy`` atomically; without ``cache_dir`` nothing is cached. An unreadable
-    cache file (damaged, truncated by hand) is recomputed and replaced, with a note naming it."""
+    cache file (damaged, truncated by hand) is recomputed and replaced, with a warning naming it."""
     if cache_dir is None:
         return compute(), False
     path = Path(cache_dir) / f"{key}.npy"
@@ -139,7 +141,8 @@ def cached(cache_dir: str | Path | None, key: str,
         try:
             return np.load(path, allow_pickle=False), True
         except (OSError, ValueError, EOFError) as exc:
-            note(f"{path}: unreadable feature cache file ({exc}); computing it again")
+            logger.warning("%s: unreadable feature cache file (%s); computing it again", path,
+                           exc)
     feats = compute()
 
     def write(tmp: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ from endofm.inference.windowed import Windowed
 from endofm.runner import VideoJob, WindowOutput
 from endofm.utils.distributed import all_gather_object, barrier, get_rank, get_world_size
 from endofm.utils.io import atomic_write_text
-from endofm.utils.progress import note, progress
+from endofm.utils.progress import progress
+
+logger = logging.getLogger(__name__)
 
 INDEX_COLUMNS = ("video", "window", "first_frame", "last_frame", "start_s", "end_s", "partial")
 DTYPES = ("float32", "float16")
@@ -162,7 +165,7 @@ class Extraction:
 
     def finished(self, v: VideoInput) -> bool:
         """Recorded without error, with an ``.npy`` that reads and holds the recorded windows
-        (a damaged or truncated one is extracted again, with a note naming it)."""
+        (a damaged or truncated one is extracted again, with a warning naming it)."""
         npy = self.npy_path(v)
         if not self.folder.finished(v.stem) or not npy.is_file():
             return False
@@ -170,11 +173,11 @@ class Extraction:
         try:
             stored = np.load(npy, mmap_mode="r", allow_pickle=False).shape[0]
         except (OSError, ValueError, EOFError) as exc:
-            note(f"{npy}: unreadable ({exc}); extracting {v.path} again")
+            logger.warning("%s: unreadable (%s); extracting %s again", npy, exc, v.path)
             return False
         if stored != len(record["rows"]):
-            note(f"{npy}: {stored} windows where {len(record['rows'])} were recorded; "
-                 f"extracting {v.path} again")
+            logger.warning("%s: %d windows where %d were recorded; extracting %s again", npy,
+                           stored, len(record["rows"]), v.path)
             return False
         return True
 

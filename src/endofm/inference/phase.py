@@ -12,6 +12,7 @@ and the engine's files (``config.yaml``, ``last.pth``, ``best/``, ``test/``,
 from __future__ import annotations
 
 import copy
+import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,8 +32,10 @@ from endofm.tasks.phase.scoring import write_scores
 from endofm.tasks.phase.task import PhaseTask, load_phase_model, saved_backbone
 from endofm.tasks.phase.window import PhaseWindowTask, window_config
 from endofm.utils.device import resolve_device
-from endofm.utils.progress import is_quiet, note
+from endofm.utils.progress import is_quiet
 from endofm.utils.seed import seed_everything
+
+logger = logging.getLogger(__name__)
 
 FEATURES, BACKBONE, WINDOW = "features", "backbone", "window"
 
@@ -79,7 +82,8 @@ def feature_backbone(cfg: PhaseConfig, root: Path, output: Path,
     saved = output / BACKBONE
     if not (saved / "model.safetensors").is_file():
         save_pretrained(create_backbone(cfg.features.backbone), saved)
-        note(f"no --pretrained: features from a randomly initialised backbone ({saved})")
+        logger.warning("no --pretrained: features from a randomly initialised backbone (%s)",
+                       saved)
     return saved, str(saved.resolve())
 
 
@@ -95,7 +99,7 @@ def prepare_features(cfg: PhaseConfig, root: str | Path, output: str | Path,
     d = cfg.data
     dataset = read_phase_dataset(root, d.layout, need_videos=True, phases=tuple(d.phases))
     split = split_videos(dataset.videos, dataset.layout)
-    note(f"phase split: {split.rule}")
+    logger.info("phase split: %s", split.rule)
     backbone, label = feature_backbone(cfg, root, output, pretrained, restart)
     wanted = set(split.names("all"))
     extract_features(cfg, [v for v in dataset.videos if v.name in wanted], output / FEATURES,

@@ -10,6 +10,7 @@ restarted on the same output folder continues exactly where the newest checkpoin
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -55,8 +56,10 @@ from endofm.utils.distributed import (
 )
 from endofm.utils.io import atomic_write_json
 from endofm.utils.logging import MetricLogger
-from endofm.utils.progress import note, progress
+from endofm.utils.progress import progress
 from endofm.utils.seed import seed_everything
+
+logger = logging.getLogger(__name__)
 
 
 def build_encoder(cfg: Any) -> Encoder:
@@ -99,14 +102,14 @@ class PretrainTrainer:
                                            folder_fps=cfg.data.folder_fps,
                                            keep_decoded=cfg.data.keep_decoded)
         if cfg.data.keep_decoded and dist.is_main:
-            note(f"kept {len(self.dataset)} videos decoded in memory "
-                 f"({self.dataset.decoded_bytes / 2**20:.1f} MiB)")
+            logger.info("kept %d videos decoded in memory (%.1f MiB)", len(self.dataset),
+                        self.dataset.decoded_bytes / 2**20)
         self.skipped += self.dataset.skipped
         self.weights = (self.dataset.sample_weights(dict(cfg.data.source_weights))
                         if cfg.data.source_weights else None)
         self.meta = SSLMetaArch(build_encoder(cfg), teacher=cfg.ssl.teacher).to(self.device)
         if cfg.model.backbone.pretrained and dist.is_main:
-            note(describe_init(self.meta.student, cfg.model.backbone.pretrained))
+            logger.info(describe_init(self.meta.student, cfg.model.backbone.pretrained))
         seed_everything(cfg.train.seed + dist.rank)  # different augmentations per process
         self.student = self.meta.student
         if cfg.model.compile:
@@ -250,7 +253,7 @@ class PretrainTrainer:
 
     def warn(self, message: str | None) -> None:
         if message and self.dist.is_main:
-            note(f"WARNING: {message}")
+            logger.warning(message)
 
     def record_skips(self, skips: list[Skip]) -> None:
         for s in skips:
@@ -258,7 +261,7 @@ class PretrainTrainer:
             if entry not in self.skipped:
                 self.skipped.append(entry)
                 if self.dist.is_main:
-                    note(f"skipped {s.path}: {s.reason}")
+                    logger.warning("skipped %s: %s", s.path, s.reason)
 
     def monitor(self) -> None:
         mon = self.cfg.monitor
@@ -269,8 +272,8 @@ class PretrainTrainer:
                             mon.num_frames, mon.frame_step, mon.k, self.device,
                             self.cfg.train.precision)
         self.logger.log(metrics | {"epoch": self.epoch}, self.step)
-        note(f"epoch {self.epoch}: " + ", ".join(f"{k} {v:.3f}"
-                                                       for k, v in metrics.items()))
+        logger.info("epoch %d: %s", self.epoch,
+                    ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
 
     def run(self) -> dict[str, Any]:
         if self.dist.is_main:
@@ -281,9 +284,11 @@ class PretrainTrainer:
         self.logger.rewind(self.step)  # rows logged before the checkpoint's step stay
         if self.dist.is_main:
             if resumed is not None:
-                print(f"resumed from {resumed} (epoch {self.epoch + 1}, step {self.step})")
+                logger.info("resumed from %s (epoch %d, step %d)", resumed, self.epoch + 1,
+                            self.step)
             if self.skipped:
-                print(f"{len(self.skipped)} file(s) skipped; see {self.output / 'skipped.json'}")
+                logger.warning("%d file(s) skipped; see %s", len(self.skipped),
+                               self.output / "skipped.json")
         while self.epoch < self.cfg.train.epochs:
             self.train_epoch()
             if self.epoch_checkpoint_due():
@@ -310,7 +315,7 @@ class PretrainTrainer:
                                                                for r in steps]))
             report["collapse_warning"] = self.collapse.warned
             for s in self.skipped:
-                print(f"skipped {s['path']}: {s['reason']}")
+                logger.warning("skipped %s: %s", s["path"], s["reason"])
         return report
 
 

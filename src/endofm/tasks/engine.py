@@ -10,6 +10,7 @@ split once with the kept weights. ``evaluate`` runs a saved model on a split. Di
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import random
 import warnings
@@ -52,8 +53,10 @@ from endofm.utils.device import autocast, make_grad_scaler
 from endofm.utils.distributed import DistInfo, barrier, init_distributed
 from endofm.utils.io import atomic_write_json, atomic_write_text
 from endofm.utils.logging import MetricLogger, plot_curves
-from endofm.utils.progress import note, progress
+from endofm.utils.progress import progress
 from endofm.utils.seed import seed_everything
+
+logger = logging.getLogger(__name__)
 
 LAST = "last.pth"
 
@@ -158,10 +161,11 @@ class Trainer:
         self.train_items, self.val_items, self.test_items = split_items(task, root)
         model = task.build_model(pretrained)
         self.backbone_init = str(pretrained) if pretrained else RANDOM_INIT
-        if dist.is_main:
-            note(describe_init(model, pretrained) if pretrained else
-                 "no pretrained weights (--pretrained or model.backbone.pretrained): the "
-                 "backbone starts from random weights")
+        if dist.is_main and pretrained:
+            logger.info(describe_init(model, pretrained))
+        elif dist.is_main:
+            logger.warning("no pretrained weights (--pretrained or model.backbone.pretrained): "
+                           "the backbone starts from random weights")
         if cfg.train.freeze_backbone:
             for p in model.backbone.parameters():
                 p.requires_grad_(False)
@@ -184,8 +188,8 @@ class Trainer:
             len(dataset) / (cfg.train.batch_size * dist.world_size) / cfg.train.accum_steps)
         self.epochs = max(cfg.train.epochs, math.ceil(cfg.train.min_samples / len(dataset)))
         if self.epochs > cfg.train.epochs and dist.is_main:
-            print(f"train.min_samples={cfg.train.min_samples}: {self.epochs} epochs of "
-                  f"{len(dataset)} samples instead of {cfg.train.epochs}")
+            logger.info("train.min_samples=%d: %d epochs of %d samples instead of %d",
+                        cfg.train.min_samples, self.epochs, len(dataset), cfg.train.epochs)
         global_batch = cfg.train.batch_size * cfg.train.accum_steps * dist.world_size
         self.lr = lr_schedule(scaled_lr(o.lr, global_batch, o.scale_lr_with_batch),
                               scaled_lr(o.min_lr, global_batch, o.scale_lr_with_batch), self.epochs,
@@ -303,7 +307,7 @@ class Trainer:
         self.logger.log(record, self.step)
         save_training_state(self.state(), self.output / LAST)
         key = f"select/{self.task.selection_metric}"
-        print(f"epoch 0/{self.epochs} (starting weights): {key} {record[key]:.4f}")
+        logger.info("epoch 0/%d (starting weights): %s %.4f", self.epochs, key, record[key])
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -315,7 +319,7 @@ class Trainer:
         resumed = self.resume()
         self.logger.rewind(self.step + 1)  # rows up to the checkpoint's step stay
         if self.dist.is_main and resumed:
-            print(f"resumed from {self.output / LAST} at epoch {self.epoch}")
+            logger.info("resumed from %s at epoch %d", self.output / LAST, self.epoch)
         if (not resumed and self.val_items is not None and self.task.select_initial()
                 and self.dist.is_main):
             self.select_initial()
@@ -338,7 +342,7 @@ class Trainer:
                 save_training_state(self.state(), self.output / LAST)
                 key = f"select/{self.task.selection_metric}"
                 score = f", {key} {record[key]:.4f}" if key in record else ""
-                print(f"epoch {self.epoch}/{self.epochs}: loss {loss:.4f}{score}")
+                logger.info("epoch %d/%d: loss %.4f%s", self.epoch, self.epochs, loss, score)
             barrier()
         return self.finish()
 

@@ -7,6 +7,7 @@ atomically and read back with the project's ``weights_only`` allow-list.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,8 +17,9 @@ from torch import Tensor, nn
 
 from endofm.models.checkpoint import CheckpointError, load_state_checked, safe_load
 from endofm.utils.io import atomic_torch_save
-from endofm.utils.progress import note
 from endofm.utils.seed import get_rng_state, set_rng_state
+
+logger = logging.getLogger(__name__)
 
 # What a refused resume suggests (both training loops).
 RESUME_HINT = " (choose another --output, or add --restart to start this run over)"
@@ -55,7 +57,7 @@ def step_checkpoints(output: Path) -> list[Path]:
 
 def newest_readable(paths: list[Path]) -> tuple[Path, dict[str, Any]]:
     """The newest of ``paths`` (oldest first) that reads, and its content. Each newer one that
-    does not read (damaged on disk: states are written atomically) gets a note naming it and
+    does not read (damaged on disk: states are written atomically) gets a warning naming it and
     why; when none reads, the newest one's error is raised."""
     errors: list[CheckpointError] = []
     for path in reversed(paths):
@@ -65,7 +67,7 @@ def newest_readable(paths: list[Path]) -> tuple[Path, dict[str, Any]]:
             errors.append(error)
             continue
         for error in errors:
-            note(f"{error}; resuming from the older {path.name} instead")
+            logger.warning("%s; resuming from the older %s instead", error, path.name)
         return path, state
     raise errors[0]
 

@@ -1,25 +1,28 @@
 """One progress display for every long command.
 
-On a terminal it is a tqdm bar; otherwise (a log file, a pipe, a batch job) it prints a plain
-line every ``ENDOFM_PROGRESS_SECONDS`` seconds (default 30) and one when it finishes, so a log
-holds a few readable lines instead of carriage-return spam. ``--quiet`` (:func:`set_quiet`),
-``ENDOFM_QUIET=1`` or ``enabled=False`` (a config's ``progress`` setting) turn it off. Output
-goes to stderr::
+On a terminal it is a tqdm bar on stderr; otherwise (a log file, a pipe, a batch job) it logs a
+plain INFO line (logger ``endofm.utils.progress``) every ``ENDOFM_PROGRESS_SECONDS`` seconds
+(default 30) and one when it finishes, so a log holds a few readable lines instead of
+carriage-return spam, and a program embedding endofm decides where they go. ``--quiet``
+(:func:`set_quiet`), ``ENDOFM_QUIET=1`` or ``enabled=False`` (a config's ``progress`` setting)
+turn it off::
 
     for item in progress(items, desc="evaluate", unit="video"):
         ...
     with progress(total=n, desc="synth") as bar:
         bar.update(); bar.set_postfix(loss=0.1)
-    note("a line printed above any bar")
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
+
+logger = logging.getLogger(__name__)
 
 _QUIET = False
 
@@ -31,6 +34,7 @@ def set_quiet(quiet: bool) -> None:
 
 
 def is_quiet() -> bool:
+    """Whether :func:`set_quiet` or ``ENDOFM_QUIET`` (a true value) asked for quiet."""
     env = os.environ.get("ENDOFM_QUIET", "").strip().lower()
     return _QUIET or env not in ("", "0", "false", "no")
 
@@ -41,7 +45,7 @@ def progress_interval() -> float:
 
 
 class Progress:
-    """Counts steps of a long task and shows them (a bar, plain lines, or nothing)."""
+    """Counts steps of a long task and shows them (a bar, logged plain lines, or nothing)."""
 
     def __init__(self, iterable: Iterable | None = None, total: int | None = None,
                  desc: str = "", unit: str = "it", initial: int = 0, enabled: bool = True,
@@ -56,7 +60,7 @@ class Progress:
         self._bar = None
         self._start = self._last = time.monotonic()
         self._initial = initial
-        if self.enabled and _is_terminal(self.stream):
+        if self.enabled and is_terminal(self.stream):
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, desc=desc, unit=unit, initial=initial,
@@ -88,7 +92,7 @@ class Progress:
         if self._bar is not None:
             self._bar.update(n)
         elif self.enabled and time.monotonic() - self._last >= progress_interval():
-            self._print_line()
+            self._log_line()
 
     def set_postfix(self, **values: Any) -> None:
         """Figures shown after the count (``loss=0.31``)."""
@@ -97,15 +101,15 @@ class Progress:
             self._bar.set_postfix(values, refresh=False)
 
     def close(self, finished: bool = True) -> None:
-        """Remove the bar, or print the final line (not when the task failed)."""
+        """Remove the bar, or log the final line (not when the task failed)."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
         elif self.enabled and finished and self.n > self._initial:
-            self._print_line(done=True)
+            self._log_line(done=True)
         self.enabled = False
 
-    def _print_line(self, done: bool = False) -> None:
+    def _log_line(self, done: bool = False) -> None:
         now = time.monotonic()
         self._last = now
         elapsed = now - self._start
@@ -113,19 +117,8 @@ class Progress:
         rate = (self.n - self._initial) / elapsed if elapsed > 0 else 0.0
         extra = "".join(f" {k}={v}" for k, v in self.postfix.items())
         state = "done" if done else f"{100 * self.n / self.total:.0f}%" if self.total else ""
-        print(f"{self.desc}: {count} {self.unit} {state} [{_clock(elapsed)}, "
-              f"{rate:.2f} {self.unit}/s]{extra}", file=self.stream, flush=True)
-
-
-def note(message: str, stream: TextIO | None = None) -> None:
-    """Print ``message`` on its own line (above any bar on a terminal), even when quiet."""
-    stream = stream or sys.stderr
-    if _is_terminal(stream):
-        from tqdm import tqdm
-
-        tqdm.write(message, file=stream)
-    else:
-        print(message, file=stream, flush=True)
+        logger.info("%s: %s %s %s [%s, %.2f %s/s]%s", self.desc, count, self.unit, state,
+                    _clock(elapsed), rate, self.unit, extra)
 
 
 def progress(iterable: Iterable | None = None, **kwargs: Any) -> Progress:
@@ -133,7 +126,8 @@ def progress(iterable: Iterable | None = None, **kwargs: Any) -> Progress:
     return Progress(iterable, **kwargs)
 
 
-def _is_terminal(stream: TextIO) -> bool:
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is an interactive terminal (a bar can redraw itself there)."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):

@@ -7,6 +7,7 @@ included."""
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ from endofm.utils.checks import require_at_least, require_in_range
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write
 from endofm.utils.progress import progress
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -270,8 +273,8 @@ class ClassificationTask(Task):
         if recipe.lp_warm_start:
             C, scale = linear_probe_head(model, items, self.cfg.data, device, precision,
                                          max_norm=recipe.lp_max_norm)
-            print(f"linear-probe warm start of the head (C={C:g}, weights scaled by "
-                  f"{scale:.3g})")
+            logger.info("linear-probe warm start of the head (C=%g, weights scaled by %.3g)",
+                        C, scale)
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         clips, labels = batch
