@@ -61,8 +61,9 @@ def test_finetune_writes_a_scored_run(run: Path, data: Path, tmp_path: Path) -> 
 @pytest.mark.slow
 def test_rerun_resumes(run: Path, data: Path, capsys) -> None:
     before = (run / "features" / "video01.npy").stat().st_mtime_ns
+    loud = [arg for arg in TINY if arg != "--quiet"]  # --quiet would hide the message
     assert main(["finetune", "phase", "--data", str(data), "--output", str(run),
-                 "model.causal=true", *TINY]) == 0
+                 "model.causal=true", *loud, "train.progress=false"]) == 0
     assert "resumed from" in capsys.readouterr().err
     assert (run / "features" / "video01.npy").stat().st_mtime_ns == before
 

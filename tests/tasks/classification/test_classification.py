@@ -131,7 +131,7 @@ def test_robust_recipe_trains_on_every_video_from_the_probe_warm_start(
     assert main(["finetune", "classification", "--config", "tiny_robust", "--data",
                  str(sample_data["polypdiag"]), "--output", str(out), "--pretrained",
                  str(tiny_pretrained), "train.epochs=1", f"train.min_samples={clips + 1}",
-                 "--quiet"]) == 0
+                 "train.progress=false"]) == 0  # not --quiet: it would hide the messages
     printed = capsys.readouterr().err
     assert "linear-probe warm start of the head" in printed
     assert f"2 epochs of {clips} samples instead of 1" in printed
