@@ -16,11 +16,13 @@ alone (every ``nn.Linear`` call of that forward, with its input shape, weights a
 replayed as bare ``F.linear`` calls in the same run): the bound a forward made only of its
 GEMMs would reach. Forwards and GEMM replays are timed alternately (at least 3 pairs) and the
 median per-pair ratio is printed, so that a shared host's drifting speed cancels out.
-``--compile`` adds forwards compiled as ``endofm extract --compile`` compiles them
-(:func:`endofm.runner.compile.maybe_compile`: inductor with freezing) to that table. In
-bf16 on a CPU the table also has ``eager-cast``: the eager forward of a bf16 copy of the model
-(:class:`endofm.inference.precision.CastInference`), beside
-``eager``, autocast re-casting the fp32 weights at every call.
+In bf16 on a CPU the table also has ``eager-cast``: the eager forward of the bf16 copy of the
+model that ``endofm extract``/``predict``/``stream`` run there
+(:class:`endofm.runner.precision.CastInference`), beside ``eager``, autocast re-casting the
+fp32 weights at every call. ``--compile`` adds ``compiled``: the forward as ``--compile``
+compiles it (:meth:`endofm.runner.WindowRunner.model_call`: inductor with freezing, of the
+bf16 copy in bf16 on a CPU), and in bf16 on a CPU ``compiled-autocast``, the fp32 model
+compiled under autocast, for comparison.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import endofm
-from endofm.inference.precision import CastInference, casts_weights
 from endofm.runner.compile import maybe_compile
+from endofm.runner.precision import casts_weights, inference_module
 from endofm.utils.device import autocast, resolve_device
 
 MODEL = "endofm_vit_base_patch16"
@@ -229,10 +231,14 @@ def gemm_ratio_rows(model: nn.Module, x: torch.Tensor, precision: str,
     gemms = gemm_replay(model, x, precision)
     clip = f"{x.shape[2]:>3}x{x.shape[3]}x{x.shape[4]}"
     forwards = {"eager": model}
-    if casts_weights(x.device, precision):
-        forwards["eager-cast"] = CastInference(model)
+    cast = casts_weights(x.device, precision)
+    if cast:
+        forwards["eager-cast"] = inference_module(model, x.device, precision)
     if args.compile:
-        forwards["compiled"] = maybe_compile(model, True, x.device, precision)
+        if cast:
+            forwards["compiled-autocast"] = maybe_compile(model, True, x.device, precision)
+        forwards["compiled"] = maybe_compile(inference_module(model, x.device, precision),
+                                             True, x.device, precision)
     rows = []
     for name, module in forwards.items():
         def forward(module: nn.Module = module) -> torch.Tensor:
@@ -241,7 +247,7 @@ def gemm_ratio_rows(model: nn.Module, x: torch.Tensor, precision: str,
 
         fwd, gemm, ratio = interleaved_ratio(forward, gemms, x.device, args.warmup + 1,
                                              max(args.repeats, 3))
-        rows.append(f"{clip} {precision:>5} {name:>10} {fwd * 1e3:>9.0f} {gemm * 1e3:>9.0f} "
+        rows.append(f"{clip} {precision:>5} {name:>17} {fwd * 1e3:>9.0f} {gemm * 1e3:>9.0f} "
                     f"{ratio:>6.2f}")
     return rows
 
@@ -283,8 +289,8 @@ def main() -> None:
                       f"{'n/a' if peak is None else f'{peak:.0f}':>9}")
                 if not explicit:
                     ratios += gemm_ratio_rows(model, x, precision, args)
-    print(f"\n{'clip':>10} {'prec':>5} {'forward':>10} {'ms':>9} {'GEMMs ms':>9} "
-          f"{'ratio':>6}\n" + "-" * 54)
+    print(f"\n{'clip':>10} {'prec':>5} {'forward':>17} {'ms':>9} {'GEMMs ms':>9} "
+          f"{'ratio':>6}\n" + "-" * 61)
     print("\n".join(ratios))
     print("GFLOP per forward: " + ", ".join(f"{t}x{args.img_size} {f / 1e9:.1f}"
                                              for t, f in flops_per_clip.items()))

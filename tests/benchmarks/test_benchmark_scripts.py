@@ -27,6 +27,8 @@ def test_gpu_table_forward_row_runs():
 
     cells = forward_row("bf16", torch.device("cpu"), sizes(dry_run=True))
     assert cells[0].startswith("forward 8x64x64") and "clips/s" in cells[3]
+    cast = forward_row("bf16", torch.device("cpu"), sizes(dry_run=True), cast=True)
+    assert cast[0].endswith(", bf16 copy") and "clips/s" in cast[3]
     assert "gpu_table" in sys.modules
 
 

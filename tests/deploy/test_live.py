@@ -103,6 +103,25 @@ def test_an_unpaced_file_waits_for_a_slow_model_and_drops_nothing(model_dirs, vi
     assert [r["newest_frame"] for r in lines(tmp_path / "unpaced")] == list(range(40))
 
 
+def test_bf16_streams_the_cast_copy_with_the_fp32_decisions(model_dirs, video, tmp_path):
+    from endofm.runner.precision import CastInference
+
+    runs = {p: live(model_dirs["classification"], video, tmp_path / p, realtime=False,
+                    precision=p) for p in ("fp32", "bf16")}
+    call = runs["bf16"].task.predictor.call_model
+    assert isinstance(call, CastInference)
+    assert {p.dtype for p in call.parameters()} == {torch.bfloat16}
+    assert runs["fp32"].task.predictor.call_model is runs["fp32"].task.predictor.model
+    decided = {}
+    for precision, run in runs.items():
+        run.run()
+        decided[precision] = {r["newest_frame"]: r["prediction"]
+                              for r in lines(tmp_path / precision)}
+    assert decided["bf16"].keys() == decided["fp32"].keys() and decided["bf16"]
+    for frame, want in decided["fp32"].items():
+        assert decided["bf16"][frame]["score"] == pytest.approx(want["score"], abs=0.02)
+
+
 def test_realtime_follows_the_frame_rate_unpaced_runs_ahead(model_dirs, make_frames, tmp_path):
     path = write_video(tmp_path / "slow.mp4", make_frames(30), fps=10)  # 3 s of video
     paced = live(model_dirs["classification"], path, tmp_path / "paced", realtime=True).run()

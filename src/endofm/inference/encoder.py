@@ -107,7 +107,7 @@ class VideoEncoder(BackboneWindows):
                  features: str = "cls", **options: Any) -> None:
         super().__init__(model, num_frames, frame_step, stride, **options)
         self.features = features
-        self.extractor = self.runner.compiled(FeatureExtractor(self.backbone, features))
+        self.extractor = self.runner.model_call(FeatureExtractor(self.backbone, features))
 
     def settings(self) -> dict[str, object]:
         return {**super().settings(), "features": self.features}

@@ -158,7 +158,7 @@ class Predictor(Windowed):
         self.frame_step, self.stride = frame_step, stride
         super().__init__(runner, self.window_spec(), folder_fps)
         self.model = runner.place(task_model.model)
-        self.call_model = runner.compiled(self.model)
+        self.call_model = runner.model_call(self.model)
         self.class_names = class_names(task_model)
 
     def window_spec(self) -> WindowSpec:

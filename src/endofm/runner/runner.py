@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from endofm.runner.compile import maybe_compile
+from endofm.runner.precision import inference_module
 from endofm.runner.stream import FrameMaker, VideoJob, check_loader_settings, stream_windows
 from endofm.runner.windows import Window
 from endofm.utils.device import autocast, resolve_device, resolve_precision
@@ -91,8 +92,11 @@ class WindowRunner:
         """``module`` in eval mode on the runner's device."""
         return module.eval().to(self.device)
 
-    def compiled(self, module: nn.Module) -> Callable[[Tensor], Any]:
-        """``module`` as the runner calls it: through ``torch.compile`` when asked."""
+    def model_call(self, module: nn.Module) -> Callable[[Tensor], Any]:
+        """``module`` (placed) as the runner calls it: in bf16 on a CPU its bf16 copy
+        (:func:`endofm.runner.precision.inference_module`: weights cast once, ``module``
+        itself untouched), through ``torch.compile`` when asked."""
+        module = inference_module(module, self.device, self.precision)
         return maybe_compile(module, self.options.compile, self.device, self.precision)
 
     def call(self, model_fn: Callable[[Tensor], Any], x: Tensor) -> Any:
