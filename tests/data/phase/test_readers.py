@@ -186,3 +186,18 @@ def test_bad_tool_value(cholec: Path, tmp_path: Path) -> None:
     with pytest.raises(AnnotationError, match=r"video01-tool.txt: line 3: tool presence must "
                                               r"be 0 or 1"):
         read_phase_dataset(root)
+
+
+def test_a_bad_annotation_is_a_dataset_error_raised_or_collected(tmp_path: Path) -> None:
+    """Phase annotations report like every dataset reader: one ``DatasetError`` (an
+    ``AnnotationError``) naming the file, or an entry of ``errors`` when a list is given."""
+    from endofm.data.datasets.records import DatasetError
+    from endofm.data.phase.labels import AnnotationError, report
+
+    where = tmp_path / "video01-phase.txt"
+    with pytest.raises(AnnotationError, match=r"video01-phase\.txt: no rows") as info:
+        report(None, where, "no rows")
+    assert isinstance(info.value, DatasetError) and info.value.reason == "no rows"
+    errors: list[dict[str, str]] = []
+    report(errors, where, "no rows")
+    assert errors == [{"path": str(where), "reason": "no rows"}]

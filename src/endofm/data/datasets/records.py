@@ -22,10 +22,12 @@ class DatasetError(ValueError):
         self.reason = reason
 
 
-def report(errors: list[dict[str, str]] | None, path: str | Path, reason: str) -> None:
-    """Raise :class:`DatasetError`, or append ``{"path", "reason"}`` to ``errors`` if given."""
+def report(errors: list[dict[str, str]] | None, path: str | Path, reason: str,
+           error: type[DatasetError] = DatasetError) -> None:
+    """Raise ``error`` (a :class:`DatasetError`), or append ``{"path", "reason"}`` to ``errors``
+    if given."""
     if errors is None:
-        raise DatasetError(path, reason)
+        raise error(path, reason)
     errors.append({"path": str(path), "reason": reason})
 
 

@@ -15,20 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
+from endofm.data.datasets.records import DatasetError
+from endofm.data.datasets.records import report as report_dataset_error
 
-class AnnotationError(ValueError):
+
+class AnnotationError(DatasetError):
     """A bad annotation: ``path`` names the file (with its line where there is one)."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = str(path), reason
 
 
 def report(errors: list[dict[str, str]] | None, path: str | Path, reason: str) -> None:
     """Raise :class:`AnnotationError`, or append it to ``errors`` when a list is given."""
-    if errors is None:
-        raise AnnotationError(path, reason)
-    errors.append({"path": str(path), "reason": reason})
+    report_dataset_error(errors, path, reason, AnnotationError)
 
 
 @dataclass(frozen=True)
