@@ -81,8 +81,7 @@ class TrainConfig(TrainSettings):
         super().__post_init__()
         require_at_least(self, "train", 1, "accum_steps", "eval_every")
         require_at_least(self, "train", 0, "min_samples", "patience")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        require_in_range(self, "train", 0, 1, "ema_decay", high_open=True)
 
 
 class Selection(StrEnum):

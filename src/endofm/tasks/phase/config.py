@@ -63,9 +63,7 @@ class PhaseFeaturesConfig:
     def __post_init__(self) -> None:
         require_at_least(self, "features", 1, "num_frames", "size", "batch_size")
         require_at_least(self, "features", 0, "num_workers")
-        if not 0 < self.rate <= 30:
-            raise ValueError(f"features.rate must be in (0, 30] windows per second, got "
-                             f"{self.rate}")
+        require_in_range(self, "features", 0, 30, "rate", low_open=True)  # windows per second
 
     def step(self) -> str:
         """``frame_step`` as the window settings take it."""
