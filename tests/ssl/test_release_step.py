@@ -47,6 +47,7 @@ def trainer_for(meta: dict, data: Path, output: Path, switches: tuple[str, ...]
         f"train.batch_size={meta['batch_size']}", "optim.freeze_last_layer=1",
         f"loss.teacher_temp={meta['teacher_temp']}",
         f"loss.warmup_teacher_temp={meta['teacher_temp']}", "loss.combine=release",
+        "loss.koleo_weight=0",  # the release has no KoLeo term (tiny.yaml adds one)
         "train.precision=fp32", "train.device=cpu", "train.progress=false", *switches])
     return PretrainTrainer(cfg, data, output, init_distributed("cpu"))
 
