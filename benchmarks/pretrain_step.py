@@ -25,7 +25,7 @@ from backbone import _load, peak_memory_mib, timed
 
 from endofm.config import RECIPES, load_config
 from endofm.ssl import PretrainConfig, SSLMetaArch
-from endofm.ssl.objective import SSLObjective, ssl_forward
+from endofm.ssl.objective import SSLObjective
 from endofm.ssl.trainer import build_encoder
 from endofm.train import OptimizerStepper, build_optimizer, param_groups
 from endofm.utils.device import autocast, make_grad_scaler, resolve_device
@@ -63,10 +63,10 @@ def make_step(cfg, device: torch.device, batch: int,
               explicit: bool = False) -> Callable[[], None]:
     """A closure running one training step of ``cfg``'s model and losses on random views."""
     torch.manual_seed(0)
-    meta = SSLMetaArch(build_encoder(cfg), teacher=cfg.ssl.teacher).to(device)
+    meta = SSLMetaArch(build_encoder(cfg), SSLObjective(cfg.head.out_dim, cfg.loss),
+                       teacher=cfg.ssl.teacher).to(device)
     for encoder in (meta.student, meta.teacher):
         encoder.backbone.set_explicit_attention(explicit)
-    objective = SSLObjective(cfg.head.out_dim, cfg.loss).to(device)
     o = cfg.optim
     groups = param_groups(meta.student, o.weight_decay, decay_embeddings=o.decay_embeddings)
     stepper = OptimizerStepper(build_optimizer("adamw", groups, 1e-5),
@@ -80,8 +80,7 @@ def make_step(cfg, device: torch.device, batch: int,
 
     def step() -> None:
         with autocast(device, cfg.train.precision):
-            outputs, masks = ssl_forward(objective, meta, views, gen)
-        loss = objective(outputs, masks, cfg.loss.teacher_temp)["loss"]
+            loss = meta(views, cfg.loss.teacher_temp, gen).loss.total
         stepper.backward(loss)
         stepper.step(meta.student.parameters())  # clip, optimiser step, zero the gradients
         meta.update_teacher(0.996)

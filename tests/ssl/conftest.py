@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from endofm.ssl import pretrain
+from endofm.ssl.config import SSLLossConfig
+from endofm.ssl.objective import SSLObjective
 from endofm.ssl.trainer import PretrainTrainer
+
+
+def tiny_objective(out_dim: int = 32, **loss: Any) -> SSLObjective:
+    """The objective of ``out_dim`` prototypes with the ``loss`` settings given (the rest
+    the defaults)."""
+    return SSLObjective(out_dim, SSLLossConfig(**loss))
 
 
 def pretrain_killed_at_step(cfg: Any, videos: Path, output: Path,

@@ -7,6 +7,8 @@ from endofm.ssl import DINOHead, Encoder, SSLMetaArch, forward_views
 from endofm.ssl.data import epoch_order
 from endofm.train import CosineScheduler
 
+from .conftest import tiny_objective
+
 
 def tiny_encoder():
     torch.manual_seed(0)
@@ -25,7 +27,7 @@ def test_head_keys_match_release_and_last_norm_frozen():
 
 
 def test_teacher_is_frozen_copy_without_drop_path():
-    meta = SSLMetaArch(tiny_encoder())
+    meta = SSLMetaArch(tiny_encoder(), tiny_objective())
     assert all(not p.requires_grad for p in meta.teacher.parameters())
     meta.train()
     assert not meta.teacher.training and meta.student.training
@@ -35,7 +37,7 @@ def test_teacher_is_frozen_copy_without_drop_path():
 
 
 def test_ema_update():
-    meta = SSLMetaArch(tiny_encoder())
+    meta = SSLMetaArch(tiny_encoder(), tiny_objective())
     t0 = [p.clone() for p in meta.teacher.parameters()]
     with torch.no_grad():
         for p in meta.student.parameters():
@@ -82,10 +84,11 @@ def test_epoch_order_is_seeded_and_sharded():
 
 
 def test_meta_arch_forward_student_all_views_teacher_globals():
-    meta = SSLMetaArch(tiny_encoder()).eval()
+    meta = SSLMetaArch(tiny_encoder(), tiny_objective()).eval()
     views = [torch.randn(2, 3, 2, 32, 32), torch.randn(2, 3, 4, 32, 32),
              torch.randn(2, 3, 2, 16, 16)]
-    student, teacher = meta(views)
+    out = meta.forward_plain(views)
+    student, teacher = out.student, out.teacher
     assert len(student) == 3 and len(teacher) == 2
     assert not teacher[0].requires_grad and student[0].requires_grad
     torch.testing.assert_close(teacher[1], student[1])  # identical weights at start

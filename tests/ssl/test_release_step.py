@@ -59,7 +59,7 @@ def run_release_steps(meta: dict, tensors: dict[str, torch.Tensor], trainer: Pre
     initial = part(tensors, "initial.")
     trainer.meta.student.load_state_dict(initial)
     trainer.meta.teacher.load_state_dict(initial)
-    trainer.criterion.center.zero_()
+    trainer.meta.objective.dino.center.zero_()
     steps = meta["steps"]
     trainer.lr, trainer.wd, trainer.momentum = (np.array(meta["schedules"][k])
                                                 for k in ("lr", "wd", "momentum"))
@@ -75,7 +75,7 @@ def run_release_steps(meta: dict, tensors: dict[str, torch.Tensor], trainer: Pre
             got = model.state_dict()
             assert got.keys() == want.keys()
             diff[name] = max((got[k] - want[k]).abs().max().item() for k in want)
-        center = trainer.criterion.center - tensors[f"step{step}.center"]
+        center = trainer.meta.objective.dino.center - tensors[f"step{step}.center"]
         diff["center"] = center.abs().max().item()
         diffs.append(diff)
     return diffs

@@ -10,6 +10,8 @@ import endofm
 from endofm.ssl import DINOHead, Encoder, SSLMetaArch
 from endofm.train import clip_gradients, param_groups
 
+from .conftest import tiny_objective
+
 VIEWS = [torch.randn(2, 3, 2, 32, 32, generator=torch.Generator().manual_seed(1)),
          torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(2)),
          torch.randn(2, 3, 2, 16, 16, generator=torch.Generator().manual_seed(3))]
@@ -24,11 +26,11 @@ def encoder(drop_path_rate: float = 0.5) -> Encoder:
 
 
 def teacher_outputs(meta: SSLMetaArch) -> list[torch.Tensor]:
-    return meta(VIEWS)[1]
+    return meta.forward_plain(VIEWS).teacher
 
 
 def test_release_teacher_uses_drop_path_and_moves_only_by_ema():
-    meta = SSLMetaArch(encoder(), teacher="release").train()
+    meta = SSLMetaArch(encoder(), tiny_objective(), teacher="release").train()
     assert meta.teacher.training and all(not p.requires_grad for p in meta.teacher.parameters())
     rates = [m.drop_prob for m in meta.teacher.modules() if hasattr(m, "drop_prob")]
     assert rates == [m.drop_prob for m in meta.student.modules() if hasattr(m, "drop_prob")]
@@ -39,7 +41,7 @@ def test_release_teacher_uses_drop_path_and_moves_only_by_ema():
     assert all(torch.equal(v, meta.teacher.state_dict()[k]) for k, v in before.items())
     # one optimiser step on the student; the teacher changes only through the EMA
     optimizer = torch.optim.SGD(meta.student.parameters(), lr=0.1)
-    student, teacher = meta(VIEWS)
+    student = meta.forward_plain(VIEWS).student
     sum(s.square().mean() for s in student).backward()
     optimizer.step()
     assert all(p.grad is None for p in meta.teacher.parameters())
@@ -54,14 +56,14 @@ def test_release_teacher_uses_drop_path_and_moves_only_by_ema():
 
 
 def test_eval_teacher_is_deterministic_in_training():
-    meta = SSLMetaArch(encoder(), teacher="eval").train()
+    meta = SSLMetaArch(encoder(), tiny_objective(), teacher="eval").train()
     assert not meta.teacher.training
     torch.testing.assert_close(teacher_outputs(meta)[0], teacher_outputs(meta)[0])
 
 
 def test_unknown_teacher_mode_is_an_error():
     with pytest.raises(ValueError, match="teacher"):
-        SSLMetaArch(encoder(), teacher="frozen")
+        SSLMetaArch(encoder(), tiny_objective(), teacher="frozen")
 
 
 def grads(*values: list[float]) -> list[torch.nn.Parameter]:

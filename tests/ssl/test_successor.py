@@ -14,7 +14,7 @@ from endofm.ssl.masking import BlockMaskConfig, view_masks
 from endofm.ssl.trainer import build_encoder
 from endofm.train import step_checkpoints as checkpoints
 
-from .conftest import pretrain_killed_at_step
+from .conftest import pretrain_killed_at_step, tiny_objective
 
 CONFIGS = RECIPES / "pretrain"
 FAST = ["model.backbone.depth=1", "head.out_dim=64", "head.hidden_dim=64", "head.bottleneck_dim=16",
@@ -32,7 +32,8 @@ def tiny_meta(separate=False):
     with torch.no_grad():
         backbone.mask_token.normal_()
     patch_head = DINOHead(48, 32, 64, 16) if separate else None
-    return SSLMetaArch(Encoder(backbone, DINOHead(48, 32, 64, 16), patch_head)).eval()
+    return SSLMetaArch(Encoder(backbone, DINOHead(48, 32, 64, 16), patch_head),
+                       tiny_objective()).eval()
 
 
 def test_student_sees_mask_tokens_teacher_sees_the_clip():
@@ -63,7 +64,7 @@ def test_patch_outputs_are_the_masked_tokens_through_the_patch_head():
     masks = torch.zeros(2, 8, dtype=torch.bool)
     masks[0, 3] = masks[1, 0] = masks[1, 7] = True
     with torch.no_grad():
-        out = meta.teacher(x, masks, mask_input=False)
+        out = meta.teacher.forward_masked(x, masks, mask_input=False)
         tokens = meta.teacher.backbone.forward_features(x)
     expected = meta.teacher.patch_head(torch.stack([tokens[0, 4], tokens[1, 1], tokens[1, 8]]))
     torch.testing.assert_close(out.patch, expected)

@@ -180,7 +180,7 @@ def _worker(rank, port, data, out):
     torch.set_num_threads(1)
     trainer = PretrainTrainer(cfg("train.epochs=1"), data, out, init_distributed("cpu"))
     trainer.run()
-    torch.save({"center": trainer.criterion.center,
+    torch.save({"center": trainer.meta.objective.dino.center,
                 "teacher": trainer.meta.teacher.state_dict()}, Path(out) / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
 

@@ -1,9 +1,13 @@
 """The pre-training objective: Endo-FM's L_cv + L_dm, plus the successor's optional terms
 (EndoFM-LV / DINOv2): an iBOT masked-patch loss and a KoLeo regulariser, each with a weight
-(0 = off); either centring (running or Sinkhorn-Knopp) for the DINO and iBOT targets."""
+(0 = off); either centring (running or Sinkhorn-Knopp) for the DINO and iBOT targets.
+
+:class:`SSLObjective` turns the forward outputs of a step (:class:`SSLOutputs`) into
+:class:`LossTerms`; :class:`~endofm.ssl.meta_arch.SSLMetaArch` owns it and runs it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -12,8 +16,7 @@ from torch import Tensor, nn
 from endofm.ssl.ibot import IBOTPatchLoss
 from endofm.ssl.koleo import koleo_loss
 from endofm.ssl.loss import STLoss
-from endofm.ssl.masking import BlockMaskConfig, view_masks
-from endofm.ssl.meta_arch import SSLMetaArch, SSLOutputs
+from endofm.ssl.masking import BlockMaskConfig
 
 
 def mask_config(loss_cfg: Any) -> BlockMaskConfig:
@@ -23,11 +26,56 @@ def mask_config(loss_cfg: Any) -> BlockMaskConfig:
                            mode=loss_cfg.ibot_mask_mode)
 
 
+@dataclass
+class SSLOutputs:
+    """The forward outputs of one step: head outputs per view (``student``, V of ``[B, K]``)
+    and per global view (``teacher``), the student's backbone CLS features per global view
+    (``student_cls``, ``[B, D]`` each), and the patch-head outputs at the masked tokens of all
+    global views, view after view (``student_patch`` / ``teacher_patch``, ``[M, K]``).
+    ``teacher_cls``: the teacher's backbone CLS features per global view (the masked forward
+    goes through ``forward_features``, which a forward hook on the backbone does not see;
+    empty for the plain forward). The masked fields are empty / ``None`` for the plain
+    forward."""
+
+    student: list[Tensor]
+    teacher: list[Tensor]
+    student_cls: list[Tensor] = field(default_factory=list)
+    student_patch: Tensor | None = None
+    teacher_patch: Tensor | None = None
+    teacher_cls: list[Tensor] = field(default_factory=list)
+
+
+@dataclass
+class LossTerms:
+    """The loss of one step by name.
+
+    ``terms``: the weighted parts of the loss, each a scalar with its graph (``dino``, and
+    ``ibot`` / ``koleo`` when their weight is on); ``total``: their sum, the loss to
+    backpropagate. ``logs``: detached scalars for the log, the DINO diagnostics (``l_cv``,
+    ``l_dm``, ``teacher_entropy``, ``kl``) and, with a term beyond the release's on,
+    ``dino_loss`` and the unweighted ``ibot``, ``ibot_kl`` and ``koleo``.
+    """
+
+    terms: dict[str, Tensor]
+    logs: dict[str, Tensor]
+    total: Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        parts = list(self.terms.values())
+        total = parts[0]
+        for part in parts[1:]:  # added in order: the release's sum when only ``dino`` is on
+            total = total + part
+        self.total = total
+
+    def values(self) -> dict[str, float]:
+        """``loss`` (the total) and the logged scalars as floats."""
+        return {"loss": self.total.item()} | {k: v.item() for k, v in self.logs.items()}
+
+
 class SSLObjective(nn.Module):
-    """``forward(outputs, masks, teacher_temp)`` → loss terms. ``loss`` is
-    ``L_dino + ibot_weight · L_ibot + koleo_weight · L_koleo``; ``dino_loss``, ``ibot``,
-    ``ibot_kl`` and ``koleo`` are logged when their term is on, next to the DINO diagnostics
-    (``l_cv``, ``l_dm``, ``teacher_entropy``, ``kl``)."""
+    """``forward(outputs, masks, teacher_temp)`` → :class:`LossTerms`:
+    ``L_dino + ibot_weight · L_ibot + koleo_weight · L_koleo``. Also the settings of the masks
+    the iBOT term needs (``masks``; ``mask_input``: whether the student's input is masked)."""
 
     def __init__(self, out_dim: int, loss_cfg: Any) -> None:
         super().__init__()
@@ -45,34 +93,23 @@ class SSLObjective(nn.Module):
         """Whether any term beyond the release's is on (they need the masked forward)."""
         return self.ibot is not None or self.koleo_weight > 0
 
-    def draw_masks(self, global_views: list[Tensor], patch_size: int,
-                   gen: torch.Generator) -> list[Tensor]:
-        """Block masks (bool ``[B, h*w*T_v]``) for the global views ``[B, 3, T_v, S, S]``; all
-        empty when the iBOT term is off (KoLeo alone needs no mask)."""
-        b = global_views[0].shape[0]
-        frames = [v.shape[2] for v in global_views]
-        h, w = (s // patch_size for s in global_views[0].shape[-2:])
-        if self.ibot is None:
-            return [torch.zeros(b, h * w * t, dtype=torch.bool) for t in frames]
-        return view_masks(b, frames, h, w, self.masks, gen)
-
     def forward(self, outputs: SSLOutputs, masks: list[Tensor],
-                teacher_temp: float) -> dict[str, Tensor]:
-        terms = self.dino(outputs.student, outputs.teacher, teacher_temp)
-        if not self.extended:
-            return terms
-        total = terms["loss"]
-        terms["dino_loss"] = total.detach()
+                teacher_temp: float) -> LossTerms:
+        """The loss terms of ``outputs`` (``masks``: the global views' masks, bool
+        ``[B, h*w*T_v]`` each; empty for the plain forward). Updates the running centres."""
+        logs = self.dino(outputs.student, outputs.teacher, teacher_temp)
+        terms = {"dino": logs.pop("loss")}
         if self.ibot is not None:
             ibot = self.ibot(outputs.student_patch, outputs.teacher_patch, masks, teacher_temp)
-            total = total + self.ibot_weight * ibot["loss"]
-            terms["ibot"], terms["ibot_kl"] = ibot["loss"].detach(), ibot["kl"]
+            terms["ibot"] = self.ibot_weight * ibot["loss"]
+            logs["ibot"], logs["ibot_kl"] = ibot["loss"].detach(), ibot["kl"]
         if self.koleo_weight > 0:
             koleo = self.koleo(outputs.student_cls)
-            total = total + self.koleo_weight * koleo
-            terms["koleo"] = koleo.detach()
-        terms["loss"] = total
-        return terms
+            terms["koleo"] = self.koleo_weight * koleo
+            logs["koleo"] = koleo.detach()
+        if self.extended:
+            logs["dino_loss"] = terms["dino"].detach()
+        return LossTerms(terms, logs)
 
     @staticmethod
     def koleo(cls_per_view: list[Tensor]) -> Tensor:
@@ -81,18 +118,3 @@ class SSLObjective(nn.Module):
         if cls_per_view[0].shape[0] < 2:
             return cls_per_view[0].new_zeros((), dtype=torch.float32)
         return torch.stack([koleo_loss(c) for c in cls_per_view]).sum()
-
-
-def ssl_forward(objective: SSLObjective, meta: SSLMetaArch, views: list[Tensor],
-                      gen: torch.Generator, student: nn.Module | None = None
-                      ) -> tuple[SSLOutputs, list[Tensor]]:
-    """The forward ``objective`` needs on a batch of ``views``: the plain one of the release's
-    recipe, or (with iBOT / KoLeo on) the masked one with block masks for the global views
-    drawn from ``gen``. Returns the outputs and the masks (empty for the plain forward)."""
-    if not objective.extended:
-        student_out, teacher_out = meta(views, student)
-        return SSLOutputs(student_out, teacher_out, [], None, None), []
-    g = meta.num_global
-    masks = objective.draw_masks(views[:g], meta.student.backbone.patch_size, gen)
-    masks = [m.to(views[0].device) for m in masks]
-    return meta.forward_masked(views, masks, student, objective.mask_input), masks

@@ -28,9 +28,9 @@ from endofm.models import backbone_config, create_backbone, load_checkpoint, sav
 from endofm.ssl.data import collate, epoch_order, merge_skips
 from endofm.ssl.diagnostics import CollapseMonitor, plot_pretrain_curves
 from endofm.ssl.head import DINOHead
-from endofm.ssl.meta_arch import Encoder, SSLMetaArch, SSLOutputs
+from endofm.ssl.meta_arch import Encoder, SSLMetaArch
 from endofm.ssl.monitor import knn_probe
-from endofm.ssl.objective import SSLObjective, ssl_forward
+from endofm.ssl.objective import SSLObjective
 from endofm.train import (
     RESUME_HINT,
     CosineScheduler,
@@ -107,7 +107,8 @@ class PretrainTrainer:
         self.skipped += self.dataset.skipped
         self.weights = (self.dataset.sample_weights(dict(cfg.data.source_weights))
                         if cfg.data.source_weights else None)
-        self.meta = SSLMetaArch(build_encoder(cfg), teacher=cfg.ssl.teacher).to(self.device)
+        self.meta = SSLMetaArch(build_encoder(cfg), SSLObjective(cfg.head.out_dim, cfg.loss),
+                                teacher=cfg.ssl.teacher).to(self.device)
         if cfg.model.backbone.pretrained and dist.is_main:
             logger.info(describe_init(self.meta.student, cfg.model.backbone.pretrained))
         seed_everything(cfg.train.seed + dist.rank)  # different augmentations per process
@@ -116,10 +117,10 @@ class PretrainTrainer:
             # one graph per view shape: traced with symbolic shapes, the second shape failed to
             # compile on a CPU ("cannot determine truth value of Relational")
             self.student.compile(dynamic=False)
-        self.ddp_student = (DistributedDataParallel(self.student)
-                            if dist.world_size > 1 else self.student)
-        self.objective = SSLObjective(cfg.head.out_dim, cfg.loss).to(self.device)
-        self.criterion = self.objective.dino
+        # one forward per step through DDP: the whole step (the teacher takes no gradients, and
+        # the loss centres are all-reduced, so its buffers need no broadcast)
+        self.ddp_meta = (DistributedDataParallel(self.meta, broadcast_buffers=False)
+                         if dist.world_size > 1 else self.meta)
         o = cfg.optim
         groups = param_groups(self.student, o.weight_decay, decay_embeddings=o.decay_embeddings)
         self.stepper = OptimizerStepper(build_optimizer("adamw", groups, o.lr),
@@ -151,9 +152,9 @@ class PretrainTrainer:
             "teacher": self.meta.teacher.state_dict(),
             "student": self.student.state_dict(),
             **self.stepper.state_dict(),
-            "dino_loss": {"center": self.criterion.center.detach().cpu()},
-            "ibot_loss": ({"center": self.objective.ibot.center.detach().cpu()}
-                          if self.objective.ibot is not None else {}),
+            "dino_loss": {"center": self.meta.objective.dino.center.detach().cpu()},
+            "ibot_loss": ({"center": self.meta.objective.ibot.center.detach().cpu()}
+                          if self.meta.objective.ibot is not None else {}),
             "epoch": self.epoch, "iteration": self.iteration, "step": self.step,
             "config": to_dict(self.cfg), "arch": backbone_config(self.student.backbone),
             "skipped": list(self.skipped),
@@ -173,9 +174,10 @@ class PretrainTrainer:
         state = load_training_state(path, {"teacher": self.meta.teacher,
                                            "student": self.student}, RESUME_HINT, state)
         self.stepper.load_state_dict(state)
-        self.criterion.center.copy_(state["dino_loss"]["center"])
-        if self.objective.ibot is not None:
-            self.objective.ibot.center.copy_(state["ibot_loss"]["center"])
+        objective = self.meta.objective
+        objective.dino.center.copy_(state["dino_loss"]["center"])
+        if objective.ibot is not None:
+            objective.ibot.center.copy_(state["ibot_loss"]["center"])
         self.epoch, self.iteration, self.step = state["epoch"], state["iteration"], state["step"]
         self.skipped = [s for s in state["skipped"] if s not in self.skipped] + self.skipped
         return path
@@ -192,33 +194,37 @@ class PretrainTrainer:
         return DataLoader(self.dataset, batch_size=cfg.train.batch_size, sampler=order,
                           num_workers=cfg.train.num_workers, collate_fn=collate, generator=gen)
 
-    def forward(self, views: list[torch.Tensor]) -> tuple[SSLOutputs, list[torch.Tensor]]:
-        """Student/teacher outputs for a batch of views, and the global views' masks (drawn
-        from a generator seeded by run seed, step and rank, so a resumed run redraws them)."""
-        gen = torch.Generator().manual_seed(
+    def mask_generator(self) -> torch.Generator:
+        """The generator of this step's block masks, seeded by run seed, step and rank (a
+        resumed run redraws the same masks)."""
+        return torch.Generator().manual_seed(
             (self.cfg.train.seed * 1_000_003 + self.step) * 1009 + self.dist.rank)
-        return ssl_forward(self.objective, self.meta, views, gen, self.ddp_student)
 
     def train_step(self, views: list[torch.Tensor]) -> dict[str, float]:
+        """One optimiser step on a batch of views; returns the values to log."""
         cfg, it = self.cfg, self.step
         self.stepper.set_schedules(self.lr[it], self.wd[it])
         views = [v.to(self.device, non_blocking=True) for v in views]
         with autocast(self.device, cfg.train.precision), self.collapse.watch():
-            outputs, masks = self.forward(views)
-        self.collapse.observe(outputs.teacher, self.criterion.center, outputs.teacher_cls)
-        terms = self.objective(outputs, masks, self.teacher_temp[it])
-        if not torch.isfinite(terms["loss"]):
-            raise RuntimeError(f"non-finite loss at step {self.step}: {terms['loss'].item()}")
-        self.stepper.backward(terms["loss"])
+            step = self.ddp_meta(views, self.teacher_temp[it], self.mask_generator())
+        self.collapse.observe(step.teacher, step.teacher_center, step.teacher_cls)
+        loss = step.loss.total
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"non-finite loss at step {self.step}: {loss.item()}")
+        self.stepper.backward(loss)
         if self.epoch < cfg.optim.freeze_last_layer:  # before clipping: frozen grads don't count
-            for name, p in self.student.named_parameters():
-                if ".last_layer." in name:
-                    p.grad = None
+            self.drop_last_layer_grads()
         self.stepper.clip(self.student.parameters())
         self.stepper.apply()
         self.meta.update_teacher(self.momentum[it])
-        return {k: v.item() for k, v in terms.items()} | {
-            "lr": self.lr[it], "teacher_momentum": self.momentum[it]} | self.collapse.stats(terms)
+        return step.loss.values() | {"lr": self.lr[it], "teacher_momentum": self.momentum[it]
+                                     } | self.collapse.stats(step.loss.logs)
+
+    def drop_last_layer_grads(self) -> None:
+        """Freeze the heads' last layers for this step (the release's ``freeze_last_layer``)."""
+        for name, p in self.student.named_parameters():
+            if ".last_layer." in name:
+                p.grad = None
 
     def train_epoch(self) -> None:
         cfg = self.cfg
