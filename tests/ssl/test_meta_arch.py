@@ -98,3 +98,18 @@ def test_the_trainer_backpropagates_the_meta_archs_total(sample_data, tmp_path, 
     assert logged["loss"] == pytest.approx(sum(t.item() for t in step.loss.terms.values()))
     assert logged["loss"] == pytest.approx(
         logged["dino_loss"] + 0.5 * logged["ibot"] + 0.1 * logged["koleo"])
+
+
+def test_compiling_the_encoder_compiles_both_entry_points(monkeypatch):
+    """``model.compile=true`` reaches the masked forward of iBOT / KoLeo training too."""
+    compiled = []
+
+    def fake_compile(fn, **kwargs):
+        compiled.append((getattr(fn, "__name__", ""), kwargs))
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    encoder = tiny_meta(**IBOT).student
+    encoder.compile(dynamic=False)
+    assert sorted(compiled) == [("_call_impl", {"dynamic": False}),
+                                ("forward_masked", {"dynamic": False})]
