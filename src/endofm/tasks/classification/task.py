@@ -48,6 +48,7 @@ from endofm.tasks.classification.recipe import (
     class_balanced_order,
     linear_probe_head,
 )
+from endofm.tasks.own_data import ReleaseOrOwnData
 from endofm.utils.checks import require_at_least, require_in_range
 from endofm.utils.device import autocast
 from endofm.utils.io import atomic_write
@@ -152,14 +153,14 @@ def classification_format(root: Path, setting: str) -> str:
     return found
 
 
-class ClassificationTask(Task):
+class ClassificationTask(ReleaseOrOwnData, Task):
     name = "classification"
+    release_format = "polypdiag"
     config_class = ClassificationConfig
     formats = FORMATS
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
-        self.format: str | None = None
         self.classes: ClassSet | None = None  # from the data, or the loaded model's
         self.multi_label = False
         self._data: dict[Path, LabelledData] = {}
@@ -171,7 +172,7 @@ class ClassificationTask(Task):
     @property
     def test_split(self) -> str:  # type: ignore[override]
         """PolypDiag's held-out split is ``splits/val.txt``; the own formats' is ``test``."""
-        return "val" if self.format in (None, "polypdiag") else "test"
+        return "val" if self.from_release() else "test"
 
     def bind_data(self, root: str | Path) -> None:
         self.format = classification_format(Path(root), str(self.cfg.data.format))
@@ -230,15 +231,9 @@ class ClassificationTask(Task):
             raise ValueError(f"{root}: the {split} split has no videos")
         return items
 
-    def given_split(self, root: str | Path, split: str) -> list[VideoItem] | None:
-        """The data's own validation videos (own formats), if it names any."""
-        if self.format in (None, "polypdiag"):
-            return None
-        return self.read_items(root, split) or None
-
     def item_groups(self, items: Sequence[VideoItem]) -> list[str] | None:
         """Clips of one video stay together when a validation split is carved."""
-        return None if self.format in (None, "polypdiag") else [str(it.path) for it in items]
+        return None if self.from_release() else [str(it.path) for it in items]
 
     def describe_item(self, item: VideoItem) -> str:
         if item.start is None:

@@ -27,6 +27,7 @@ from endofm.tasks.detection.model import (
     DetectionModelConfig,
     build_detector,
 )
+from endofm.tasks.own_data import ReleaseOrOwnData
 from endofm.utils.checks import require_at_least, require_in_range
 
 
@@ -97,11 +98,12 @@ def detection_format(root: Path, setting: str) -> str:
     return "kumc" if kumc else "coco"
 
 
-class DetectionTask(Task):
+class DetectionTask(ReleaseOrOwnData, Task):
     """Detection on the engine (``endofm finetune|evaluate detection``): KUMC, or your own
     COCO / COCO-VID files with their categories."""
 
     name = "detection"
+    release_format = "kumc"
     config_class = DetectionConfig
     selection_metric = "ap50"
     test_split = "test"
@@ -109,7 +111,6 @@ class DetectionTask(Task):
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
-        self.format: str | None = None
         self.classes: ClassSet | None = None  # the data's categories, or the loaded model's
         self._data: dict[Path, LabelledData] = {}
 
@@ -162,11 +163,6 @@ class DetectionTask(Task):
         if split != "val" and not any(f.annotated for v in videos for f in v.frames):
             raise ValueError(f"{root}: the {split} split has no annotated frames")
         return videos
-
-    def given_split(self, root: str | Path, split: str) -> list[KumcVideo] | None:
-        if self.format in (None, "kumc"):
-            return None
-        return self.read_items(root, split) or None
 
     def describe_item(self, item: KumcVideo) -> str:
         return item.name

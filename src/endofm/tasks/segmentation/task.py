@@ -22,6 +22,7 @@ from endofm.data.formats.masks import background_index
 from endofm.models import backbone_config, create_backbone, create_model
 from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
 from endofm.tasks.base import EngineConfig, ModelInput, Task, saved_model_settings
+from endofm.tasks.own_data import ReleaseOrOwnData
 from endofm.tasks.segmentation import SPEC
 from endofm.tasks.segmentation.data import (
     MaskDecoder,
@@ -152,19 +153,19 @@ def segmentation_format(root: Path, setting: str) -> str:
     return "cvc" if image_dirs(root)[0].is_dir() else "image_masks"
 
 
-class SegmentationTask(Task):
+class SegmentationTask(ReleaseOrOwnData, Task):
     """Video segmentation (CVC-12k, or your own frames and masks with any number of named
     classes); the kept model is selected on Dice (binary: the polyp's; else the mean over the
     foreground classes)."""
 
     name = "segmentation"
+    release_format = "cvc"
     config_class = SegmentationConfig
     selection_metric = "dice"
     formats = FORMATS
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
-        self.format: str | None = None
         self.codec: MaskCodec | None = None  # the data's mask classes, or the loaded model's
         self.data_masks: Any = None  # the decoder of the data read last
         self._data: dict[Path, LabelledData] = {}
@@ -228,11 +229,6 @@ class SegmentationTask(Task):
             raise ValueError(f"{root}: the {split} split has no sequences")
         return items
 
-    def given_split(self, root: str | Path, split: str) -> list[CvcSequence] | None:
-        if self.format in (None, "cvc"):
-            return None
-        return self.read_items(root, split) or None
-
     def describe_item(self, item: CvcSequence) -> str:
         return item.name
 
@@ -247,7 +243,7 @@ class SegmentationTask(Task):
 
     def decoder(self) -> MaskDecoder:
         """CVC's masks keep their reader; others decode through the data's codec."""
-        if self.format in (None, "cvc"):
+        if self.from_release():
             return read_mask
         return (self.data_masks or self.mask_codec()).decode
 
