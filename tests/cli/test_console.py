@@ -80,3 +80,26 @@ def test_a_real_command_shows_its_progress_lines_unless_quiet(tmp_path: Path, ca
     assert main(["data", "synth", "--out", str(tmp_path / "b"), "--scale", "tiny",
                  "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_python_warnings_read_as_one_warning_line_while_a_command_runs(
+        tmp_path, monkeypatch) -> None:
+    """(The default format adds the file, line and source line of the ``warnings.warn`` call.)"""
+    import warnings
+
+    import endofm.data.synth
+
+    shown = []
+
+    def synthesize(out, **kwargs):  # what Python would print for a warning raised here
+        shown.append(warnings.formatwarning("the split is leaky", UserWarning, "cvc.py", 66))
+        return {}
+
+    monkeypatch.delenv("ENDOFM_DEBUG", raising=False)
+    monkeypatch.setattr(endofm.data.synth, "synthesize", synthesize)
+    before = warnings.formatwarning
+    assert main(["data", "synth", "--out", str(tmp_path), "--quiet"]) == 0
+    assert main(["data", "synth", "--out", str(tmp_path), "--debug"]) == 0
+    assert shown == ["warning: the split is leaky\n",
+                     "warning: UserWarning at cvc.py:66: the split is leaky\n"]
+    assert warnings.formatwarning is before  # only while a command runs

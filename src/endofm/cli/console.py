@@ -7,14 +7,21 @@ command attaches one handler to the ``endofm`` logger (:func:`setup_logging`):
 - ``--quiet`` or ``ENDOFM_QUIET=1``: warnings and errors only;
 - ``--debug`` or ``ENDOFM_DEBUG=1``: DEBUG and above, each as ``level logger.name: message``.
 
+Python warnings (``warnings.warn``, the library's and its dependencies') read the same way,
+``warning: message`` (with their category and source line under ``--debug``); only their format
+changes, so a caller that records them (``warnings.catch_warnings(record=True)``) still can.
+
 Messages go to stderr (stdout holds a command's results); on a terminal they are written through
 ``tqdm.write`` so they appear above a progress bar instead of breaking it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+import warnings
+from collections.abc import Iterator
 
 from endofm.utils.progress import is_terminal
 
@@ -60,6 +67,23 @@ class ConsoleHandler(logging.Handler):
                 stream.flush()
         except Exception:  # logging's contract: a failing handler reports, never raises
             self.handleError(record)
+
+
+@contextlib.contextmanager
+def warnings_as_lines(debug: bool) -> Iterator[None]:
+    """While inside, Python warnings print as ``warning: message``, or with ``debug`` as
+    ``warning: Category at file:line: message`` (``warnings.formatwarning``, restored after)."""
+
+    def format_warning(message: Warning | str, category: type[Warning], filename: str,
+                       lineno: int, line: str | None = None) -> str:
+        where = f"{category.__name__} at {filename}:{lineno}: " if debug else ""
+        return f"warning: {where}{message}\n"
+
+    saved, warnings.formatwarning = warnings.formatwarning, format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = saved
 
 
 def setup_logging(quiet: bool, debug: bool) -> None:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from endofm import __version__
-from endofm.cli.console import setup_logging
+from endofm.cli.console import setup_logging, warnings_as_lines
 from endofm.cli.errors import debug_requested, run_handler
 from endofm.utils.progress import is_quiet, set_quiet
 
@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_quiet(args.quiet)
     debug = args.debug or debug_requested(argv)
     setup_logging(quiet=is_quiet(), debug=debug)
-    return run_handler(args.func, args, debug)
+    with warnings_as_lines(debug):
+        return run_handler(args.func, args, debug)
 
 
 if __name__ == "__main__":
