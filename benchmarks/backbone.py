@@ -3,7 +3,7 @@ with SDPA attention (endofm) beside the explicit q kᵀ → softmax → v form o
 released code's), plus the achieved GFLOP/s against a measured GEMM rate.
 
     python benchmarks/backbone.py [--device auto] [--frames 8 16] [--repeats 3] [--quick]
-        [--precisions fp32 bf16] [--compile] [--ratio-only]
+        [--precisions fp32 bf16] [--compile] [--ratio-only] [--clock wall|cpu]
 
 FLOPs are counted with ``torch.utils.flop_counter`` on a meta-device copy (2 FLOP per
 multiply-add; 392 GFLOP for one 8x224x224 clip). Peak memory is the allocator's high-water
@@ -16,6 +16,8 @@ alone (every ``nn.Linear`` call of that forward, with its input shape, weights a
 replayed as bare ``F.linear`` calls in the same run): the bound a forward made only of its
 GEMMs would reach. Forwards and GEMM replays are timed alternately (at least 3 pairs) and the
 median per-pair ratio is printed, so that a shared host's drifting speed cancels out.
+``--clock cpu`` times that table in the process's CPU time instead of wall time (on a host
+whose cores other jobs share, with ``OMP_WAIT_POLICY=PASSIVE``).
 In bf16 on a CPU the table also has ``eager-cast``: the eager forward of the bf16 copy of the
 model that ``endofm extract``/``predict``/``stream`` run there
 (:class:`endofm.runner.precision.CastInference`), beside ``eager``, autocast re-casting the
@@ -46,6 +48,7 @@ from endofm.runner.precision import casts_weights, inference_module
 from endofm.utils.device import autocast, resolve_device
 
 MODEL = "endofm_vit_base_patch16"
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _M_TRIM_THRESHOLD = -1
@@ -62,17 +65,20 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
-    """Median seconds per call of ``fn`` after ``warmup`` untimed calls."""
+def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int,
+          clock: Callable[[], float] | None = None) -> float:
+    """Median seconds per call of ``fn`` after ``warmup`` untimed calls, on ``clock``
+    (default ``time.perf_counter``: wall time)."""
+    clock = clock or time.perf_counter
     for _ in range(warmup):
         fn()
     synchronize(device)
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
         synchronize(device)
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return sorted(times)[len(times) // 2]
 
 
@@ -194,12 +200,13 @@ def gemm_replay(model: nn.Module, x: torch.Tensor, precision: str) -> Callable[[
 
 
 def interleaved_ratio(forward: Callable[[], object], gemms: Callable[[], object],
-                      device: torch.device, warmup: int, repeats: int
+                      device: torch.device, warmup: int, repeats: int,
+                      clock: Callable[[], float] | None = None
                       ) -> tuple[float, float, float]:
     """Median forward seconds, median GEMM seconds and the median of their per-pair ratios,
     timing the two alternately so that a shared host's drifting speed cancels out."""
-    pairs = [(timed(forward, device, warmup if i == 0 else 0, 1),
-              timed(gemms, device, warmup if i == 0 else 0, 1)) for i in range(repeats)]
+    pairs = [(timed(forward, device, warmup if i == 0 else 0, 1, clock),
+              timed(gemms, device, warmup if i == 0 else 0, 1, clock)) for i in range(repeats)]
     fwd, gemm = (sorted(p[k] for p in pairs)[repeats // 2] for k in (0, 1))
     ratios = sorted(f / g for f, g in pairs)
     return fwd, gemm, ratios[repeats // 2]
@@ -222,7 +229,15 @@ def parse_args() -> argparse.Namespace:
                    help="also time torch.compile'd forwards against their GEMMs")
     p.add_argument("--ratio-only", action="store_true",
                    help="only the forward / GEMM table (no SDPA-vs-explicit timings)")
-    return p.parse_args()
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                   help="what the forward / GEMM table times: wall time, or (CPU only) the "
+                        "process's CPU time, which on a host shared with other jobs counts "
+                        "the work rather than the waits for a core (set "
+                        "OMP_WAIT_POLICY=PASSIVE so that idle threads sleep, not spin)")
+    args = p.parse_args()
+    if args.clock == "cpu" and resolve_device(args.device).type != "cpu":
+        p.error("--clock cpu times the CPU's work: use it with --device cpu")
+    return args
 
 
 def gemm_ratio_rows(model: nn.Module, x: torch.Tensor, precision: str,
@@ -246,7 +261,7 @@ def gemm_ratio_rows(model: nn.Module, x: torch.Tensor, precision: str,
                 return module(x)
 
         fwd, gemm, ratio = interleaved_ratio(forward, gemms, x.device, args.warmup + 1,
-                                             max(args.repeats, 3))
+                                             max(args.repeats, 3), CLOCKS[args.clock])
         rows.append(f"{clip} {precision:>5} {name:>17} {fwd * 1e3:>9.0f} {gemm * 1e3:>9.0f} "
                     f"{ratio:>6.2f}")
     return rows

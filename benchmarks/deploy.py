@@ -5,7 +5,8 @@
         [--stream-size tiny] [--stream-seconds 8] [--no-stream] [--device cpu]
 
 Latency: one window (batch 1, 8 frames at 224x224) through the backbone graph that
-``endofm export`` writes, in fp32; median of ``--repeats`` calls after ``--warmup``. Compiled:
+``endofm export`` writes, in fp32; median and minimum of ``--repeats`` calls after
+``--warmup``, the three runtimes timed in turn (one call of each per round). Compiled:
 :func:`endofm.runner.compile.maybe_compile` (``endofm extract --compile``). ONNX Runtime: the
 file :func:`endofm.deploy.export.export_onnx` writes (parity checked), run by
 :class:`endofm.deploy.runtime.OnnxModel` on the same number of threads as PyTorch. Stream: an
@@ -33,8 +34,9 @@ from endofm.deploy.export import deploy_graph, export_onnx
 from endofm.deploy.live import LiveReport, open_live_run
 from endofm.deploy.model import DeployModel, load_deploy_model
 from endofm.deploy.runtime import OnnxModel
-from endofm.models import VideoClassifier, save_pretrained
+from endofm.models import save_pretrained
 from endofm.runner.compile import maybe_compile
+from endofm.tasks.classification.model import VideoClassifier
 
 SIZES = ("tiny", "small", "base")
 FRAMES = 8
@@ -61,9 +63,26 @@ def torch_runner(module: torch.nn.Module) -> Callable[[torch.Tensor], object]:
     return run
 
 
+def round_robin(runners: dict[str, Callable[[], object]], warmup: int, repeats: int
+                ) -> dict[str, list[float]]:
+    """Seconds of ``repeats`` calls of each runner, the runners timed in turn (one call of
+    each per round, after ``warmup`` of each), so that a shared host's drifting speed falls on
+    all of them alike."""
+    device = torch.device("cpu")
+    for run in runners.values():
+        for _ in range(warmup):
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            times[name].append(timed(run, device, 0, 1))
+    return times
+
+
 def latency_rows(size: str, root: Path, warmup: int, repeats: int,
                  **model_overrides: object) -> list[tuple[str, ...]]:
-    """``(size, runtime, ms/window, windows/s)`` of eager, compiled and ONNX Runtime."""
+    """``(size, runtime, median ms/window, min ms/window, windows/s at the median)`` of eager,
+    compiled and ONNX Runtime, timed round-robin."""
     deploy = deploy_model(size, root, **model_overrides)
     clip = torch.randn(1, 3, deploy.num_frames, deploy.height, deploy.width)
     graph = deploy_graph(deploy).eval()
@@ -71,10 +90,13 @@ def latency_rows(size: str, root: Path, warmup: int, repeats: int,
     runners = {"PyTorch eager": torch_runner(graph),
                "PyTorch compiled": torch_runner(maybe_compile(graph, True)),
                "ONNX Runtime (CPU)": lambda c: onnx.run(c.numpy())}
+    times = round_robin({name: (lambda run=run: run(clip)) for name, run in runners.items()},
+                        warmup, repeats)
     rows = []
-    for runtime, run in runners.items():
-        seconds = timed(lambda run=run: run(clip), torch.device("cpu"), warmup, repeats)
-        rows.append((size, runtime, f"{seconds * 1e3:.1f}", f"{1 / seconds:.2f}"))
+    for runtime, seconds in times.items():
+        median = sorted(seconds)[len(seconds) // 2]
+        rows.append((size, runtime, f"{median * 1e3:.1f}", f"{min(seconds) * 1e3:.1f}",
+                     f"{1 / median:.2f}"))
     return rows
 
 
@@ -131,7 +153,8 @@ def main() -> None:
         root = Path(tmp)
         rows = [r for size in args.sizes
                 for r in latency_rows(size, root, args.warmup, args.repeats)]
-        print("\n".join(table(("size", "runtime", "ms/window", "windows/s"), rows)), flush=True)
+        print("\n".join(table(("size", "runtime", "median ms/window", "min ms/window",
+                               "windows/s"), rows)), flush=True)
         if not args.no_stream:
             report = stream_report(args.stream_size, root, args.stream_seconds)
             print()
