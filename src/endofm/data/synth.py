@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
-import av
 import numpy as np
 from PIL import Image
 
+from endofm.data.pyav import av
 from endofm.data.synth_render import (
     ADENOMATOUS,
     CLASS_NAMES,

@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 from torch.utils.data import get_worker_info
 
 from endofm.data.images import is_mask_like, natural_key
+from endofm.data.pyav import av
 
 logger = logging.getLogger(__name__)
 

@@ -252,7 +252,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         return _load_dir(path)
     if weights_metadata(path) is not None:
         return _load_dir(path, "endofm_file")
-    obj = safe_load(path)
+    obj = _plain_safetensors(path) if path.suffix == ".safetensors" else safe_load(path)
     layout, backbone, head, ignored, extra = _map_layout(obj, path)
     # a classification head inside the backbone (TimeSformer's ``head``) is not backbone
     ignored += [f"backbone {k}" for k in backbone if k.startswith("head.")]
@@ -264,6 +264,15 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     if heads is not None:
         config["num_heads"] = heads
     return LoadedCheckpoint(path, layout, backbone, config, head, ignored, extra)
+
+
+def _plain_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A ``.safetensors`` file without endofm's metadata: a plain state dict (``torch.load``
+    reads safetensors only in recent PyTorch releases)."""
+    try:
+        return load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from exc
 
 
 def _recorded_num_heads(obj: Any) -> int | None:
