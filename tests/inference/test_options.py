@@ -21,6 +21,7 @@ from PIL import Image
 
 from endofm.cli.main import build_parser, main
 from endofm.data import write_video
+from tests.tiny_inputs import tiny_phase_model
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "endofm_reference_tiny"
 RELEASED = ASSETS / "endo_fm_tiny.pth"  # 96 wide, 4 heads, 64 px, 4 frames
@@ -84,7 +85,15 @@ TABLE = {
         "--stride": ("output", "1", "3"),
         "--threshold": ("output", "0.5", "0.05"),
     },
+    "predict phase": {
+        "--online": ("output", None, ""),
+        "--annotations": ("output", None, "ANNOTATIONS"),
+        **{k: ("recorded", *v) for k, v in RUNTIME.items()},
+    },
 }
+# the value of --annotations: a segments.csv beside the inputs that annotates v.mp4
+ANNOTATIONS = "ANNOTATIONS"
+PHASES = ("idle", "cut", "close")
 
 
 def subparser(command: str):
@@ -115,7 +124,14 @@ def inputs(tmp_path_factory) -> Path:
     (root / "frames").mkdir()
     for i in range(8):
         Image.fromarray(frames[i]).save(root / "frames" / f"{i:03d}.png")
+    annotations(root).write_text("video,start_s,end_s,phase\nv,0,0.2,idle\nv,0.2,0.4,cut\n"
+                                 "v,0.4,0.6,close\n")
     return root
+
+
+def annotations(inputs: Path) -> Path:
+    """The phase annotations of the inputs (``--annotations``), outside the inputs' folder."""
+    return inputs.parent / f"{inputs.name}_segments.csv"
 
 
 @pytest.fixture(scope="module")
@@ -134,20 +150,21 @@ def checkpoints(task_dirs, tmp_path_factory) -> dict[str, Path]:
                            "model.max_size=128"]))
     detector = det.save_model(det.build_model(None), tmp_path_factory.mktemp("det"))
     return {"extract": RELEASED, "attention": RELEASED, "predict classification": POLYPDIAG,
-            "predict segmentation": task_dirs["segmentation"], "predict detection": detector}
+            "predict segmentation": task_dirs["segmentation"], "predict detection": detector,
+            "predict phase": tiny_phase_model(tmp_path_factory.mktemp("phase"), PHASES)}
 
 
 def base_args(command: str) -> list[str]:
     """The settings every run of ``command`` starts from (the table's first values)."""
-    args = ["--device", "cpu", "--precision", "fp32", "--workers", "0", "--batch-size", "3"]
+    args = []
     for option, (_, value, _) in TABLE[command].items():
-        if value is not None and option not in ("--device", "--precision", "--workers",
-                                                "--batch-size"):
+        if value is not None:
             args += [option, value]
     return args
 
 
 def run(command: str, checkpoint: Path, inputs: Path, out: Path, args: list[str]) -> int:
+    args = [str(annotations(inputs)) if a == ANNOTATIONS else a for a in args]
     return main([*command.split(), "--checkpoint", str(checkpoint), str(inputs), "--output",
                  str(out), "--quiet", *args])
 
@@ -172,12 +189,11 @@ def with_option(args: list[str], option: str, value: str) -> list[str]:
     return [*args, option] if value == "" else [*args, option, value]
 
 
-
-
 def is_slow(command: str, option: str) -> bool:
     """``--compile`` (an inductor build), and the runtime options past the first command that
-    shows the shared runtime records them."""
-    return TABLE[command][option][0] == "slow" or (option in RUNTIME and command != "extract")
+    shows the shared runtime records them (``predict phase`` records its own)."""
+    return TABLE[command][option][0] == "slow" or (
+        option in RUNTIME and command not in ("extract", "predict phase"))
 
 
 CASES = [(c, o) for c in sorted(TABLE) for o in TABLE[c] if not is_slow(c, o)]

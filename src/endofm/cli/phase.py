@@ -125,6 +125,8 @@ def add_predict(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=None,
                    help="windows per backbone batch (default: as trained)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="video-decoding workers (default: as trained)")
     p.set_defaults(func=run_predict)
 
 
@@ -133,7 +135,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from endofm.inference.phase_predict import predict_phase
 
     run = predict_phase(args.checkpoint, args.inputs, args.output, args.online,
-                        args.annotations, args.device, args.batch_size)
+                        args.annotations, args.device, args.batch_size, args.workers)
     print(f"predict phase: {len(run['videos'])} videos, {len(run['errors'])} with errors; "
           f"reports: {args.output / 'index.html'}")
     return report_errors(run["errors"])

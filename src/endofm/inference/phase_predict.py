@@ -6,7 +6,11 @@ second: its start time, the probability of every phase, the decided phase, tool
 probabilities), ``ribbon.png`` (the predicted phases as a coloured timeline, the true ones
 under them when annotations are given), ``durations.csv`` (seconds per phase) and
 ``report.html``; ``DIR/index.html`` links every video and ``DIR/run.json`` records the run
-(with the path, size and SHA-256 of the temporal model's and the backbone's weights).
+(with the path, size and SHA-256 of the temporal model's and the backbone's weights). The
+folder is guarded as every ``predict`` folder is (:class:`~endofm.inference.run_folder.RunFolder`):
+the settings that change the outputs (checkpoint, ``--online``, ``--annotations``) are
+recorded and a re-run with other ones is refused; a re-run skips the videos already through and
+runs again those that failed.
 
 ``--online`` runs the causal model as if live (:class:`PhaseStream`): row ``k`` is what it
 would have shown once window ``k`` had been seen, at ``shown_at_s`` (the window's end).
@@ -32,15 +36,16 @@ from endofm import __version__  # noqa: E402
 from endofm.data import VideoError  # noqa: E402
 from endofm.data.phase import PhaseDataset, read_phase_dataset  # noqa: E402
 from endofm.data.phase.labels import segments  # noqa: E402
-from endofm.inference.extract import collect_inputs  # noqa: E402
+from endofm.inference.extract import VideoInput, collect_inputs  # noqa: E402
+from endofm.inference.pages import finished, write_run  # noqa: E402
 from endofm.inference.phase import phase_encoder, saved_phase_config  # noqa: E402
-from endofm.inference.report import write_index, write_report  # noqa: E402
-from endofm.inference.run_folder import weights_record  # noqa: E402
+from endofm.inference.report import write_report  # noqa: E402
+from endofm.inference.run_folder import RunFolder  # noqa: E402
 from endofm.tasks.phase.model import PhaseTCN  # noqa: E402
 from endofm.tasks.phase.task import load_phase_model, saved_backbone  # noqa: E402
 from endofm.utils.device import resolve_device  # noqa: E402
 from endofm.utils.figures import save_figure  # noqa: E402
-from endofm.utils.io import atomic_write_json, atomic_write_text  # noqa: E402
+from endofm.utils.io import atomic_write_text  # noqa: E402
 
 
 def receptive_rows(model: PhaseTCN) -> int:
@@ -168,13 +173,15 @@ class PhasePredictRun:
 
     def __init__(self, checkpoint: str | Path, output: str | Path, online: bool = False,
                  annotations: str | Path | None = None, device: str = "auto",
-                 batch_size: int | None = None) -> None:
+                 batch_size: int | None = None, workers: int | None = None) -> None:
         self.checkpoint, self.output, self.online = Path(checkpoint), Path(output), online
         self.model, self.meta = load_phase_model(checkpoint)
         self.cfg = saved_phase_config(self.meta)
         self.cfg.train.device = device
         if batch_size:
             self.cfg.features.batch_size = batch_size
+        if workers is not None:
+            self.cfg.features.num_workers = workers
         self.device = resolve_device(device)
         self.model.to(self.device)
         self.phases = list(self.meta["phases"])
@@ -186,7 +193,13 @@ class PhasePredictRun:
             if annotations else None)
         backbone = saved_backbone(checkpoint, self.meta)
         self.encoder = phase_encoder(self.cfg, backbone)
-        self.weights = weights_record([self.checkpoint, backbone])  # temporal model, backbone
+        f = self.cfg.features
+        self.folder = RunFolder(
+            self.output, "predict phase",
+            {"checkpoint": str(self.checkpoint), "online": online,
+             "annotations": str(Path(annotations).resolve()) if annotations else None},
+            {"device": device, "batch_size": f.batch_size, "workers": f.num_workers},
+            weights=[self.checkpoint, backbone])  # the temporal model, its backbone
 
     def true_labels(self, name: str, count: int) -> np.ndarray | None:
         """The annotated phase at each row's start (``[count]``), when annotations are given
@@ -246,29 +259,34 @@ class PhasePredictRun:
                 for i, p in enumerate(self.phases)]
 
     def run(self, sources: Sequence[str | Path]) -> dict[str, Any]:
+        """Predict every video of ``sources`` not already through (module docstring); returns
+        the ``run.json`` content."""
         skipped: list[dict] = []
         inputs = collect_inputs(sources, skipped)
-        rows, errors = [], list(skipped)
+        self.folder.check()
         for v in inputs:
-            try:
-                rows.append(self.video(v.path, v.stem))
-            except VideoError as exc:
-                errors.append({"path": exc.path, "reason": exc.reason})
-        write_index(self.output / "index.html", "Phase recognition", rows,
-                    ["video", "duration", "phases (in order)",
-                     *(["accuracy vs annotation"] if self.truth is not None else [])])
-        run = {"endofm_version": __version__, "checkpoint": str(self.checkpoint),
-               "weights": self.weights, "online": self.online,
-               "videos": [r["video"] for r in rows], "errors": errors}
-        atomic_write_json(run, self.output / "run.json")
-        return run
+            if not finished(self.folder, v):
+                self.folder.save_record(v.stem, self.record(v))
+        return write_run(self.folder, inputs, str(self.checkpoint), skipped,
+                         "Phase recognition", task="phase")
+
+    def record(self, v: VideoInput) -> dict[str, Any]:
+        """The per-video record of ``v``: its ``index.html`` row, or the error that stopped it."""
+        try:
+            row, error = self.video(v.path, v.stem), None
+        except VideoError as exc:
+            row, error = None, exc.reason
+        return {"video": v.key, "row": row, "error": error, "failed_windows": 0,
+                "resolved": {}}
 
 
 def predict_phase(checkpoint: str | Path, sources: Sequence[str | Path], output: str | Path,
                   online: bool = False, annotations: str | Path | None = None,
-                  device: str = "auto", batch_size: int | None = None) -> dict[str, Any]:
+                  device: str = "auto", batch_size: int | None = None,
+                  workers: int | None = None) -> dict[str, Any]:
     """Predict the phases of every video named by ``sources`` into ``output`` (module
     docstring); ``annotations``: a phase dataset whose videos' true phases are drawn under the
-    predicted ones."""
-    return PhasePredictRun(checkpoint, output, online, annotations, device,
-                           batch_size).run(sources)
+    predicted ones; ``batch_size``, ``workers``: the backbone's windows per batch and decoding
+    workers (default: as trained)."""
+    return PhasePredictRun(checkpoint, output, online, annotations, device, batch_size,
+                           workers).run(sources)
