@@ -46,7 +46,7 @@ def test_finetune_evaluate_predict(spec, sample_data, tmp_path):
     folder = load_task_model(run / "best")
     alone = load_task_model(run / "best" / "model.safetensors")
     assert alone.task == folder.task == spec.name
-    assert (alone.num_frames, alone.img_size, alone.frame_stride) == (
-        folder.num_frames, folder.img_size, folder.frame_stride)
+    assert (alone.num_frames, alone.img_size, alone.frame_step) == (
+        folder.num_frames, folder.img_size, folder.frame_step)
     a, b = folder.model.state_dict(), alone.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -317,7 +317,7 @@ class DetectionPredictor(Predictor):
                           else chosen if chosen is not None else 0.5)
 
     def window_spec(self) -> WindowSpec:
-        step = self.frame_step if self.frame_step is not None else self.task_model.frame_stride
+        step = self.frame_step if self.frame_step is not None else self.task_model.frame_step
         return WindowSpec(self.task_model.num_frames, step, self.stride, anchor="centre")
 
     def input_side(self, height: int, width: int) -> tuple[int, int]:

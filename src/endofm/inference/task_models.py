@@ -28,8 +28,8 @@ class TaskModel:
     """A fine-tuned model (eval mode, CPU) and what inference needs to feed it.
 
     ``num_frames``: frames per input clip; ``img_size``: the input size it was trained at
-    (detection: the detector's ``min_size``); ``frame_stride``: the step between the clip's
-    frames in the video (detection's ``data.frame_stride``; 1 elsewhere); ``settings``: the
+    (detection: the detector's ``min_size``); ``frame_step``: the step between the clip's
+    frames in the video (detection's ``data.frame_step``; 1 elsewhere); ``settings``: the
     task's resolved config.
     """
 
@@ -39,7 +39,7 @@ class TaskModel:
     img_size: int
     settings: Any
     path: Path
-    frame_stride: int = 1
+    frame_step: int = 1
 
 
 def saved_task(path: str | Path) -> TaskSpec | None:
@@ -136,4 +136,4 @@ def load_task_model(path: str | Path, task: str | None = None,
     cfg = task_obj.saved_config(path)
     shape = task_cls(cfg).model_input(model)
     return TaskModel(spec.name, model, shape.num_frames, shape.img_size, cfg, Path(path),
-                     shape.frame_stride)
+                     shape.frame_step)

@@ -123,12 +123,12 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class ModelInput:
-    """What a fine-tuned model takes: clips of ``num_frames`` frames, ``frame_stride`` frames
+    """What a fine-tuned model takes: clips of ``num_frames`` frames, ``frame_step`` frames
     apart in the video, at ``img_size`` pixels (detection: the detector's ``min_size``)."""
 
     num_frames: int
     img_size: int
-    frame_stride: int = 1
+    frame_step: int = 1
 
 
 class Task(ABC):
