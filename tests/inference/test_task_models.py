@@ -56,3 +56,24 @@ def test_load_backbone_gives_a_task_models_backbone_with_its_caveat(task_dirs):
         warnings.simplefilter("error")
         detector_backbone = load_backbone(task_dirs["detection"])
     assert detector_backbone.embed_dim == 96
+
+
+def test_a_phase_model_loads_as_a_task_model_fed_window_features(tmp_path):
+    """A phase model is read through the registry like every task's: its folder and its
+    ``model.safetensors`` alone give the same model, fed the features of the windows its
+    backbone encodes (2 frames of 32 px, 10 windows a second: frames 0.05 s apart)."""
+    from endofm.tasks.base import InputKind
+    from tests.tiny_inputs import tiny_phase_model
+
+    folder = tiny_phase_model(tmp_path / "phase")
+    for path in (folder, folder / "model.safetensors"):
+        loaded = load_task_model(path)
+        assert (loaded.task, loaded.input_kind) == ("phase", InputKind.features)
+        assert (loaded.num_frames, loaded.img_size, loaded.frame_step) == (2, 32, "0.05s")
+        assert loaded.settings.data.phases == ["idle", "cut", "close"]
+    with pytest.raises(ValueError, match="a phase model has no windowed predictor; use "
+                                         "`endofm predict phase`"):
+        from endofm.inference.predict import make_predictor
+
+        make_predictor(load_task_model(folder))
+

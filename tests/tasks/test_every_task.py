@@ -18,8 +18,7 @@ QUICK = ["train.epochs=1", "train.device=cpu", "train.progress=false"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("spec", [s for s in task_specs() if s.cli is None],
-                         ids=lambda spec: spec.name)
+@pytest.mark.parametrize("spec", task_specs(), ids=lambda spec: spec.name)
 def test_finetune_evaluate_predict(spec, sample_data, tmp_path):
     from endofm.inference import load_task_model
 
@@ -33,7 +32,7 @@ def test_finetune_evaluate_predict(spec, sample_data, tmp_path):
     assert main(["--quiet", "evaluate", spec.name, "--checkpoint", str(run / "best"),
                  "--data", str(data), "--output", str(tmp_path / "eval")]) == 0
     evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert evaluated["settings_from"] == str(run / "best" / "config.yaml")
+    assert evaluated["checkpoint"] == str(run / "best")
 
     video = sorted(sample_data["videos"].rglob("*.mp4"))[0]
     out = tmp_path / "predict"

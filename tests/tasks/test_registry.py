@@ -35,6 +35,8 @@ def test_every_name_a_task_registers_resolves(spec):
     else:
         for command in ("add_finetune", "add_evaluate", "add_predict"):
             assert callable(load_object(f"{spec.cli}:{command}"))
+    assert callable(load_object(spec.sample))  # the end-to-end test's data
+    assert spec.live is None or callable(load_object(spec.live))
     assert task_for_kind(spec.kind) is spec
 
 

@@ -41,20 +41,17 @@ def add_finetune(fsub: argparse._SubParsersAction) -> None:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
+    from endofm.cli.tasks import check_finetune_args, print_finetuned
     from endofm.config import load_config, resolve_config
     from endofm.inference.phase import finetune_phase
     from endofm.tasks.phase.config import PhaseConfig
 
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-    if args.pretrained is not None and not args.pretrained.exists():
-        raise FileNotFoundError(f"pretrained checkpoint not found: {args.pretrained}")
+    check_finetune_args(args)
     cfg = load_config(PhaseConfig, resolve_config("phase", args.config), args.overrides)
     metrics = finetune_phase(cfg, args.data, args.output, args.pretrained, args.restart,
                              args.seeds)
     if metrics:
-        print(f"phase: {summary_line(metrics)}")
-        print(f"wrote {args.output / 'metrics.json'}")
+        print_finetuned(args, summary_line(metrics))
     return 0
 
 

@@ -187,23 +187,35 @@ def _summary(metrics: dict) -> str:
                      if isinstance(v, float) and not k.endswith("_std"))
 
 
-def run_finetune(args: argparse.Namespace) -> int:
+def check_finetune_args(args: argparse.Namespace) -> None:
+    """Every ``finetune`` command's ``--seeds`` (at least 1) and ``--pretrained`` (a local path
+    must exist; an ``hf-hub:`` name is checked when it is resolved)."""
     from endofm.models.hub import check_weights_exist
-    from endofm.tasks.engine import fit, fit_seeds
 
-    task_cls, cfg = _config(args)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
     if args.pretrained is not None:
         check_weights_exist(args.pretrained, "pretrained checkpoint")
+
+
+def print_finetuned(args: argparse.Namespace, summary: str) -> None:
+    """The closing lines of every ``finetune`` command: the task's metrics, metrics.json."""
+    print(f"{args.task}: {summary}")
+    print(f"wrote {args.output / 'metrics.json'}")
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from endofm.tasks.engine import fit, fit_seeds
+
+    task_cls, cfg = _config(args)
+    check_finetune_args(args)
     if args.seeds == 1:
         metrics = fit(task_cls(cfg), args.data, args.output, args.pretrained, args.restart)
     else:
         metrics = fit_seeds(task_cls, cfg, args.data, args.output, args.pretrained, args.seeds,
                             args.restart)
     if metrics:
-        print(f"{args.task}: {_summary(metrics)}")
-        print(f"wrote {args.output / 'metrics.json'}")
+        print_finetuned(args, _summary(metrics))
     return 0
 
 

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from endofm.deploy.live_phase import phase_task_model
 from endofm.deploy.live_source import LiveSource, SourceFrame
 from endofm.deploy.live_tasks import Decision, LiveTask, live_task
 from endofm.deploy.model import task_class_names
@@ -261,9 +260,6 @@ def load_live_model(checkpoint: str | Path, runtime: str = "torch", device: str 
         return task_model, list(meta["class_names"])
     if runtime != "torch":
         raise ValueError(f"runtime must be torch or onnx, got {runtime!r}")
-    phase = phase_task_model(checkpoint)
-    if phase is not None:
-        return phase, list(phase.settings["phases"])
     task_model = load_task_model(checkpoint)
     return task_model, task_class_names(task_model)
 

@@ -13,18 +13,17 @@ the model was busy (counted in ``summary.json``) is a row the temporal model nev
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
 from torch import Tensor
 
-from endofm.deploy.live_tasks import Decision, LiveTask, register_live_task, shape_frame
+from endofm.deploy.live_tasks import Decision, LiveTask, shape_frame
 from endofm.inference.phase_predict import PhaseStream
 from endofm.inference.task_models import TaskModel
-from endofm.models.checkpoint import MODEL_CONFIG_NAME, read_state_meta
-from endofm.tasks.phase.task import KIND, load_phase_model
+from endofm.models.checkpoint import read_state_meta
+from endofm.tasks.phase.task import KIND
 
 
 class PhaseLive(LiveTask):
@@ -72,24 +71,10 @@ class PhaseLive(LiveTask):
         return out
 
 
-def phase_task_model(path: str | Path) -> TaskModel | None:
-    """The saved phase model of ``path`` as a :class:`TaskModel` (``settings``: its
-    ``config.json``), or ``None`` when ``path`` holds no phase model."""
-    path = Path(path)
-    if not (path / MODEL_CONFIG_NAME).is_file() or read_state_meta(path).get("kind") != KIND:
-        return None
-    model, meta = load_phase_model(path)
-    features = meta["features"]
-    return TaskModel("phase", model, int(features["num_frames"]), int(features["size"]), meta,
-                     path)
-
-
 def build_phase_live(task_model: TaskModel, fps: float, class_names: Sequence[str],
                      device: str = "auto", precision: str = "auto", **_: Any) -> PhaseLive:
     """The live task of a phase :class:`TaskModel` (an offline model is refused)."""
-    stream = PhaseStream(task_model.path, device, task_model.model, task_model.settings,
-                         precision)
+    stream = PhaseStream(task_model.path, device, task_model.model,
+                         read_state_meta(task_model.path, KIND), precision)
     return PhaseLive(stream, fps)
 
-
-register_live_task("phase", build_phase_live)

@@ -3,7 +3,7 @@
 A task plugs into live inference with a :class:`LiveTask`: how many frames a window has and
 how far apart (in source frames), which of them the decision is about, how a decoded frame is
 prepared, how a window becomes a JSON-ready prediction and how that prediction is drawn. Its
-factory is registered with :func:`register_live_task` under the task's name.
+factory is named by the task's registration (:class:`endofm.tasks.TaskSpec`'s ``live``).
 
 Classification, segmentation and detection are built on their predictors
 (:mod:`endofm.inference.predict`), so a live decision is the model call ``endofm predict``
@@ -25,6 +25,7 @@ from endofm.inference.predict import Predictor, make_predictor
 from endofm.inference.report import draw_boxes, tint
 from endofm.inference.task_models import TaskModel
 from endofm.runner import FrameSize, NativeFrames
+from endofm.tasks.registry import get_task, load_object, task_specs
 
 
 @dataclass
@@ -63,22 +64,19 @@ class LiveTask(ABC):
 
 
 LiveFactory = Callable[..., LiveTask]
-LIVE_TASKS: dict[str, LiveFactory] = {}
-
-
-def register_live_task(task: str, factory: LiveFactory) -> None:
-    """Make ``endofm stream`` run ``task``'s models: ``factory(task_model, fps, class_names,
-    **predictor_options)`` returns its :class:`LiveTask`."""
-    LIVE_TASKS[task] = factory
 
 
 def live_task(task_model: TaskModel, fps: float, class_names: Sequence[str],
               **options: Any) -> LiveTask:
-    """The registered :class:`LiveTask` of ``task_model``'s task."""
-    if task_model.task not in LIVE_TASKS:
+    """The :class:`LiveTask` of ``task_model``'s task: its registration's ``live`` factory,
+    ``factory(task_model, fps, class_names, **predictor_options)``."""
+    spec = get_task(task_model.task)
+    if spec.live is None:
+        runs = ", ".join(s.name for s in task_specs() if s.live is not None)
         raise ValueError(f"{task_model.path}: live inference has no {task_model.task} task "
-                         f"(it runs {', '.join(sorted(LIVE_TASKS))})")
-    return LIVE_TASKS[task_model.task](task_model, fps, class_names, **options)
+                         f"(it runs {runs})")
+    factory: LiveFactory = load_object(spec.live)
+    return factory(task_model, fps, class_names, **options)
 
 
 def shape_frame(image: np.ndarray, size: FrameSize | NativeFrames) -> Tensor:
@@ -181,6 +179,7 @@ def predictor_factory(cls: type[PredictorTask]) -> LiveFactory:
     return build
 
 
-register_live_task("classification", predictor_factory(ClassificationLive))
-register_live_task("segmentation", predictor_factory(SegmentationLive))
-register_live_task("detection", predictor_factory(DetectionLive))
+# the ``live`` factories the built-in tasks register
+classification_live = predictor_factory(ClassificationLive)
+segmentation_live = predictor_factory(SegmentationLive)
+detection_live = predictor_factory(DetectionLive)

@@ -155,7 +155,10 @@ def _classification(tm: TaskModel, num_frames: int | None, hw: tuple[int, int] |
 
 
 def task_class_names(tm: TaskModel) -> list[str]:
-    """The class names of a task model in output order (detection: labels 1, 2, …)."""
+    """The class names of a task model in output order (detection: labels 1, 2, …; phase: its
+    phases)."""
+    if tm.task == "phase":
+        return list(tm.settings.data.phases)
     count = tm.settings.model.num_classes
     if tm.task == "classification":
         return classifier_classes(tm.path, tm.model.num_classes)[0]

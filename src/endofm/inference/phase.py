@@ -29,7 +29,12 @@ from endofm.tasks.phase.config import FeatureSource, PhaseConfig
 from endofm.tasks.phase.data import load_items
 from endofm.tasks.phase.evaluation import evaluate_items
 from endofm.tasks.phase.scoring import write_scores
-from endofm.tasks.phase.task import PhaseTask, load_phase_model, saved_backbone
+from endofm.tasks.phase.task import (
+    PhaseTask,
+    load_phase_model,
+    saved_backbone,
+    saved_phase_config,
+)
 from endofm.tasks.phase.window import PhaseWindowTask, window_config
 from endofm.utils.device import resolve_device
 from endofm.utils.progress import is_quiet
@@ -143,10 +148,3 @@ def evaluate_checkpoint(checkpoint: str | Path, root: str | Path, output: str | 
                "checkpoint": str(checkpoint), "data": str(root)}
     write_scores(result, output)
     return result
-
-
-def saved_phase_config(meta: dict[str, Any]) -> PhaseConfig:
-    """The settings a saved temporal model records (its features and model sections)."""
-    from endofm.config import from_dict
-
-    return from_dict(PhaseConfig, {"features": meta["features"], "model": meta["model"]})

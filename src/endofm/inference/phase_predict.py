@@ -38,11 +38,15 @@ from endofm.data.phase import PhaseDataset, read_phase_dataset  # noqa: E402
 from endofm.data.phase.labels import segments  # noqa: E402
 from endofm.inference.extract import VideoInput, collect_inputs  # noqa: E402
 from endofm.inference.pages import finished, write_run  # noqa: E402
-from endofm.inference.phase import phase_encoder, saved_phase_config  # noqa: E402
+from endofm.inference.phase import phase_encoder  # noqa: E402
 from endofm.inference.report import write_report  # noqa: E402
 from endofm.inference.run_folder import RunFolder  # noqa: E402
 from endofm.tasks.phase.model import PhaseTCN  # noqa: E402
-from endofm.tasks.phase.task import load_phase_model, saved_backbone  # noqa: E402
+from endofm.tasks.phase.task import (  # noqa: E402
+    load_phase_model,
+    saved_backbone,
+    saved_phase_config,
+)
 from endofm.utils.device import resolve_device  # noqa: E402
 from endofm.utils.figures import save_figure  # noqa: E402
 from endofm.utils.io import atomic_write_text  # noqa: E402

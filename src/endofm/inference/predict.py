@@ -363,7 +363,11 @@ def make_predictor(task_model: TaskModel | str | Path, **options: Any) -> Predic
     task has no use for (given, not ``None``) is refused in one line saying why."""
     if not isinstance(task_model, TaskModel):
         task_model = load_task_model(task_model)
-    cls = load_object(get_task(task_model.task).predictor)
+    spec = get_task(task_model.task)
+    if spec.predictor is None:  # a task with its own predict command (phase: window features)
+        raise ValueError(f"{task_model.path}: a {spec.name} model has no windowed predictor; "
+                         f"use `endofm predict {spec.name}`")
+    cls = load_object(spec.predictor)
     for name, value in options.items():
         if value is not None and name in cls.refused:
             flag = "--" + name.replace("_", "-")

@@ -20,6 +20,7 @@ from endofm.models.checkpoint import (
     run_folder_hint,
     weights_metadata,
 )
+from endofm.tasks.base import InputKind
 from endofm.tasks.registry import TaskSpec, get_task, task_for_kind, task_specs
 
 
@@ -30,7 +31,9 @@ class TaskModel:
     ``num_frames``: frames per input clip; ``img_size``: the input size it was trained at
     (detection: the detector's ``min_size``); ``frame_step``: the step between the clip's
     frames in the video (detection's ``data.frame_step``; 1 elsewhere); ``settings``: the
-    task's resolved config.
+    task's resolved config; ``input_kind``: whether the model takes the video's windows or
+    their features (:class:`~endofm.tasks.base.InputKind`: a phase model's clips are what its
+    backbone encodes).
     """
 
     task: str
@@ -39,7 +42,8 @@ class TaskModel:
     img_size: int
     settings: Any
     path: Path
-    frame_step: int = 1
+    frame_step: int | str = 1
+    input_kind: InputKind = InputKind.windows
 
 
 def saved_task(path: str | Path) -> TaskSpec | None:
@@ -136,4 +140,4 @@ def load_task_model(path: str | Path, task: str | None = None,
     cfg = task_obj.saved_config(path)
     shape = task_cls(cfg).model_input(model)
     return TaskModel(spec.name, model, shape.num_frames, shape.img_size, cfg, Path(path),
-                     shape.frame_step)
+                     shape.frame_step, shape.kind)

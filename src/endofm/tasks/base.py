@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from endofm.config import ConfigError, from_dict
+from endofm.config import from_dict
 from endofm.models.config import BackboneConfig
 from endofm.tasks.registry import TaskSpec, get_task
 from endofm.train.optim import ClipMode, OptimizerName
@@ -121,14 +121,27 @@ class EngineConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
 
 
+class InputKind(StrEnum):
+    """What a fine-tuned model is fed. ``windows``: the video's clips ``[B, 3, T, H, W]``
+    (``endofm predict`` streams them through the model); ``features``: one whole video's window
+    features ``[1, D, N]`` (one row per window its backbone encodes; the task's own commands
+    extract them first)."""
+
+    windows = "windows"
+    features = "features"
+
+
 @dataclass(frozen=True)
 class ModelInput:
-    """What a fine-tuned model takes: clips of ``num_frames`` frames, ``frame_step`` frames
-    apart in the video, at ``img_size`` pixels (detection: the detector's ``min_size``)."""
+    """What a fine-tuned model takes: clips of ``num_frames`` frames, ``frame_step`` apart in
+    the video (frames, or seconds as ``"0.05s"``), at ``img_size`` pixels (detection: the
+    detector's ``min_size``); with ``kind`` ``features`` these describe the windows its
+    backbone encodes into the model's input rows."""
 
     num_frames: int
     img_size: int
-    frame_step: int = 1
+    frame_step: int | str = 1
+    kind: InputKind = InputKind.windows
 
 
 class Task(ABC):
@@ -163,15 +176,11 @@ class Task(ABC):
     def build_model(self, pretrained: str | Path | None) -> nn.Module:
         """The model to fine-tune; its backbone parameters are named ``backbone.*``."""
 
+    @abstractmethod
     def read_items(self, root: str | Path, split: str) -> list:
-        """The items (videos, sequences) of ``split`` (``"train"`` or ``test_split``), read by
-        the registered reader of ``data.format`` (default: the task's first format)."""
-        data_format = getattr(getattr(self.cfg, "data", None), "format", None)
-        try:
-            reader = self.spec().reader(data_format)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        return reader(root, split, self.cfg)
+        """The items (videos, sequences) of ``split`` (``"train"`` or ``test_split``), read in
+        the layout ``data.format`` names (one of the task's registered ``formats``; ``auto``
+        detects it)."""
 
     @abstractmethod
     def train_dataset(self, items: Sequence) -> Dataset:

@@ -74,6 +74,9 @@ class TaskSpec:
             ``add_evaluate(sub)`` and ``add_predict(sub)`` add the task's own sub-commands,
             for a task whose commands take other options than the common ones; ``None``: the
             common ``finetune`` / ``evaluate`` / ``predict`` sub-commands.
+        live: import path of its ``endofm stream`` factory
+            (``factory(task_model, fps, class_names, **options)`` returning a
+            :class:`endofm.deploy.live_tasks.LiveTask`); ``None``: the task does not stream.
         sample: import path of a function ``(out_dir: Path, seed: int) -> Path`` writing a
             small synthetic dataset the task reads (the tests' end-to-end data; seconds to
             write and to train on).
@@ -90,6 +93,7 @@ class TaskSpec:
     window_help: tuple[str, str] = WINDOW_HELP
     released_layouts: tuple[str, ...] = ()
     cli: str | None = None
+    live: str | None = None
     sample: str | None = None
 
     def __post_init__(self) -> None:

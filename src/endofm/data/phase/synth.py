@@ -142,3 +142,10 @@ def synth_procedures(out: str | Path, num_videos: int = 6, seed: int = 0,
         write_procedure(root, f"video{k + 1:02d}", looks, spec, np.random.default_rng(
             [seed, k]))
     return root
+
+
+def sample_procedures(out_dir: str | Path, seed: int = 0) -> Path:
+    """The tests' small phase dataset under ``out_dir``: four 32 px procedures at 5 fps of
+    three phases, 4–6 s each (the first and last alike), in the Cholec80 layout."""
+    spec = ProcedureSpec(num_phases=3, alike=(0, 2), phase_s=(4, 6), size=32, fps=5.0)
+    return synth_procedures(out_dir, num_videos=4, seed=seed, spec=spec)

@@ -18,4 +18,5 @@ SPEC = register_task(TaskSpec(
                  "step between window starts (default: adjacent windows)"),
     released_layouts=("polypdiag",),
     sample="endofm.data.synth:sample_polypdiag",
+    live="endofm.deploy.live_tasks:classification_live",
 ))

@@ -16,4 +16,5 @@ SPEC = register_task(TaskSpec(
                  "the model was trained with)",
                  "step between predicted frames, one clip each (default 1: every frame)"),
     sample="endofm.data.synth:sample_kumc",
+    live="endofm.deploy.live_tasks:detection_live",
 ))

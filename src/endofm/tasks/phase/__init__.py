@@ -10,4 +10,6 @@ SPEC = register_task(TaskSpec(
     summary="surgical phase recognition (a temporal model on window features)",
     formats=("cholec80", "autolaparo", "segments"),
     cli="endofm.cli.phase",  # two stages, prediction files to score: its own options
+    live="endofm.deploy.live_phase:build_phase_live",
+    sample="endofm.data.phase.synth:sample_procedures",
 ))

@@ -21,8 +21,13 @@ from torch.utils.data import Dataset
 from endofm.config import from_dict, to_dict
 from endofm.data.phase import CHOLEC80_PHASES
 from endofm.models import create_model, save_pretrained
-from endofm.models.checkpoint import WEIGHTS_NAME, read_state_dir, save_state_dir
-from endofm.tasks.base import Task
+from endofm.models.checkpoint import (
+    WEIGHTS_NAME,
+    read_state_dir,
+    read_state_meta,
+    save_state_dir,
+)
+from endofm.tasks.base import InputKind, ModelInput, Task
 from endofm.tasks.phase import SPEC
 from endofm.tasks.phase.config import PhaseConfig, PhaseModelConfig
 from endofm.tasks.phase.data import FeatureSequences, PhaseItem, PhaseSplits, load_items
@@ -129,6 +134,17 @@ class PhaseTask(Task):
     def load_model(self, path: str | Path) -> nn.Module:
         return load_phase_model(path)[0]
 
+    def saved_config(self, path: str | Path) -> PhaseConfig:
+        """The settings the saved temporal model records (:func:`saved_phase_config`)."""
+        return saved_phase_config(read_state_meta(path, KIND))
+
+    def model_input(self, model: nn.Module) -> ModelInput:
+        """Window features: ``features.num_frames`` frames ``features.step()`` apart at
+        ``features.size``, one window each ``1 / features.rate`` s, encoded by the model's
+        backbone (:func:`saved_backbone`) into the rows ``[1, D, N]`` the model takes."""
+        f = self.cfg.features
+        return ModelInput(f.num_frames, f.size, f.step(), InputKind.features)
+
 
 def build_tcn(cfg: PhaseModelConfig, in_dim: int, num_phases: int, num_tools: int) -> PhaseTCN:
     """The temporal model of ``model`` settings (see :class:`PhaseTCN`)."""
@@ -160,6 +176,13 @@ def saved_backbone(path: str | Path, meta: dict[str, Any]) -> Path:
         raise FileNotFoundError(f"{path}: this phase model holds no backbone/ and the one its "
                                 f"features came from is no longer at {recorded}")
     return recorded
+
+
+def saved_phase_config(meta: dict[str, Any]) -> PhaseConfig:
+    """The settings a saved temporal model records (its ``features`` and ``model`` sections,
+    its phases as ``data.phases``)."""
+    return from_dict(PhaseConfig, {"features": meta["features"], "model": meta["model"],
+                                   "data": {"phases": list(meta["phases"])}})
 
 
 def load_phase_model(path: str | Path) -> tuple[PhaseTCN, dict[str, Any]]:

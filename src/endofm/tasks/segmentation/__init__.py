@@ -15,4 +15,5 @@ SPEC = register_task(TaskSpec(
     window_help=("step between a window's frames, i.e. between predicted frames (default 1)",
                  "step between window starts (default: adjacent windows)"),
     sample="endofm.data.synth:sample_cvc",
+    live="endofm.deploy.live_tasks:segmentation_live",
 ))
