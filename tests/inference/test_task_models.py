@@ -76,4 +76,9 @@ def test_a_phase_model_loads_as_a_task_model_fed_window_features(tmp_path):
         from endofm.inference.predict import make_predictor
 
         make_predictor(load_task_model(folder))
+    with pytest.raises(ValueError, match="a phase model takes window features, not video "
+                                         "windows, and has no backbone of its own; give the "
+                                         r"backbone its features come from \(the backbone/"):
+        load_backbone(folder)
+    assert load_backbone(folder / "backbone").embed_dim == load_task_model(folder).model.in_dim
 
