@@ -27,9 +27,14 @@ def load_backbone(checkpoint: str | Path, num_heads: int | None = None) -> Visio
     checkpoint = resolve_weights(checkpoint)
     if saved_task(checkpoint) is not None:
         from endofm.inference.task_models import load_task_model
-        from endofm.tasks.base import backbone_caveat
+        from endofm.tasks.base import InputKind, backbone_caveat
 
-        model = load_task_model(checkpoint, num_heads=num_heads).model
+        task_model = load_task_model(checkpoint, num_heads=num_heads)
+        if task_model.input_kind == InputKind.features:
+            raise ValueError(f"{checkpoint}: a {task_model.task} model takes window features, "
+                             "not video windows, and has no backbone of its own; give the "
+                             "backbone its features come from (the backbone/ folder inside it)")
+        model = task_model.model
         caveat = backbone_caveat(model)
         if caveat:
             warnings.warn(f"{checkpoint}: {caveat}", stacklevel=2)
