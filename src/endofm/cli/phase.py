@@ -17,7 +17,7 @@ SPLITS = ("train", "val", "test", "all")
 
 def add_finetune(fsub: argparse._SubParsersAction) -> None:
     """``finetune phase``: features of every video (cached), then the temporal model."""
-    from endofm.config import recipe_names
+    from endofm.cli.tasks import FinetuneHelp, add_finetune_arguments
 
     f = fsub.add_parser(
         "phase", help="fine-tune phase recognition (features, then a temporal model)",
@@ -26,17 +26,11 @@ def add_finetune(fsub: argparse._SubParsersAction) -> None:
                     "from the frozen backbone or one first fine-tuned as a window classifier "
                     "(features.source=finetuned); (2) a multi-stage temporal convolutional "
                     "network over each whole video (model.causal=true for online use).")
-    f.add_argument("--config", help=f"a recipe name ({', '.join(recipe_names('phase'))}) or "
-                                    "a YAML file")
-    f.add_argument("--data", type=Path, required=True, help="phase dataset root")
-    f.add_argument("--output", type=Path, required=True, help="run folder")
-    f.add_argument("--pretrained", type=Path, default=None,
-                   help="backbone checkpoint for the features (default: a random one)")
-    f.add_argument("--seeds", type=int, default=1,
-                   help="train the temporal model with N seeds on the same features")
-    f.add_argument("--restart", action="store_true",
-                   help="start over in --output (features included) instead of resuming")
-    f.add_argument("overrides", nargs="*", metavar="key=value")
+    add_finetune_arguments(f, "phase", texts=FinetuneHelp(
+        data="phase dataset root",
+        pretrained="backbone checkpoint for the features (default: a random one)",
+        seeds="train the temporal model with N seeds on the same features",
+        restart="start over in --output (features included) instead of resuming"))
     f.set_defaults(func=run_finetune)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from endofm.config import recipe_names
@@ -32,20 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             continue
         name = spec.name
         f = fsub.add_parser(name, help=f"fine-tune {name}: {spec.summary}")
-        f.add_argument("--config", help=f"a recipe name ({', '.join(recipe_names(name))}; "
-                                        "see `endofm configs`) or a YAML file")
-        f.add_argument("--data", type=Path, required=True,
-                       help="dataset root (or a manifest file)")
-        add_format_argument(f, spec)
-        f.add_argument("--output", type=Path, required=True, help="run folder")
-        f.add_argument("--pretrained", type=Path, default=None,
-                       help="backbone checkpoint (any layout endofm.create_model reads)")
-        f.add_argument("--seeds", type=int, default=1,
-                       help="run N seeds and report mean ± std (default 1)")
-        f.add_argument("--restart", action="store_true",
-                       help="start over in --output (deletes its checkpoints and logs) instead "
-                            "of resuming; needed to re-run a folder with other settings")
-        f.add_argument("overrides", nargs="*", metavar="key=value")
+        add_finetune_arguments(f, name, spec)
         f.set_defaults(func=run_finetune)
         e = esub.add_parser(name, help=f"evaluate {name}: {spec.summary}")
         e.add_argument("--checkpoint", type=Path, required=True)
@@ -62,6 +50,35 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "test split)")
         e.add_argument("overrides", nargs="*", metavar="key=value")
         e.set_defaults(func=run_evaluate)
+
+
+@dataclass(frozen=True)
+class FinetuneHelp:
+    """The help texts of a ``finetune TASK`` command's shared options."""
+
+    data: str = "dataset root (or a manifest file)"
+    pretrained: str = "backbone checkpoint (any layout endofm.create_model reads)"
+    seeds: str = "run N seeds and report mean ± std (default 1)"
+    restart: str = ("start over in --output (deletes its checkpoints and logs) instead of "
+                    "resuming; needed to re-run a folder with other settings")
+
+
+def add_finetune_arguments(parser: argparse.ArgumentParser, task: str,
+                           spec: TaskSpec | None = None,
+                           texts: FinetuneHelp = FinetuneHelp()) -> None:
+    """The options every ``finetune TASK`` has: ``--config`` (the task's recipes), ``--data``,
+    ``--format`` (with ``spec``, where the task reads several), ``--output``, ``--pretrained``,
+    ``--seeds``, ``--restart`` and the ``key=value`` overrides."""
+    parser.add_argument("--config", help=f"a recipe name ({', '.join(recipe_names(task))}; "
+                                         "see `endofm configs`) or a YAML file")
+    parser.add_argument("--data", type=Path, required=True, help=texts.data)
+    if spec is not None:
+        add_format_argument(parser, spec)
+    parser.add_argument("--output", type=Path, required=True, help="run folder")
+    parser.add_argument("--pretrained", type=Path, default=None, help=texts.pretrained)
+    parser.add_argument("--seeds", type=int, default=1, help=texts.seeds)
+    parser.add_argument("--restart", action="store_true", help=texts.restart)
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
 
 
 def add_format_argument(parser: argparse.ArgumentParser, spec: TaskSpec) -> None:
