@@ -113,3 +113,22 @@ def test_the_compiled_graph_calls_sdpa_only_where_chosen(precision, sdpa_calls):
             compiled(x)
     names = {event.key for event in prof.key_averages()}
     assert any("scaled_dot_product" in name for name in names) is sdpa_calls, sorted(names)
+
+
+def test_the_runner_compiles_the_bf16_copy_and_keeps_the_fp32_features():
+    """``--compile --precision bf16`` on a CPU: the compiled forward is the bf16 copy's (its
+    weights, frozen, are bf16) and it keeps the bf16 bar against fp32."""
+    from endofm.runner import RunnerSettings, WindowRunner
+    from endofm.runner.precision import CastInference
+
+    extractor = FeatureExtractor(_tiny(), "cls")
+    runner = WindowRunner(RunnerSettings("cpu", "bf16", batch_size=2, compile=True))
+    compiled = runner.model_call(extractor)
+    assert isinstance(compiled.compiled._orig_mod, CastInference)
+    x = torch.randn(2, 3, 2, 32, 32)
+    with torch.inference_mode():
+        reference = extractor(x)
+        out = runner.call(compiled, x)
+    assert out.dtype == torch.float32
+    assert torch.nn.functional.cosine_similarity(out, reference).min() >= 0.99
+    assert all(p.dtype == torch.float32 for p in extractor.parameters())
