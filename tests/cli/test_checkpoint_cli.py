@@ -57,3 +57,25 @@ def test_convert_then_load(tmp_path, capsys):
     for (k, a), (_, b) in zip(direct.state_dict().items(), converted.state_dict().items(),
                               strict=True):
         assert torch.equal(a, b), k
+
+
+def test_info_on_a_phase_model_shows_its_phases_and_the_backbone_in_its_folder(tmp_path, capsys):
+    from tests.tiny_inputs import tiny_phase_model
+
+    folder = tiny_phase_model(tmp_path / "phase")
+    assert main(["info", str(folder), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["kind"], report["task"]) == ("phase_model", "phase")
+    assert report["class_names"] == ["idle", "cut", "close"] and report["num_classes"] == 3
+    temporal = endofm.load_task_model(folder).model
+    assert report["parameters"] == sum(p.numel() for p in temporal.state_dict().values())
+    assert report["backbone"]["config"]["embed_dim"] == temporal.in_dim
+    assert main(["info", str(folder)]) == 0
+    text = capsys.readouterr().out
+    assert "  model:       phase_model (task phase), 3 classes: idle, cut, close\n" in text
+    assert f"  backbone:    {folder / 'backbone'} (layout endofm_dir)\n" in text
+    for path in (folder / "backbone").iterdir():
+        path.unlink()
+    (folder / "backbone").rmdir()
+    assert main(["info", str(folder)]) == 0
+    assert "backbone:    not in the folder" in capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 
@@ -39,14 +40,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    meta = _feature_model_meta(args.checkpoint)
+    if meta is not None:
+        return _print_feature_model(args, meta)
+    report, config = backbone_report(args.checkpoint)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{report['path']}\n  layout:      {report['layout']}")
+    if report["kind"]:
+        print(f"  model:       {_model_line(report)}")
+    _print_backbone(report, config)
+    return 0
+
+
+def backbone_report(path: str | Path) -> tuple[dict, dict]:
+    """What ``endofm info`` says about a checkpoint with a backbone (any layout), and the
+    backbone's config."""
     from endofm.models import load_checkpoint
     from endofm.tasks.registry import task_for_kind
 
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(path)
     heads, heads_source = _num_heads(ckpt.config)
     meta = ckpt.extra.get("meta", {})  # what an endofm model folder (or file) records
     task = task_for_kind(meta.get("kind"))
-    report = {
+    return {
         "path": str(ckpt.path),
         "layout": ckpt.layout,
         "kind": meta.get("kind"),  # endofm models: backbone, or a registered task's kind
@@ -61,22 +79,67 @@ def run_info(args: argparse.Namespace) -> int:
         "backbone_tensors": len(ckpt.state_dict),
         "head_tensors": sorted(ckpt.head_state_dict),
         "ignored": ckpt.ignored,
-    }
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    print(f"{report['path']}\n  layout:      {report['layout']}")
-    if report["kind"]:
-        print(f"  model:       {_model_line(report)}")
-    print("  config:      " + ", ".join(f"{k}={v}" for k, v in ckpt.config.items()))
+    }, ckpt.config
+
+
+def _print_backbone(report: dict, config: dict) -> None:
+    print("  config:      " + ", ".join(f"{k}={v}" for k, v in config.items()))
     if not report["num_heads_stored"]:
-        print(f"  num_heads:   not stored; {heads_source}")
+        print(f"  num_heads:   not stored; {report['num_heads_source']}")
     print(f"  parameters:  {report['backbone_parameters']:,} in "
           f"{report['backbone_tensors']} backbone tensors")
     head = report["head_tensors"]
     shown = ", ".join(head[:4]) + (" …" if len(head) > 4 else "")
     print(f"  head:        {len(head)} tensors ({shown})" if head else "  head:        none")
-    print(f"  ignored:     {', '.join(ckpt.ignored) if ckpt.ignored else 'nothing'}")
+    print(f"  ignored:     {', '.join(report['ignored']) if report['ignored'] else 'nothing'}")
+
+
+def _feature_model_meta(path: str | Path) -> dict | None:
+    """The ``config.json`` of an endofm model folder whose model reads a backbone's features
+    (the phase task's temporal model: its backbone lies in the folder's ``backbone_dir``);
+    ``None`` for anything else."""
+    from endofm.models.checkpoint import CheckpointError, read_state_meta
+    from endofm.models.hub import resolve_weights
+
+    path = resolve_weights(path)
+    if not path.is_dir():
+        return None
+    try:
+        meta = read_state_meta(path)
+    except (CheckpointError, FileNotFoundError):
+        return None  # not an endofm folder: load_checkpoint says what it is
+    return {**meta, "path": str(path)} if meta.get("backbone_dir") else None
+
+
+def _print_feature_model(args: argparse.Namespace, meta: dict) -> int:
+    """``endofm info`` on a model of window features: the model, then the backbone in its
+    folder."""
+    from safetensors import safe_open
+
+    from endofm.models.checkpoint import weights_file
+    from endofm.tasks.registry import task_for_kind
+
+    folder = Path(meta["path"])
+    task = task_for_kind(meta.get("kind"))
+    classes = meta.get("class_names") or meta.get("phases")
+    with safe_open(str(weights_file(folder)), framework="pt") as f:
+        tensors = {key: f.get_slice(key).get_shape() for key in f.keys()}
+    backbone_dir = folder / meta["backbone_dir"]
+    backbone = backbone_report(backbone_dir)[0] if backbone_dir.is_dir() else None
+    report = {"path": str(folder), "kind": meta.get("kind"),
+              "task": task.name if task else None, "num_classes": len(classes or []) or None,
+              "class_names": classes, "parameters": sum(math.prod(s) for s in tensors.values()),
+              "tensors": len(tensors), "backbone_dir": str(backbone_dir), "backbone": backbone}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{folder}\n  model:       {_model_line(report)}")
+    print(f"  parameters:  {report['parameters']:,} in {report['tensors']} tensors")
+    if backbone is None:
+        print(f"  backbone:    not in the folder ({backbone_dir} is missing)")
+        return 0
+    print(f"  backbone:    {backbone_dir} (layout {backbone['layout']})")
+    _print_backbone(backbone, backbone["config"])
     return 0
 
 
