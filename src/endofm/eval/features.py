@@ -69,9 +69,10 @@ class TestViews:
 
 
 class ViewEmbeddings:
-    """A :class:`endofm.runner.WindowModel`: a window's views → their CLS embeddings."""
+    """A :class:`endofm.runner.WindowModel`: a window's views → their CLS embeddings
+    (``backbone``: the module, or the runner's call of it, :meth:`WindowRunner.model_call`)."""
 
-    def __init__(self, backbone: nn.Module, cfg: VideoClipsConfig) -> None:
+    def __init__(self, backbone: Callable[[Tensor], Tensor], cfg: VideoClipsConfig) -> None:
         self.backbone, self.cfg, self.frames = backbone, cfg, TestViews(cfg)
 
     def prepare(self, clips: Tensor) -> Tensor:
@@ -94,7 +95,7 @@ def embed_videos(backbone: nn.Module, items: Sequence[VideoItem], cfg: VideoClip
     that cannot be decoded raises :class:`endofm.data.VideoError` naming it."""
     was_training = backbone.training
     runner = WindowRunner(RunnerSettings(str(device), precision, num_workers=num_workers))
-    model = ViewEmbeddings(runner.place(backbone), cfg)
+    model = ViewEmbeddings(runner.model_call(runner.place(backbone)), cfg)  # bf16 CPU: a copy
     jobs = []
     for item in items:
         source = open_video(item.path, cfg.folder_fps)
