@@ -104,6 +104,10 @@ def load_deploy_model(checkpoint: str | Path, num_frames: int | None = None,
     if num_frames is not None and num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     task = "backbone" if backbone_only else checkpoint_task(checkpoint)
+    if task == "phase":
+        raise ValueError(f"{checkpoint}: a phase model cannot be exported to ONNX yet; export "
+                         "the backbone its features come from with `endofm export "
+                         f"--checkpoint {Path(checkpoint) / 'backbone'} --output FILE.onnx`")
     hw = parse_size(size)
     if task == "backbone":
         deploy = _backbone(load_backbone(checkpoint, num_heads), num_frames, hw)

@@ -56,6 +56,9 @@ class OnnxModel:
                  ) -> None:
         ort = require("onnxruntime", f"running {path} on ONNX Runtime")
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ValueError(f"{self.path} is a folder: --runtime onnx takes the .onnx file "
+                             "`endofm export --checkpoint FOLDER --output FILE.onnx` writes")
         if not self.path.is_file():
             raise FileNotFoundError(f"ONNX file not found: {self.path}")
         options = ort.SessionOptions()
