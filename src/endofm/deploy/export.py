@@ -119,22 +119,22 @@ def parity_checker(deploy: DeployModel, session: Any,
                          deploy.threshold, bool(deploy.extra.get("multi_label")))
 
 
-def export_onnx(deploy: DeployModel, output: str | Path, opset: int = DEFAULT_OPSET,
-                video: str | Path | None = None, tolerance: float = DEFAULT_TOLERANCE,
-                seed: int = 0) -> ExportReport:
-    """Export ``deploy`` to ``output`` (written only when parity holds).
+@dataclass
+class CheckedGraph:
+    """An exported graph that met parity, not yet written: its serialised ONNX model, its
+    metadata and the parity of each clip."""
 
-    Args:
-        deploy: the model and its input conventions (:func:`load_deploy_model`).
-        output: the ``.onnx`` file to write (atomically).
-        opset: the ONNX opset.
-        video: a video whose first window is the real clip of the parity check (default: a
-            rendered endoscopy scene).
-        tolerance: the largest difference allowed between ONNX Runtime and PyTorch.
-        seed: seeds the random clip and the rendered scene.
-    """
+    data: bytes
+    metadata: dict[str, Any]
+    parity: list[ParityResult]
+
+
+def checked_graph(deploy: DeployModel, opset: int = DEFAULT_OPSET,
+                  video: str | Path | None = None, tolerance: float = DEFAULT_TOLERANCE,
+                  seed: int = 0) -> CheckedGraph:
+    """``deploy``'s graph with its metadata, checked against PyTorch on a random and a real
+    clip (arguments as :func:`export_onnx`); a mismatch is a :class:`ParityError`."""
     ort = require("onnxruntime", "endofm export (its parity check)")
-    start = time.perf_counter()
     program = export_graph(deploy, opset)
     meta = build_metadata(deploy, opset)
     proto = program.model_proto
@@ -149,6 +149,28 @@ def export_onnx(deploy: DeployModel, output: str | Path, opset: int = DEFAULT_OP
                                    generator=generator),
              "real" if video is not None else "rendered": model_input(deploy, frames)}
     parity = parity_checker(deploy, session, tolerance).check(clips)
-    path = atomic_write_bytes(data, output)
+    return CheckedGraph(data, meta, parity)
+
+
+def export_onnx(deploy: DeployModel, output: str | Path, opset: int = DEFAULT_OPSET,
+                video: str | Path | None = None, tolerance: float = DEFAULT_TOLERANCE,
+                seed: int = 0) -> ExportReport:
+    """Export ``deploy`` to ``output`` (written only when parity holds).
+
+    Args:
+        deploy: the model and its input conventions (:func:`load_deploy_model`).
+        output: the ``.onnx`` file to write (atomically).
+        opset: the ONNX opset.
+        video: a video whose first window is the real clip of the parity check (default: a
+            rendered endoscopy scene).
+        tolerance: the largest difference allowed between ONNX Runtime and PyTorch.
+        seed: seeds the random clip and the rendered scene.
+
+    Returns:
+        The file written, its metadata and the parity of each clip.
+    """
+    start = time.perf_counter()
+    graph = checked_graph(deploy, opset, video, tolerance, seed)
+    path = atomic_write_bytes(graph.data, output)
     log.info("exported %s (%s, opset %d)", path, deploy.task, opset)
-    return ExportReport(path, meta, parity, time.perf_counter() - start)
+    return ExportReport(path, graph.metadata, graph.parity, time.perf_counter() - start)

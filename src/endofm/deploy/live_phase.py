@@ -8,6 +8,9 @@ that window (:attr:`PhaseStream.encoder`) and steps the causal model
 (:meth:`PhaseStream.step`): the phase shown is computed from windows ``0..k`` only. An offline
 model (``model.causal=false``) looks at future windows and is refused. A window dropped because
 the model was busy (counted in ``summary.json``) is a row the temporal model never sees.
+
+On ONNX Runtime (an ``endofm export`` of the phase model) the backbone graph makes each
+window's feature and the temporal graph runs over the features so far, the same steps.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from matplotlib import colormaps
 from torch import Tensor
 
 from endofm.deploy.live_tasks import Decision, LiveTask, shape_frame
+from endofm.deploy.phase import OnnxPhaseModel
 from endofm.inference.phase_predict import PhaseStream
 from endofm.inference.task_models import TaskModel
 from endofm.models.checkpoint import read_state_meta
@@ -73,8 +77,15 @@ class PhaseLive(LiveTask):
 
 def build_phase_live(task_model: TaskModel, fps: float, class_names: Sequence[str],
                      device: str = "auto", precision: str = "auto", **_: Any) -> PhaseLive:
-    """The live task of a phase :class:`TaskModel` (an offline model is refused)."""
-    stream = PhaseStream(task_model.path, device, task_model.model,
-                         read_state_meta(task_model.path, KIND), precision)
+    """The live task of a phase :class:`TaskModel` (an offline model is refused): a saved
+    model on PyTorch, or an export on ONNX Runtime (its temporal graph and the backbone graph
+    beside it)."""
+    model = task_model.model
+    if isinstance(model, OnnxPhaseModel):
+        stream = PhaseStream(task_model.path, "cpu", model, model.settings, "fp32",
+                             model.backbone() if model.causal else None)
+    else:
+        stream = PhaseStream(task_model.path, device, model,
+                             read_state_meta(task_model.path, KIND), precision)
     return PhaseLive(stream, fps)
 

@@ -105,9 +105,9 @@ def load_deploy_model(checkpoint: str | Path, num_frames: int | None = None,
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     task = "backbone" if backbone_only else checkpoint_task(checkpoint)
     if task == "phase":
-        raise ValueError(f"{checkpoint}: a phase model cannot be exported to ONNX yet; export "
-                         "the backbone its features come from with `endofm export "
-                         f"--checkpoint {Path(checkpoint) / 'backbone'} --output FILE.onnx`")
+        raise ValueError(f"{checkpoint}: a phase model is two graphs, its backbone and its "
+                         "temporal model; export it with endofm.deploy.phase.export_phase "
+                         "(what `endofm export` does)")
     hw = parse_size(size)
     if task == "backbone":
         deploy = _backbone(load_backbone(checkpoint, num_heads), num_frames, hw)

@@ -93,13 +93,22 @@ def load_onnx_task_model(path: str | Path, device: str = "auto", threads: int | 
                          ) -> tuple[TaskModel, dict[str, Any]]:
     """The exported task model at ``path`` on ONNX Runtime (``device``: auto, cpu, cuda,
     tensorrt) and the file's metadata. A backbone export is a ``ValueError`` (it has no
-    task)."""
+    task); a phase export's model is its temporal graph (the backbone graph beside it)."""
     session = OnnxModel(path, device, threads)
     meta = session.metadata
     task = meta["task"]
     if task == "backbone":
         raise ValueError(f"{path} is an exported backbone; it has no task to predict "
                          "(use it with `endofm extract --runtime onnx`)")
+    if task == "phase":
+        from endofm.deploy.phase import OnnxPhaseModel
+        from endofm.tasks.base import InputKind
+        from endofm.tasks.phase.task import saved_phase_config
+
+        cfg = saved_phase_config(meta["settings"])
+        return TaskModel(task, OnnxPhaseModel(session, device), meta["num_frames"],
+                         meta["size"], cfg, Path(path), meta["frame_step"],
+                         InputKind.features), meta
     cfg = task_settings(task, meta["settings"])
     if task == "detection":
         model = OnnxDetector(session, detector_skeleton(cfg, meta["num_frames"]),

@@ -35,6 +35,7 @@ class ParityResult:
     clip: str
     max_abs_diff: dict[str, float]
     tolerance: float
+    unit: str = "clip"
     decisions: int = 0
     ambiguous: int = 0
     differing: int = 0
@@ -46,7 +47,8 @@ class ParityResult:
 
     def summary(self) -> str:
         diffs = ", ".join(f"{k} {v:.2e}" for k, v in self.max_abs_diff.items())
-        return (f"{self.clip} clip: max |onnx - torch| {diffs} (tolerance {self.tolerance:g}); "
+        return (f"{self.clip} {self.unit}: max |onnx - torch| {diffs} "
+                f"(tolerance {self.tolerance:g}); "
                 f"{self.decisions - self.differing}/{self.decisions} decisions the same"
                 + (f", {self.ambiguous} ties left out" if self.ambiguous else ""))
 
@@ -101,22 +103,25 @@ class ParityChecker:
     """Compares ``module`` (the PyTorch graph) with ``run`` (the exported one) on clips.
 
     ``decoder`` and ``threshold``: detection's postprocessing and decision threshold;
-    ``multi_label``: a classifier deciding per class (logit > 0), not by argmax.
+    ``multi_label``: a classifier deciding per class (logit > 0), not by argmax; ``unit``: what
+    one input is called in the report (``clip``, phase's ``sequence`` of window features).
     """
 
     def __init__(self, task: str, module: nn.Module, run: RunGraph, names: Sequence[str],
                  tolerance: float = DEFAULT_TOLERANCE, decoder: DetectionDecoder | None = None,
-                 threshold: float | None = None, multi_label: bool = False) -> None:
+                 threshold: float | None = None, multi_label: bool = False,
+                 unit: str = "clip") -> None:
         self.task, self.module, self.run, self.names = task, module, run, list(names)
         self.tolerance, self.decoder, self.threshold = tolerance, decoder, threshold
-        self.multi_label = multi_label
+        self.multi_label, self.unit = multi_label, unit
 
     @torch.inference_mode()
     def compare(self, name: str, clips: Tensor) -> ParityResult:
-        """One clip batch ``[B, 3, T, H, W]`` through both graphs."""
+        """One input batch (clips ``[B, 3, T, H, W]``; phase: features ``[B, T, D]``) through
+        both graphs."""
         ref = [o.float() for o in self.module(clips)]
         got = [torch.as_tensor(o).float() for o in self.run(clips)]
-        result = ParityResult(name, {}, self.tolerance)
+        result = ParityResult(name, {}, self.tolerance, self.unit)
         for key, r, g in zip(self.names, ref, got, strict=True):
             diff = float((r - g).abs().max()) if r.numel() else 0.0
             result.max_abs_diff[key] = diff
@@ -139,6 +144,11 @@ class ParityChecker:
             return compare_argmax(ref[0], got[0], 1, tol)
         if self.task == "segmentation":
             return compare_argmax(ref[0], got[0], 1, tol)
+        if self.task == "phase":  # the phase of every row (tools: probability >= 0.5)
+            counts = [compare_argmax(ref[0], got[0], 2, tol)]
+            if len(ref) > 2:
+                counts.append(compare_sign(ref[2] - 0.5, got[2] - 0.5, tol))
+            return tuple(sum(c) for c in zip(*counts, strict=True))
         if self.task == "detection" and self.decoder is not None:
             b, _, t, h, w = clips.shape
             images = ImageList(clips.transpose(1, 2).reshape(b, 3 * t, h, w), [(h, w)] * b)
@@ -152,7 +162,7 @@ class ParityChecker:
     def check(self, clips: dict[str, Tensor]) -> list[ParityResult]:
         """Every named clip batch; a :class:`ParityError` listing what differs if any does."""
         results = [self.compare(name, x) for name, x in clips.items()]
-        failed = [f"{r.clip} clip: {failure}" for r in results for failure in r.failures]
+        failed = [f"{r.clip} {r.unit}: {failure}" for r in results for failure in r.failures]
         if failed:
             raise ParityError("the exported graph does not match PyTorch:\n"
                               + "\n".join(failed + [r.summary() for r in results]))

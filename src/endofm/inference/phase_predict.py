@@ -52,12 +52,6 @@ from endofm.utils.figures import save_figure  # noqa: E402
 from endofm.utils.io import atomic_write_text  # noqa: E402
 
 
-def receptive_rows(model: PhaseTCN) -> int:
-    """Rows of the past a causal model's last output depends on (all stages chained)."""
-    per_stage = 2 ** (len(model.stages[0].layers) + 1) - 2
-    return len(model.stages) * per_stage + 1
-
-
 @dataclass
 class PhaseStep:
     """What the live display shows after one more window: the phase, its index and every
@@ -79,13 +73,17 @@ class PhaseStream:
 
     ``encoder`` (:class:`~endofm.inference.encoder.VideoEncoder`) makes the features with the
     settings the model was trained on (``rate`` windows per second; ``precision``: the
-    encoder's, default the training's). Only the last
-    :func:`receptive_rows` features are kept, so memory does not grow with the procedure.
+    encoder's, default the training's; ``backbone``: the encoder's backbone, default the
+    one in the model's folder). Only the last ``model.receptive_rows`` features are kept, so
+    memory does not grow with the procedure. ``model`` may be any module with PhaseTCN's
+    ``causal``, ``receptive_rows`` and ``probabilities`` (the exported temporal graph on ONNX
+    Runtime, :class:`endofm.deploy.phase.OnnxPhaseModel`).
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "auto",
                  model: PhaseTCN | None = None, meta: dict[str, Any] | None = None,
-                 precision: str | None = None) -> None:
+                 precision: str | None = None, backbone: torch.nn.Module | None = None
+                 ) -> None:
         if model is None:
             model, meta = load_phase_model(checkpoint)
         if not model.causal:
@@ -96,8 +94,9 @@ class PhaseStream:
         self.checkpoint, self.precision = Path(checkpoint), precision
         self.phases: list[str] = list(meta["phases"])
         self.rate = float(meta["features"]["rate"])
-        self.keep = receptive_rows(model)
+        self.keep = model.receptive_rows
         self.buffer: list[np.ndarray] = []
+        self.backbone = backbone
         self._encoder = None
 
     @property
@@ -108,7 +107,9 @@ class PhaseStream:
             cfg.train.device = str(self.device)
             if self.precision is not None:
                 cfg.train.precision = self.precision
-            self._encoder = phase_encoder(cfg, saved_backbone(self.checkpoint, self.meta))
+            backbone = (saved_backbone(self.checkpoint, self.meta) if self.backbone is None
+                        else self.backbone)
+            self._encoder = phase_encoder(cfg, backbone)
         return self._encoder
 
     def reset(self) -> None:

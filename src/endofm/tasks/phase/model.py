@@ -87,6 +87,12 @@ class PhaseTCN(nn.Module):
         tools = self.tools(x) if self.tools is not None else None
         return torch.stack(logits), tools
 
+    @property
+    def receptive_rows(self) -> int:
+        """Rows of the past a causal model's last output depends on (all stages chained)."""
+        per_stage = 2 ** (len(self.stages[0].layers) + 1) - 2
+        return len(self.stages) * per_stage + 1
+
     @torch.no_grad()
     def probabilities(self, features: Tensor) -> tuple[Tensor, Tensor | None]:
         """One video's features ``[T, D]`` → (phase probabilities of the last stage ``[T, P]``,
