@@ -5,6 +5,10 @@ mismatch; ``endofm stream --runtime onnx`` on them decides as PyTorch does."""
 from __future__ import annotations
 
 import copy
+import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +18,7 @@ import torch
 from endofm.cli.main import main
 from endofm.data import write_video
 from endofm.deploy import phase as phase_export
+from endofm.deploy.export import deploy_graph
 from endofm.deploy.metadata import read_metadata
 from endofm.deploy.model import load_deploy_model
 from endofm.deploy.parity import ParityError
@@ -24,6 +29,8 @@ from .conftest import lines, live
 from .test_live_phase import PHASES, TOOLS, phase_model
 
 ort = pytest.importorskip("onnxruntime")
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +154,23 @@ def test_runtime_onnx_given_a_model_folder_names_the_file_it_takes(phase_dir, tm
                  "--output", str(tmp_path / "live")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "is a folder" in err
+
+
+def test_the_docs_example_runs_both_graphs_without_endofm(exported_phase, phase_dir):
+    section = DOC.read_text(encoding="utf-8").split("### A phase model: two graphs", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    check = ("\nprint(sorted(m for m in ('torch', 'endofm') if m in sys.modules))"
+             "\nprint(json.dumps(probs.tolist()))")
+    out = subprocess.run([sys.executable, "-c", "import sys\n" + code + check],
+                         cwd=exported_phase.parent, capture_output=True, text=True,
+                         timeout=120, check=True).stdout.splitlines()
+    assert out[-2] == "[]"  # neither torch nor endofm was imported
+    deploy = load_deploy_model(phase_dir / "backbone", 2, 32)
+    windows = np.random.default_rng(0).integers(0, 256, (20, 2, 32, 32, 3), dtype=np.uint8)
+    x = (windows / 255.0 - np.array(deploy.mean)) / np.array(deploy.std)
+    clips = torch.from_numpy(x.transpose(0, 4, 1, 2, 3).astype(np.float32))
+    with torch.inference_mode():
+        features = deploy_graph(deploy)(clips)[0]
+        want = phase_export.PhaseGraph(load_phase_model(phase_dir)[0])(features[None])[1][0]
+    np.testing.assert_allclose(np.array(json.loads(out[-1])), want.numpy(), atol=1e-4)
+    assert out[-3] == str([["idle", "cut", "close"][p] for p in want.argmax(1).tolist()])
