@@ -174,3 +174,14 @@ def test_the_docs_example_runs_both_graphs_without_endofm(exported_phase, phase_
         want = phase_export.PhaseGraph(load_phase_model(phase_dir)[0])(features[None])[1][0]
     np.testing.assert_allclose(np.array(json.loads(out[-1])), want.numpy(), atol=1e-4)
     assert out[-3] == str([["idle", "cut", "close"][p] for p in want.argmax(1).tolist()])
+
+
+def test_extract_given_the_temporal_graph_names_the_backbone_beside_it(exported_phase, tmp_path,
+                                                                      capsys):
+    video = tmp_path / "v.mp4"
+    video.touch()
+    assert main(["extract", str(video), "--runtime", "onnx", "--checkpoint",
+                 str(exported_phase), "--output", str(tmp_path / "feats")]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1
+    assert str(exported_phase.with_name(exported_phase.stem + ".backbone.onnx")) in errors[0]

@@ -54,6 +54,9 @@ class OnnxBackbone(nn.Module):
     def __init__(self, session: OnnxModel) -> None:
         super().__init__()
         meta = session.metadata
+        if meta["task"] == "phase":
+            raise ValueError(f"{session.path} is a phase export's temporal model; its backbone, "
+                             f"for extraction, is {session.path.with_name(meta['backbone'])}")
         if meta["task"] != "backbone":
             raise ValueError(f"{session.path} is an exported {meta['task']} model, not a "
                              "backbone (export the backbone, or its fine-tuned directory's "
