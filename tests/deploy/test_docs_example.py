@@ -1,5 +1,5 @@
-"""The docs' example runs an exported classifier with onnxruntime and numpy only, and decides
-as the PyTorch model does on the same frames."""
+"""The docs' example (the README shows the same) runs an exported classifier with onnxruntime and
+numpy only, and decides as the PyTorch model does on the same frames."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ CHECK = ("\nprint(sorted(m for m in ('torch', 'endofm') if m in sys.modules))"
 def example_code() -> str:
     section = DOC.read_text(encoding="utf-8").split("### Without endofm", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_shows_the_same_example():
+    readme = (DOC.parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"```python\n{example_code()}```" in readme
 
 
 def test_the_example_is_ten_lines_of_onnxruntime_and_numpy():

@@ -3,12 +3,14 @@
 * Its Python examples, on tiny stand-ins for the files they name (``endo_fm.pth``,
   ``polypdiag.pth``, ``procedure.mp4``, ``runs/clf/best``).
 * Its workflow commands (every ``endofm ...`` line of its ``bash`` blocks), in order, in one
-  empty folder, as the README says they run: from ``endofm data synth`` to ``endofm attention``.
+  empty folder, as the README says they run: from ``endofm data synth`` to ``endofm stream``.
   Only the number of epochs is cut (:data:`SHORTER`) so that the training commands take seconds.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
 import shlex
 import shutil
@@ -31,8 +33,12 @@ SHORTER = {
 }
 
 
-def python_examples() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+def python_examples(*, onnxruntime: bool = False) -> list[str]:
+    """The README's Python blocks: those that use endofm, or (``onnxruntime=True``) the one that
+    runs an exported file with onnxruntime alone (run by ``tests/deploy/test_docs_example.py``
+    on a real export)."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    return [code for code in blocks if ("import onnxruntime" in code) == onnxruntime]
 
 
 def readme_commands() -> list[list[str]]:
@@ -69,7 +75,8 @@ def test_the_readme_has_a_python_example_and_a_command_per_workflow():
     assert len(python_examples()) >= 1
     shown = {words[0] for words in readme_commands()}
     assert {"pretrain", "finetune", "evaluate", "probe", "extract", "predict",
-            "attention"} <= shown
+            "attention", "export", "stream"} <= shown
+    assert len(python_examples(onnxruntime=True)) == 1
 
 
 @pytest.mark.parametrize("index", range(len(python_examples())))
@@ -81,9 +88,15 @@ def test_a_readme_python_example_runs(stand_ins: Path, index: int):
 @pytest.mark.slow
 def test_the_readme_commands_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
+    exports = importlib.util.find_spec("onnxruntime") is not None  # the [onnx] extra
     for words in readme_commands():
+        if words[0] == "export" and not exports:
+            continue
         argv = [*words, *SHORTER.get(words[0], []), "--quiet"]
         status = main(argv)
         assert status == 0, f"README command failed (exit {status}): endofm {shlex.join(words)}"
     assert (tmp_path / "runs" / "predictions" / "index.html").is_file()
     assert list((tmp_path / "runs" / "attention").rglob("*.png"))
+    assert (tmp_path / "runs" / "clf.onnx").is_file() == exports
+    summary = json.loads((tmp_path / "runs" / "live" / "summary.json").read_text())
+    assert summary["decisions"] > 0
