@@ -62,6 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                               "unlabelled context frames")
     inspect.add_argument("--video-of", choices=("auto", "video_id", "prefix", "none"),
                          default="auto", help="coco: how frames group into videos")
+    inspect.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE",
+                         help="the same reader settings as finetune takes them "
+                              f"({', '.join(f'data.{key}' for key in INSPECT_SETTINGS)}), so "
+                              "that one command line's settings serve both")
     inspect.set_defaults(func=run_inspect)
 
     data_pretrain.add_commands(data_sub)
@@ -130,10 +134,45 @@ def format_phases(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+# ``data.KEY`` settings of the fine-tuning recipes that ``data inspect`` takes as options
+INSPECT_SETTINGS = ("classes_file", "mask_suffix", "ignore_index", "image_root", "unannotated",
+                    "video_of")
+
+
+def apply_data_overrides(args: argparse.Namespace) -> None:
+    """Set ``args``' reader options from ``data.KEY=VALUE`` overrides (an override wins over
+    the option). Raises ``ConfigError`` for a key inspect does not read or a value that does
+    not fit."""
+    from endofm.config import ConfigError
+
+    for override in args.overrides:
+        key, _, value = override.partition("=")
+        name = key.removeprefix("data.")
+        if not key.startswith("data.") or name not in INSPECT_SETTINGS:
+            raise ConfigError(f"data inspect: {override!r} is not a reader setting; it takes "
+                              f"{', '.join(f'data.{k}' for k in INSPECT_SETTINGS)}")
+        if name in ("unannotated", "video_of"):
+            choices = {"unannotated": ("negative", "skip"),
+                       "video_of": ("auto", "video_id", "prefix", "none")}[name]
+            if value not in choices:
+                raise ConfigError(f"data inspect: {key} must be one of {', '.join(choices)}, "
+                                  f"got {value!r}")
+        if name == "ignore_index":
+            try:
+                value = None if value in ("", "null") else int(value)
+            except ValueError:
+                raise ConfigError(f"data inspect: {key} must be an integer mask value, got "
+                                  f"{value!r}") from None
+        elif name in ("classes_file", "image_root"):
+            value = None if value in ("", "null") else Path(value)
+        setattr(args, name, value)
+
+
 def run_inspect(args: argparse.Namespace) -> int:
     from endofm.data.formats import FormatOptions
     from endofm.data.inspect import inspect_dataset
 
+    apply_data_overrides(args)
     options = FormatOptions(None if args.classes_file is None else str(args.classes_file),
                             mask_suffix=args.mask_suffix, ignore_index=args.ignore_index,
                             image_root=None if args.image_root is None else str(args.image_root),

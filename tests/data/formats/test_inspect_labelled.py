@@ -121,3 +121,47 @@ def test_a_folder_that_is_not_of_the_format_is_one_error_naming_it(tmp_path, fmt
     summary = inspect_dataset(tmp_path, fmt)
     assert summary["num_videos"] == 0 and len(summary["errors"]) == 1
     assert summary["errors"][0]["path"].startswith(str(tmp_path))
+
+
+def plain_coco_of_two_videos(root):
+    """A plain COCO file (no video_id) whose images sit in one folder per video."""
+    from PIL import Image
+
+    images = []
+    for v in (1, 2):
+        (root / "images" / f"case{v}").mkdir(parents=True)
+        for n in range(3):
+            name = f"case{v}/frame_{n * 5:06d}.jpg"
+            Image.new("RGB", (40, 30)).save(root / "images" / name)
+            images.append({"id": v * 10 + n, "file_name": name, "width": 40, "height": 30})
+    coco = {"categories": [{"id": 3, "name": "grasper"}], "images": images,
+            "annotations": [{"id": 1, "image_id": 10, "category_id": 3, "bbox": [1, 1, 5, 5]}]}
+    path = root / "instances.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
+@pytest.mark.parametrize("settings", [["data.video_of=prefix", "data.unannotated=skip"],
+                                      ["--video-of", "prefix", "--unannotated", "skip"]])
+def test_inspect_takes_the_reader_settings_as_finetune_names_them(tmp_path, capsys, settings):
+    path = plain_coco_of_two_videos(tmp_path)
+    assert main(["data", "inspect", str(path), "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert alone["num_videos"] == 6 and alone["negative_frames"] == 5
+    assert main(["data", "inspect", str(path), "--json", *settings]) == 0
+    grouped = json.loads(capsys.readouterr().out)
+    assert grouped["num_videos"] == 2 and grouped["frames_per_video"]["max"] == 3
+    assert grouped["negative_frames"] == 0  # the unannotated frames are context, not negatives
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochs=3", "'train.epochs=3' is not a reader setting; it takes data.classes_file"),
+    ("data.unannotated=maybe", "data.unannotated must be one of negative, skip, got 'maybe'"),
+    ("data.ignore_index=white", "data.ignore_index must be an integer mask value"),
+])
+def test_inspect_refuses_a_setting_it_does_not_read_in_one_line(tmp_path, capsys, override,
+                                                                  message):
+    path = plain_coco_of_two_videos(tmp_path)
+    assert main(["data", "inspect", str(path), override]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
