@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from endofm.utils.figures import save_figure
 from endofm.utils.logging import MetricLogger, plot_curves, read_jsonl
 from endofm.utils.seed import get_rng_state, seed_everything, set_rng_state
 
@@ -30,6 +31,28 @@ def test_metric_logger_writes_jsonl_tensorboard_and_plot(tmp_path):
     assert any((tmp_path / "tensorboard").iterdir())
     png = plot_curves(rows, ["loss"], tmp_path / "loss.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_curve_of_nothing_logged_says_so_without_a_warning(tmp_path, recwarn, monkeypatch):
+    """A run too short to log its per-step loss has only epoch means: the plot shows them, and
+    a figure of no logged series is written without matplotlib's empty-legend warning."""
+    import endofm.utils.logging as logging_module
+
+    drawn = []
+
+    def keep(fig, path, **kwargs):
+        ax = fig.axes[0]
+        drawn.append([line.get_label() for line in ax.get_lines()]
+                     + [text.get_text() for text in ax.texts])
+        return save_figure(fig, path, **kwargs)
+
+    monkeypatch.setattr(logging_module, "save_figure", keep)
+    rows = [{"step": 2, "train/loss_epoch": 2.4}, {"step": 4, "train/loss_epoch": 2.1}]
+    plot_curves(rows, ["train/loss", "train/loss_epoch"], tmp_path / "a.png")
+    png = plot_curves(rows, ["train/loss"], tmp_path / "b.png")
+    assert drawn == [["train/loss_epoch"], ["no train/loss logged"]]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert not [w for w in recwarn if "legend" in str(w.message)]
 
 
 def test_rewind_drops_rows_after_the_checkpoint_and_a_torn_line(tmp_path):

@@ -388,7 +388,7 @@ class Trainer:
                   "data_settings": to_dict(self.cfg.data)}
         atomic_write_json(result, self.output / "metrics.json")
         finish_logs(self.logger, self.output / "loss.png",
-                    lambda rows, path: plot_curves(rows, ["train/loss"], path,
+                    lambda rows, path: plot_curves(rows, ["train/loss", "train/loss_epoch"], path,
                                                    title=self.task.name))
         barrier()
         return result

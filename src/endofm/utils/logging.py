@@ -115,21 +115,28 @@ def plot_curves(
     rows: Sequence[Mapping[str, object]], keys: Sequence[str], out_path: str | Path,
     x_key: str = "step", title: str = "",
 ) -> Path:
-    """Plot the numeric series ``keys`` of ``rows`` against ``x_key`` into a PNG."""
+    """Plot the numeric series ``keys`` of ``rows`` against ``x_key`` into a PNG (a figure
+    that says so when none of them was logged)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    plotted = False
     for key in keys:
         pts = [(r[x_key], r[key]) for r in rows if key in r and x_key in r]
         if pts:
             xs, ys = zip(*pts, strict=True)
-            ax.plot(xs, ys, label=key)
+            ax.plot(xs, ys, label=key, marker="o" if len(pts) < 20 else None)
+            plotted = True
     ax.set_xlabel(x_key)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if plotted:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, f"no {', '.join(keys)} logged", ha="center", va="center",
+                transform=ax.transAxes)
     fig.tight_layout()
     return save_figure(fig, out_path, dpi=110)
