@@ -100,10 +100,18 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  frames/video:     {f['min']}-{f['max']} (median {f['median']:g})")
     values = summary.get("mask_values")
     if values:
-        lines.append(f"  mask values:      {values['encoding']}; seen "
-                     f"{', '.join(values['seen']) or '(lossy masks)'}")
+        seen = ", ".join(values["seen"])
+        lines.append(f"  mask values:      {values['encoding']}; "
+                     + (f"seen {seen}" if seen else "lossy masks, snapped to the nearest "
+                        "declared value"))
         for value, files in values["undeclared"].items():
             lines.append(f"    undeclared {value}: {', '.join(files)}")
+        far = values.get("lossy_far_from_declared", {})
+        if far.get("count"):
+            lines.append(f"    {far['count']} lossy masks far from every declared value "
+                         "(an undeclared class?), e.g.:")
+            lines += [f"      {m['path']}: {m['share']:.1%} of the pixels, most near {m['value']}"
+                      for m in far["masks"]]
     if summary["num_masks"]:
         lines.append(f"  masks:            {summary['num_masks']}")
     if summary["num_boxes"]:

@@ -115,10 +115,16 @@ def image_size(path: Path) -> tuple[int, int]:
         return image.size
 
 
-def check_pair(frame: Path, mask: Path, codec: MaskCodec, seen: dict, errors: list
-               ) -> set[int] | None:
+# a lossy mask with more than this share of its pixels far from every declared value is listed
+FAR_SHARE = 0.02
+
+
+def check_pair(frame: Path, mask: Path, codec: MaskCodec, seen: dict, errors: list,
+               far: list) -> set[int] | None:
     """The class indices present in a frame's mask, after checking that both decode, that
-    their sizes agree and that every mask value is declared; ``None`` after reporting."""
+    their sizes agree and that every mask value is declared (lossy masks: that at most
+    :data:`FAR_SHARE` of the pixels are far from every declared value, else the mask goes
+    into ``far``); ``None`` after reporting."""
     try:
         size = image_size(frame)
     except OSError as exc:
@@ -129,6 +135,10 @@ def check_pair(frame: Path, mask: Path, codec: MaskCodec, seen: dict, errors: li
         if lossless:
             for value in codec.values_seen(mask):
                 seen.setdefault(value, []).append(str(mask))
+        else:
+            share, value = codec.far_from_declared(mask)
+            if share > FAR_SHARE:
+                far.append({"path": str(mask), "share": round(share, 4), "value": value})
         decoded = codec.decode(mask)
     except DatasetError as exc:
         errors.append({"path": exc.path, "reason": exc.reason})
@@ -146,7 +156,9 @@ def inspect_masks(root: Path, summary: dict[str, Any], options: FormatOptions) -
 
     ``label_counts``: frames whose mask holds each class; ``mask_values``: ``declared``
     (``{name: value}``), ``seen`` (``{value: masks holding it}``, lossless masks) and
-    ``undeclared`` (``{value: [up to 5 masks]}``)."""
+    ``undeclared`` (``{value: [up to 5 masks]}``), ``lossy_far_from_declared`` (JPEG masks
+    with more than :data:`FAR_SHARE` of their pixels far from every declared value: ``count``
+    and up to 5 ``{path, share, value}``, the commonest far value)."""
     errors: list[dict[str, str]] = summary["errors"]
     data = read_noted("image_masks", root, options, errors)
     if data is None:
@@ -154,13 +166,14 @@ def inspect_masks(root: Path, summary: dict[str, Any], options: FormatOptions) -
     codec: MaskCodec = data.masks
     names = data.classes.names
     seen: dict[Any, list[str]] = {}
+    far: list[dict[str, Any]] = []
     labels: Counter[str] = Counter()
     splits: dict[str, Counter] = {}
     lengths = []
     for seq, tag in planned(data, "sequence"):
         good = 0
         for frame, mask in zip(seq.frames, seq.masks, strict=True):
-            present = check_pair(frame, mask, codec, seen, errors)
+            present = check_pair(frame, mask, codec, seen, errors, far)
             if present is not None:
                 good += 1
                 labels.update(names[c] for c in present)
@@ -180,7 +193,8 @@ def inspect_masks(root: Path, summary: dict[str, Any], options: FormatOptions) -
             "seen": {str(v): len(f) for v, f in sorted(seen.items())},
             "undeclared": {} if declared is None else
             {str(v): f[:5] for v, f in sorted(seen.items())
-             if v not in declared and v != codec.ignore_value}})
+             if v not in declared and v != codec.ignore_value},
+            "lossy_far_from_declared": {"count": len(far), "masks": far[:5]}})
     return summary
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from endofm.cli.main import main
@@ -165,3 +166,43 @@ def test_inspect_refuses_a_setting_it_does_not_read_in_one_line(tmp_path, capsys
     assert main(["data", "inspect", str(path), override]) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def jpeg_colour_masks(root, colours, size=(96, 64)):
+    """One sequence of JPEG colour masks (quality 75) with a region of each colour and sharp
+    edges between them, its frames beside it, and a classes file of red and blue on black."""
+    from PIL import Image
+
+    (root / "images" / "case").mkdir(parents=True)
+    (root / "masks" / "case").mkdir(parents=True)
+    (root / "classes.yaml").write_text("background: [0, 0, 0]\ntool: [255, 0, 0]\n"
+                                       "liver: [0, 0, 255]\n")
+    w, h = size
+    for n, colour in enumerate(colours):
+        mask = np.zeros((h, w, 3), np.uint8)
+        mask[: h // 2, : w // 2] = (255, 0, 0)
+        mask[h // 2:, w // 2:] = (0, 0, 255)
+        mask[h // 4: 3 * h // 4, w // 3: 2 * w // 3] = colour
+        Image.fromarray(mask).save(root / "masks" / "case" / f"{n}.jpg", quality=75)
+        Image.new("RGB", size).save(root / "images" / "case" / f"{n}.jpg")
+
+
+def test_lossy_masks_far_from_every_declared_value_are_listed(tmp_path, capsys):
+    """JPEG masks snap to the nearest declared colour; edge noise passes, but a region of a
+    colour the classes file lacks (green here) is named with its share and value."""
+    jpeg_colour_masks(tmp_path, [(255, 0, 0), (0, 0, 255), (0, 255, 0)])
+    summary = inspect_dataset(tmp_path, "image_masks")
+    far = summary["mask_values"]["lossy_far_from_declared"]
+    assert far["count"] == 1 and far["masks"][0]["path"].endswith("2.jpg")
+    assert 0.15 < far["masks"][0]["share"] < 0.25  # the green third of the middle half
+    green = far["masks"][0]["value"]
+    assert green[1] > 200 and green[0] < 50 and green[2] < 50
+    assert main(["data", "inspect", str(tmp_path), "--format", "image_masks"]) == 0
+    out = capsys.readouterr().out
+    assert "1 lossy masks far from every declared value" in out and "2.jpg:" in out
+
+
+def test_jpeg_edge_noise_alone_lists_no_lossy_mask(tmp_path):
+    jpeg_colour_masks(tmp_path, [(255, 0, 0), (0, 0, 255), (0, 0, 0)])
+    summary = inspect_dataset(tmp_path, "image_masks")
+    assert summary["mask_values"]["lossy_far_from_declared"] == {"count": 0, "masks": []}

@@ -92,6 +92,29 @@ class MaskCodec:
             index[nearest == len(self.classes)] = IGNORE
         return index[inverse.reshape(-1)].reshape(raw.shape[:2])
 
+    def far_from_declared(self, path: Path) -> tuple[float, Any]:
+        """``(share, value)``: the share of a mask's pixels farther from every declared value
+        than half the smallest distance between two declared values (at least 40), and the
+        commonest such raw value (``None`` when there is none). In a lossy (JPEG) mask, which
+        :meth:`decode` snaps to the nearest declared value, compression moves the values at the
+        edges between classes a little; a large share far from all of them is most likely a
+        class the classes file does not declare."""
+        if self.encoding == "binary":
+            return 0.0, None
+        raw = read_mask_values(path, colour=self.encoding == "colour")
+        table = np.array(self.classes.values, dtype=np.float32).reshape(len(self.classes), -1)
+        uniques, counts = np.unique(pack(raw), return_counts=True)
+        values = unpack(uniques, table.shape[1]).astype(np.float32)
+        nearest = np.linalg.norm(values[:, None, :] - table[None], axis=-1).min(1)
+        between = np.linalg.norm(table[:, None] - table[None], axis=-1)
+        gap = between[~np.eye(len(table), dtype=bool)].min() if len(table) > 1 else 80.0
+        far = nearest > max(40.0, gap / 2)
+        if not far.any():
+            return 0.0, None
+        commonest = values[far][counts[far].argmax()]
+        value = tuple(int(c) for c in commonest) if len(commonest) > 1 else int(commonest[0])
+        return float(counts[far].sum() / counts.sum()), value
+
     def values_seen(self, path: Path) -> set:
         """The distinct raw values of a mask file (``int`` or ``(r, g, b)``)."""
         raw = read_mask_values(path, colour=self.encoding == "colour")
