@@ -126,3 +126,68 @@ def test_split_files_list_sequences_else_test_is_carved_by_video(tmp_path):
     (tmp_path / "splits" / "train.txt").write_text("video0\nvideo1\nvideo2\nvideo3\n")
     data = read_format("image_masks", tmp_path, FormatOptions())
     assert [s.name for s in select_items(data, "test", 0.4, 0)] == ["video4"]
+
+
+def cvat_export(root, labelmap="background:0,0,0::\ngrasper:255,0,0::\nliver:0,0,255::\n"):
+    """A CVAT "Segmentation mask" export of three JPEG frames: palette masks whose indices
+    are not labelmap.txt's order (index 1 is blue: liver)."""
+    palette = [0, 0, 0, 0, 0, 255, 255, 0, 0] + [0] * (256 * 3 - 9)
+    for n in range(3):
+        frame(root / "JPEGImages" / f"frame_{n:06d}.jpg")
+        for folder in ("SegmentationClass", "SegmentationObject"):
+            mask = Image.fromarray(stripes([0, 1, 2]).astype(np.uint8), "P")
+            mask.putpalette(palette)
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            mask.save(root / folder / f"frame_{n:06d}.png")
+    (root / "labelmap.txt").write_text("# label:color_rgb:parts:actions\n" + labelmap)
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)
+    (root / "ImageSets" / "Segmentation" / "default.txt").write_text(
+        "frame_000000\nframe_000001\nframe_000002\n")
+
+
+def test_cvat_segmentation_mask_export_reads_its_labelmap_and_colours(tmp_path):
+    cvat_export(tmp_path)
+    data = read_format("image_masks", tmp_path, FormatOptions())
+    assert data.classes.names == ("background", "grasper", "liver")
+    assert [s.name for s in data.plan.items] == [f"frame_{n:06d}" for n in range(3)]
+    assert data.plan.given() == set()  # default.txt names no split: test is carved
+    (seq,) = data.plan.items[:1]
+    assert data.masks.decode(seq.masks[0])[:, 0].tolist() == [0, 0, 2, 2, 1, 1]
+    sets = tmp_path / "ImageSets" / "Segmentation"
+    (sets / "train.txt").write_text("frame_000000\n\nframe_000001\n")
+    (sets / "test.txt").write_text("frame_000002\n")
+    data = read_format("image_masks", tmp_path, FormatOptions())
+    assert [s.name for s in select_items(data, "test", 0.5, 0)] == ["frame_000002"]
+    (sets / "test.txt").write_text("frame_000002\n\nframe_000009\n")  # the file's line 3
+    with pytest.raises(DatasetError, match=r"Segmentation/test.txt:3: 'frame_000009' names no"):
+        read_format("image_masks", tmp_path, FormatOptions())
+    (sets / "train.txt").write_text("frame_000000\nframe_000002\n")
+    (sets / "test.txt").write_text("frame_000002\n")
+    with pytest.raises(DatasetError, match=r"test.txt:1: frame_000002 is listed in both train "
+                                           r"and test"):
+        read_format("image_masks", tmp_path, FormatOptions())
+
+
+@pytest.mark.parametrize(("labelmap", "problem"), [
+    ("background:0,0,0::\nliver 0 0 255\n", r"labelmap.txt:3: 'liver 0 0 255' is not a "
+                                              r"labelmap line 'name:r,g,b:parts:actions'"),
+    ("background:0,0,0::\nliver:0,0,300::\n", r"class 'liver': value \[0, 0, 300\]"),
+    ("background:0,0,0::\nliver:0,0,255::\nliver:1,1,1::\n",
+     r"labelmap.txt:4: class 'liver' is declared twice"),
+    ("background:0,0,0::\nliver:0,0,0::\n", r"two classes share a colour"),
+    ("# nothing\n", r"labelmap declares no class"),
+])
+def test_a_broken_labelmap_is_one_error_naming_the_line(tmp_path, labelmap, problem):
+    cvat_export(tmp_path, labelmap)
+    with pytest.raises(DatasetError, match=problem):
+        read_format("image_masks", tmp_path, FormatOptions())
+
+
+def test_an_export_without_its_images_says_so(tmp_path):
+    cvat_export(tmp_path)
+    for image in (tmp_path / "JPEGImages").iterdir():
+        image.unlink()
+    (tmp_path / "JPEGImages").rmdir()
+    with pytest.raises(DatasetError, match=r"SegmentationClass/ holds masks but there is no "
+                                           r"images/ or JPEGImages/ folder"):
+        read_format("image_masks", tmp_path, FormatOptions())

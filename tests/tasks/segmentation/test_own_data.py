@@ -82,6 +82,54 @@ def test_colour_masks_end_to_end(tmp_path, capsys):
         capsys.readouterr().err
 
 
+def write_cvat_export(root) -> None:
+    """A CVAT "Segmentation mask 1.1" export: JPEG frames in JPEGImages/, palette PNG class
+    masks in SegmentationClass/ (SegmentationObject/ beside them), the classes in
+    labelmap.txt (not in the order of the masks' palette) and the subsets in
+    ImageSets/Segmentation/."""
+    palette = [0, 0, 0, 0, 0, 255, 255, 0, 0] + [0] * (256 * 3 - 9)  # bg, liver, grasper
+    names = []
+    for v in range(5):
+        for t in range(2):
+            image, mask = scene(t, v)
+            name = f"frame_{v * 2 + t:06d}"
+            names.append(name)
+            index = (mask[..., 0] > 0) * 2 + (mask[..., 2] > 0) * 1
+            for folder in ("SegmentationClass", "SegmentationObject"):
+                indexed = Image.fromarray(index.astype(np.uint8), "P")
+                indexed.putpalette(palette)
+                (root / folder).mkdir(parents=True, exist_ok=True)
+                indexed.save(root / folder / f"{name}.png")
+            (root / "JPEGImages").mkdir(exist_ok=True)
+            Image.fromarray(image).save(root / "JPEGImages" / f"{name}.jpg", quality=95)
+    (root / "labelmap.txt").write_text("# label:color_rgb:parts:actions\n"
+                                       "background:0,0,0::\ngrasper:255,0,0::\n"
+                                       "liver:0,0,255::\n")
+    sets = root / "ImageSets" / "Segmentation"
+    sets.mkdir(parents=True)
+    (sets / "default.txt").write_text("\n".join(names) + "\n")
+    (sets / "train.txt").write_text("\n".join(names[:6]) + "\n")
+    (sets / "val.txt").write_text("\n".join(names[6:8]) + "\n")
+    (sets / "test.txt").write_text("\n".join(names[8:]) + "\n")
+
+
+def test_cvat_segmentation_mask_export_end_to_end(tmp_path):
+    """The export as CVAT writes it trains with labelmap.txt's classes and its own splits."""
+    data = tmp_path / "export"
+    write_cvat_export(data)
+    out = tmp_path / "run"
+    assert main(["finetune", "segmentation", "--data", str(data), "--output", str(out),
+                 *TINY]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["class_names"] == ["background", "grasper", "liver"]
+    assert metrics["num_test_items"] == 2
+    splits = json.loads((out / "splits.json").read_text())
+    assert splits["test"] == ["frame_000008", "frame_000009"]
+    assert json.loads((out / "best" / "config.json").read_text())["masks"]["encoding"] == \
+        "colour"
+    assert set(metrics["per_class"]) == {"background", "grasper", "liver"}
+
+
 def test_index_masks_without_classes_file_are_binary_and_say_so(tmp_path, capsys):
     """Masks holding class indices 0-2 but no classes.yaml: binary, and num_classes=3 is
     refused with the hint to declare the classes."""

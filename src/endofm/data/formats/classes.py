@@ -10,6 +10,9 @@ index for it. It travels into a fine-tuned model's ``config.json`` (``"classes"`
     background: 0          # index / grey-value masks: name: value
     liver: 21
     grasper: [255, 0, 0]   # colour masks: name: [r, g, b]
+
+A CVAT / Pascal VOC ``labelmap.txt`` (``name:r,g,b:parts:actions`` lines, ``#`` comments)
+declares colour mask classes the same way (:func:`read_labelmap`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import yaml
 from endofm.data.datasets.records import DatasetError
 
 CLASSES_FILE = "classes.yaml"
+LABELMAP_FILE = "labelmap.txt"
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,33 @@ def read_classes_file(path: str | Path) -> dict[str, int | tuple[int, int, int]]
     if len(set(values)) != len(values):
         raise DatasetError(path, f"two classes share a value: {parsed}")
     return parsed
+
+
+def read_labelmap(path: str | Path) -> dict[str, tuple[int, int, int]]:
+    """``{name: (r, g, b)}`` of a CVAT / Pascal VOC ``labelmap.txt``, in its order: one
+    ``name:r,g,b:parts:actions`` line per class (only the first two fields are read), blank
+    lines and ``#`` comments skipped. A line that does not parse is an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(path, "labelmap file does not exist")
+    declared: dict[str, tuple[int, int, int]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split(":")
+        channels = fields[1].split(",") if len(fields) > 1 else []
+        name = fields[0].strip()
+        if not name or len(channels) != 3 or not all(c.strip().isdigit() for c in channels):
+            raise DatasetError(f"{path}:{number}", f"{line.strip()!r} is not a labelmap line "
+                               "'name:r,g,b:parts:actions'")
+        if name in declared:
+            raise DatasetError(f"{path}:{number}", f"class {name!r} is declared twice")
+        declared[name] = parse_value(name, [int(c) for c in channels], path)  # type: ignore
+    if not declared:
+        raise DatasetError(path, "labelmap declares no class")
+    if len(set(declared.values())) != len(declared):
+        raise DatasetError(path, f"two classes share a colour: {declared}")
+    return declared
 
 
 def find_classes_file(root: Path, setting: str | None) -> Path | None:

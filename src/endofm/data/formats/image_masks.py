@@ -3,15 +3,18 @@
 Two layouts:
 
 - ``DIR/images/…`` and ``DIR/masks/…`` with the same relative paths and stems (the mask may
-  carry ``data.mask_suffix`` and any image extension: Kvasir-SEG's ``masks/<id>.jpg``);
+  carry ``data.mask_suffix`` and any image extension: Kvasir-SEG's ``masks/<id>.jpg``); a
+  CVAT "Segmentation mask" / Pascal VOC export is this layout under its own names:
+  ``JPEGImages/`` and ``SegmentationClass/`` (``SegmentationObject/``'s instance masks are not
+  read), its classes in ``labelmap.txt`` and its splits in ``ImageSets/Segmentation/``;
 - masks beside the frames, named ``<frame stem><mask_suffix>.<ext>`` (default ``_mask``;
   CholecSeg8k: ``frame_80_endo.png`` + ``frame_80_endo_mask.png``, or
   ``data.mask_suffix=_color_mask`` / ``_watershed_mask`` for its other masks).
 
 A sub-folder holds the frames of one video (ordered by the number in the file name), so a
 training clip is neighbouring frames; images directly in ``images/`` (or ``DIR``) are single
-frames (T = 1). Classes: :mod:`endofm.data.formats.masks` (``classes.yaml`` in ``DIR`` or
-``data.classes_file``; without one the masks are binary).
+frames (T = 1). Classes: :mod:`endofm.data.formats.masks` (``data.classes_file``, else
+``classes.yaml`` or ``labelmap.txt`` in ``DIR``; without one the masks are binary).
 """
 
 from __future__ import annotations
@@ -19,22 +22,32 @@ from __future__ import annotations
 from pathlib import Path
 
 from endofm.data.datasets.records import CvcSequence, DatasetError, report
-from endofm.data.formats.classes import find_classes_file, read_classes_file
+from endofm.data.formats.classes import (
+    LABELMAP_FILE,
+    find_classes_file,
+    read_classes_file,
+    read_labelmap,
+)
 from endofm.data.formats.masks import MaskCodec
 from endofm.data.formats.records import LabelledData
 from endofm.data.formats.splits import plan_from_files
 from endofm.data.images import is_mask_like, natural_key
 from endofm.data.video import IMAGE_EXTENSIONS
 
-MASK_FOLDERS = ("masks", "labels", "annotations")
+IMAGE_FOLDERS = ("images", "JPEGImages")
+MASK_FOLDERS = ("masks", "labels", "annotations", "SegmentationClass")
+
+
+def first_folder(root: Path, names: tuple[str, ...]) -> Path | None:
+    return next((root / n for n in names if (root / n).is_dir()), None)
 
 
 def mask_folder(root: Path) -> Path | None:
-    return next((root / n for n in MASK_FOLDERS if (root / n).is_dir()), None)
+    return first_folder(root, MASK_FOLDERS)
 
 
 def is_tree_layout(root: Path) -> bool:
-    return (root / "images").is_dir() and mask_folder(root) is not None
+    return first_folder(root, IMAGE_FOLDERS) is not None and mask_folder(root) is not None
 
 
 def find_mask(folder: Path, stem: str, suffix: str) -> Path | None:
@@ -56,8 +69,8 @@ def pair_frames(root: Path, suffix: str, errors: list | None
                 ) -> tuple[Path, list[tuple[Path, Path]]]:
     """``(frames root, [(frame, mask)])``; a frame without a mask, or (tree layout) a mask
     without a frame, is reported."""
-    if is_tree_layout(root):
-        images, masks = root / "images", mask_folder(root)
+    images, masks = first_folder(root, IMAGE_FOLDERS), mask_folder(root)
+    if images is not None and masks is not None:
         pairs, used = [], set()
         for frame in sorted(frame_files(images, False)):
             rel = frame.parent.relative_to(images)
@@ -70,7 +83,20 @@ def pair_frames(root: Path, suffix: str, errors: list | None
         for orphan in sorted(set(frame_files(masks, False)) - used):
             report(errors, orphan, f"mask without a frame under {images}")
         return images, pairs
-    suffix = suffix or "_mask"
+    collected: list[dict[str, str]] = []
+    pairs = pairs_beside(root, suffix or "_mask", collected)
+    if not pairs and masks is not None:
+        raise DatasetError(root, f"{masks.name}/ holds masks but there is no images/ or "
+                           "JPEGImages/ folder beside it (an export without its images? CVAT "
+                           "exports them with 'Save images')")
+    for error in collected:
+        report(errors, error["path"], error["reason"])
+    return root, pairs
+
+
+def pairs_beside(root: Path, suffix: str, errors: list) -> list[tuple[Path, Path]]:
+    """``[(frame, mask)]`` with masks named ``<frame stem><suffix>.<ext>`` beside the frames;
+    frames without one are reported."""
     pairs = []
     for frame in sorted(p for p in frame_files(root, True)
                         if not p.stem.endswith(suffix)):
@@ -79,7 +105,7 @@ def pair_frames(root: Path, suffix: str, errors: list | None
             report(errors, frame, f"no mask {frame.stem}{suffix}.* beside this frame")
             continue
         pairs.append((frame, mask))
-    return root, pairs
+    return pairs
 
 
 def group_sequences(base: Path, pairs: list[tuple[Path, Path]]) -> list[CvcSequence]:
@@ -100,8 +126,13 @@ def group_sequences(base: Path, pairs: list[tuple[Path, Path]]) -> list[CvcSeque
 
 
 def mask_codec(root: Path, classes_file: str | None, ignore_index: int | None) -> MaskCodec:
-    """The classes file's codec, else binary masks."""
+    """The classes file's codec (``data.classes_file``, ``classes.yaml``, a CVAT/VOC
+    ``labelmap.txt``), else binary masks."""
     found = find_classes_file(root, classes_file)
+    if found is None and (root / LABELMAP_FILE).is_file():
+        found = root / LABELMAP_FILE
+    if found is not None and found.suffix.lower() == ".txt":
+        return MaskCodec.from_declared(read_labelmap(found), ignore_index)
     if found is None:
         if ignore_index is not None:
             raise DatasetError(root, "data.ignore_index needs a classes.yaml (binary masks "
@@ -115,16 +146,18 @@ def read_image_masks(root: str | Path, classes_file: str | None = None,
                      errors: list[dict[str, str]] | None = None,
                      known: MaskCodec | None = None) -> LabelledData:
     """Every frame with its mask under ``root`` as sequences (module docstring); split
-    files ``DIR/splits/{train,val,test}.txt`` list sequences (sub-folder paths or names) or
-    stems. ``known``: a trained model's codec, used instead of the data's classes file."""
+    files (``DIR/splits/`` or ``DIR/ImageSets/Segmentation/`` ``{train,val,test}.txt``) list
+    sequences (sub-folder paths or names) or stems. ``known``: a trained model's codec, used
+    instead of the data's classes file."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(root, "image_masks format: not a directory")
     codec = known or mask_codec(root, classes_file, ignore_index)
     base, pairs = pair_frames(root, mask_suffix, errors)
     if not pairs:
-        raise DatasetError(root, "no frame with a mask (want images/ + masks/, or masks "
-                           f"named <frame>{mask_suffix or '_mask'}.png beside the frames)")
+        raise DatasetError(root, "no frame with a mask (want images/ + masks/, JPEGImages/ + "
+                           "SegmentationClass/, or masks named "
+                           f"<frame>{mask_suffix or '_mask'}.png beside the frames)")
     sequences = group_sequences(base, pairs)
     plan = plan_from_files(sequences, lambda s: s.name, root)
     return LabelledData(plan, codec.classes, False, errors if errors is not None else [],

@@ -1,8 +1,9 @@
 """Train / val / test splits of a labelled dataset, always by video.
 
 Where the data names its splits (a ``split`` column, ``DIR/{train,val,test}/`` folders,
-separate annotation files, or ``splits/{train,val,test}.txt`` listing videos or stems), they
-are used as given. Otherwise the test split is carved from the training videos with
+separate annotation files, or ``splits/{train,val,test}.txt`` listing videos or stems, or a
+Pascal VOC / CVAT export's ``ImageSets/Segmentation/{train,val,test}.txt``), they are used as
+given. Otherwise the test split is carved from the training videos with
 ``protocol.test_fraction`` (seeded by ``protocol.val_seed``); the validation carve-out of the
 engine follows the same rule. Every frame or clip of one video lands on one side only.
 """
@@ -20,6 +21,7 @@ from endofm.data.datasets.records import DatasetError
 from endofm.utils.text import short_list
 
 SPLITS = ("train", "val", "test")
+SPLIT_FILE_FOLDERS = ("splits", "ImageSets/Segmentation")  # VOC, CVAT "Segmentation mask"
 SPLIT_ALIASES = {"training": "train", "valid": "val", "validation": "val", "testing": "test"}
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -72,25 +74,29 @@ def matches(line: str, key: str) -> bool:
     return line in (key, path.name, path.stem)
 
 
-def read_split_files(root: Path) -> dict[str, list[str]] | None:
-    """``{split: lines}`` of ``root/splits/{train,val,test}.txt`` (``None`` without any)."""
-    folder = root / "splits"
-    files = {s: folder / f"{s}.txt" for s in SPLITS if (folder / f"{s}.txt").is_file()}
-    if not files:
-        return None
-    return {s: [ln.strip() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            for s, f in files.items()}
+def read_split_files(root: Path) -> tuple[Path, dict[str, list[str]]] | None:
+    """``(folder, {split: lines})`` of the first of ``root``'s :data:`SPLIT_FILE_FOLDERS`
+    holding a ``train``, ``val`` or ``test.txt`` (``None`` without any; a CVAT export's lone
+    ``default.txt`` names no split). Line numbers count blank lines."""
+    for folder in (root / f for f in SPLIT_FILE_FOLDERS):
+        files = {s: folder / f"{s}.txt" for s in SPLITS if (folder / f"{s}.txt").is_file()}
+        if files:
+            return folder, {s: [ln.strip() for ln in f.read_text(encoding="utf-8").splitlines()]
+                            for s, f in files.items()}
+    return None
 
 
-def tags_from_files(keys: Sequence[str], listing: dict[str, list[str]], root: Path
+def tags_from_files(keys: Sequence[str], listing: dict[str, list[str]], folder: Path
                     ) -> dict[str, str]:
-    """``{key: split}`` from the split files; a line that names no video, or a video listed in
-    two splits, is an error naming the file and line."""
+    """``{key: split}`` from the split files in ``folder``; a line that names no video, or a
+    video listed in two splits, is an error naming the file and line."""
     tags: dict[str, str] = {}
     for split, lines in listing.items():
         for number, line in enumerate(lines, start=1):
+            if not line:
+                continue
             hits = [k for k in keys if matches(line, k)]
-            where = f"{root / 'splits' / f'{split}.txt'}:{number}"
+            where = f"{folder / f'{split}.txt'}:{number}"
             if not hits:
                 raise DatasetError(where, f"{line!r} names no video or image of the dataset")
             for key in hits:
@@ -133,17 +139,18 @@ class SplitPlan(Generic[T]):
 
 def plan_from_files(items: list[T], group: Callable[[T], str], root: Path,
                     tags: list[str | None] | None = None) -> SplitPlan[T]:
-    """A plan with the data's own tags, else the split files' (when ``root/splits`` has
-    them; videos they do not list are left out, counted in a log line), else none."""
+    """A plan with the data's own tags, else the split files' (:func:`read_split_files`;
+    videos they do not list are left out, counted in a log line), else none."""
     if tags is not None and any(t is not None for t in tags):
         return SplitPlan(items, tags, group)
-    listing = read_split_files(root) if root.is_dir() else None
-    if listing is None:
+    found = read_split_files(root) if root.is_dir() else None
+    if found is None:
         return SplitPlan(items, [None] * len(items), group)
-    by_key = tags_from_files(sorted({group(it) for it in items}), listing, root)
+    folder, listing = found
+    by_key = tags_from_files(sorted({group(it) for it in items}), listing, folder)
     unlisted = sorted({group(it) for it in items} - set(by_key))
     if unlisted:
-        logger.warning("%s: %d video(s) in no split file are left out (%s)", root / "splits",
+        logger.warning("%s: %d video(s) in no split file are left out (%s)", folder,
                        len(unlisted), short_list(unlisted))
     kept = [it for it in items if group(it) in by_key]
     return SplitPlan(kept, [by_key[group(it)] for it in kept], group)
