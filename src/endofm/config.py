@@ -193,14 +193,21 @@ def explicit_settings(path: str | Path | None, overrides: Sequence[str]) -> dict
 
 
 def parse_override(override: str) -> DictConfig:
-    """One ``key=value`` command-line setting as a config (``value`` parsed as YAML)."""
-    key, sep, _ = override.partition("=")
+    """One ``key=value`` command-line setting as a config (``value`` parsed as YAML; a value
+    YAML cannot read, such as ``*/left_frames`` (``*`` starts a YAML alias), is the text as
+    typed)."""
+    key, sep, value = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(
             f"command-line override '{override}': settings take the form key=value "
             f"(e.g. optim.lr=0.01); '{override}' has no '='")
     try:
-        return OmegaConf.from_dotlist([override])
+        try:
+            return OmegaConf.from_dotlist([override])
+        except yaml.YAMLError:
+            cfg = OmegaConf.create()
+            OmegaConf.update(cfg, key.strip(), value, force_add=True)
+            return cfg
     except (OmegaConfBaseException, ValueError) as exc:
         raise ConfigError(f"command-line override '{override}': {_first_line(exc)}") from exc
 

@@ -61,6 +61,14 @@ def test_override_errors_blame_the_command_line(tmp_path):
         load_config(Schema, tmp_path / "typo.yaml", ["optim.epochs=2"])
 
 
+def test_a_value_yaml_cannot_read_is_the_text_as_typed():
+    """``*`` starts a YAML alias: ``name=*/left_frames`` is that text, not a scanner error."""
+    assert load_config(Schema, None, ["name=*/left_frames"]).name == "*/left_frames"
+    assert load_config(Schema, None, ["name=[unclosed"]).name == "[unclosed"
+    with pytest.raises(ConfigError, match="optim.epochs"):
+        load_config(Schema, None, ["optim.epochs=*"])
+
+
 def test_base_settings_sit_between_defaults_and_file(tmp_path):
     (tmp_path / "exp.yaml").write_text("optim:\n  epochs: 9\n")
     cfg = load_config(Schema, tmp_path / "exp.yaml", base={"name": "trained",

@@ -55,6 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                               "_mask)")
     inspect.add_argument("--ignore-index", type=int, default=None,
                          help="image_masks: a mask value that is neither class nor error")
+    inspect.add_argument("--image-folder", default=None,
+                         help="image_masks: the frames' folder under DIR where it is not "
+                              "images/ or JPEGImages/ (one '*' folder: a video each)")
+    inspect.add_argument("--mask-folder", default=None,
+                         help="image_masks: the masks' folder under DIR (as --image-folder)")
     inspect.add_argument("--image-root", type=Path, default=None,
                          help="coco: where image file names resolve (default: beside the file)")
     inspect.add_argument("--unannotated", choices=("negative", "skip"), default="negative",
@@ -143,8 +148,8 @@ def format_phases(summary: dict[str, Any]) -> list[str]:
 
 
 # ``data.KEY`` settings of the fine-tuning recipes that ``data inspect`` takes as options
-INSPECT_SETTINGS = ("classes_file", "mask_suffix", "ignore_index", "image_root", "unannotated",
-                    "video_of")
+INSPECT_SETTINGS = ("classes_file", "mask_suffix", "ignore_index", "image_folder",
+                    "mask_folder", "image_root", "unannotated", "video_of")
 
 
 def apply_data_overrides(args: argparse.Namespace) -> None:
@@ -173,6 +178,8 @@ def apply_data_overrides(args: argparse.Namespace) -> None:
                                   f"{value!r}") from None
         elif name in ("classes_file", "image_root"):
             value = None if value in ("", "null") else Path(value)
+        elif name in ("image_folder", "mask_folder"):
+            value = None if value in ("", "null") else value
         setattr(args, name, value)
 
 
@@ -183,6 +190,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     apply_data_overrides(args)
     options = FormatOptions(None if args.classes_file is None else str(args.classes_file),
                             mask_suffix=args.mask_suffix, ignore_index=args.ignore_index,
+                            image_folder=args.image_folder, mask_folder=args.mask_folder,
                             image_root=None if args.image_root is None else str(args.image_root),
                             unannotated=args.unannotated, video_of=args.video_of)
     summary = inspect_dataset(args.root, args.fmt, options)

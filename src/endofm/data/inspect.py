@@ -279,7 +279,8 @@ def inspect_dataset(root: str | Path, fmt: str = "auto",
         raise FileNotFoundError(f"{root}: dataset not found")
     if fmt == "auto" and is_manifest(root):
         fmt = "manifest"
-    if fmt == "auto" and is_tree_layout(root):
+    named = options is not None and (options.image_folder or options.mask_folder)
+    if fmt == "auto" and (is_tree_layout(root) or named):
         fmt = "image_masks"
     if fmt in LABELLED:
         return inspect_classification(root, fmt, _summary(fmt, root), options)

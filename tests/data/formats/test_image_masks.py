@@ -191,3 +191,52 @@ def test_an_export_without_its_images_says_so(tmp_path):
     with pytest.raises(DatasetError, match=r"SegmentationClass/ holds masks but there is no "
                                            r"images/ or JPEGImages/ folder"):
         read_format("image_masks", tmp_path, FormatOptions())
+
+
+def test_named_folders_and_a_folder_per_video(tmp_path):
+    """SUN-SEG names its folders Frame/ and GT/; EndoVis 2018 has seq_N/left_frames/ and
+    seq_N/labels/, each sequence folder one video."""
+    for case in ("case2", "case10"):
+        for n in (3, 1):
+            frame(tmp_path / "sun" / "Frame" / case / f"{case}_{n}.jpg")
+            save(tmp_path / "sun" / "GT" / case / f"{case}_{n}.png", np.zeros((6, 8)))
+    options = FormatOptions(image_folder="Frame", mask_folder="GT")
+    data = read_format("image_masks", tmp_path / "sun", options)
+    assert [(s.name, [f.name for f in s.frames]) for s in data.plan.items] == [
+        ("case10", ["case10_1.jpg", "case10_3.jpg"]), ("case2", ["case2_1.jpg", "case2_3.jpg"])]
+    for seq in ("seq_1", "seq_2"):
+        for n in (10, 2):
+            frame(tmp_path / "endovis" / seq / "left_frames" / f"frame{n:03d}.png")
+            save(tmp_path / "endovis" / seq / "labels" / f"frame{n:03d}.png", np.zeros((6, 8)))
+    options = FormatOptions(image_folder="*/left_frames", mask_folder="*/labels")
+    data = read_format("image_masks", tmp_path / "endovis", options)
+    assert [(s.name, [f.name for f in s.frames]) for s in data.plan.items] == [
+        ("seq_1", ["frame002.png", "frame010.png"]), ("seq_2", ["frame002.png", "frame010.png"])]
+    assert data.plan.items[0].masks[0] == tmp_path / "endovis/seq_1/labels/frame002.png"
+
+
+@pytest.mark.parametrize(("image_folder", "mask_folder", "problem"), [
+    ("Frames", "GT", r"sun/Frames: no such folder \(data.image_folder is relative"),
+    ("Frame", None, r"no masks/ or labels/ or annotations/ or SegmentationClass/ folder "
+                    r"here: set data.mask_folder as well"),
+    ("*/Frame", "GT", r"both need the \* of a video's folder"),
+    ("*/Fr*", "*/GT", r"at most one '\*', as a whole folder name"),
+    ("*/left_frames", "*/labels", r"no folder matches data.image_folder=\*/left_frames"),
+])
+def test_folder_settings_that_do_not_fit_are_one_error(tmp_path, image_folder, mask_folder,
+                                                        problem):
+    frame(tmp_path / "sun" / "Frame" / "case1" / "case1_1.jpg")
+    save(tmp_path / "sun" / "GT" / "case1" / "case1_1.png", np.zeros((6, 8)))
+    with pytest.raises(DatasetError, match=problem):
+        read_format("image_masks", tmp_path / "sun",
+                    FormatOptions(image_folder=image_folder, mask_folder=mask_folder))
+
+
+def test_a_video_folder_without_its_mask_folder_is_named(tmp_path):
+    frame(tmp_path / "seq_1" / "left_frames" / "frame000.png")
+    save(tmp_path / "seq_1" / "labels" / "frame000.png", np.zeros((6, 8)))
+    frame(tmp_path / "seq_2" / "left_frames" / "frame000.png")
+    with pytest.raises(DatasetError, match=r"seq_2/labels: no mask folder for the frames in "
+                                           r".*seq_2/left_frames"):
+        read_format("image_masks", tmp_path, FormatOptions(image_folder="*/left_frames",
+                                                           mask_folder="*/labels"))

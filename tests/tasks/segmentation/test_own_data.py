@@ -130,6 +130,36 @@ def test_cvat_segmentation_mask_export_end_to_end(tmp_path):
     assert set(metrics["per_class"]) == {"background", "grasper", "liver"}
 
 
+def test_a_folder_per_video_with_named_folders_end_to_end(tmp_path, capsys):
+    """EndoVis 2018's layout (seq_N/left_frames/, seq_N/labels/) from the command line: the
+    * of the folder settings reaches the reader as typed (not as a YAML alias), each
+    sequence folder is a video, and evaluate reads the data with the run's settings."""
+    data = tmp_path / "endovis"
+    for v in range(5):
+        for t in range(3):
+            image, mask = scene(t, v)
+            for folder, array in (("left_frames", image), ("labels", mask)):
+                (data / f"seq_{v + 1}" / folder).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(array).save(data / f"seq_{v + 1}" / folder / f"frame{t:03d}.png")
+    lines = [f"{name}: [{', '.join(map(str, rgb))}]" for name, rgb in CLASSES.items()]
+    (data / "classes.yaml").write_text("\n".join(lines) + "\n")
+    folders = ["data.image_folder=*/left_frames", "data.mask_folder=*/labels"]
+    assert main(["data", "inspect", str(data), "--json", *folders]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["format"], summary["num_videos"], summary["num_frames"]) == \
+        ("image_masks", 5, 15)
+    out = tmp_path / "run"
+    assert main(["finetune", "segmentation", "--data", str(data), "--output", str(out),
+                 *TINY, *folders]) == 0
+    splits = json.loads((out / "splits.json").read_text())
+    assert sorted(splits["train"] + splits["selection"] + splits["test"]) == \
+        [f"seq_{v}" for v in range(1, 6)]
+    assert main(["evaluate", "segmentation", "--checkpoint", str(out / "best"), "--data",
+                 str(data), "--output", str(tmp_path / "eval"), "--quiet"]) == 0
+    again = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert set(again["per_sequence"]) == set(splits["test"]) and again["num_frames"] == 3
+
+
 def test_index_masks_without_classes_file_are_binary_and_say_so(tmp_path, capsys):
     """Masks holding class indices 0-2 but no classes.yaml: binary, and num_classes=3 is
     refused with the hint to declare the classes."""

@@ -40,6 +40,8 @@ class FormatOptions:
     known_classes: ClassSet | None = None
     mask_suffix: str = "_mask"
     ignore_index: int | None = None
+    image_folder: str | None = None
+    mask_folder: str | None = None
     known_masks: MaskCodec | None = None  # a trained segmenter's mask classes
     image_root: str | None = None
     unannotated: str = "negative"
@@ -57,7 +59,8 @@ def _folders(root: Path, options: FormatOptions, errors: list | None) -> Labelle
 
 def _image_masks(root: Path, options: FormatOptions, errors: list | None) -> LabelledData:
     return read_image_masks(root, options.classes_file, options.mask_suffix,
-                            options.ignore_index, errors, options.known_masks)
+                            options.ignore_index, errors, options.known_masks,
+                            options.image_folder, options.mask_folder)
 
 
 def _coco(root: Path, options: FormatOptions, errors: list | None) -> LabelledData:

@@ -67,6 +67,12 @@ class SegmentationDataConfig:
     format: str = "auto"
     classes_file: str | None = None  # image_masks: default DIR/classes.yaml; none: binary
     mask_suffix: str = "_mask"  # image_masks: masks named <frame stem><suffix>.<ext>
+    # image_masks: the frames' folder under the data folder where it is not images/ or
+    # JPEGImages/; one whole * folder matches each video's (*/left_frames)
+    image_folder: str | None = None
+    # image_masks: the masks' folder where it is not masks/, labels/, annotations/ or
+    # SegmentationClass/; with the * of data.image_folder (*/labels)
+    mask_folder: str | None = None
     ignore_index: int | None = None  # image_masks: a mask value no loss or metric counts
     image_root: str | None = None  # coco: where file_name resolves (default: beside the file)
     unannotated: str = "negative"  # coco: frames without annotations: background, or skip
@@ -194,6 +200,8 @@ class SegmentationTask(ReleaseOrOwnData, Task):
             options = FormatOptions(data.classes_file, self.cfg.model.num_classes,
                                     mask_suffix=data.mask_suffix,
                                     ignore_index=data.ignore_index, known_masks=self.codec,
+                                    image_folder=data.image_folder,
+                                    mask_folder=data.mask_folder,
                                     image_root=data.image_root, unannotated=data.unannotated,
                                     video_of=data.video_of)
             reader = "coco_masks" if self.format == "coco" else "image_masks"
