@@ -117,6 +117,50 @@ def test_bad_annotations_are_named(tmp_path):
         read_format("coco", path, FormatOptions())
 
 
+def test_malformed_segmentations_are_named_and_left_out_of_boxes_and_masks(tmp_path):
+    """Polygons of fewer than 3 points (pycocotools would read 4 numbers as a box and fail),
+    odd or non-numeric coordinates, an RLE of another size and a segmentation of neither
+    kind: each one line naming the annotation; the image's good annotation alone is kept,
+    as a box and in the drawn mask."""
+    images = [image(tmp_path, "a.png") | {"id": 1}]
+    bad = {20: [[10, 10, 20, 10]], 21: [[1, 2, 3, 4, 5, 6, 7]], 22: [[1, 2, "x", 4, 5, 6]],
+           23: {"size": [60, 80], "counts": rle((1, 1, 5, 5))["counts"]}, 24: "polygon"}
+    anns = [{"id": i, "image_id": 1, "category_id": 3, "segmentation": seg}
+            for i, seg in bad.items()]
+    anns.append({"id": 25, "image_id": 1, "category_id": 8,
+                 "segmentation": [[20, 5, 30, 5, 30, 15, 20, 15]]})
+    anns.append({"id": 26, "image_id": 1, "category_id": 3, "bbox": [35, 25, 20, 20],
+                 "segmentation": [[35, 25, 55, 25, 55, 45]]})  # outside the image
+    path = write(tmp_path / "ann.json", images, anns)
+    for fmt in ("coco", "coco_masks"):
+        errors: list = []
+        data = read_format(fmt, path, FormatOptions(), errors)
+        reasons = {e["path"].rsplit(" ", 2)[-2]: e["reason"] for e in errors}
+        assert reasons["20"] == "polygon 0 is not 3 or more x, y points: [10, 10, 20, 10]"
+        assert reasons["21"].startswith("polygon 0 is not 3 or more x, y points")
+        assert reasons["22"].startswith("polygon 0 is not 3 or more x, y points")
+        assert reasons["23"] == "RLE size [60, 80] is not the image's [height, width] [30, 40]"
+        assert reasons["24"].startswith("segmentation is neither polygons nor an RLE")
+        assert "outside the 40x30 image" in reasons["26"]
+        assert len(errors) == 6
+    frame = read_format("coco", path, FormatOptions(), []).plan.items[0].frames[0]
+    assert frame.boxes.tolist() == [[20, 5, 30, 15]] and frame.labels.tolist() == [2]
+    (seq,) = data.plan.items
+    mask = data.masks.decode(seq.masks[0])
+    assert set(np.unique(mask).tolist()) == {0, 2} and mask[10, 25] == 2 and mask[2, 2] == 0
+
+
+def test_a_polygon_box_needs_no_image_size(tmp_path):
+    """An image entry without width and height (some tools leave them out): a polygon's
+    box is the extent of its points."""
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.png")
+    anns = [{"id": 1, "image_id": 1, "category_id": 3,
+             "segmentation": [[4.5, 4, 14, 4, 14, 10.25, 4.5, 10.25]]}]
+    path = write(tmp_path / "ann.json", [{"id": 1, "file_name": "a.png"}], anns)
+    frame = read_format("coco", path, FormatOptions()).plan.items[0].frames[0]
+    assert frame.boxes.tolist() == [[4.5, 4, 14, 10.25]]
+
+
 def test_splits_from_annotation_files_else_carved_by_video(tmp_path):
     for split, ids in (("train", range(0, 6)), ("val", range(6, 8)), ("test", range(8, 10))):
         images = [image(tmp_path, f"{i}.png") | {"id": i} for i in ids]

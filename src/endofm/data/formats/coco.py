@@ -114,19 +114,51 @@ def category_set(files: list[dict[str, Any]]) -> ClassSet:
 
 
 def annotation_box(ann: dict[str, Any], height: int, width: int) -> np.ndarray | None:
-    """``xyxy`` of an annotation's ``bbox``, else of its segmentation's extent."""
+    """``xyxy`` of an annotation's ``bbox``, else of its segmentation's extent (polygons: of
+    their points). ``ValueError`` names a segmentation that is neither (:func:`polygons`,
+    :func:`rle_of`)."""
+    seg = ann.get("segmentation")
+    points = polygons(seg) if isinstance(seg, list) else None
+    rle = rle_of(seg, height, width) if seg and points is None else None
     if ann.get("bbox"):
         x, y, w, h = (float(v) for v in ann["bbox"])
         return np.array([x, y, x + w, y + h], np.float64)
-    seg = ann.get("segmentation")
-    if not seg:
+    if points:
+        every = np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in points])
+        return np.concatenate([every.min(0), every.max(0)])
+    if rle is None:
         return None
-    rles = mask_utils.frPyObjects(seg, height, width) if isinstance(seg, list) else (
-        mask_utils.frPyObjects(seg, height, width) if isinstance(seg.get("counts"), list)
-        else seg)
-    rle = mask_utils.merge(rles) if isinstance(rles, list) else rles
     x, y, w, h = mask_utils.toBbox(rle)
     return np.array([x, y, x + w, y + h], np.float64)
+
+
+def polygons(seg: list) -> list[list[float]]:
+    """COCO polygons, each a flat ``[x1, y1, x2, y2, …]`` of at least 3 points; a polygon that
+    is not is a ``ValueError`` (pycocotools would read a 4-number one as a box)."""
+    for k, poly in enumerate(seg):
+        if (not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in poly)):
+            shown = repr(poly) if len(repr(poly)) < 60 else repr(poly)[:57] + "..."
+            raise ValueError(f"polygon {k} is not 3 or more x, y points: {shown}")
+    return seg
+
+
+def rle_of(seg: Any, height: int, width: int) -> dict[str, Any]:
+    """One pycocotools RLE of a COCO segmentation: polygons (:func:`polygons`) or an RLE,
+    compressed or not, of the image's size. ``ValueError`` names what does not fit."""
+    if isinstance(seg, list):
+        return mask_utils.merge(mask_utils.frPyObjects(polygons(seg), height, width))
+    if not (isinstance(seg, dict) and "counts" in seg and "size" in seg):
+        raise ValueError(f"segmentation is neither polygons nor an RLE with counts and size: "
+                         f"{str(seg)[:60]}")
+    size = [int(v) for v in seg["size"]]
+    if height and width and size != [height, width]:
+        raise ValueError(f"RLE size {size} is not the image's [height, width] "
+                         f"[{height}, {width}]")
+    counts = seg["counts"]
+    if isinstance(counts, list):
+        return mask_utils.frPyObjects({"size": size, "counts": counts}, *size)
+    return {"size": size, "counts": counts.encode() if isinstance(counts, str) else counts}
 
 
 def check_box(box: np.ndarray | None, width: int, height: int) -> tuple[np.ndarray | None, str]:
@@ -188,13 +220,13 @@ def read_file(split: str | None, file: Path, data: dict[str, Any], classes: Clas
             report(errors, f"{file}: image {image_id}",
                    f"{image['file_name']} not found under {', '.join(map(str, roots))}")
             continue
-        frame = image_frame(file, image, path, by_image.get(image_id, []), label_of,
-                            unannotated, errors)
+        frame, kept = image_frame(file, image, path, by_image.get(image_id, []), label_of,
+                                  unannotated, errors)
         if segments is not None:
             segments[str(path)] = (int(image.get("height") or 0), int(image.get("width") or 0),
                                    tuple((label_of[int(a["category_id"])], a.get("segmentation"),
                                           a.get("bbox"), int(a.get("iscrowd", 0)))
-                                         for a in by_image.get(image_id, [])))
+                                         for a in kept))
         name, order = video_key(image, videos, video_of)
         grouped[name].append((order, frame))
     out = []
@@ -205,15 +237,21 @@ def read_file(split: str | None, file: Path, data: dict[str, Any], classes: Clas
 
 
 def image_frame(file: Path, image: dict[str, Any], path: Path, anns: list[dict],
-                label_of: dict[int, int], unannotated: str, errors: list | None) -> KumcFrame:
-    """One image's frame: its boxes, crowd regions, and whether it is a target."""
+                label_of: dict[int, int], unannotated: str, errors: list | None
+                ) -> tuple[KumcFrame, list[dict]]:
+    """One image's frame (its boxes, crowd regions, and whether it is a target) and the
+    annotations kept; the others are reported."""
     width, height = int(image.get("width") or 0), int(image.get("height") or 0)
-    boxes, labels, crowd, crowd_labels = [], [], [], []
+    boxes, labels, crowd, crowd_labels, kept = [], [], [], [], []
     for ann in anns:
-        box, problem = check_box(annotation_box(ann, height, width), width, height)
+        try:
+            box, problem = check_box(annotation_box(ann, height, width), width, height)
+        except ValueError as exc:
+            box, problem = None, str(exc)
         if box is None:
             report(errors, f"{file}: annotation {ann.get('id')} ({image['file_name']})", problem)
             continue
+        kept.append(ann)
         target = (crowd, crowd_labels) if ann.get("iscrowd", 0) else (boxes, labels)
         target[0].append(box)
         target[1].append(label_of[int(ann["category_id"])])
@@ -221,7 +259,7 @@ def image_frame(file: Path, image: dict[str, Any], path: Path, anns: list[dict],
     return KumcFrame(path, np.asarray(boxes, np.float32).reshape(-1, 4),
                      np.asarray(labels, np.int64), annotated,
                      np.asarray(crowd, np.float32).reshape(-1, 4),
-                     np.asarray(crowd_labels, np.int64))
+                     np.asarray(crowd_labels, np.int64)), kept
 
 
 def read_coco(root: str | Path, image_root: str | None = None, unannotated: str = "negative",
@@ -294,14 +332,7 @@ def rasterise(seg: Any, bbox: Any, height: int, width: int) -> np.ndarray:
     if not seg:
         x, y, w, h = (float(v) for v in bbox)
         seg = [[x, y, x + w, y, x + w, y + h, x, y + h]]
-    if isinstance(seg, list) or isinstance(seg.get("counts"), list):
-        rles = mask_utils.frPyObjects(seg, height, width)
-        rle = mask_utils.merge(rles) if isinstance(rles, list) else rles
-    else:
-        counts = seg["counts"]
-        rle = {"size": seg["size"], "counts": counts.encode() if isinstance(counts, str)
-               else counts}
-    return mask_utils.decode(rle).astype(bool)
+    return mask_utils.decode(rle_of(seg, height, width)).astype(bool)
 
 
 def read_coco_masks(root: str | Path, image_root: str | None = None,
