@@ -196,3 +196,23 @@ def test_segmentation_masks_drawn_from_polygons_rle_and_crowd(tmp_path):
     assert mask.shape == (30, 40)
     assert mask[5, 6] == 1 and mask[15, 25] == 2 and mask[27, 5] == 255 and mask[15, 5] == 0
     assert data.masks.decode(seq.masks[1])[2, 2] == 1  # a box without a segmentation
+
+
+def test_windows_file_names_resolve_and_ids_must_be_integers(tmp_path):
+    """Exports written on Windows keep backslashes (and the annotator's drive) in file_name;
+    an id that is not an integer is one error naming the entry."""
+    for name in ("a.png", "b.png"):
+        image(tmp_path, name)
+    images = [{"id": 1, "file_name": "images\\a.png"},
+              {"id": 2, "file_name": "C:\\Users\\nurse\\export\\images\\b.png"}]
+    anns = [{"id": 1, "image_id": 2, "category_id": 3, "bbox": [1, 1, 5, 5]}]
+    path = write(tmp_path / "ann.json", images, anns)
+    data = read_format("coco", path, FormatOptions())
+    assert sorted(v.frames[0].image for v in data.plan.items) == [
+        tmp_path / "images" / "a.png", tmp_path / "images" / "b.png"]
+    write(path, images, [anns[0] | {"image_id": "2"}])
+    with pytest.raises(DatasetError, match=r"annotations\[0\]: image_id '2' is not an integer"):
+        read_format("coco", path, FormatOptions())
+    write(path, [images[0] | {"id": "abc"}], [])
+    with pytest.raises(DatasetError, match=r"images\[0\]: id 'abc' is not an integer"):
+        read_format("coco", path, FormatOptions())

@@ -74,7 +74,26 @@ def load_json(path: Path) -> dict[str, Any]:
     missing = [k for k in ("images", "annotations", "categories") if k not in data]
     if missing:
         raise DatasetError(path, f"not a COCO instances file (no {', '.join(missing)})")
+    check_ids(path, data)
     return data
+
+
+ID_FIELDS = {"images": ("id",), "categories": ("id",), "annotations": ("image_id", "category_id"),
+             "videos": ("id",)}
+
+
+def check_ids(path: Path, data: dict[str, Any]) -> None:
+    """COCO ids are integers: the first entry whose id is not one is an error naming it (a
+    missing ``image_id`` / ``category_id`` is reported per annotation later)."""
+    for section, fields in ID_FIELDS.items():
+        for n, entry in enumerate(data.get(section, [])):
+            if not isinstance(entry, dict):
+                raise DatasetError(path, f"{section}[{n}] is not an object: {str(entry)[:40]}")
+            for key in fields:
+                value = entry.get(key, 0 if section == "annotations" else None)
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise DatasetError(path, f"{section}[{n}]: {key} {value!r} is not an integer "
+                                       "(COCO ids are integers)")
 
 
 def image_roots(file: Path, root: Path, setting: str | None) -> list[Path]:
@@ -88,7 +107,9 @@ def image_roots(file: Path, root: Path, setting: str | None) -> list[Path]:
 
 
 def resolve_image(name: str, roots: list[Path]) -> Path | None:
-    path = Path(name)
+    """The image file of a ``file_name`` (Windows separators read as ``/``): as given, under
+    each root, else by its name alone under each root."""
+    path = Path(name.replace("\\", "/"))
     if path.is_absolute():
         return path if path.is_file() else None
     for base in roots:
