@@ -27,6 +27,14 @@ def test_header_csv_and_jsonl(tmp_path):
     assert read_manifest(tmp_path / "m.jsonl") == [ClipItem(tmp_path / "v.mp4", 0.0, 5.0)]
 
 
+def test_spreadsheet_csv_with_a_byte_order_mark_and_semicolons(tmp_path):
+    (tmp_path / "m.csv").write_bytes("\ufeffpath;start;end\r\nv.mp4;0;2.5\r\n".encode())
+    assert read_manifest(tmp_path / "m.csv") == [ClipItem(tmp_path / "v.mp4", 0.0, 2.5)]
+    (tmp_path / "m.csv").write_text("a.mp4\tx\t2\n")
+    with pytest.raises(ValueError, match=r"m\.csv:1: start 'x' is not a number"):
+        read_manifest(tmp_path / "m.csv")
+
+
 @pytest.mark.parametrize("text, problem", [
     ("a.mp4,1,2,3,4,5\n", "columns"),
     ("path,colour\na.mp4,red\n", "unknown manifest columns"),
@@ -97,3 +105,8 @@ def test_resolve_items_reports_non_videos(tmp_path):
     assert resolve_items(tmp_path / "m.csv") == [ClipItem(tmp_path / "v.mp4")]
     with pytest.raises(FileNotFoundError):
         resolve_items(tmp_path / "missing.mp4")
+
+
+def test_jsonl_with_a_byte_order_mark(tmp_path):
+    (tmp_path / "m.jsonl").write_bytes('\ufeff{"path": "v.mp4", "label": 1}\n'.encode())
+    assert read_manifest(tmp_path / "m.jsonl") == [ClipItem(tmp_path / "v.mp4", label=1)]

@@ -7,7 +7,8 @@ are positional: ``path`` | ``path,label`` | ``path,start,end`` | ``path,start,en
 ``path,start,end,label,source``. An ``fps`` column (by header only) gives the frame rate of a
 row that is a frame folder (video files carry their own). The release's ``path,-1`` lines read
 as unlabelled clips (a negative label means "no label"). JSONL rows are objects with the same
-keys.
+keys. CSV files may be comma-, semicolon- or tab-separated (:func:`csv_records`) and may start
+with a byte-order mark (spreadsheet exports).
 """
 
 from __future__ import annotations
@@ -73,8 +74,28 @@ def _parse_row(row: dict[str, str | None], root: Path, where: str) -> ClipItem:
     return item
 
 
+CSV_DELIMITERS = ",;\t"
+
+
+def csv_delimiter(header: str) -> str:
+    """A CSV's delimiter from its first line: the commonest of comma, semicolon (what
+    spreadsheets write in locales with a decimal comma) and tab; comma when it has none."""
+    counts = {d: header.count(d) for d in CSV_DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def csv_records(text: str) -> list[tuple[int, list[str]]]:
+    """``(line number, fields)`` of every non-blank record of CSV ``text``: a byte-order mark
+    dropped, fields split at the first line's :func:`csv_delimiter`."""
+    text = text.removeprefix("\ufeff")
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    reader = csv.reader(io.StringIO(text), delimiter=csv_delimiter(first))
+    return [(reader.line_num, r) for r in reader if any(r)]
+
+
 def _csv_rows(text: str) -> list[tuple[int, dict[str, str | None]]]:
-    rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text)), 1) if any(r)]
+    rows = csv_records(text)
     if rows and rows[0][1] and rows[0][1][0].strip().lower() == "path":
         header = [h.strip().lower() for h in rows[0][1]]
         unknown = set(header) - set(COLUMNS)
@@ -93,6 +114,7 @@ def jsonl_objects(path: Path, text: str) -> list[tuple[str, dict[str, Any]]]:
     """``(where, object)`` for every non-blank line of the JSONL ``text`` read from ``path``;
     ``where`` is ``file:line``. A line that is not a JSON object raises :class:`DatasetError`
     naming its ``file:line``."""
+    text = text.removeprefix("\ufeff")
     out = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():

@@ -64,6 +64,24 @@ def test_multi_label_rows_and_jsonl(tmp_path, videos):
     assert [it.label for it in data.plan.items] == [1, 0, -1]
 
 
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_a_spreadsheet_export_reads_as_written(tmp_path, videos, delimiter):
+    """A byte-order mark, CRLF line ends, the delimiter of the header (semicolons from a
+    decimal-comma locale, tabs) and padded labels: detected as a manifest and read."""
+    rows = ["path,label,split", "videos/v0.mp4,hook ,train", "videos/v1.mp4, grasper,test"]
+    path = tmp_path / "labels.csv"
+    text = "\r\n".join(r.replace(",", delimiter) for r in rows) + "\r\n"
+    path.write_bytes(("\ufeff" + text).encode("utf-8"))
+    from endofm.data.formats.labelled_manifest import is_manifest
+
+    assert is_manifest(path)
+    data = read_format("manifest", path, FormatOptions())
+    assert data.classes.names == ("grasper", "hook")
+    assert [(it.path, it.label) for it in data.plan.items] == [(videos["v0"], 1),
+                                                               (videos["v1"], 0)]
+    assert data.plan.tags == ["train", "test"]
+
+
 def test_bad_rows_name_file_and_line(tmp_path, videos):
     path = manifest(tmp_path, ["path,label,start,end,split", "videos/v0.mp4,hook,,,train",
                                "videos/missing.mp4,hook,,,train", "videos/v1.mp4,hook,2,1,",

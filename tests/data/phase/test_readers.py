@@ -151,6 +151,18 @@ def test_segments_csv(tmp_path: Path) -> None:
     assert data.videos[1].name == "b"
 
 
+def test_segments_csv_from_a_spreadsheet(tmp_path: Path) -> None:
+    """Excel in a decimal-comma locale: a byte-order mark, semicolons, CRLF line ends."""
+    root = segments_csv(tmp_path, "")
+    (root / "segments.csv").write_bytes("\ufeffvideo;start_s;end_s;phase\r\na;0;4;cut\r\n"
+                                        "a;4;10;sew\r\nb;0;10;sew\r\n".encode("utf-8"))
+    data = read_phase_dataset(root)
+    assert data.phases == ("cut", "sew") and [v.name for v in data.videos] == ["a", "b"]
+    (root / "segments.csv").write_text("clip,from,to,phase\na,0,10,cut\n")
+    with pytest.raises(Exception, match="a classification manifest's header starts with path"):
+        read_phase_dataset(root)
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("a,0,4,cut\na,3,10,sew\nb,0,10,sew\n", "line 3: video a: overlaps line 2"),
     ("a,0,4,cut\na,5,10,sew\nb,0,10,sew\n", "line 3: video a: gap 4–5 s after line 2"),

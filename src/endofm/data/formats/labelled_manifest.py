@@ -12,8 +12,6 @@ multi-label, and an empty label means "none of the classes"). Classes: the integ
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from endofm.data.datasets.records import DatasetError, VideoItem, report
 from endofm.data.formats.classes import ClassSet, find_classes_file, read_classes_file
 from endofm.data.formats.records import LabelledData
 from endofm.data.formats.splits import plan_from_files, split_name
-from endofm.data.manifest import jsonl_objects
+from endofm.data.manifest import csv_delimiter, csv_records, jsonl_objects
 
 COLUMNS = ("path", "label", "start", "end", "split")
 MANIFEST_NAMES = ("manifest.csv", "labels.csv", "manifest.jsonl", "labels.jsonl")
@@ -51,10 +49,10 @@ def is_manifest(root: Path) -> bool:
         return any((root / name).is_file() for name in MANIFEST_NAMES)
     if not root.is_file() or root.suffix.lower() not in SUFFIXES:
         return False
-    with open(root, encoding="utf-8", errors="replace") as f:
+    with open(root, encoding="utf-8-sig", errors="replace") as f:
         first = next((line for line in f if line.strip()), "")
     if root.suffix.lower() == ".csv":
-        return first.split(",")[0].strip().lower() == "path"
+        return first.split(csv_delimiter(first))[0].strip().lower() == "path"
     try:
         return "path" in json.loads(first)
     except (ValueError, TypeError):
@@ -72,7 +70,7 @@ def manifest_rows(path: Path) -> list[tuple[str, dict[str, str]]]:
                 obj["label"] = "|".join(str(v) for v in label)
             rows.append((where, {k: "" if v is None else str(v).strip() for k, v in obj.items()}))
         return rows
-    lines = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text)), 1) if any(r)]
+    lines = csv_records(text)
     if not lines or [h.strip().lower() for h in lines[0][1]][:1] != ["path"]:
         raise DatasetError(path, "the first line must be a header starting with 'path' "
                            f"(columns: {', '.join(COLUMNS)})")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from endofm.data.manifest import csv_delimiter
 from endofm.data.phase.labels import AnnotationError, PhaseTrack, phase_index, report
 
 COLUMNS = ("video", "start_s", "end_s", "phase")
@@ -25,11 +26,14 @@ def read_segment_rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise AnnotationError(path, "segments file not found")
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
+        first = f.readline()
+        f.seek(0)
+        reader = csv.DictReader(f, delimiter=csv_delimiter(first))
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise AnnotationError(path, f"line 1: missing column(s) {', '.join(missing)} "
-                                        f"(want {','.join(COLUMNS)})")
+                                        f"(phase segments want {','.join(COLUMNS)}; a "
+                                        "classification manifest's header starts with path)")
         return [{**row, "line": str(n)} for n, row in enumerate(reader, start=2)]
 
 
