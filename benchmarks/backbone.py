@@ -20,10 +20,12 @@ median per-pair ratio is printed, so that a shared host's drifting speed cancels
 whose cores other jobs share, with ``OMP_WAIT_POLICY=PASSIVE``).
 In bf16 on a CPU the table also has ``eager-cast``: the eager forward of the bf16 copy of the
 model that ``endofm extract``/``predict``/``stream`` run there
-(:class:`endofm.runner.precision.CastInference`), beside ``eager``, autocast re-casting the
-fp32 weights at every call. ``--compile`` adds ``compiled``: the forward as ``--compile``
-compiles it (:meth:`endofm.runner.WindowRunner.model_call`: inductor with freezing, of the
-bf16 copy in bf16 on a CPU), and in bf16 on a CPU ``compiled-autocast``, the fp32 model
+(:class:`endofm.runner.precision.CastInference`: its linear layers oneDNN calls on prepacked
+weights, :mod:`endofm.runner.packed`), ``eager-cast-linear`` the same copy with its
+``nn.Linear`` layers, beside ``eager``, autocast re-casting the fp32 weights at every call.
+``--compile`` adds ``compiled``: the forward as ``--compile`` compiles it
+(:meth:`endofm.runner.WindowRunner.model_call`: inductor with freezing, of the bf16 copy in
+bf16 on a CPU), and in bf16 on a CPU ``compiled-autocast``, the fp32 model
 compiled under autocast, for comparison.
 """
 
@@ -249,10 +251,12 @@ def gemm_ratio_rows(model: nn.Module, x: torch.Tensor, precision: str,
     cast = casts_weights(x.device, precision)
     if cast:
         forwards["eager-cast"] = inference_module(model, x.device, precision)
+        forwards["eager-cast-linear"] = inference_module(model, x.device, precision, pack=False)
     if args.compile:
         if cast:
             forwards["compiled-autocast"] = maybe_compile(model, True, x.device, precision)
-        forwards["compiled"] = maybe_compile(inference_module(model, x.device, precision),
+        forwards["compiled"] = maybe_compile(inference_module(model, x.device, precision,
+                                                              pack=False),
                                              True, x.device, precision)
     rows = []
     for name, module in forwards.items():

@@ -4,10 +4,12 @@ from functools import partial
 
 import pytest
 import torch
+import torch.nn.functional as F
 from timm.models.vision_transformer import Block as TimmBlock
 
 import endofm
 from endofm.models import list_models, model_config
+from endofm.models.vision_transformer import attend, sequences_per_block
 
 TINY = dict(img_size=32, embed_dim=48, depth=2, num_heads=4, num_frames=2)
 
@@ -173,3 +175,45 @@ def test_builds_on_meta_device():
         model = tiny()
         out = model(torch.empty(1, 3, 2, 32, 32))
     assert out.shape == (1, 48) and out.device.type == "meta"
+
+
+@pytest.mark.parametrize(("batch", "length", "dtype", "blocks"), [
+    (196, 8, torch.bfloat16, 4), (196, 8, torch.float32, 2), (392, 8, torch.bfloat16, 4),
+    (196, 16, torch.float32, 1), (196, 16, torch.bfloat16, 2), (7, 8, torch.bfloat16, 1),
+    (8, 197, torch.bfloat16, 1), (196, 4, torch.float32, 4),
+])
+def test_short_sequences_are_packed_to_the_kernels_block_rows(batch, length, dtype, blocks):
+    assert sequences_per_block(batch, length, dtype) == blocks
+
+
+@pytest.mark.parametrize(("batch", "length", "dtype", "tolerance"), [
+    (196, 8, torch.float32, 1e-6), (196, 8, torch.bfloat16, 2e-2), (12, 4, torch.float32, 1e-6),
+    (7, 8, torch.float32, None),
+])
+def test_packed_attention_is_the_plain_attention(batch, length, dtype, tolerance, monkeypatch):
+    """Without autograd on a CPU the sequences are attended several at a time behind a
+    block-diagonal mask; the result is each sequence's own attention (bf16: within its
+    rounding). With autograd the plain call runs."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(batch, 3, length, 16).to(dtype) for _ in range(3))
+    want = F.scaled_dot_product_attention(q.double(), k.double(), v.double())
+    masks = []
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        masks.append(kwargs.get("attn_mask"))
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    with torch.no_grad():
+        got = attend(q, k, v)
+    assert got.shape == q.shape and got.dtype == dtype
+    packed = sequences_per_block(batch, length, dtype) > 1
+    assert (masks[-1] is not None) == packed
+    if packed:
+        assert float((got.double() - want).abs().max()) <= tolerance
+    else:
+        assert torch.equal(got, sdpa(q, k, v))
+    with torch.enable_grad():
+        attend(q.requires_grad_(), k, v)
+    assert masks[-1] is None

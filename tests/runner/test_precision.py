@@ -11,6 +11,7 @@ import torch.nn.functional as F
 import endofm
 from endofm.runner import RunnerSettings, WindowRunner
 from endofm.runner.compile import FrozenCompiled
+from endofm.runner.packed import PackedLinear
 from endofm.runner.precision import CastInference, casts_weights, inference_module
 
 BF16_EPS = 2.0**-8  # bf16 keeps 8 significant bits
@@ -23,11 +24,12 @@ def within_bf16_rounding(got: torch.Tensor, want: torch.Tensor, ulps: float = 2.
 
 
 def linear_weight_dtypes(module: torch.nn.Module, *args: torch.Tensor) -> set[torch.dtype]:
-    """The dtypes of the weights of every ``nn.Linear`` that runs in ``module(*args)``."""
+    """The dtypes of the weights of every linear layer (``nn.Linear`` or
+    :class:`PackedLinear`) that runs in ``module(*args)``."""
     seen: set[torch.dtype] = set()
 
     def record(layer: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        if isinstance(layer, torch.nn.Linear):
+        if isinstance(layer, torch.nn.Linear | PackedLinear):
             seen.add(layer.weight.dtype)
 
     handle = torch.nn.modules.module.register_module_forward_hook(record)

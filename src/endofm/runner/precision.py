@@ -8,8 +8,9 @@ attention) find their weights already bf16 and cast nothing, the rest (LayerNorm
 PyTorch's CPU kernels accumulate bf16 in fp32) take the bf16 activations with bf16 weights,
 and what autocast keeps in fp32 stays fp32. The inputs are passed as they are (a detector's
 normalisation and box decoding see fp32 images, as under autocast) and floating-point outputs
-come back as fp32. ``tests/runner/test_precision.py`` checks LayerNorm, softmax and the
-whole forward against fp32.
+come back as fp32. Its linear layers run as oneDNN calls on prepacked weights
+(:mod:`endofm.runner.packed`). ``tests/runner/test_precision.py`` checks LayerNorm, softmax
+and the whole forward against fp32.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from endofm.runner.packed import pack_linears, packing_available
 
 CAST_DTYPE = torch.bfloat16
 
@@ -46,12 +49,16 @@ def _as_fp32(value: Any) -> Any:
 class CastInference(nn.Module):
     """A bf16 copy of ``module`` (the original is left as it is) for inference, run under
     bf16 autocast on ``device_type``: no weight is cast per call, floating-point outputs
-    return as fp32. Same signature and outputs as ``module``."""
+    return as fp32. Same signature and outputs as ``module``. ``pack``: on a CPU, its linear
+    layers as oneDNN calls on prepacked weights (:mod:`endofm.runner.packed`) where this
+    PyTorch runs them; ``torch.compile`` packs its own, so a copy to compile is not packed."""
 
-    def __init__(self, module: nn.Module, device_type: str = "cpu") -> None:
+    def __init__(self, module: nn.Module, device_type: str = "cpu", pack: bool = True) -> None:
         super().__init__()
         self.module = copy.deepcopy(module).to(CAST_DTYPE).eval()
         self.device_type = device_type
+        if pack and device_type == "cpu" and packing_available():
+            pack_linears(self.module)
 
     def forward(self, *args: Any) -> Any:
         with torch.autocast(self.device_type, dtype=CAST_DTYPE):
@@ -59,8 +66,12 @@ class CastInference(nn.Module):
         return _as_fp32(out)
 
 
-def inference_module(module: nn.Module, device: torch.device, precision: str) -> nn.Module:
+def inference_module(module: nn.Module, device: torch.device, precision: str,
+                     pack: bool = True) -> nn.Module:
     """``module`` as an inference forward in ``precision`` on ``device`` should run it: a
-    :class:`CastInference` copy where :func:`casts_weights`, else ``module`` itself (run
-    under :func:`endofm.utils.device.autocast`)."""
-    return CastInference(module, device.type) if casts_weights(device, precision) else module
+    :class:`CastInference` copy where :func:`casts_weights` (``pack``: its linear layers
+    prepacked; not for a module to compile), else ``module`` itself (run under
+    :func:`endofm.utils.device.autocast`)."""
+    if not casts_weights(device, precision):
+        return module
+    return CastInference(module, device.type, pack)

@@ -96,8 +96,9 @@ class WindowRunner:
         """``module`` (placed) as the runner calls it: in bf16 on a CPU its bf16 copy
         (:func:`endofm.runner.precision.inference_module`: weights cast once, ``module``
         itself untouched), through ``torch.compile`` when asked."""
-        module = inference_module(module, self.device, self.precision)
-        return maybe_compile(module, self.options.compile, self.device, self.precision)
+        compile = self.options.compile
+        module = inference_module(module, self.device, self.precision, pack=not compile)
+        return maybe_compile(module, compile, self.device, self.precision)
 
     def call(self, model_fn: Callable[[Tensor], Any], x: Tensor) -> Any:
         """``model_fn(x)`` under the runner's precision; with compile the batch is padded to
