@@ -79,9 +79,18 @@ def test_the_cast_copy_packs_unless_asked_not_to_or_to_be_compiled():
     assert PackedLinear in {type(m) for m in eager.model_call(eager.place(model)).modules()}
 
 
-def test_without_onednn_bf16_the_copy_keeps_its_linear_layers(monkeypatch):
+class MissingOp(PackedLinear):
+    def __init__(self, *args, **kwargs):
+        raise AttributeError("'_OpNamespace' 'mkldnn' object has no attribute")
+
+
+@pytest.mark.parametrize("breakage", ["no oneDNN", "an older PyTorch without the ops"])
+def test_without_onednn_bf16_the_copy_keeps_its_linear_layers(monkeypatch, breakage):
     packed_module.packing_available.cache_clear()
-    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    if breakage == "no oneDNN":
+        monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    else:
+        monkeypatch.setattr(packed_module, "PackedLinear", MissingOp)
     try:
         assert not packing_available()
         model = endofm.create_model("endofm_vit_tiny_patch16", **TINY).eval()

@@ -64,16 +64,17 @@ class PackedLinear(nn.Module):
 def packing_available() -> bool:
     """Whether oneDNN runs :class:`PackedLinear` on this CPU: bf16 support, and a small layer
     (bias, GELU) agreeing with ``F.linear`` in bf16. Checked once per process."""
-    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
-        return False
     generator = torch.Generator().manual_seed(0)
     layer = nn.Linear(64, 32).to(torch.bfloat16)
     x = torch.randn(2, 5, 64, generator=generator).to(torch.bfloat16)
-    try:
+    try:  # without these oneDNN ops: AttributeError; without bf16 on this CPU: RuntimeError
+        if not (torch.backends.mkldnn.is_available()
+                and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+            return False
         with torch.no_grad():
             plain = F.linear(x, layer.weight, layer.bias).float()
             got = PackedLinear(layer)(x).float(), PackedLinear(layer, gelu=True)(x).float()
-    except RuntimeError as exc:
+    except (AttributeError, RuntimeError, TypeError) as exc:
         logger.debug("oneDNN bf16 linear unavailable: %s", exc)
         return False
     scale = 2.0**-6 * float(plain.abs().max())
