@@ -56,7 +56,7 @@ def test_backbone_bf16_rows_time_the_cast_copy_beside_autocast():
     model = endofm.create_model("endofm_vit_tiny_patch16", img_size=32, num_frames=2).eval()
     args = argparse.Namespace(compile=False, warmup=0, repeats=3, clock="wall")
     rows = gemm_ratio_rows(model, torch.randn(1, 3, 2, 32, 32), "bf16", args)
-    assert [row.split()[2] for row in rows] == ["eager", "eager-cast"]
+    assert [row.split()[2] for row in rows] == ["eager", "eager-cast", "eager-cast-linear"]
 
 
 def test_interleaved_ratio_takes_the_median_of_per_pair_ratios(monkeypatch):
