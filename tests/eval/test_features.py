@@ -50,8 +50,8 @@ def test_bf16_on_a_cpu_embeds_with_the_cast_copy_close_to_fp32(tmp_path, monkeyp
     copies = []
     real = precision.inference_module
 
-    def spy(module, device, kind):
-        copies.append(real(module, device, kind))
+    def spy(module, device, kind, pack=True):
+        copies.append(real(module, device, kind, pack))
         return copies[-1]
 
     monkeypatch.setattr("endofm.runner.runner.inference_module", spy)
