@@ -15,7 +15,7 @@ MAX_ERRORS_SHOWN = 20
 # ``endofm.data.synth_render.STYLES``, spelled out so that building the parser does not import
 # the data modules (tests check they agree).
 FORMATS = ("videos", "polypdiag", "cvc", "kumc", "cholec80", "autolaparo", "segments",
-           "manifest", "folders", "image_masks", "coco")
+           "manifest", "folders", "image_masks", "coco", "voc")
 SCALES = ("bench", "demo", "small", "tiny")
 STYLES = ("nbi", "white_light")
 
@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     inspect.add_argument("--format", dest="fmt", choices=("auto", *FORMATS), default="auto")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
     inspect.add_argument("--classes-file", type=Path, default=None,
-                         help="own formats: the classes file (default DIR/classes.yaml)")
+                         help="own formats: the classes file (default DIR/classes.yaml, or a "
+                              "CVAT labelmap.txt)")
     inspect.add_argument("--mask-suffix", default="_mask",
                          help="image_masks: masks are <frame stem><suffix>.<ext> (default "
                               "_mask)")
@@ -66,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="coco: images without annotations are negatives (default) or "
                               "unlabelled context frames")
     inspect.add_argument("--video-of", choices=("auto", "video_id", "prefix", "none"),
-                         default="auto", help="coco: how frames group into videos")
+                         default="auto", help="coco, voc: how frames group into videos")
     inspect.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE",
                          help="the same reader settings as finetune takes them "
                               f"({', '.join(f'data.{key}' for key in INSPECT_SETTINGS)}), so "

@@ -33,15 +33,16 @@ from endofm.data.datasets.polypdiag import read_polypdiag
 from endofm.data.formats import FormatOptions
 from endofm.data.formats.image_masks import is_tree_layout
 from endofm.data.formats.labelled_manifest import is_manifest
+from endofm.data.formats.voc import is_voc
 from endofm.data.images import natural_key
-from endofm.data.inspect_labelled import inspect_classification, inspect_coco, inspect_masks
+from endofm.data.inspect_labelled import inspect_boxes, inspect_classification, inspect_masks
 from endofm.data.manifest import scan_videos, unsupported_files
 from endofm.data.video import VideoError, open_video
 from endofm.utils.progress import progress
 
 PHASE_FORMATS = ("cholec80", "autolaparo", "segments")  # endofm.data.phase.LAYOUTS
 LABELLED = ("manifest", "folders")  # endofm.data.formats (classification)
-OWN_FORMATS = (*LABELLED, "image_masks", "coco")
+OWN_FORMATS = (*LABELLED, "image_masks", "coco", "voc")
 FORMATS = ("videos", "polypdiag", "cvc", "kumc", *PHASE_FORMATS, *OWN_FORMATS)
 KUMC_SPLITS = ("train", "val", "test")
 CLASS_NAMES = {index: name for name, index in CLASSES.items()}
@@ -280,14 +281,18 @@ def inspect_dataset(root: str | Path, fmt: str = "auto",
     if fmt == "auto" and is_manifest(root):
         fmt = "manifest"
     named = options is not None and (options.image_folder or options.mask_folder)
+    if fmt == "auto" and is_voc(root) and not named:
+        fmt = "voc"
     if fmt == "auto" and (is_tree_layout(root) or named):
         fmt = "image_masks"
     if fmt in LABELLED:
         return inspect_classification(root, fmt, _summary(fmt, root), options)
     if fmt == "image_masks":
         return inspect_masks(root, _summary(fmt, root), options or FormatOptions())
+    if fmt == "voc":
+        return inspect_boxes(root, "voc", _summary("voc", root), options or FormatOptions())
     if fmt == "coco" or (fmt == "auto" and root.suffix.lower() == ".json"):
-        return inspect_coco(root, _summary("coco", root), options or FormatOptions())
+        return inspect_boxes(root, "coco", _summary("coco", root), options or FormatOptions())
     if fmt in PHASE_FORMATS or (fmt == "auto" and phase_layout(root)):
         return inspect_phase(root, fmt)
     if not root.is_dir():

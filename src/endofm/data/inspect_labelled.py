@@ -198,8 +198,9 @@ def inspect_masks(root: Path, summary: dict[str, Any], options: FormatOptions) -
     return summary
 
 
-def inspect_coco(root: Path, summary: dict[str, Any], options: FormatOptions) -> dict[str, Any]:
-    """Counts of a ``coco`` dataset: every listed image decoded once.
+def inspect_boxes(root: Path, fmt: str, summary: dict[str, Any], options: FormatOptions
+                  ) -> dict[str, Any]:
+    """Counts of a ``coco`` or ``voc`` dataset (``fmt``): every listed image decoded once.
 
     ``label_counts``: boxes per category name (``crowd_regions`` apart); ``splits``: per split
     the videos, frames, annotated frames and boxes per category; ``negative_frames``: annotated
@@ -207,7 +208,7 @@ def inspect_coco(root: Path, summary: dict[str, Any], options: FormatOptions) ->
     Annotations whose image is missing, boxes outside their image, unknown categories and
     image files that are not found or do not decode are errors."""
     errors: list[dict[str, str]] = summary["errors"]
-    data = read_noted("coco", root, options, errors)
+    data = read_noted(fmt, root, options, errors)
     if data is None:
         return summary
     names = data.classes.names

@@ -82,3 +82,38 @@ def test_coco_vid_keyframes_end_to_end(tmp_path, capsys):
                  "--output", str(tmp_path / "bad"), *TINY, "model.num_classes=2"]) == 1
     assert "model.num_classes=2 disagrees with the data, which has 3 classes" in \
         capsys.readouterr().err
+
+
+def test_pascal_voc_export_end_to_end(tmp_path):
+    """A CVAT "PASCAL VOC" export (Annotations/<video>/ + JPEGImages/<video>/, one XML per
+    frame): detected as voc, the class names from the files, the splits from ImageSets/Main,
+    evaluation with the run's settings."""
+    data = tmp_path / "export"
+    names = {4: "grasper", 9: "hook", 17: "clipper"}
+    for v in range(5):
+        cat = CATEGORIES[v % 3]["id"]
+        for t in range(3):
+            image, (x, y, w, h) = frame(t, cat)
+            (data / "JPEGImages" / f"case{v}").mkdir(parents=True, exist_ok=True)
+            (data / "Annotations" / f"case{v}").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(data / "JPEGImages" / f"case{v}" / f"{t:06d}.jpg")
+            (data / "Annotations" / f"case{v}" / f"{t:06d}.xml").write_text(
+                f"<annotation><filename>{t:06d}.jpg</filename><size><width>64</width>"
+                f"<height>48</height></size><object><name>{names[cat]}</name><difficult>0"
+                f"</difficult><bndbox><xmin>{x}</xmin><ymin>{y}</ymin><xmax>{x + w}</xmax>"
+                f"<ymax>{y + h}</ymax></bndbox></object></annotation>")
+    (data / "ImageSets" / "Main").mkdir(parents=True)
+    (data / "ImageSets" / "Main" / "train.txt").write_text("case0\ncase1\ncase2\ncase3\n")
+    (data / "ImageSets" / "Main" / "test.txt").write_text("case4\n")
+    out = tmp_path / "run"
+    assert main(["finetune", "detection", "--data", str(data), "--output", str(out),
+                 *TINY]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["class_names"] == ["clipper", "grasper", "hook"]
+    assert metrics["num_frames"] == 3 and set(metrics["per_class"]) == set(names.values())
+    assert json.loads((out / "splits.json").read_text())["test"] == ["case4"]
+    ev = tmp_path / "eval"
+    assert main(["evaluate", "detection", "--checkpoint", str(out / "best"), "--data",
+                 str(data), "--output", str(ev), "--quiet"]) == 0
+    assert json.loads((ev / "metrics.json").read_text())["ap50"] == \
+        pytest.approx(metrics["ap50"])

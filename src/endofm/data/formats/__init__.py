@@ -7,7 +7,8 @@ LabelledData`` (the items with their splits and the :class:`ClassSet`):
 - ``folders`` (classification): ``DIR/[split/]<class>/<video>``;
 - ``image_masks`` (segmentation): ``images/`` + ``masks/`` trees or masks beside the frames;
 - ``coco`` (detection): COCO instances files, COCO-VID included; ``coco_masks``: the same
-  files drawn as index masks for segmentation (the segmentation task's ``coco``).
+  files drawn as index masks for segmentation (the segmentation task's ``coco``);
+- ``voc`` (detection): one Pascal VOC XML file per image (LabelImg, CVAT, Roboflow).
 
 :func:`select_items` returns one split of them (splits: :mod:`endofm.data.formats.splits`),
 :func:`detect_format` names the format of a folder.
@@ -27,6 +28,7 @@ from endofm.data.formats.labelled_manifest import SUFFIXES, find_manifest, read_
 from endofm.data.formats.masks import MaskCodec
 from endofm.data.formats.records import LabelledData
 from endofm.data.formats.splits import SPLITS, SplitPlan
+from endofm.data.formats.voc import read_voc
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ def _coco(root: Path, options: FormatOptions, errors: list | None) -> LabelledDa
                      options.known_classes)
 
 
+def _voc(root: Path, options: FormatOptions, errors: list | None) -> LabelledData:
+    return read_voc(root, options.classes_file, options.video_of, errors, options.known_classes)
+
+
 def _coco_masks(root: Path, options: FormatOptions, errors: list | None) -> LabelledData:
     known = None if options.known_masks is None else options.known_masks.classes
     return read_coco_masks(root, options.image_root, options.unannotated, options.video_of,
@@ -81,6 +87,7 @@ READERS: dict[str, tuple[tuple[str, ...], Reader]] = {
     "folders": (("classification",), _folders),
     "image_masks": (("segmentation",), _image_masks),
     "coco": (("detection",), _coco),
+    "voc": (("detection",), _voc),
     "coco_masks": (("segmentation",), _coco_masks),  # the segmentation task's coco
 }
 OWN_FORMATS = tuple(READERS)

@@ -2,8 +2,8 @@
 
 Where the data names its splits (a ``split`` column, ``DIR/{train,val,test}/`` folders,
 separate annotation files, or ``splits/{train,val,test}.txt`` listing videos or stems, or a
-Pascal VOC / CVAT export's ``ImageSets/Segmentation/{train,val,test}.txt``), they are used as
-given. Otherwise the test split is carved from the training videos with
+Pascal VOC / CVAT export's ``ImageSets/Segmentation/`` or ``ImageSets/Main/`` ones), they are
+used as given. Otherwise the test split is carved from the training videos with
 ``protocol.test_fraction`` (seeded by ``protocol.val_seed``); the validation carve-out of the
 engine follows the same rule. Every frame or clip of one video lands on one side only.
 """
@@ -21,7 +21,7 @@ from endofm.data.datasets.records import DatasetError
 from endofm.utils.text import short_list
 
 SPLITS = ("train", "val", "test")
-SPLIT_FILE_FOLDERS = ("splits", "ImageSets/Segmentation")  # VOC, CVAT "Segmentation mask"
+SPLIT_FILE_FOLDERS = ("splits", "ImageSets/Segmentation", "ImageSets/Main")  # VOC, CVAT
 SPLIT_ALIASES = {"training": "train", "valid": "val", "validation": "val", "testing": "test"}
 T = TypeVar("T")
 logger = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from torch import nn
 from endofm.config import from_dict, to_dict
 from endofm.data import KumcVideo, read_kumc
 from endofm.data.formats import ClassSet, FormatOptions, LabelledData, read_format
+from endofm.data.formats.voc import is_voc
 from endofm.models import backbone_config, create_model
 from endofm.models.checkpoint import read_state_dir, read_state_meta, save_state_dir
 from endofm.tasks.base import EngineConfig, ModelInput, Task, saved_model_settings
@@ -38,12 +39,18 @@ class DetectionDataConfig:
     num_frames: int = 3  # frames per clip around the annotated frame
     frame_step: int = 1  # frames between a clip's frames
     flip: bool = True  # random horizontal flip (p = 0.5) of training clips and their boxes
-    format: str = "auto"  # auto | kumc | coco (your own COCO / COCO-VID files)
+    # auto | kumc | coco (your own COCO / COCO-VID files) | voc (Pascal VOC XML per image)
+    format: str = "auto"
+    # voc: the class order (classes.yaml names or a labelmap.txt); default DIR/classes.yaml or
+    # DIR/labelmap.txt, else the names in the files, sorted
+    classes_file: str | None = None
     image_root: str | None = None  # coco: where file_name resolves (default: beside the file)
     # coco: images without annotations are negatives, or (skip) only neighbours of annotated
     # frames (files that annotate keyframes and list every frame)
     unannotated: str = "negative"
-    video_of: str = "auto"  # coco: auto (video_id if present) | video_id | prefix | none
+    # coco: auto (video_id if present) | video_id | prefix | none; voc: auto (a sub-folder is
+    # a video) | prefix | none
+    video_of: str = "auto"
 
     def __post_init__(self) -> None:
         require_at_least(self, "data", 1, "num_frames", "frame_step")
@@ -86,8 +93,8 @@ FORMATS = ("auto", *SPEC.formats)
 
 
 def detection_format(root: Path, setting: str) -> str:
-    """``data.format``, or (``auto``) ``kumc`` for ``{split}2019/Image`` folders, else
-    ``coco``."""
+    """``data.format``, or (``auto``) ``kumc`` for ``{split}2019/Image`` folders, ``voc`` for
+    Pascal VOC files (``Annotations/``, or XML files beside images), else ``coco``."""
     if setting not in FORMATS:
         raise ValueError(f"data.format must be one of {', '.join(FORMATS)} for detection, got "
                          f"{setting!r}")
@@ -95,7 +102,9 @@ def detection_format(root: Path, setting: str) -> str:
         return setting
     kumc = root.is_dir() and any((root / f"{s}2019" / "Image").is_dir()
                                  for s in ("train", "val", "test"))
-    return "kumc" if kumc else "coco"
+    if kumc:
+        return "kumc"
+    return "voc" if is_voc(root) else "coco"
 
 
 class DetectionTask(ReleaseOrOwnData, Task):
@@ -141,9 +150,10 @@ class DetectionTask(ReleaseOrOwnData, Task):
     def labelled(self, root: Path) -> LabelledData:
         if root not in self._data:
             data = self.cfg.data
-            options = FormatOptions(known_classes=self.classes, image_root=data.image_root,
-                                    unannotated=data.unannotated, video_of=data.video_of)
-            self._data[root] = read_format("coco", root, options)
+            options = FormatOptions(data.classes_file, known_classes=self.classes,
+                                    image_root=data.image_root, unannotated=data.unannotated,
+                                    video_of=data.video_of)
+            self._data[root] = read_format(self.format or "coco", root, options)
         return self._data[root]
 
     def read_items(self, root: str | Path, split: str) -> list[KumcVideo]:
