@@ -110,7 +110,8 @@ def parse_file(xml: Path) -> VocFile:
 
 
 def annotation_pairs(root: Path) -> list[tuple[Path, Path, Path | None]]:
-    """``(xml, its path relative to the annotations folder, image or None)`` per file."""
+    """``(xml, its path under the annotations folder, the folder of its image or None)``
+    per file, in name order."""
     folder = root / ANNOTATION_FOLDER
     if folder.is_dir():
         images = next((root / n for n in IMAGE_FOLDERS if (root / n).is_dir()), None)
