@@ -116,12 +116,12 @@ def test_every_bad_file_is_named(tmp_path):
     reasons = {e["path"]: e["reason"] for e in errors}
     assert "outside the 40x30 image" in reasons[str(outside)]
     assert "empty box" in reasons[str(empty)]
-    assert reasons[str(broken)].startswith("not valid XML")
+    assert reasons[str(broken)].startswith("malformed XML")
     assert reasons[str(no_number)] == "<xmin> is 'a', not a number"
     assert "its image gone.jpg is not in" in reasons[str(orphan)]
     assert "class 'tumour' is not one of ['polyp']" in reasons[str(stranger)]
     assert len(errors) == 6 and [v.name for v in data.plan.items] == [good.stem]
-    with pytest.raises(DatasetError, match="broken.xml: not valid XML"):
+    with pytest.raises(DatasetError, match="broken.xml: malformed XML"):
         read_format("voc", tmp_path, FormatOptions())
     with pytest.raises(DatasetError, match="data.video_of must be one of auto, prefix, none"):
         read_format("voc", tmp_path, FormatOptions(video_of="video_id"))

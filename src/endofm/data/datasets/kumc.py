@@ -5,12 +5,12 @@ negative (no polyp). Classes: adenomatous = 1, hyperplastic = 2."""
 from __future__ import annotations
 
 from pathlib import Path
-from xml.etree import ElementTree
 
 import numpy as np
 
 from endofm.data.datasets.records import KumcFrame, KumcVideo, report
 from endofm.data.images import natural_key
+from endofm.data.voc_xml import parse_voc_file
 
 CLASSES = {"adenomatous": 1, "hyperplastic": 2}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -22,41 +22,25 @@ def split_dir(root: Path, split: str) -> Path:
     return year if year.is_dir() or not (root / split).is_dir() else root / split
 
 
-def _number(element: ElementTree.Element, tag: str) -> float:
-    node = element.find(tag)
-    if node is None or node.text is None:
-        raise ValueError(f"missing <{tag}>")
-    return float(node.text)
-
-
 def parse_voc(xml: Path) -> tuple[tuple[int, int] | None, np.ndarray, np.ndarray]:
-    """``(size (W, H) or None, boxes float32 [n, 4] xyxy, labels int64 [n])`` of a VOC file.
+    """``(size (W, H) or None, boxes float32 [n, 4] xyxy, labels int64 [n])`` of a VOC file
+    (:func:`endofm.data.voc_xml.parse_voc_file`; ``<difficult>`` is not read: the release
+    trains on every box).
 
     Raises ``ValueError`` on malformed XML, a missing coordinate, an unknown class or a
     box with ``xmax <= xmin`` or ``ymax <= ymin``.
     """
-    try:
-        tree = ElementTree.parse(xml)
-    except ElementTree.ParseError as exc:
-        raise ValueError(f"malformed XML ({exc})") from exc
-    size_node = tree.find("size")
-    size = None
-    if size_node is not None and size_node.find("width") is not None:
-        size = (int(_number(size_node, "width")), int(_number(size_node, "height")))
+    parsed = parse_voc_file(xml)
     boxes, labels = [], []
-    for obj in tree.iter("object"):
-        name = (obj.findtext("name") or "").strip().lower()
+    for obj in parsed.objects:
+        name = obj.name.lower()
         if name not in CLASSES:
             raise ValueError(f"unknown class {name!r} (want one of {sorted(CLASSES)})")
-        bndbox = obj.find("bndbox")
-        if bndbox is None:
-            raise ValueError(f"object {name!r} has no <bndbox>")
-        box = [_number(bndbox, tag) for tag in ("xmin", "ymin", "xmax", "ymax")]
-        if box[2] <= box[0] or box[3] <= box[1]:
-            raise ValueError(f"empty box {box}")
-        boxes.append(box)
+        if obj.box[2] <= obj.box[0] or obj.box[3] <= obj.box[1]:
+            raise ValueError(f"empty box {obj.box.tolist()}")
+        boxes.append(obj.box)
         labels.append(CLASSES[name])
-    return (size, np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+    return (parsed.size, np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
             np.asarray(labels, dtype=np.int64))
 
 

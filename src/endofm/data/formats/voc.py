@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
-from xml.etree import ElementTree
 
 import numpy as np
 from PIL import Image
@@ -43,29 +41,12 @@ from endofm.data.formats.records import LabelledData
 from endofm.data.formats.splits import plan_from_files
 from endofm.data.images import natural_key
 from endofm.data.video import IMAGE_EXTENSIONS
+from endofm.data.voc_xml import VocFile, parse_voc_file
 
 ANNOTATION_FOLDER = "Annotations"
 IMAGE_FOLDERS = ("JPEGImages", "images")
 VIDEO_OF = ("auto", "prefix", "none")
 BACKGROUND_NAMES = ("background", "_background_")
-
-
-@dataclass(frozen=True)
-class VocBox:
-    """One ``<object>``: its class name, ``xyxy`` box and whether it is ``difficult``."""
-
-    name: str
-    box: np.ndarray
-    difficult: bool
-
-
-@dataclass(frozen=True)
-class VocFile:
-    """One annotation file: its image's name, size ``(W, H)`` if given, and its objects."""
-
-    filename: str | None
-    size: tuple[int, int] | None
-    objects: list[VocBox]
 
 
 def is_voc(root: Path) -> bool:
@@ -76,37 +57,6 @@ def is_voc(root: Path) -> bool:
         return any((root / ANNOTATION_FOLDER).rglob("*.xml"))
     return any(xml.with_suffix(ext).is_file() for xml in root.glob("*.xml")
                for ext in (".jpg", ".png", ".jpeg"))
-
-
-def number(node: ElementTree.Element, tag: str) -> float:
-    text = node.findtext(tag)
-    try:
-        return float(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"<{tag}> is {text!r}, not a number") from None
-
-
-def parse_file(xml: Path) -> VocFile:
-    """The objects of one VOC file; ``ValueError`` names what does not parse."""
-    try:
-        tree = ElementTree.parse(xml)
-    except ElementTree.ParseError as exc:
-        raise ValueError(f"not valid XML ({exc})") from exc
-    size_node = tree.find("size")
-    size = None
-    if size_node is not None and (size_node.findtext("width") or "").strip():
-        size = (int(number(size_node, "width")), int(number(size_node, "height")))
-    objects = []
-    for k, obj in enumerate(tree.iter("object")):
-        name = (obj.findtext("name") or "").strip()
-        bndbox = obj.find("bndbox")
-        if not name or bndbox is None:
-            raise ValueError(f"object {k} has no <name> or no <bndbox>")
-        box = np.array([number(bndbox, t) for t in ("xmin", "ymin", "xmax", "ymax")])
-        difficult = (obj.findtext("difficult") or "0").strip() in ("1", "true", "True")
-        objects.append(VocBox(name, box, difficult))
-    filename = (tree.findtext("filename") or "").strip() or None
-    return VocFile(filename, size, objects)
 
 
 def annotation_pairs(root: Path) -> list[tuple[Path, Path, Path | None]]:
@@ -208,7 +158,7 @@ def read_voc(root: str | Path, classes_file: str | None = None, video_of: str = 
     parsed: list[tuple[Path, Path, Path, VocFile]] = []
     for xml, rel, folder in annotation_pairs(root):
         try:
-            one = parse_file(xml)
+            one = parse_voc_file(xml)
         except ValueError as exc:
             report(errors, xml, str(exc))
             continue
