@@ -56,9 +56,8 @@ def sequences_per_block(batch: int, length: int, dtype: torch.dtype) -> int:
     """How many sequences of ``length`` tokens :func:`attend` packs into one: the largest
     divisor of ``batch`` whose ``length`` multiple fits the rows of :data:`PACKED_ROWS` (1:
     none)."""
-    rows = PACKED_ROWS.get(dtype, 0)
-    return max((g for g in range(1, batch + 1) if batch % g == 0 and g * length <= rows),
-               default=1)
+    most = PACKED_ROWS.get(dtype, 0) // max(length, 1)
+    return next((g for g in range(min(most, batch), 1, -1) if batch % g == 0), 1)
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:

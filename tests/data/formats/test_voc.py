@@ -125,3 +125,18 @@ def test_every_bad_file_is_named(tmp_path):
         read_format("voc", tmp_path, FormatOptions())
     with pytest.raises(DatasetError, match="data.video_of must be one of auto, prefix, none"):
         read_format("voc", tmp_path, FormatOptions(video_of="video_id"))
+
+
+def test_data_inspect_detects_a_voc_export_and_counts_what_it_holds(tmp_path):
+    """JPEGImages/ sits beside Annotations/ as in a segmentation export, but the XML files
+    make it a detection dataset: negatives and difficult regions counted."""
+    from endofm.data.inspect import inspect_dataset
+
+    annotate(tmp_path, "case1/0", [("polyp", (2, 3, 12, 8), False),
+                                   ("polyp", (20, 10, 30, 20), True)])
+    annotate(tmp_path, "case1/1", [])
+    summary = inspect_dataset(tmp_path)
+    assert summary["format"] == "voc" and summary["num_frames"] == 2
+    assert (summary["num_boxes"], summary["negative_frames"], summary["crowd_regions"]) == \
+        (1, 1, 1)
+    assert summary["errors"] == []

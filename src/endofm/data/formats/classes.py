@@ -158,6 +158,18 @@ def read_labelmap(path: str | Path) -> dict[str, tuple[int, int, int]]:
     return declared
 
 
+def read_declared(root: Path, setting: str | None) -> dict[str, Any] | None:
+    """The classes a dataset declares, ``{name: value}`` in their order: ``data.classes_file``
+    (``setting``), else ``classes.yaml`` or a CVAT / VOC ``labelmap.txt`` in ``root``, read as
+    a labelmap when its name ends in ``.txt``; ``None`` without any."""
+    found = find_classes_file(root, setting)
+    if found is None and (root / LABELMAP_FILE).is_file():
+        found = root / LABELMAP_FILE
+    if found is None:
+        return None
+    return read_labelmap(found) if found.suffix.lower() == ".txt" else read_classes_file(found)
+
+
 def find_classes_file(root: Path, setting: str | None) -> Path | None:
     """``data.classes_file`` when set, else ``classes.yaml`` in the data folder, if any."""
     if setting:

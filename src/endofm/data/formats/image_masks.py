@@ -26,12 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from endofm.data.datasets.records import CvcSequence, DatasetError, report
-from endofm.data.formats.classes import (
-    LABELMAP_FILE,
-    find_classes_file,
-    read_classes_file,
-    read_labelmap,
-)
+from endofm.data.formats.classes import read_declared
 from endofm.data.formats.masks import MaskCodec
 from endofm.data.formats.records import LabelledData
 from endofm.data.formats.splits import plan_from_files
@@ -206,17 +201,13 @@ def group_sequences(found: FramePairs) -> list[CvcSequence]:
 def mask_codec(root: Path, classes_file: str | None, ignore_index: int | None) -> MaskCodec:
     """The classes file's codec (``data.classes_file``, ``classes.yaml``, a CVAT/VOC
     ``labelmap.txt``), else binary masks."""
-    found = find_classes_file(root, classes_file)
-    if found is None and (root / LABELMAP_FILE).is_file():
-        found = root / LABELMAP_FILE
-    if found is not None and found.suffix.lower() == ".txt":
-        return MaskCodec.from_declared(read_labelmap(found), ignore_index)
-    if found is None:
+    declared = read_declared(root, classes_file)
+    if declared is None:
         if ignore_index is not None:
             raise DatasetError(root, "data.ignore_index needs a classes.yaml (binary masks "
                                "take every non-zero value as foreground)")
         return MaskCodec.binary()
-    return MaskCodec.from_declared(read_classes_file(found), ignore_index)
+    return MaskCodec.from_declared(declared, ignore_index)
 
 
 def read_image_masks(root: str | Path, classes_file: str | None = None,

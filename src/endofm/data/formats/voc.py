@@ -29,14 +29,8 @@ import numpy as np
 from PIL import Image
 
 from endofm.data.datasets.records import DatasetError, KumcFrame, KumcVideo, report
-from endofm.data.formats.classes import (
-    LABELMAP_FILE,
-    ClassSet,
-    find_classes_file,
-    read_classes_file,
-    read_labelmap,
-)
-from endofm.data.formats.coco import check_box, video_key
+from endofm.data.formats.classes import ClassSet, read_declared
+from endofm.data.formats.coco import check_box, resolve_image, video_key
 from endofm.data.formats.records import LabelledData
 from endofm.data.formats.splits import plan_from_files
 from endofm.data.images import natural_key
@@ -73,11 +67,13 @@ def annotation_pairs(root: Path) -> list[tuple[Path, Path, Path | None]]:
 
 
 def find_image(folder: Path | None, filename: str | None, stem: str) -> Path | None:
-    """The image named by ``<filename>`` (its name alone) in ``folder``, else ``stem.<ext>``."""
+    """The image ``<filename>`` names in ``folder`` (:func:`~.coco.resolve_image`: as given,
+    else by its name alone), else ``stem.<ext>``."""
     if folder is None:
         return None
-    if filename and (folder / Path(filename.replace("\\", "/")).name).is_file():
-        return folder / Path(filename.replace("\\", "/")).name
+    named = resolve_image(filename, [folder]) if filename else None
+    if named is not None:
+        return named
     for ext in sorted(IMAGE_EXTENSIONS):
         for candidate in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
             if candidate.is_file():
@@ -88,13 +84,9 @@ def find_image(folder: Path | None, filename: str | None, stem: str) -> Path | N
 def declared_classes(root: Path, classes_file: str | None) -> list[str] | None:
     """The class names of ``data.classes_file`` / ``classes.yaml`` / ``labelmap.txt`` (in
     their order, background left out), or ``None`` without one."""
-    found = find_classes_file(root, classes_file)
-    if found is None and (root / LABELMAP_FILE).is_file():
-        found = root / LABELMAP_FILE
-    if found is None:
+    declared = read_declared(root, classes_file)
+    if declared is None:
         return None
-    declared = (read_labelmap(found) if found.suffix.lower() == ".txt"
-                else read_classes_file(found))
     return [n for n in declared if n.strip().lower() not in BACKGROUND_NAMES]
 
 

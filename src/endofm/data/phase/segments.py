@@ -7,13 +7,12 @@ The segments become a :class:`PhaseTrack` at :data:`SEGMENT_RATE` rows per secon
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from endofm.data.manifest import csv_delimiter
+from endofm.data.manifest import csv_records
 from endofm.data.phase.labels import AnnotationError, PhaseTrack, phase_index, report
 
 COLUMNS = ("video", "start_s", "end_s", "phase")
@@ -22,19 +21,20 @@ TOLERANCE_S = 1e-3
 
 
 def read_segment_rows(path: Path) -> list[dict[str, str]]:
-    """The CSV's rows (with their line number under ``line``); missing columns are an error."""
+    """The CSV's rows, stripped (:func:`endofm.data.manifest.csv_records`: a byte-order mark,
+    comma, semicolon or tab), with their line number under ``line``; missing columns are an
+    error."""
     if not path.is_file():
         raise AnnotationError(path, "segments file not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        first = f.readline()
-        f.seek(0)
-        reader = csv.DictReader(f, delimiter=csv_delimiter(first))
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise AnnotationError(path, f"line 1: missing column(s) {', '.join(missing)} "
-                                        f"(phase segments want {','.join(COLUMNS)}; a "
-                                        "classification manifest's header starts with path)")
-        return [{**row, "line": str(n)} for n, row in enumerate(reader, start=2)]
+    records = csv_records(path.read_text(encoding="utf-8"))
+    header = [h.strip() for h in records[0][1]] if records else []
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise AnnotationError(path, f"line 1: missing column(s) {', '.join(missing)} "
+                                    f"(phase segments want {','.join(COLUMNS)}; a "
+                                    "classification manifest's header starts with path)")
+    return [{**{h: (r[i].strip() if i < len(r) else "") for i, h in enumerate(header)},
+             "line": str(n)} for n, r in records[1:]]
 
 
 def parse_times(path: Path, row: dict[str, str]) -> tuple[float, float]:
